@@ -1,0 +1,146 @@
+// gemma3/attention.hpp -- Gemma 3 self-attention: GQA, QK-norm, RoPE, sliding window.
+//
+//   q = x Wq^T  [T, num_attention_heads * head_dim]
+//   k = x Wk^T  [T, num_key_value_heads * head_dim],   v = x Wv^T (same shape)
+//   q, k = RMSNorm per head (q_norm, k_norm; (1+w))      <- before RoPE
+//   q, k = RoPE(q, k)   (base and scaling by layer type, rope.hpp)
+//   for query head h, using kv head h / (num_attention_heads / num_key_value_heads):
+//     s[j]  = (q_h . k_j) * query_pre_attn_scalar^-0.5     (168^-0.5 on 27B, not head_dim^-0.5)
+//     s[j]  = softcap * tanh(s[j] / softcap)               (only if attn_logit_softcapping is set)
+//     p     = softmax over the keys j the mask allows (attention_mask.hpp), float32
+//     o_h   = sum_j p[j] v_j
+//   out = concat_h(o_h) Wo^T   [T, hidden_size]
+//
+// New keys and values go into the layer's KV cache (kv_cache.hpp) so that the next
+// call, at a later position, sees them. The same function runs a whole prompt
+// (prefill, T > 1, matrix products) or one token (decode, T = 1, matrix-vector).
+//
+// Mirrors Gemma3Attention with eager_attention_forward. Pinned by the model
+// fixtures in tests/test_model.cpp (GQA groups 1, 2 and 4; scalar != head_dim;
+// windows 1, 2 and 4) and the prefill/decode equality tests there.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+
+#include "attention_mask.hpp"
+#include "config.hpp"
+#include "kernels/matmul.hpp"
+#include "kv_cache.hpp"
+#include "rms_norm.hpp"
+#include "rope.hpp"
+#include "tensor.hpp"
+
+namespace gemma3 {
+
+struct Gemma3AttentionWeights {
+  Weight q_proj;  // [num_attention_heads * head_dim, hidden_size]
+  Weight k_proj;  // [num_key_value_heads * head_dim, hidden_size]
+  Weight v_proj;  // [num_key_value_heads * head_dim, hidden_size]
+  Weight o_proj;  // [hidden_size, num_attention_heads * head_dim]
+  Vector q_norm;  // [head_dim]
+  Vector k_norm;  // [head_dim]
+};
+
+struct AttentionShape {
+  int num_attention_heads;
+  int num_key_value_heads;
+  int head_dim;
+  float scale;                    // query_pre_attn_scalar^-0.5
+  std::optional<double> softcap;  // attn_logit_softcapping
+  bool sliding;
+  int sliding_window;
+};
+
+// Scaled dot-product attention of T queries (positions pos0 ..) over n keys whose
+// positions are the contiguous run ctx0 .. ctx0 + n - 1.
+//   q [T, NH * D], keys/values [n, KV * D]  ->  out [T, NH * D]
+inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, int pos0,
+                                    const Eigen::Ref<const Matrix>& keys, const Eigen::Ref<const Matrix>& values,
+                                    int ctx0, Matrix& out) {
+  const int T = int(q.rows());
+  const int D = s.head_dim;
+  const int group = s.num_attention_heads / s.num_key_value_heads;
+  constexpr int kQueryBlock = 64;  // bounds the score matrix at [64, keys] for long prompts
+  out.resize(T, Eigen::Index(s.num_attention_heads) * D);
+  Matrix scores;  // [queries in block, keys in range]
+  for (int h = 0; h < s.num_attention_heads; ++h) {
+    const int kv = h / group;
+    for (int t0 = 0; t0 < T; t0 += kQueryBlock) {
+      const int tb = std::min(kQueryBlock, T - t0);
+      const int q_first = pos0 + t0, q_last = pos0 + t0 + tb - 1;
+      const int k_lo = first_visible_key(s.sliding, s.sliding_window, q_first) - ctx0;  // index into keys
+      const int n = q_last - ctx0 + 1 - k_lo;
+      scores.noalias() = q.block(t0, h * D, tb, D) * keys.block(k_lo, kv * D, n, D).transpose();
+      scores *= s.scale;
+      if (s.softcap) {
+        const float c = float(*s.softcap);
+        scores = scores.unaryExpr([c](float x) { return c * std::tanh(x / c); });
+      }
+      for (int r = 0; r < tb; ++r) {  // mask, then softmax over the visible keys
+        const int qp = q_first + r;
+        const int lo = first_visible_key(s.sliding, s.sliding_window, qp) - ctx0 - k_lo;
+        const int hi = qp - ctx0 - k_lo;  // inclusive
+        auto row = scores.row(r);
+        const float mx = row.segment(lo, hi - lo + 1).maxCoeff();
+        float sum = 0.0f;
+        for (int j = 0; j < n; ++j) {
+          const float e = (j < lo || j > hi) ? 0.0f : std::exp(row(j) - mx);
+          row(j) = e;
+          sum += e;
+        }
+        row /= sum;
+      }
+      out.block(t0, h * D, tb, D).noalias() = scores * values.block(k_lo, kv * D, n, D);
+    }
+  }
+}
+
+// out [T, hidden_size] = attention over x [T, hidden_size] at positions pos0 .. pos0+T-1.
+inline void gemma3_attention(const Gemma3TextConfig& c, bool sliding, const Gemma3AttentionWeights& w,
+                             const RotaryEmbedding& rope, const Matrix& x, int pos0, LayerKVCache& cache,
+                             Matrix& out) {
+  const int T = int(x.rows());
+  const int D = c.head_dim;
+  const float eps = float(c.rms_norm_eps);
+  Matrix q, k, v;  // [T, NH * D], [T, KV * D], [T, KV * D]
+  linear(w.q_proj, x, q);
+  linear(w.k_proj, x, k);
+  linear(w.v_proj, x, v);
+  rms_norm_heads(q, D, w.q_norm, eps);  // QK-norm comes before RoPE
+  rms_norm_heads(k, D, w.k_norm, eps);
+  rope.apply(q, pos0);
+  rope.apply(k, pos0);
+
+  const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, D, c.attention_scale(),
+                             c.attn_logit_softcapping, sliding, c.sliding_window};
+  Matrix context;  // [T, NH * D]
+  if (!sliding) {
+    // Global layer: write this chunk's rows, then attend over positions 0 .. pos0+T-1 in place.
+    cache.k.middleRows(pos0, T) = k;
+    cache.v.middleRows(pos0, T) = v;
+    grouped_query_attention(shape, q, pos0, cache.k.topRows(pos0 + T), cache.v.topRows(pos0 + T), 0, context);
+  } else {
+    // Sliding layer: the keys the chunk's first query can still see come from the
+    // ring, followed by the chunk's own keys; then the ring keeps the newest rows.
+    const int ctx0 = first_visible_key(true, c.sliding_window, pos0);
+    const int n_old = pos0 - ctx0;
+    Matrix keys(n_old + T, k.cols()), values(n_old + T, v.cols());  // [n_old + T, KV * D]
+    for (int j = 0; j < n_old; ++j) {
+      keys.row(j) = cache.k.row(cache.slot(ctx0 + j));
+      values.row(j) = cache.v.row(cache.slot(ctx0 + j));
+    }
+    keys.bottomRows(T) = k;
+    values.bottomRows(T) = v;
+    grouped_query_attention(shape, q, pos0, keys, values, ctx0, context);
+    for (int t = std::max(0, T - cache.capacity); t < T; ++t) {
+      cache.k.row(cache.slot(pos0 + t)) = k.row(t);
+      cache.v.row(cache.slot(pos0 + t)) = v.row(t);
+    }
+  }
+  linear(w.o_proj, context, out);
+}
+
+}  // namespace gemma3

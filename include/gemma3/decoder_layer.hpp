@@ -1,0 +1,48 @@
+// gemma3/decoder_layer.hpp -- one Gemma 3 decoder block ("sandwich" norms).
+//
+//   h = h + post_attention_layernorm( attention( input_layernorm(h) ) )
+//   h = h + post_feedforward_layernorm( mlp( pre_feedforward_layernorm(h) ) )
+//
+// The residual stream itself is never normalised; each sub-block's input and
+// output are. All four norms are RMSNorm with the (1 + w) scale.
+//
+// Mirrors Gemma3DecoderLayer. Pinned by tests/test_model.cpp (per-layer hidden
+// states against the reference).
+#pragma once
+
+#include "attention.hpp"
+#include "mlp.hpp"
+#include "rms_norm.hpp"
+
+namespace gemma3 {
+
+struct Gemma3DecoderLayerWeights {
+  Vector input_layernorm;             // [hidden_size]
+  Gemma3AttentionWeights self_attn;
+  Vector post_attention_layernorm;    // [hidden_size]
+  Vector pre_feedforward_layernorm;   // [hidden_size]
+  Gemma3MLPWeights mlp;
+  Vector post_feedforward_layernorm;  // [hidden_size]
+};
+
+// h [T, hidden_size], the tokens at positions pos0 .. pos0+T-1, updated in place.
+inline void gemma3_decoder_layer(const Gemma3TextConfig& c, bool sliding, const Gemma3DecoderLayerWeights& w,
+                                 const RotaryEmbedding& rope, Matrix& h, int pos0, LayerKVCache& cache) {
+  const float eps = float(c.rms_norm_eps);
+
+  Matrix a = h;  // [T, hidden_size]
+  rms_norm_rows(a, w.input_layernorm, eps);
+  Matrix attn;   // [T, hidden_size]
+  gemma3_attention(c, sliding, w.self_attn, rope, a, pos0, cache, attn);
+  rms_norm_rows(attn, w.post_attention_layernorm, eps);
+  h += attn;
+
+  Matrix m = h;  // [T, hidden_size]
+  rms_norm_rows(m, w.pre_feedforward_layernorm, eps);
+  Matrix ffn;    // [T, hidden_size]
+  gemma3_mlp(w.mlp, m, ffn);
+  rms_norm_rows(ffn, w.post_feedforward_layernorm, eps);
+  h += ffn;
+}
+
+}  // namespace gemma3

@@ -1,0 +1,40 @@
+// gemma3/mlp.hpp -- the GeGLU feed-forward block.
+//
+//   MLP(x) = down_proj( gelu_tanh(gate_proj(x)) * up_proj(x) )
+//   gelu_tanh(u) = 0.5 u (1 + tanh( sqrt(2/pi) (u + 0.044715 u^3) ))
+//
+//   gate_proj, up_proj: [intermediate_size, hidden_size]; down_proj: [hidden_size, intermediate_size]
+// The tanh approximation ("gelu_pytorch_tanh") is what every Gemma 3 config names;
+// the exact erf GELU is the common wrong choice.
+//
+// Mirrors Gemma3MLP. Pinned by tests/test_components.cpp.
+#pragma once
+
+#include <cmath>
+
+#include "kernels/matmul.hpp"
+#include "tensor.hpp"
+
+namespace gemma3 {
+
+inline float gelu_tanh(float u) {
+  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+  return 0.5f * u * (1.0f + std::tanh(k * (u + 0.044715f * u * u * u)));
+}
+
+struct Gemma3MLPWeights {
+  Weight gate_proj;  // [intermediate_size, hidden_size]
+  Weight up_proj;    // [intermediate_size, hidden_size]
+  Weight down_proj;  // [hidden_size, intermediate_size]
+};
+
+// out [T, hidden] = MLP(x [T, hidden])
+inline void gemma3_mlp(const Gemma3MLPWeights& w, const Matrix& x, Matrix& out) {
+  Matrix gate, up;       // [T, intermediate_size]
+  linear(w.gate_proj, x, gate);
+  linear(w.up_proj, x, up);
+  gate = gate.unaryExpr([](float u) { return gelu_tanh(u); }).cwiseProduct(up);
+  linear(w.down_proj, gate, out);
+}
+
+}  // namespace gemma3

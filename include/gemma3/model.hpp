@@ -1,0 +1,135 @@
+// gemma3/model.hpp -- Gemma3ForCausalLM: tokens in, next-token logits out.
+//
+//   h      = embed_tokens[input_ids] * sqrt(hidden_size)             [T, hidden_size]
+//   for each layer i (sliding or global, config.layer_types[i]):
+//     h    = decoder_layer_i(h)                                       [T, hidden_size]
+//   h      = norm(h)                                                  (RMSNorm, 1 + w)
+//   logits = h . embed_tokens^T                                       [T, vocab_size]   (tied, unscaled)
+//   logits = final_logit_softcapping * tanh(logits / final_logit_softcapping)   (only if set)
+//
+// forward() continues the sequence held in a KVCache: the T tokens sit at
+// positions cache.length() .. + T - 1. A whole prompt (prefill) and one token at a
+// time (decode) are the same code with T > 1 or T == 1, and any split of a
+// prompt into chunks gives the same logits (tests/test_model.cpp).
+//
+// Mirrors Gemma3ForCausalLM (Gemma3TextModel + tied lm_head). Pinned by
+// tests/test_model.cpp against transformers on tiny random models.
+#pragma once
+
+#include <cmath>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "decoder_layer.hpp"
+#include "embedding.hpp"
+#include "kernels/matmul.hpp"
+#include "kv_cache.hpp"
+#include "rms_norm.hpp"
+#include "rope.hpp"
+
+namespace gemma3 {
+
+struct Gemma3TextWeights {
+  Weight embed_tokens;                             // [vocab_size, hidden_size], also the LM head
+  std::vector<Gemma3DecoderLayerWeights> layers;   // [num_hidden_layers]
+  Vector norm;                                     // [hidden_size]
+  std::vector<std::shared_ptr<const void>> storage;  // keeps the mapped files / buffers alive
+};
+
+// Which rows of logits forward() computes: every position (tests, scoring) or only
+// the last one (generation; saves a [T, vocab_size] product).
+enum class Logits { all, last };
+
+// Optional taps for tests and for learners stepping through a forward pass.
+struct ForwardTrace {
+  Matrix embeddings;                  // [T, hidden_size] after the sqrt(hidden_size) scale
+  std::vector<Matrix> layer_outputs;  // [num_hidden_layers] x [T, hidden_size]
+  Matrix final_hidden;                // [T, hidden_size] after the final norm
+};
+
+class Gemma3ForCausalLM {
+ public:
+  Gemma3ForCausalLM(Gemma3TextConfig config, Gemma3TextWeights weights)
+      : config_(std::move(config)),
+        weights_(std::move(weights)),
+        rope_local_(config_.head_dim, config_.rope_for(LayerType::sliding_attention)),
+        rope_global_(config_.head_dim, config_.rope_for(LayerType::full_attention)),
+        embed_scale_(embed_scale(config_.hidden_size)) {}
+
+  const Gemma3TextConfig& config() const { return config_; }
+  const Gemma3TextWeights& weights() const { return weights_; }
+
+  // The factor the embedding is multiplied by. Defaults to float32 sqrt(hidden_size),
+  // as HF does for a float32 model; set embed_scale(H, DType::BF16) to mirror a bf16 one.
+  float embed_scale_value() const { return embed_scale_; }
+  void set_embed_scale(float s) { embed_scale_ = s; }
+
+  // A cache for sequences of up to max_cache_len tokens (default: the model's context).
+  KVCache new_cache(int max_cache_len = 0) const {
+    return KVCache(config_, max_cache_len > 0 ? max_cache_len : config_.max_position_embeddings);
+  }
+
+  // Run input_ids at positions cache.length() ..; returns logits [T, vocab_size]
+  // (Logits::all) or [1, vocab_size] (Logits::last).
+  Matrix forward(const std::vector<int>& input_ids, KVCache& cache, Logits which = Logits::all,
+                 ForwardTrace* trace = nullptr) const {
+    const int T = int(input_ids.size());
+    const int pos0 = cache.length();
+    if (T == 0) throw std::invalid_argument("forward: input_ids is empty");
+    if (cache.num_layers() != config_.num_hidden_layers)
+      throw std::invalid_argument("forward: the KV cache was made for another model");
+    if (pos0 + T > cache.max_cache_len())
+      throw std::length_error("forward: " + std::to_string(T) + " tokens at position " + std::to_string(pos0) +
+                              " exceed the context of " + std::to_string(cache.max_cache_len()) + " tokens");
+
+    Matrix h;  // [T, hidden_size]
+    embed(weights_.embed_tokens, input_ids, embed_scale_, h);
+    if (trace) { trace->embeddings = h; trace->layer_outputs.clear(); }
+
+    for (int i = 0; i < config_.num_hidden_layers; ++i) {
+      const bool sliding = config_.is_sliding(i);
+      gemma3_decoder_layer(config_, sliding, weights_.layers[std::size_t(i)], sliding ? rope_local_ : rope_global_,
+                           h, pos0, cache.layer(i));
+      if (trace) trace->layer_outputs.push_back(h);
+    }
+    cache.advance(T);
+
+    rms_norm_rows(h, weights_.norm, float(config_.rms_norm_eps));
+    if (trace) trace->final_hidden = h;
+
+    Matrix logits;  // [T or 1, vocab_size]
+    if (which == Logits::last) {
+      const Matrix last = h.bottomRows(1);
+      linear(weights_.embed_tokens, last, logits);
+    } else {
+      linear(weights_.embed_tokens, h, logits);
+    }
+    if (config_.final_logit_softcapping) {
+      const float c = float(*config_.final_logit_softcapping);
+      logits = logits.unaryExpr([c](float x) { return c * std::tanh(x / c); });
+    }
+    return logits;
+  }
+
+  // The prompt at once; logits of its last token [vocab_size].
+  Vector prefill(const std::vector<int>& input_ids, KVCache& cache) const {
+    return forward(input_ids, cache, Logits::last).row(0).transpose();
+  }
+
+  // One token; its logits [vocab_size].
+  Vector decode(int token_id, KVCache& cache) const {
+    return forward({token_id}, cache, Logits::last).row(0).transpose();
+  }
+
+ private:
+  Gemma3TextConfig config_;
+  Gemma3TextWeights weights_;
+  RotaryEmbedding rope_local_;   // sliding layers: rope_local_base_freq, unscaled
+  RotaryEmbedding rope_global_;  // global layers: rope_theta, / rope_scaling.factor
+  float embed_scale_;
+};
+
+}  // namespace gemma3
