@@ -6,7 +6,9 @@
 //   q, k = RoPE(q, k)   (base and scaling by layer type, rope.hpp)
 //   for query head h, using kv head h / (num_attention_heads / num_key_value_heads):
 //     s[j]  = (q_h . k_j) * query_pre_attn_scalar^-0.5     (168^-0.5 on 27B, not head_dim^-0.5)
-//     s[j]  = softcap * tanh(s[j] / softcap)               (only if attn_logit_softcapping is set)
+//     s[j]  = softcap * tanh(s[j] / softcap)               (only if attn_logit_softcapping is set:
+//             never in a released Gemma 3 config; applied as JAX and Gemma 2 do, while
+//             transformers 5.24's Gemma3Attention ignores the field -- tests/test_model.cpp)
 //     p     = softmax over the keys j the mask allows (attention_mask.hpp), float32
 //     o_h   = sum_j p[j] v_j
 //   out = concat_h(o_h) Wo^T   [T, hidden_size]

@@ -1,0 +1,185 @@
+// The whole decoder against transformers (Gemma3ForCausalLM, float32, eager) on
+// three tiny random models that together cover: a sequence longer than the window
+// (the ring wraps), a last layer that is global and one that is local, GQA groups
+// of 1, 2 and 4, RoPE scaling on global layers (x8 and x2), query_pre_attn_scalar
+// != head_dim, head_dim != hidden/heads, windows of 4, 2 and 1, f32 / bf16 / f16
+// weights, one file and two shards, the model. and language_model.model. key
+// prefixes, and attention plus final logit soft-capping.
+//
+// One reference quirk: transformers 5.24's Gemma3Attention never passes
+// attn_logit_softcapping to its attention function, so HF ignores that field
+// (tiny_sharded_f16 sets it to 5.0; its meta.json records the finding). This
+// library applies it, as Gemma 2 and the JAX reference do; every Gemma 3 checkpoint
+// has it null. The tests below therefore compare against HF with the field cleared,
+// and a separate test holds the capped attention to `alt_logits_with_attn_softcap`,
+// logits the fixture script computed with the cap forced into HF's eager attention.
+#include "catch.hpp"
+#include "fixture_helpers.hpp"
+
+#include "gemma3/checkpoint.hpp"
+
+using gemma3::Matrix;
+
+namespace {
+
+constexpr double kTol = 1e-4;  // the issue's bound on relative error
+
+// The loaded model with attn_logit_softcapping cleared (see the top of this file).
+gemma3::Gemma3ForCausalLM as_transformers_computes_it(const gemma3::Gemma3ForCausalLM& m) {
+  gemma3::Gemma3TextConfig c = m.config();
+  c.attn_logit_softcapping.reset();
+  return gemma3::Gemma3ForCausalLM(c, m.weights());
+}
+
+struct Fixture {
+  std::string name;
+  gemma3::Gemma3ForCausalLM model;
+  gemma3::SafetensorsFile expected;
+  std::vector<int> input_ids;
+
+  explicit Fixture(const std::string& n)
+      : name(n),
+        model(as_transformers_computes_it(gemma3::load_hf_model(fixtures::path(n)))),
+        expected(fixtures::path(n) + "/expected.safetensors"),
+        input_ids(fixtures::ids(expected, "input_ids")) {}
+};
+
+const char* const kFixtures[] = {"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"};
+
+}  // namespace
+
+TEST_CASE("fixtures cover what the issue asks for", "[model]") {
+  const Fixture a("tiny_global_last"), b("tiny_local_last"), c("tiny_sharded_f16");
+  const gemma3::Gemma3TextConfig &ca = a.model.config(), &cb = b.model.config(), &cc = c.model.config();
+  // The ring wraps: more tokens than the window.
+  CHECK(int(a.input_ids.size()) > ca.sliding_window);
+  CHECK(int(b.input_ids.size()) > cb.sliding_window);
+  // Last layer global in one, sliding in another.
+  CHECK(!ca.is_sliding(ca.num_hidden_layers - 1));
+  CHECK(cb.is_sliding(cb.num_hidden_layers - 1));
+  // GQA groups 1 and more.
+  CHECK(cb.num_attention_heads / cb.num_key_value_heads == 1);
+  CHECK(ca.num_attention_heads / ca.num_key_value_heads == 2);
+  CHECK(cc.num_attention_heads / cc.num_key_value_heads == 4);
+  // Linear RoPE scaling 8 on global layers only.
+  REQUIRE(ca.rope_scaling);
+  CHECK(ca.rope_for(gemma3::LayerType::full_attention).factor == 8.0);
+  CHECK(ca.rope_for(gemma3::LayerType::sliding_attention).factor == 1.0);
+  // query_pre_attn_scalar != head_dim, head_dim != hidden / heads.
+  CHECK(ca.query_pre_attn_scalar != ca.head_dim);
+  CHECK(ca.head_dim != ca.hidden_size / ca.num_attention_heads);
+  // Windows of 1 and 2.
+  CHECK(cb.sliding_window == 2);
+  CHECK(cc.sliding_window == 1);
+  // Soft-capping exercised.
+  CHECK(cc.final_logit_softcapping);
+  CHECK(gemma3::load_config_json(fixtures::path("tiny_sharded_f16") + "/config.json").attn_logit_softcapping);
+  // dtypes kept as stored.
+  CHECK(a.model.weights().layers[0].mlp.up_proj.dtype == gemma3::DType::F32);
+  CHECK(b.model.weights().layers[0].mlp.up_proj.dtype == gemma3::DType::BF16);
+  CHECK(c.model.weights().layers[0].mlp.up_proj.dtype == gemma3::DType::F16);
+}
+
+TEST_CASE("prefill matches transformers: embeddings, every layer, final norm, logits", "[model]") {
+  const std::string name = GENERATE(values<std::string>({"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"}));
+  const Fixture f(name);
+  gemma3::KVCache cache = f.model.new_cache(64);
+  gemma3::ForwardTrace trace;
+  const Matrix logits = f.model.forward(f.input_ids, cache, gemma3::Logits::all, &trace);
+
+  INFO(name);
+  const fixtures::Diff e = fixtures::compare(trace.embeddings, fixtures::matrix(f.expected, "embeddings"));
+  INFO("embeddings: " << e.str());
+  CHECK(e.rel <= kTol);
+  for (int i = 0; i < f.model.config().num_hidden_layers; ++i) {
+    const fixtures::Diff d =
+        fixtures::compare(trace.layer_outputs[std::size_t(i)], fixtures::slice(f.expected, "layer_outputs", i));
+    INFO("layer " << i << ": " << d.str());
+    CHECK(d.rel <= kTol);
+  }
+  const fixtures::Diff n = fixtures::compare(trace.final_hidden, fixtures::matrix(f.expected, "final_hidden"));
+  INFO("final norm: " << n.str());
+  CHECK(n.rel <= kTol);
+  const fixtures::Diff l = fixtures::compare(logits, fixtures::matrix(f.expected, "logits"));
+  INFO("logits: " << l.str());
+  CHECK(l.rel <= kTol);
+}
+
+TEST_CASE("token-by-token decode matches transformers' logits at every position", "[model]") {
+  const std::string name = GENERATE(values<std::string>({"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"}));
+  const Fixture f(name);
+  const Matrix ref = fixtures::matrix(f.expected, "logits");
+  gemma3::KVCache cache = f.model.new_cache(64);
+  Matrix steps(ref.rows(), ref.cols());
+  for (std::size_t t = 0; t < f.input_ids.size(); ++t)
+    steps.row(Eigen::Index(t)) = f.model.decode(f.input_ids[t], cache).transpose();
+  const fixtures::Diff d = fixtures::compare(steps, ref);
+  INFO(name << " decode vs reference: " << d.str());
+  CHECK(d.rel <= kTol);
+}
+
+TEST_CASE("any split of the prompt into chunks gives the same logits", "[model]") {
+  const std::string name = GENERATE(values<std::string>({"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"}));
+  const int chunk = GENERATE(1, 2, 3, 4, 5, 7, 64);
+  const Fixture f(name);
+  gemma3::KVCache whole_cache = f.model.new_cache(64);
+  const Matrix whole = f.model.forward(f.input_ids, whole_cache);
+
+  gemma3::KVCache cache = f.model.new_cache(64);
+  Matrix chunked(whole.rows(), whole.cols());
+  for (std::size_t t0 = 0; t0 < f.input_ids.size(); t0 += std::size_t(chunk)) {
+    const std::size_t t1 = std::min(f.input_ids.size(), t0 + std::size_t(chunk));
+    const std::vector<int> piece(f.input_ids.begin() + std::ptrdiff_t(t0), f.input_ids.begin() + std::ptrdiff_t(t1));
+    chunked.middleRows(Eigen::Index(t0), Eigen::Index(t1 - t0)) = f.model.forward(piece, cache);
+  }
+  const fixtures::Diff d = fixtures::compare(chunked, whole);
+  INFO(name << ", chunks of " << chunk << ": " << d.str());
+  CHECK(d.rel <= kTol);
+  CHECK(cache.length() == int(f.input_ids.size()));
+}
+
+TEST_CASE("greedy generation past the window equals transformers' generate()", "[model]") {
+  const std::string name = GENERATE(values<std::string>({"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"}));
+  const Fixture f(name);
+  const std::vector<int> expected = fixtures::ids(f.expected, "greedy_continuation");
+  const Matrix expected_logits = fixtures::matrix(f.expected, "greedy_logits");
+  gemma3::KVCache cache = f.model.new_cache(64);
+  gemma3::Vector logits = f.model.prefill(f.input_ids, cache);
+  std::vector<int> got;
+  Matrix step_logits(Eigen::Index(expected.size()), logits.size());
+  for (std::size_t g = 0; g < expected.size(); ++g) {
+    step_logits.row(Eigen::Index(g)) = logits.transpose();
+    Eigen::Index best;
+    logits.maxCoeff(&best);
+    got.push_back(int(best));
+    logits = f.model.decode(int(best), cache);
+  }
+  INFO(name);
+  CHECK(got == expected);
+  const fixtures::Diff d = fixtures::compare(step_logits, expected_logits);
+  INFO("logits of each generation step: " << d.str());
+  CHECK(d.rel <= kTol);
+  CHECK(cache.length() > f.model.config().sliding_window);
+}
+
+TEST_CASE("attention soft-capping, when a config sets it, is applied before the mask", "[model]") {
+  const gemma3::Gemma3ForCausalLM model = gemma3::load_hf_model(fixtures::path("tiny_sharded_f16"));
+  REQUIRE(model.config().attn_logit_softcapping);
+  const gemma3::SafetensorsFile expected(fixtures::path("tiny_sharded_f16") + "/expected.safetensors");
+  gemma3::KVCache cache = model.new_cache(64);
+  const Matrix logits = model.forward(fixtures::ids(expected, "input_ids"), cache);
+  const fixtures::Diff capped = fixtures::compare(logits, fixtures::matrix(expected, "alt_logits_with_attn_softcap"));
+  INFO("with the cap: " << capped.str());
+  CHECK(capped.rel <= kTol);
+  // ... and the cap matters: HF's uncapped logits are far away.
+  const fixtures::Diff uncapped = fixtures::compare(logits, fixtures::matrix(expected, "logits"));
+  INFO("against HF without the cap: " << uncapped.str());
+  CHECK(uncapped.rel > 100 * kTol);
+}
+
+TEST_CASE("a prompt longer than the cache is refused before anything changes", "[model]") {
+  const Fixture f("tiny_global_last");
+  gemma3::KVCache cache = f.model.new_cache(8);
+  CHECK_THROWS_AS(f.model.forward(f.input_ids, cache), std::length_error);
+  CHECK(cache.length() == 0);
+}
