@@ -40,23 +40,25 @@ class RotaryEmbedding {
 
   // Rotate every head of x [T, n_heads * head_dim]; row t sits at position pos0 + t.
   void apply(Matrix& x, int pos0) const {
-    const int half = head_dim_ / 2;
     const int n_heads = int(x.cols()) / head_dim_;
+    for (Eigen::Index t = 0; t < x.rows(); ++t) rotate(x.row(t).data(), n_heads, pos0 + int(t));
+  }
+
+  // Rotate n_heads consecutive head vectors ([n_heads * head_dim] floats) of one token.
+  void rotate(float* token, int n_heads, int position) const {
+    const int half = head_dim_ / 2;
     std::vector<float> cos_a(static_cast<std::size_t>(half)), sin_a(static_cast<std::size_t>(half));
-    for (Eigen::Index t = 0; t < x.rows(); ++t) {
-      const float position = float(pos0 + int(t));
+    for (int i = 0; i < half; ++i) {
+      const float angle = float(position) * inv_freq_[std::size_t(i)];  // float32 product, as HF
+      cos_a[std::size_t(i)] = std::cos(angle);
+      sin_a[std::size_t(i)] = std::sin(angle);
+    }
+    for (int h = 0; h < n_heads; ++h) {
+      float* v = token + h * head_dim_;
       for (int i = 0; i < half; ++i) {
-        const float angle = position * inv_freq_[std::size_t(i)];
-        cos_a[std::size_t(i)] = std::cos(angle);
-        sin_a[std::size_t(i)] = std::sin(angle);
-      }
-      for (int h = 0; h < n_heads; ++h) {
-        float* v = x.row(t).data() + h * head_dim_;
-        for (int i = 0; i < half; ++i) {
-          const float a = v[i], b = v[i + half];
-          v[i] = a * cos_a[std::size_t(i)] - b * sin_a[std::size_t(i)];
-          v[i + half] = b * cos_a[std::size_t(i)] + a * sin_a[std::size_t(i)];
-        }
+        const float a = v[i], b = v[i + half];
+        v[i] = a * cos_a[std::size_t(i)] - b * sin_a[std::size_t(i)];
+        v[i + half] = b * cos_a[std::size_t(i)] + a * sin_a[std::size_t(i)];
       }
     }
   }

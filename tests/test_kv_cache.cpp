@@ -1,0 +1,67 @@
+// The KV cache: ring slots for sliding layers, full rows for global ones, the
+// mask edge, and the memory arithmetic of gemma3-spec.md section 7.2.
+#include "catch.hpp"
+
+#include "gemma3/attention_mask.hpp"
+#include "gemma3/kv_cache.hpp"
+
+TEST_CASE("sliding mask: W keys including the query; global mask: causal", "[kv]") {
+  const int W = 3;
+  for (int q = 0; q < 10; ++q)
+    for (int k = 0; k < 10; ++k) {
+      CHECK(gemma3::may_attend(false, W, q, k) == (k <= q));
+      CHECK(gemma3::may_attend(true, W, q, k) == (k <= q && k > q - W));
+    }
+  // A window of 1: each token sees only itself.
+  CHECK(gemma3::may_attend(true, 1, 7, 7));
+  CHECK(!gemma3::may_attend(true, 1, 7, 6));
+}
+
+TEST_CASE("cache rows: a ring of sliding_window slots on sliding layers, one row per position on global", "[kv]") {
+  gemma3::Gemma3TextConfig c = gemma3::gemma3_1b();
+  gemma3::KVCache cache(c, 2048);
+  CHECK(cache.layer(0).sliding);
+  CHECK(cache.layer(0).capacity == 512);
+  CHECK(!cache.layer(5).sliding);
+  CHECK(cache.layer(5).capacity == 2048);
+  CHECK(cache.layer(0).slot(511) == 511);
+  CHECK(cache.layer(0).slot(512) == 0);  // position 512 overwrites position 0, which no query >= 512 sees
+  CHECK(cache.layer(0).slot(1000) == 1000 - 512);
+  CHECK(cache.layer(5).slot(1000) == 1000);
+  // A cache shorter than the window needs no more rows than the cache length.
+  gemma3::KVCache small(c, 100);
+  CHECK(small.layer(0).capacity == 100);
+}
+
+TEST_CASE("cache bytes: allocated, used, and the all-global comparison", "[kv]") {
+  const gemma3::Gemma3TextConfig c = gemma3::gemma3_1b();
+  const int T = 4096;
+  gemma3::KVCache cache(c, T);
+  const std::size_t row = 2 * 1 * 256 * sizeof(float);  // K and V, 1 kv head, head_dim 256, float32
+  CHECK(cache.bytes_allocated() == (4 * std::size_t(T) + 22 * 512) * row);
+  CHECK(cache.bytes_all_global() == 26 * std::size_t(T) * row);
+  CHECK(cache.bytes_used() == 0);
+  cache.advance(1000);
+  CHECK(cache.bytes_used() == (4 * 1000 + 22 * 512) * row);
+  CHECK(double(cache.bytes_allocated()) == gemma3::kv_cache_bytes(c, T, 4, true));
+  CHECK(double(cache.bytes_all_global()) == gemma3::kv_cache_bytes(c, T, 4, false));
+}
+
+TEST_CASE("KV memory arithmetic reproduces gemma3-spec.md section 7.2 (bf16)", "[kv]") {
+  // Bytes, from the spec's table: global-only vs 5:1 interleaved.
+  CHECK(gemma3::kv_cache_bytes(gemma3::gemma3_1b(), 32768, 2, false) == 26.0 * 32768 * 1024);
+  CHECK(gemma3::kv_cache_bytes(gemma3::gemma3_1b(), 32768, 2, true) == 4.0 * 32768 * 1024 + 22.0 * 512 * 1024);
+  CHECK(gemma3::kv_cache_bytes(gemma3::gemma3_4b(), 32768, 2, false) / double(1 << 20) == 4352);
+  CHECK(gemma3::kv_cache_bytes(gemma3::gemma3_12b(), 32768, 2, false) / double(1 << 20) == 12288);
+  CHECK(gemma3::kv_cache_bytes(gemma3::gemma3_27b(), 32768, 2, false) / double(1 << 20) == 15872);
+  CHECK(gemma3::kv_cache_bytes(gemma3::gemma3_27b(), 131072, 2, false) / double(1 << 20) == 63488);
+  CHECK(gemma3::kv_cache_bytes(gemma3::gemma3_27b(), 32768, 2, true) == 10.0 * 32768 * 8192 + 52.0 * 1024 * 8192);
+  const double ratio_1b = gemma3::kv_cache_bytes(gemma3::gemma3_1b(), 32768, 2, false) /
+                          gemma3::kv_cache_bytes(gemma3::gemma3_1b(), 32768, 2, true);
+  CHECK(ratio_1b == Approx(5.99).margin(0.005));
+}
+
+TEST_CASE("a cache longer than the model's context is refused", "[kv]") {
+  CHECK_THROWS_AS(gemma3::KVCache(gemma3::gemma3_1b(), 32769), std::invalid_argument);
+  CHECK_THROWS_AS(gemma3::KVCache(gemma3::gemma3_1b(), 0), std::invalid_argument);
+}
