@@ -15,7 +15,7 @@
 //     4   x x x x x .            . . x x x .
 //     5   x x x x x x            . . . x x x
 //
-// The common off-by-one is W+1 keys (k >= q - W); tests/test_model.cpp shows a
+// The common off-by-one is W+1 keys (k >= q - W); tests/test_gemma_rules.cpp shows a
 // window one wider failing the reference. Because the allowed keys of every query
 // form one contiguous range, attention.hpp works with that range [first_key, q]
 // rather than a mask matrix.

@@ -4,7 +4,8 @@
 //
 // The stored weight w is an offset around zero (HF initialises it to 0), so the
 // scale is (1 + w), formed in float32. Llama-style RMSNorm multiplies by w alone:
-// that is the common wrong way and tests/test_components.cpp shows it disagreeing
+// that is the common wrong way and tests/test_components.cpp and
+// tests/test_gemma_rules.cpp show it disagreeing
 // with the reference. Used for the four norms of every decoder layer, q_norm and
 // k_norm (per head, over head_dim), the final norm and the vision projector's
 // mm_soft_emb_norm.
