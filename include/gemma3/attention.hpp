@@ -59,30 +59,38 @@ struct AttentionShape {
 // Scaled dot-product attention of T queries (positions pos0 ..) over n keys whose
 // positions are the contiguous run ctx0 .. ctx0 + n - 1.
 //   q [T, NH * D], keys/values [n, KV * D]  ->  out [T, NH * D]
+// The `group` query heads that share one kv head are stacked into one matrix, so
+// each key and value row is read once per kv head, not once per query head.
 inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, int pos0,
                                     const Eigen::Ref<const Matrix>& keys, const Eigen::Ref<const Matrix>& values,
                                     int ctx0, Matrix& out) {
   const int T = int(q.rows());
   const int D = s.head_dim;
   const int group = s.num_attention_heads / s.num_key_value_heads;
-  constexpr int kQueryBlock = 64;  // bounds the score matrix at [64, keys] for long prompts
+  constexpr int kQueryBlock = 64;  // bounds the score matrix at [64 * group, keys] for long prompts
   out.resize(T, Eigen::Index(s.num_attention_heads) * D);
-  Matrix scores;  // [queries in block, keys in range]
-  for (int h = 0; h < s.num_attention_heads; ++h) {
-    const int kv = h / group;
+  Matrix q_group;  // [tokens in block * group, D]: row t * group + g is query head kv * group + g of token t
+  Matrix scores;   // [tokens in block * group, keys in range]
+  Matrix o_group;  // [tokens in block * group, D]
+  for (int kv = 0; kv < s.num_key_value_heads; ++kv) {
     for (int t0 = 0; t0 < T; t0 += kQueryBlock) {
       const int tb = std::min(kQueryBlock, T - t0);
       const int q_first = pos0 + t0, q_last = pos0 + t0 + tb - 1;
       const int k_lo = first_visible_key(s.sliding, s.sliding_window, q_first) - ctx0;  // index into keys
       const int n = q_last - ctx0 + 1 - k_lo;
-      scores.noalias() = q.block(t0, h * D, tb, D) * keys.block(k_lo, kv * D, n, D).transpose();
+      q_group.resize(tb * group, D);
+      for (int t = 0; t < tb; ++t)
+        for (int g = 0; g < group; ++g)
+          q_group.row(t * group + g) = q.block(t0 + t, (kv * group + g) * D, 1, D);
+
+      scores.noalias() = q_group * keys.block(k_lo, kv * D, n, D).transpose();
       scores *= s.scale;
       if (s.softcap) {
         const float c = float(*s.softcap);
         scores = scores.unaryExpr([c](float x) { return c * std::tanh(x / c); });
       }
-      for (int r = 0; r < tb; ++r) {  // mask, then softmax over the visible keys
-        const int qp = q_first + r;
+      for (int r = 0; r < tb * group; ++r) {  // mask, then softmax over the visible keys
+        const int qp = q_first + r / group;
         const int lo = first_visible_key(s.sliding, s.sliding_window, qp) - ctx0 - k_lo;
         const int hi = qp - ctx0 - k_lo;  // inclusive
         auto row = scores.row(r);
@@ -95,7 +103,10 @@ inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, in
         }
         row /= sum;
       }
-      out.block(t0, h * D, tb, D).noalias() = scores * values.block(k_lo, kv * D, n, D);
+      o_group.noalias() = scores * values.block(k_lo, kv * D, n, D);
+      for (int t = 0; t < tb; ++t)
+        for (int g = 0; g < group; ++g)
+          out.block(t0 + t, (kv * group + g) * D, 1, D) = o_group.row(t * group + g);
     }
   }
 }

@@ -145,6 +145,9 @@ class HfCheckpoint {
         throw CheckpointError(index_path + ": weight_map['" + kv.first +
                               "']: expected a file name inside the folder, found \"" + shard + "\"");
       if (!shard_index.count(shard)) {
+        if (!exists(join(shard)))
+          throw CheckpointError(index_path + ": weight_map['" + kv.first + "']: expected an existing file " +
+                                join(shard) + ", found none");
         shard_index[shard] = files_.size();
         add_file(join(shard));
       }
@@ -165,7 +168,8 @@ class HfCheckpoint {
         if (short_name.empty()) continue;
         if (by_name_.count(short_name))
           throw CheckpointError(f.path() + ": tensor '" + t.name + "': expected one tensor for '" + short_name +
-                                "', found a second one (in " + by_name_[short_name].file + ")");
+                                "', found a second one: '" + by_name_[short_name].view->name + "' in " +
+                                by_name_[short_name].file);
         by_name_[short_name] = Entry{&t, f.path()};
       }
   }

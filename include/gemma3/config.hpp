@@ -19,6 +19,7 @@
 
 #include <cmath>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -106,6 +107,11 @@ struct Gemma3TextConfig {
     auto bad = [&](const std::string& field, const std::string& expected, const std::string& found) {
       throw ConfigError(source + ": field '" + field + "': expected " + expected + ", found " + found);
     };
+    auto num = [](double v) {
+      std::ostringstream os;
+      os << v;
+      return os.str();
+    };
     auto positive = [&](const char* field, long long v, long long max) {
       if (v < 1 || v > max)
         bad(field, "an integer in [1, " + std::to_string(max) + "]", std::to_string(v));
@@ -124,17 +130,17 @@ struct Gemma3TextConfig {
       bad("num_key_value_heads", "a divisor of num_attention_heads = " + std::to_string(num_attention_heads),
           std::to_string(num_key_value_heads));
     if (!(query_pre_attn_scalar > 0) || !std::isfinite(query_pre_attn_scalar))
-      bad("query_pre_attn_scalar", "a positive number", std::to_string(query_pre_attn_scalar));
-    if (!(rms_norm_eps > 0) || rms_norm_eps > 1) bad("rms_norm_eps", "a number in (0, 1]", std::to_string(rms_norm_eps));
-    if (!(rope_theta > 1) || !std::isfinite(rope_theta)) bad("rope_theta", "a number > 1", std::to_string(rope_theta));
+      bad("query_pre_attn_scalar", "a positive number", num(query_pre_attn_scalar));
+    if (!(rms_norm_eps > 0) || rms_norm_eps > 1) bad("rms_norm_eps", "a number in (0, 1]", num(rms_norm_eps));
+    if (!(rope_theta > 1) || !std::isfinite(rope_theta)) bad("rope_theta", "a number > 1", num(rope_theta));
     if (!(rope_local_base_freq > 1) || !std::isfinite(rope_local_base_freq))
-      bad("rope_local_base_freq", "a number > 1", std::to_string(rope_local_base_freq));
+      bad("rope_local_base_freq", "a number > 1", num(rope_local_base_freq));
     if (rope_scaling) {
       if (rope_scaling->rope_type != "linear" && rope_scaling->rope_type != "default")
         bad("rope_scaling.rope_type", "\"linear\" or \"default\" (the types Gemma 3 uses)",
             "\"" + rope_scaling->rope_type + "\"");
       if (!(rope_scaling->factor > 0) || !std::isfinite(rope_scaling->factor))
-        bad("rope_scaling.factor", "a positive number", std::to_string(rope_scaling->factor));
+        bad("rope_scaling.factor", "a positive number", num(rope_scaling->factor));
     }
     if (int(layer_types.size()) != num_hidden_layers)
       bad("layer_types", std::to_string(num_hidden_layers) + " entries (num_hidden_layers)",
@@ -145,7 +151,7 @@ struct Gemma3TextConfig {
     if (!tie_word_embeddings) bad("tie_word_embeddings", "true (Gemma 3 ties the LM head)", "false");
     if (use_bidirectional_attention) bad("use_bidirectional_attention", "false (EmbeddingGemma is not supported)", "true");
     auto cap = [&](const char* field, const std::optional<double>& c) {
-      if (c && (!(*c > 0) || !std::isfinite(*c))) bad(field, "null or a positive number", std::to_string(*c));
+      if (c && (!(*c > 0) || !std::isfinite(*c))) bad(field, "null or a positive number", num(*c));
     };
     cap("attn_logit_softcapping", attn_logit_softcapping);
     cap("final_logit_softcapping", final_logit_softcapping);

@@ -162,13 +162,15 @@ inline Gemma3TextConfig parse_config_json(const std::string& text, const std::st
   r.integer("bos_token_id", c.bos_token_id, false);
   if (const detail::Json* eos = fields->find("eos_token_id")) {
     c.eos_token_id.clear();
+    auto token_id = [&](const detail::Json& e) {
+      if (!e.is_number() || e.number != std::floor(e.number) || e.number < 0 || e.number > 2147483647.0)
+        r.bad("eos_token_id", "a token id (integer >= 0) or a list of them", detail::ConfigReader::describe(e));
+      c.eos_token_id.push_back(int(e.number));
+    };
     if (eos->is_number()) {
-      c.eos_token_id.push_back(int(eos->number));
+      token_id(*eos);
     } else if (eos->is_array()) {
-      for (const detail::Json& e : eos->array) {
-        if (!e.is_number()) r.bad("eos_token_id", "an integer or a list of integers", detail::ConfigReader::describe(e));
-        c.eos_token_id.push_back(int(e.number));
-      }
+      for (const detail::Json& e : eos->array) token_id(e);
     } else if (!eos->is_null()) {
       r.bad("eos_token_id", "an integer or a list of integers", detail::ConfigReader::describe(*eos));
     }

@@ -82,8 +82,9 @@ class Gemma3ForCausalLM {
     if (cache.num_layers() != config_.num_hidden_layers)
       throw std::invalid_argument("forward: the KV cache was made for another model");
     if (pos0 + T > cache.max_cache_len())
-      throw std::length_error("forward: " + std::to_string(T) + " tokens at position " + std::to_string(pos0) +
-                              " exceed the context of " + std::to_string(cache.max_cache_len()) + " tokens");
+      throw std::length_error("forward: " + std::to_string(T) + (T == 1 ? " token" : " tokens") + " at position " +
+                              std::to_string(pos0) + " would run past the KV cache's " +
+                              std::to_string(cache.max_cache_len()) + " positions");
 
     Matrix h;  // [T, hidden_size]
     embed(weights_.embed_tokens, input_ids, embed_scale_, h);

@@ -63,7 +63,7 @@ inline std::size_t safetensors_dtype_size(const std::string& dtype) {
 
 class SafetensorsFile {
  public:
-  static constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;  // the format's own limit (100 MB)
+  static constexpr std::uint64_t kMaxHeaderBytes = 100000000;  // the reference reader's limit (100 MB)
 
   explicit SafetensorsFile(const std::string& path) : SafetensorsFile(MappedFile::open(path)) {}
 
@@ -141,7 +141,7 @@ class SafetensorsFile {
           fail(where + " shape", "non-negative integers", d.is_number() ? std::to_string(d.number) : d.kind_name());
         const std::uint64_t dim = std::uint64_t(d.number);
         if (dim != 0 && numel > (std::uint64_t(1) << 62) / dim)
-          fail(where + " shape", "a product that fits in 62 bits", "an overflowing shape");
+          fail(where + " shape", "a product that fits in 62 bits", "a product that overflows at dimension " + std::to_string(dim));
         numel *= dim;
         t.shape.push_back(std::int64_t(dim));
       }
@@ -161,6 +161,9 @@ class SafetensorsFile {
       if (be[1] > data_size)
         fail(where + " data_offsets", "end <= " + std::to_string(data_size) + " (the data section)",
              std::to_string(be[1]) + " (the file is truncated or the offsets are corrupt)");
+      if (numel > data_size / esize)  // also keeps numel * esize from wrapping around
+        fail(where + " byte size", "at most " + std::to_string(data_size) + " (the data section)",
+             std::to_string(numel) + " elements of " + std::to_string(esize) + " bytes, shape " + shape_string(t.shape));
       if (be[1] - be[0] != numel * esize)
         fail(where + " byte size", std::to_string(numel * esize) + " (" + shape_string(t.shape) + " x " +
              std::to_string(esize) + " bytes)", std::to_string(be[1] - be[0]));
