@@ -11,21 +11,66 @@
 
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 
 namespace gemma3 {
 
-enum class DType { F32, F16, BF16 };
+// Plain element types, then GGUF's block-quantized types (gguf.md; ggml's
+// block layouts). A quantized row of `cols` values is cols / block_size blocks of
+// block_bytes each; cols must be a multiple of the block size.
+enum class DType { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K };
 
 inline const char* dtype_name(DType t) {
   switch (t) {
     case DType::F32: return "F32";
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
+    case DType::Q8_0: return "Q8_0";
+    case DType::Q4_0: return "Q4_0";
+    case DType::Q4_1: return "Q4_1";
+    case DType::Q5_0: return "Q5_0";
+    case DType::Q5_1: return "Q5_1";
+    case DType::Q4_K: return "Q4_K";
+    case DType::Q5_K: return "Q5_K";
+    case DType::Q6_K: return "Q6_K";
   }
   return "?";
 }
 
+inline bool dtype_is_quantized(DType t) { return t != DType::F32 && t != DType::F16 && t != DType::BF16; }
+
+// Values per block (1 for plain types).
+inline std::size_t dtype_block_size(DType t) {
+  switch (t) {
+    case DType::F32: case DType::F16: case DType::BF16: return 1;
+    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: return 32;
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return 256;
+  }
+  return 1;
+}
+
+// Bytes per block (per element for plain types).
+inline std::size_t dtype_block_bytes(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::F16: case DType::BF16: return 2;
+    case DType::Q8_0: return 34;   // f16 d + 32 x int8
+    case DType::Q4_0: return 18;   // f16 d + 16 bytes of nibbles
+    case DType::Q4_1: return 20;   // f16 d, f16 m + 16 bytes
+    case DType::Q5_0: return 22;   // f16 d + 4 bytes high bits + 16 bytes
+    case DType::Q5_1: return 24;   // f16 d, f16 m + 4 + 16
+    case DType::Q4_K: return 144;  // f16 d, f16 dmin, 12 bytes scales, 128 bytes nibbles
+    case DType::Q5_K: return 176;  // + 32 bytes high bits
+    case DType::Q6_K: return 210;  // 128 low + 64 high + 16 int8 scales + f16 d
+  }
+  return 0;
+}
+
+// Bytes of one row of `cols` values (cols a multiple of the block size).
+inline std::size_t dtype_row_bytes(DType t, std::size_t cols) { return cols / dtype_block_size(t) * dtype_block_bytes(t); }
+
+// Element size of a plain type (F32, F16, BF16).
 inline std::size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
 
 inline float bf16_to_f32(std::uint16_t h) {
@@ -105,6 +150,8 @@ inline void to_f32(DType t, const void* src, float* dst, std::size_t n) {
       for (std::size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
       return;
     }
+    default:
+      throw std::logic_error(std::string("to_f32: ") + dtype_name(t) + " is a block type; dequantize it with quant/");
   }
 }
 
@@ -114,8 +161,8 @@ inline float round_to_dtype(float x, DType t) {
     case DType::F32: return x;
     case DType::BF16: return bf16_to_f32(f32_to_bf16(x));
     case DType::F16: return f16_to_f32(f32_to_f16(x));
+    default: return x;  // block types have no single rounding of one value
   }
-  return x;
 }
 
 }  // namespace gemma3

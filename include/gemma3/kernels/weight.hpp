@@ -22,7 +22,7 @@ struct Weight {
   std::int64_t rows = 0;       // out_features
   std::int64_t cols = 0;       // in_features
 
-  std::size_t row_bytes() const { return std::size_t(cols) * dtype_size(dtype); }
+  std::size_t row_bytes() const { return dtype_row_bytes(dtype, std::size_t(cols)); }
   const void* row_ptr(std::int64_t r) const {
     return static_cast<const unsigned char*>(data) + std::size_t(r) * row_bytes();
   }
