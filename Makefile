@@ -22,6 +22,7 @@ all: build
 
 deps:
 	@bash scripts/install-deps.sh
+	@bash scripts/fetch-model.sh
 
 build: deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
@@ -31,11 +32,6 @@ test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(CTEST_JOBS)
 
 run: build
-	@if [ ! -f examples/gemma3-run.cpp ]; then \
-	  echo "make run: examples/gemma3-run.cpp does not exist yet, so there is no program to run."; \
-	  echo "          (it will run '$(RUN_EXE) $(MODEL)' once that example is written)"; \
-	  exit 2; \
-	fi
 	$(RUN_EXE) $(MODEL) $(ARGS)
 
 bench: build
