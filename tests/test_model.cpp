@@ -17,6 +17,7 @@
 #include "fixture_helpers.hpp"
 
 #include "gemma3/checkpoint.hpp"
+#include "gemma3/dequantize.hpp"
 
 using gemma3::Matrix;
 
@@ -182,4 +183,16 @@ TEST_CASE("a prompt longer than the cache is refused before anything changes", "
   gemma3::KVCache cache = f.model.new_cache(8);
   CHECK_THROWS_AS(f.model.forward(f.input_ids, cache), std::length_error);
   CHECK(cache.length() == 0);
+}
+
+TEST_CASE("the float32 copy of a bf16 / f16 model computes the same logits", "[model]") {
+  const std::string name = GENERATE(values<std::string>({"tiny_local_last", "tiny_sharded_f16"}));
+  const Fixture f(name);
+  const gemma3::Gemma3ForCausalLM wide = gemma3::dequantize_to_f32(f.model);
+  CHECK(wide.weights().layers[0].mlp.down_proj.dtype == gemma3::DType::F32);
+  CHECK(wide.weights().embed_tokens.dtype == gemma3::DType::F32);
+  gemma3::KVCache a = f.model.new_cache(64), b = wide.new_cache(64);
+  const fixtures::Diff d = fixtures::compare(wide.forward(f.input_ids, b), f.model.forward(f.input_ids, a));
+  INFO(name << ": " << d.str());
+  CHECK(d.rel <= 1e-6);
 }
