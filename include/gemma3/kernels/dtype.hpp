@@ -134,7 +134,8 @@ inline std::uint16_t f32_to_f16(float f) {
   return std::uint16_t(sign | (r >> 13));
 }
 
-// Widen n stored values of dtype t to float32.
+// Widen n stored values of a plain dtype t (F32, BF16, F16) to float32. Block types
+// go through dequantize_row (quant/quant.hpp), which takes every DType.
 inline void to_f32(DType t, const void* src, float* dst, std::size_t n) {
   switch (t) {
     case DType::F32:
@@ -151,7 +152,7 @@ inline void to_f32(DType t, const void* src, float* dst, std::size_t n) {
       return;
     }
     default:
-      throw std::logic_error(std::string("to_f32: ") + dtype_name(t) + " is a block type; dequantize it with quant/");
+      throw std::logic_error(std::string("to_f32: ") + dtype_name(t) + " is a block type; use dequantize_row (quant/quant.hpp)");
   }
 }
 

@@ -4,27 +4,58 @@
 //   matmul:  Y[t, r] = sum_c W[r, c] * X[t, c]        X [T, in],             Y [T, out]
 //   linear:  matvec when T == 1 (decode), matmul otherwise (prefill).
 //
-// float32 weights are used in place through Eigen::Map. bf16/f16 weights are
-// widened to float32 a block of rows at a time into a small scratch buffer and
-// multiplied there; no full float32 copy of a weight ever exists, so a bf16
-// checkpoint costs its file size in memory, not twice that. (The conversion costs
-// a little speed; the quantized-kernel work replaces this path with SIMD kernels
-// that read the stored format directly.)
+// W is a Weight in any DType (f32, bf16, f16 or a GGUF block type); the model
+// never sees the layout. No full float32 copy of a weight ever exists.
+//
+// matvec (decode) reads every weight byte once, so it is bound by memory bandwidth
+// for large W and by the per-row kernel for small ones:
+//   f32 / bf16 / f16: row . x with SIMD (kernels/dot.hpp), bf16 and f16 widened in
+//     registers;
+//   GGUF blocks: x is quantized once to 8-bit blocks (block_q8_32, or block_q8_K for
+//     the K-quants) and each row is an integer dot product (quant/), as llama.cpp
+//     does -- unless set_int8_activations(false), which dequantizes each row to a
+//     float32 scratch row and uses the f32 dot (exact to float rounding, slower).
+//   Rows are split over the global thread pool (set_num_threads); every row is
+//   computed the same way whatever the split, so results do not depend on the
+//   thread count.
+//
+// matmul (prefill, T > 1) on quantized weights, two ways, picked by what Eigen can do
+// in this build (quantized_matmul_uses_gemm()):
+//   int8 (Eigen without AVX: the default portable x86 build, WebAssembly): the T rows
+//     of X are quantized once and every output is the same integer row kernel as
+//     in matvec, walked in tiles of 16 weight rows x all T tokens so a tile's weights
+//     stay in L1. Row t of the result is then bit for bit matvec of token t.
+//   GEMM (Eigen built with AVX or better, e.g. -march=native): 64 rows at a time are
+//     dequantized to a float32 scratch block and multiplied by Eigen's GEMM.
+// Why: bench/bench_quant BM_matmul_quant (T = 64, 270M shapes, one thread, CPU time,
+// AMD EPYC with AVX-512): in the portable build (Eigen on SSE2) the integer path was
+// 1.1x (Q5_0) to 1.5x (Q8_0, Q4_K, Q6_K) faster than dequantize + GEMM; with
+// -mavx2 -mfma Eigen's GEMM was 1.3x (Q8_0) to 2x (Q5_0) faster than the integer
+// path (2.1-2.6 ms vs 3.3-5.0 ms), and it also keeps float32 activations. Under node (wasm SIMD128, Eigen not
+// vectorized) the two were within 1.5x of each other either way (Q8_0, Q4_K faster
+// as int8; Q5_0, Q6_K as GEMM); int8 is kept there so that prefill uses the same
+// kernels as decode. With set_int8_activations(false) matmul always uses GEMM.
 //
 // matvec_scalar is the plain-loop twin every faster path is tested against.
-// Pinned by tests/test_kernels.cpp.
+// Pinned by tests/test_kernels.cpp and tests/test_quant.cpp.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
+#include "../quant/quant.hpp"
 #include "../tensor.hpp"
+#include "dot.hpp"
+#include "isa.hpp"
+#include "thread_pool.hpp"
 #include "weight.hpp"
 
 namespace gemma3 {
 
-// Scalar reference: double accumulation, no Eigen.
+// Scalar reference: dequantize each row exactly, accumulate in double, no Eigen.
 inline void matvec_scalar(const Weight& W, const float* x, float* y) {
   std::vector<float> row(std::size_t(W.cols));
   for (std::int64_t r = 0; r < W.rows; ++r) {
@@ -35,46 +66,161 @@ inline void matvec_scalar(const Weight& W, const float* x, float* y) {
   }
 }
 
+// Whether matmul multiplies quantized weights by dequantize + Eigen GEMM (Eigen has
+// AVX here) rather than by the int8 kernels; see the header comment.
+constexpr bool quantized_matmul_uses_gemm() {
+#if defined(EIGEN_VECTORIZE_AVX)
+  return true;
+#else
+  return false;
+#endif
+}
+
 namespace detail {
-constexpr std::int64_t kRowBlock = 64;  // rows widened per step for bf16/f16 weights
+constexpr std::int64_t kRowBlock = 64;               // rows widened per step for the GEMM paths
+constexpr std::int64_t kTileRows = 16;               // weight rows per tile of the integer matmul
+constexpr std::size_t kParallelMinBytes = 64 << 10;  // smaller weights: one thread (waking costs more)
+constexpr std::size_t kChunkMinBytes = 16 << 10;     // a chunk of rows reads at least this much
 
 inline ConstMatrixMap f32_view(const Weight& W) {
   return ConstMatrixMap(static_cast<const float*>(W.data), W.rows, W.cols);
 }
+
+inline void check_weight(const Weight& W, const char* who) {
+  if (W.cols % std::int64_t(dtype_block_size(W.dtype)) != 0)
+    throw std::invalid_argument(std::string(who) + ": a " + dtype_name(W.dtype) + " weight needs cols (" +
+                                std::to_string(W.cols) + ") to be a multiple of " +
+                                std::to_string(dtype_block_size(W.dtype)));
+}
+
+// Rows per parallel chunk when each weight row is used by T tokens (matvec: T = 1);
+// everything on the calling thread when the whole job is small.
+inline std::int64_t rows_per_chunk(const Weight& W, std::int64_t T = 1) {
+  const std::size_t work = std::max<std::size_t>(1, W.row_bytes()) * std::size_t(std::max<std::int64_t>(1, T));
+  if (work * std::size_t(W.rows) < kParallelMinBytes) return std::max<std::int64_t>(1, W.rows);
+  return std::max<std::int64_t>(1, std::int64_t(kChunkMinBytes / work));
+}
+
+// Per-thread scratch buffers (reused across calls: no allocation per matvec).
+inline std::vector<unsigned char>& scratch_bytes() {
+  thread_local std::vector<unsigned char> b;
+  return b;
+}
+inline std::vector<float>& scratch_floats() {
+  thread_local std::vector<float> b;
+  return b;
+}
+inline Matrix& scratch_matrix() {
+  thread_local Matrix m;
+  return m;
+}
+
+// n rows of W starting at r0 -> float32 dst [n, cols] (exact), SIMD for bf16/f16.
+inline void widen_rows(const Weight& W, std::int64_t r0, std::int64_t n, float* dst, Isa isa) {
+  const void* src = W.row_ptr(r0);
+  const std::int64_t count = n * W.cols;
+#if GEMMA3_HAVE_X86_SIMD
+  if (isa == Isa::avx2 && W.dtype == DType::BF16) return kernels::widen_bf16_avx2(src, dst, count);
+  if (isa == Isa::avx2 && W.dtype == DType::F16) return kernels::widen_f16_avx2(src, dst, count);
+#endif
+#if GEMMA3_HAVE_WASM_SIMD
+  if (isa == Isa::wasm_simd128 && W.dtype == DType::BF16) return kernels::widen_bf16_wasm(src, dst, count);
+  if (isa == Isa::wasm_simd128 && W.dtype == DType::F16) return kernels::widen_f16_wasm(src, dst, count);
+#endif
+  (void)isa;
+  quant::row_kernels(W.dtype).dequantize(src, dst, count);
+}
 }  // namespace detail
 
-// Y [T, out] = X [T, in] . W^T
-inline void matmul(const Weight& W, const Matrix& X, Matrix& Y) {
-  Y.resize(X.rows(), W.rows);
-  if (W.dtype == DType::F32) {
-    Y.noalias() = X * detail::f32_view(W).transpose();
+// y [out] = W [out, in] . x [in], with an explicit instruction set and pool.
+inline void matvec(const Weight& W, const float* x, float* y, Isa isa, ThreadPool& pool) {
+  detail::check_weight(W, "matvec");
+  const quant::RowKernels& k = quant::row_kernels(W.dtype);
+  const std::int64_t cols = W.cols, grain = detail::rows_per_chunk(W);
+
+  if (dtype_is_quantized(W.dtype) && !int8_activations()) {  // float path: dequantize a row, f32 dot
+    const quant::RowDotFn dot = quant::row_kernels(DType::F32).for_isa(isa);
+    pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
+      std::vector<float>& row = detail::scratch_floats();
+      row.resize(std::size_t(cols));
+      for (std::int64_t r = r0; r < r1; ++r) {
+        k.dequantize(W.row_ptr(r), row.data(), cols);
+        y[r] = dot(row.data(), x, cols);
+      }
+    }, grain);
     return;
   }
-  Matrix block;  // [kRowBlock, in] float32 copy of a few weight rows
-  for (std::int64_t r0 = 0; r0 < W.rows; r0 += detail::kRowBlock) {
-    const std::int64_t n = std::min(detail::kRowBlock, W.rows - r0);
-    block.resize(n, W.cols);
-    to_f32(W.dtype, W.row_ptr(r0), block.data(), std::size_t(n * W.cols));
-    Y.middleCols(r0, n).noalias() = X * block.transpose();
+
+  const void* xp = x;  // x as the row kernel reads it
+  if (k.act != quant::ActivationFormat::f32) {
+    std::vector<unsigned char>& buf = detail::scratch_bytes();
+    buf.resize(quant::activation_bytes(k.act, cols));
+    quant::prepare_activations(k.act, x, cols, buf.data());
+    xp = buf.data();
   }
+  const quant::RowDotFn dot = k.for_isa(isa);
+  pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) y[r] = dot(W.row_ptr(r), xp, cols);
+  }, grain);
 }
 
 // y [out] = W [out, in] . x [in]
-inline void matvec(const Weight& W, const float* x, float* y) {
-  Eigen::Map<const Vector> xv(x, W.cols);
-  Eigen::Map<Vector> yv(y, W.rows);
-  if (W.dtype == DType::F32) {
-    yv.noalias() = detail::f32_view(W) * xv;
+inline void matvec(const Weight& W, const float* x, float* y) { matvec(W, x, y, active_isa(), default_pool()); }
+
+// Y [T, out] = X [T, in] . W^T, with an explicit instruction set and pool.
+inline void matmul(const Weight& W, const Matrix& X, Matrix& Y, Isa isa, ThreadPool& pool) {
+  detail::check_weight(W, "matmul");
+  if (X.cols() != W.cols)
+    throw std::invalid_argument("matmul: X has " + std::to_string(X.cols()) + " columns, W has " +
+                                std::to_string(W.cols));
+  const std::int64_t T = X.rows(), cols = W.cols;
+  Y.resize(T, W.rows);
+  if (T == 0) return;
+  const std::int64_t grain = std::max(detail::rows_per_chunk(W, T), detail::kRowBlock);
+
+  if (W.dtype == DType::F32) {  // Eigen GEMM on column slices of Y
+    pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
+      Y.middleCols(r0, r1 - r0).noalias() = X * detail::f32_view(W).middleRows(r0, r1 - r0).transpose();
+    }, grain);
     return;
   }
-  Matrix block;
-  for (std::int64_t r0 = 0; r0 < W.rows; r0 += detail::kRowBlock) {
-    const std::int64_t n = std::min(detail::kRowBlock, W.rows - r0);
-    block.resize(n, W.cols);
-    to_f32(W.dtype, W.row_ptr(r0), block.data(), std::size_t(n * W.cols));
-    yv.segment(r0, n).noalias() = block * xv;
+
+  const quant::RowKernels& k = quant::row_kernels(W.dtype);
+  if (dtype_is_quantized(W.dtype) && int8_activations() && !quantized_matmul_uses_gemm()) {  // integer kernels, tiled
+    const std::size_t act_bytes = quant::activation_bytes(k.act, cols);
+    std::vector<unsigned char>& buf = detail::scratch_bytes();
+    buf.resize(act_bytes * std::size_t(T));
+    for (std::int64_t t = 0; t < T; ++t) quant::prepare_activations(k.act, X.row(t).data(), cols, buf.data() + t * act_bytes);
+    const unsigned char* acts = buf.data();
+    const quant::RowDotFn dot = k.for_isa(isa);
+    float* out = Y.data();
+    const std::int64_t ldy = W.rows;
+    pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t tile = r0; tile < r1; tile += detail::kTileRows) {
+        const std::int64_t tile_end = std::min(r1, tile + detail::kTileRows);
+        for (std::int64_t t = 0; t < T; ++t)
+          for (std::int64_t r = tile; r < tile_end; ++r)
+            out[t * ldy + r] = dot(W.row_ptr(r), acts + std::size_t(t) * act_bytes, cols);
+      }
+    }, std::max(detail::rows_per_chunk(W, T), detail::kTileRows));
+    return;
   }
+
+  // bf16 / f16, and quantized weights on the GEMM path: widen kRowBlock rows to a
+  // float32 scratch block (exact), then GEMM.
+  pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
+    Matrix& block = detail::scratch_matrix();  // [<= kRowBlock, in]
+    for (std::int64_t b0 = r0; b0 < r1; b0 += detail::kRowBlock) {
+      const std::int64_t n = std::min(detail::kRowBlock, r1 - b0);
+      block.resize(n, cols);
+      detail::widen_rows(W, b0, n, block.data(), isa);
+      Y.middleCols(b0, n).noalias() = X * block.transpose();
+    }
+  }, grain);
 }
+
+// Y [T, out] = X [T, in] . W^T
+inline void matmul(const Weight& W, const Matrix& X, Matrix& Y) { matmul(W, X, Y, active_isa(), default_pool()); }
 
 // Y [T, out] = X [T, in] . W^T, by matvec for one token and matmul for many.
 inline void linear(const Weight& W, const Matrix& X, Matrix& Y) {

@@ -3,15 +3,20 @@
 //   W : [rows = out_features, cols = in_features], row-major, HF's nn.Linear layout,
 //   element (r, c) at data + (r * cols + c) * dtype_size.
 //
+//   A GGUF block type stores each row as cols / block_size blocks (quant/), so the
+//   row stride is dtype_row_bytes(dtype, cols), not cols * an element size.
+//
 // The model never reads a Weight's bytes itself: it hands the Weight to matvec /
-// matmul (kernels/matmul.hpp) or asks for one row (the embedding lookup). That is
-// the seam where later storage types (GGUF blocks) plug in.
+// matmul (kernels/matmul.hpp) or asks for one row (the embedding lookup, which
+// dequantizes it with quant/quant.hpp). That is the seam where the storage types
+// (f32, bf16, f16, GGUF blocks) plug in.
 // Pinned by tests/test_kernels.cpp.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "../quant/quant.hpp"
 #include "dtype.hpp"
 
 namespace gemma3 {
@@ -26,8 +31,8 @@ struct Weight {
   const void* row_ptr(std::int64_t r) const {
     return static_cast<const unsigned char*>(data) + std::size_t(r) * row_bytes();
   }
-  // Widen row r ([cols]) to float32.
-  void row_to_f32(std::int64_t r, float* out) const { to_f32(dtype, row_ptr(r), out, std::size_t(cols)); }
+  // Widen (dequantize) row r ([cols]) to float32, for any dtype; exact.
+  void row_to_f32(std::int64_t r, float* out) const { dequantize_row(dtype, row_ptr(r), out, cols); }
 };
 
 }  // namespace gemma3

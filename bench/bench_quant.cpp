@@ -1,0 +1,214 @@
+// bench/bench_quant.cpp -- matvec on every weight dtype, scalar vs SIMD, 1 and 2 threads,
+// at Gemma 3 270M shapes, plus the memory bandwidth that bounds it.
+//
+//   BM_matvec_dtype/dtype/out/in/simd/threads   y = W x              bytes/s = weight bytes read
+//   BM_matmul_quant/dtype/out/in/int8/threads   Y = X W^T, T = 64    bytes/s = weight bytes (once per call)
+//   BM_memory_read/MB/threads                   sum of a buffer      bytes/s = bytes read
+//   BM_memory_copy/MB/threads                   memcpy               bytes/s = bytes read + written
+//
+// dtype is the DType enum value (the label spells it); simd 0 = scalar twins, 1 = the
+// best SIMD this machine runs (AVX2 here); int8 1 = int8 activations and integer
+// kernels (the default), 0 = dequantize 64 rows to f32 + Eigen GEMM (int8 1 also
+// means GEMM when Eigen itself was built with AVX: see kernels/matmul.hpp).
+// Shapes (270M): [2048, 640] q/k/v/gate/up-like, [640, 2048] ffn_down, [640, 1024]
+// attn_output (K-quants need in % 256 == 0, so they use the last two), and the tied
+// LM head [262144, 640] in Q8_0 (178 MB: the one weight far bigger than the caches,
+// so the one whose GB/s is comparable with BM_memory_read). The small ones (0.4 to
+// 5 MB) sit in L2/L3 between iterations: their GB/s measure the kernels, not DRAM.
+//
+// Run: build/bench/bench_quant [--benchmark_filter=...]  (docs/benchmarks.md quotes it)
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include <gemma3/kernels/isa.hpp>
+#include <gemma3/kernels/matmul.hpp>
+#include <gemma3/kernels/thread_pool.hpp>
+
+#include "../tests/test_quant_helpers.hpp"
+
+using gemma3::DType;
+using gemma3::Weight;
+
+namespace {
+
+struct OwnedWeight {
+  std::vector<unsigned char> bytes;
+  Weight w;
+};
+
+OwnedWeight make_weight(DType t, std::int64_t rows, std::int64_t cols) {
+  quant_test::Rng rng(0x5eed + std::uint64_t(t));
+  OwnedWeight o;
+  if (gemma3::dtype_is_quantized(t)) {
+    o.bytes = quant_test::random_blocks(t, rows, cols, rng);
+  } else {
+    const std::size_t n = std::size_t(rows * cols);
+    o.bytes.resize(n * gemma3::dtype_size(t));
+    const float a = 1.0f / 32.0f;
+    for (std::size_t i = 0; i < n; ++i) {
+      const float v = rng.uniform(-a, a);
+      if (t == DType::F32) std::memcpy(&o.bytes[4 * i], &v, 4);
+      else {
+        const std::uint16_t h = t == DType::BF16 ? gemma3::f32_to_bf16(v) : gemma3::f32_to_f16(v);
+        std::memcpy(&o.bytes[2 * i], &h, 2);
+      }
+    }
+  }
+  o.w.dtype = t;
+  o.w.data = o.bytes.data();
+  o.w.rows = rows;
+  o.w.cols = cols;
+  return o;
+}
+
+std::int64_t weight_bytes(const Weight& w) { return std::int64_t(w.row_bytes()) * w.rows; }
+
+// Global kernel switches for one benchmark, restored after it.
+struct Settings {
+  Settings(bool simd, int threads, bool int8 = true) {
+    if (simd) gemma3::reset_isa();
+    else gemma3::set_isa(gemma3::Isa::scalar);
+    gemma3::set_num_threads(threads);
+    gemma3::set_int8_activations(int8);
+  }
+  ~Settings() {
+    gemma3::reset_isa();
+    gemma3::set_num_threads(1);
+    gemma3::set_int8_activations(true);
+  }
+};
+
+}  // namespace
+
+static void BM_matvec_dtype(benchmark::State& state) {
+  const DType t = DType(state.range(0));
+  const bool simd = state.range(3) != 0;
+  const Settings settings(simd, int(state.range(4)));
+  const OwnedWeight o = make_weight(t, state.range(1), state.range(2));
+  quant_test::Rng rng(1);
+  const std::vector<float> x = quant_test::random_floats(std::size_t(o.w.cols), rng);
+  std::vector<float> y(std::size_t(o.w.rows));
+  for (auto _ : state) {
+    gemma3::matvec(o.w, x.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(std::int64_t(state.iterations()) * weight_bytes(o.w));
+  state.counters["weight_MB"] = double(weight_bytes(o.w)) / 1e6;
+  state.SetLabel(std::string(gemma3::dtype_name(t)) + " " + gemma3::isa_name(gemma3::active_isa()));
+}
+
+static void MatvecArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"dtype", "out", "in", "simd", "threads"});
+  const DType legacy[] = {DType::F32, DType::BF16, DType::F16, DType::Q8_0, DType::Q4_0,
+                          DType::Q4_1, DType::Q5_0, DType::Q5_1};
+  const DType kquants[] = {DType::Q4_K, DType::Q5_K, DType::Q6_K};
+  for (int threads : {1, 2})
+    for (int simd : {0, 1}) {
+      for (DType t : legacy)
+        for (auto [out, in] : {std::pair{2048, 640}, std::pair{640, 2048}}) b->Args({int(t), out, in, simd, threads});
+      for (DType t : kquants)
+        for (auto [out, in] : {std::pair{640, 2048}, std::pair{640, 1024}}) b->Args({int(t), out, in, simd, threads});
+      b->Args({int(DType::Q8_0), 262144, 640, simd, threads});  // the LM head
+    }
+}
+BENCHMARK(BM_matvec_dtype)->Apply(MatvecArgs)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Prefill on quantized weights: the integer tiled path vs dequantize + Eigen GEMM.
+static void BM_matmul_quant(benchmark::State& state) {
+  const DType t = DType(state.range(0));
+  const Settings settings(true, int(state.range(4)), state.range(3) != 0);
+  const OwnedWeight o = make_weight(t, state.range(1), state.range(2));
+  constexpr int T = 64;
+  quant_test::Rng rng(2);
+  gemma3::Matrix X(T, o.w.cols);
+  for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.uniform(-1.0f, 1.0f);
+  gemma3::Matrix Y;
+  for (auto _ : state) {
+    gemma3::matmul(o.w, X, Y);
+    benchmark::DoNotOptimize(Y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(std::int64_t(state.iterations()) * weight_bytes(o.w));
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * T);  // tokens
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * T * double(o.w.rows) * double(o.w.cols) / 1e9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  // (in a build where Eigen has AVX, matmul uses the GEMM path for both: kernels/matmul.hpp)
+  const bool int8 = state.range(3) != 0 && !gemma3::quantized_matmul_uses_gemm();
+  state.SetLabel(std::string(gemma3::dtype_name(t)) + (int8 ? " int8" : " f32-gemm"));
+}
+BENCHMARK(BM_matmul_quant)
+    ->ArgNames({"dtype", "out", "in", "int8", "threads"})
+    ->Args({int(DType::Q5_0), 2048, 640, 1, 1})
+    ->Args({int(DType::Q5_0), 2048, 640, 0, 1})
+    ->Args({int(DType::Q8_0), 2048, 640, 1, 1})
+    ->Args({int(DType::Q8_0), 2048, 640, 0, 1})
+    ->Args({int(DType::Q4_K), 640, 2048, 1, 1})
+    ->Args({int(DType::Q4_K), 640, 2048, 0, 1})
+    ->Args({int(DType::Q6_K), 640, 2048, 1, 1})
+    ->Args({int(DType::Q6_K), 640, 2048, 0, 1})
+    ->Args({int(DType::Q5_0), 2048, 640, 1, 2})
+    ->Args({int(DType::Q5_0), 2048, 640, 0, 2})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// ---- memory bandwidth: the floor a memory-bound matvec can reach ----
+
+namespace {
+#if GEMMA3_HAVE_X86_SIMD
+GEMMA3_TARGET_AVX2 inline float sum_avx2(const float* p, std::int64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (std::int64_t i = 0; i + 32 <= n; i += 32) {
+    a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
+    a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + i + 8));
+    a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + i + 16));
+    a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + i + 24));
+  }
+  return gemma3::kernels::avx2::hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
+#endif
+float sum_any(const float* p, std::int64_t n) {
+#if GEMMA3_HAVE_X86_SIMD
+  if (gemma3::cpu_has_avx2()) return sum_avx2(p, n);
+#endif
+  float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (std::int64_t i = 0; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) a[j] += p[i + j];
+  return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+}
+}  // namespace
+
+// Read a buffer of MB megabytes (far larger than L3) with SIMD loads, split over threads.
+static void BM_memory_read(benchmark::State& state) {
+  const std::int64_t bytes = state.range(0) << 20;
+  const Settings settings(true, int(state.range(1)));
+  std::vector<float> buf(std::size_t(bytes / 4), 1.0f);
+  const std::int64_t n = std::int64_t(buf.size());
+  for (auto _ : state) {
+    gemma3::default_pool().parallel_for(0, n / 8192, [&](std::int64_t b, std::int64_t e) {
+      float s = sum_any(buf.data() + b * 8192, (e - b) * 8192);
+      benchmark::DoNotOptimize(s);
+    }, 64);
+  }
+  state.SetBytesProcessed(std::int64_t(state.iterations()) * bytes);
+}
+BENCHMARK(BM_memory_read)->ArgNames({"MB", "threads"})->Args({512, 1})->Args({512, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// memcpy of MB megabytes; bytes/s counts bytes read + written.
+static void BM_memory_copy(benchmark::State& state) {
+  const std::int64_t bytes = state.range(0) << 20;
+  const Settings settings(true, int(state.range(1)));
+  std::vector<unsigned char> src(std::size_t(bytes), 1), dst(std::size_t(bytes), 0);
+  for (auto _ : state) {
+    gemma3::default_pool().parallel_for(0, bytes >> 16, [&](std::int64_t b, std::int64_t e) {
+      std::memcpy(dst.data() + (b << 16), src.data() + (b << 16), std::size_t((e - b) << 16));
+    }, 16);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(std::int64_t(state.iterations()) * 2 * bytes);
+}
+BENCHMARK(BM_memory_copy)->ArgNames({"MB", "threads"})->Args({256, 1})->Args({256, 2})->Unit(benchmark::kMillisecond)->UseRealTime();

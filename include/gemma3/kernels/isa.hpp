@@ -1,0 +1,128 @@
+// gemma3/kernels/isa.hpp -- which instruction set the kernels use, chosen at run time.
+//
+// Every kernel exists as a plain scalar function (the readable twin every test
+// holds the others to) and, where the compiler targets it, as
+//   avx2          x86-64 AVX2 + FMA + F16C, compiled with
+//                 __attribute__((target("avx2,fma,f16c"))) inside an otherwise portable
+//                 build (no -march needed), and used only when the CPU reports all
+//                 three (every x86 CPU with AVX2 has FMA and F16C: Haswell, Zen and later);
+//   wasm_simd128  WebAssembly SIMD128, compiled when the build uses -msimd128.
+//
+// active_isa() is the best one available unless a test or benchmark forces another
+// with set_isa(). That switch is global and not synchronised: set it between
+// kernel calls, never while one is running on another thread.
+//
+// A second global switch picks how quantized weights are multiplied (matmul.hpp):
+//   int8 activations (default): x is quantized to 8-bit blocks once per matvec and
+//     dotted with the weight blocks in integers, as llama.cpp does. Fast, and not
+//     exact: on the real 270M Q4_K_M file the logits of a 6-token prompt differ from
+//     the float path by 3.5% rms (max |diff| 5% of max |logit|; the same top-1 token
+//     at every position), and because rounding to 8 bits turns tiny differences
+//     into whole steps, prefill and decode then differ by up to 1.6% of max |logit|;
+//   float activations: each weight row is dequantized to float32 and dotted with x
+//     in float32 (3-15x slower matvec; equals the dequantized-weights product to
+//     float rounding: prefill vs decode 1.6e-6 on the same prompt). For
+//     comparisons against a float32 reference.
+// Pinned by tests/test_quant.cpp (every Isa available here against scalar) and
+// tests/wasm/ (wasm_simd128 under node).
+#pragma once
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#  define GEMMA3_HAVE_X86_SIMD 1
+#  include <cpuid.h>
+#  include <immintrin.h>
+// Functions compiled for AVX2 + FMA + F16C whatever the build's -march says.
+#  define GEMMA3_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#else
+#  define GEMMA3_HAVE_X86_SIMD 0
+#endif
+
+#if defined(__wasm_simd128__)
+#  define GEMMA3_HAVE_WASM_SIMD 1
+#  include <wasm_simd128.h>
+#else
+#  define GEMMA3_HAVE_WASM_SIMD 0
+#endif
+
+namespace gemma3 {
+
+enum class Isa { scalar, avx2, wasm_simd128 };
+
+inline const char* isa_name(Isa i) {
+  switch (i) {
+    case Isa::scalar: return "scalar";
+    case Isa::avx2: return "avx2";
+    case Isa::wasm_simd128: return "wasm_simd128";
+  }
+  return "?";
+}
+
+// AVX2, FMA and F16C, with the OS saving the YMM registers (false off x86).
+// (__builtin_cpu_supports checks the OS part; clang 14 does not know "f16c", so
+// that bit is read from CPUID leaf 1, ECX bit 29.)
+inline bool cpu_has_avx2() {
+#if GEMMA3_HAVE_X86_SIMD
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return false;
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+  }();
+  return yes;
+#else
+  return false;
+#endif
+}
+
+// Whether this build and this machine can run kernels for `i`.
+inline bool isa_available(Isa i) {
+  switch (i) {
+    case Isa::scalar: return true;
+    case Isa::avx2: return cpu_has_avx2();
+    case Isa::wasm_simd128: return GEMMA3_HAVE_WASM_SIMD != 0;
+  }
+  return false;
+}
+
+// The fastest available.
+inline Isa best_isa() {
+  if (isa_available(Isa::wasm_simd128)) return Isa::wasm_simd128;
+  if (isa_available(Isa::avx2)) return Isa::avx2;
+  return Isa::scalar;
+}
+
+namespace detail {
+inline std::atomic<int>& isa_slot() {
+  static std::atomic<int> slot{-1};  // -1: not forced, use best_isa()
+  return slot;
+}
+inline std::atomic<bool>& int8_activations_slot() {
+  static std::atomic<bool> slot{true};
+  return slot;
+}
+}  // namespace detail
+
+// The instruction set the kernels use now.
+inline Isa active_isa() {
+  const int forced = detail::isa_slot().load(std::memory_order_relaxed);
+  return forced < 0 ? best_isa() : Isa(forced);
+}
+
+// Force an instruction set (tests, benchmarks); throws if it cannot run here.
+inline void set_isa(Isa i) {
+  if (!isa_available(i)) throw std::invalid_argument(std::string("set_isa: ") + isa_name(i) + " is not available here");
+  detail::isa_slot().store(int(i), std::memory_order_relaxed);
+}
+
+// Back to the best available.
+inline void reset_isa() { detail::isa_slot().store(-1, std::memory_order_relaxed); }
+
+// int8 activations for quantized weights (true, default) or float32 ones (false).
+inline void set_int8_activations(bool on) { detail::int8_activations_slot().store(on, std::memory_order_relaxed); }
+inline bool int8_activations() { return detail::int8_activations_slot().load(std::memory_order_relaxed); }
+
+}  // namespace gemma3

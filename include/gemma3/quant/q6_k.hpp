@@ -1,0 +1,178 @@
+// gemma3/quant/q6_k.hpp -- GGUF Q6_K: 256-value super-blocks of 16 sub-blocks of 16,
+// 6-bit quants, one signed 8-bit scale per sub-block.
+//
+//   block_q6_K (210 bytes, 6.5625 bits per value)
+//   byte 0                     128               192              208    210
+//        +---------------------+-----------------+----------------+------+
+//        | ql[128]: low 4 bits | qh[64]: high 2  | scales[16]     | d    |
+//        |                     | bits, 4 a byte  | int8           | f16  |
+//        +---------------------+-----------------+----------------+------+
+//
+// Two halves h = 0, 1 of 128 outputs; half h reads L = ql + 64h, H = qh + 32h.
+// For l = 0..31:
+//   out 128h + l       q = (L[l]      & 0xF) | ((H[l] >> 0) & 3) << 4
+//   out 128h + l + 32  q = (L[l + 32] & 0xF) | ((H[l] >> 2) & 3) << 4
+//   out 128h + l + 64  q = (L[l]      >> 4)  | ((H[l] >> 4) & 3) << 4
+//   out 128h + l + 96  q = (L[l + 32] >> 4)  | ((H[l] >> 6) & 3) << 4
+//
+//   y[o] = (d * scales[o / 16]) * (q - 32)          q in 0..63
+//
+// Gemma 3 270M Q4_K_M stores ffn_down of the "more bits" layers in Q6_K (gguf.md 2.6).
+//
+// Integer dot with block_q8_K activations (common.hpp), per super-block:
+//   isum = sum_o scales[o / 16] * (q_o - 32) * qx_o                  (exact int32)
+//        = sum_o scales[o / 16] * q_o * qx_o - 32 * sum_g scales[g] * bsums[g]
+//   sum += (d_w * d_x) * isum
+// AVX2 uses the second form (q_o is unsigned, as _mm256_maddubs_epi16 wants); the
+// SIMD twins reduce isum once per super-block and then do the scalar twin's float
+// arithmetic, so they equal it exactly.
+// Pinned by tests/test_quant.cpp and tests/fixtures/quant/.
+#pragma once
+
+#include <cstdint>
+
+#include "common.hpp"
+
+namespace gemma3 {
+namespace quant {
+
+#pragma pack(push, 1)
+struct block_q6_K {
+  std::uint8_t ql[QK_K / 2];       // low 4 bits
+  std::uint8_t qh[QK_K / 4];       // high 2 bits
+  std::int8_t scales[QK_K / 16];   // sub-block scales
+  std::uint16_t d;                 // f16 super-block scale
+};
+#pragma pack(pop)
+static_assert(sizeof(block_q6_K) == 210, "block_q6_K layout");
+
+// The 256 quants (0..63) of one super-block in output order.
+inline void unpack_q6_K(const block_q6_K& x, int q[QK_K]) {
+  for (int h = 0; h < 2; ++h) {
+    const std::uint8_t* L = x.ql + 64 * h;
+    const std::uint8_t* H = x.qh + 32 * h;
+    int* out = q + 128 * h;
+    for (int l = 0; l < 32; ++l) {
+      out[l] = (L[l] & 0x0f) | ((H[l] >> 0) & 3) << 4;
+      out[l + 32] = (L[l + 32] & 0x0f) | ((H[l] >> 2) & 3) << 4;
+      out[l + 64] = (L[l] >> 4) | ((H[l] >> 4) & 3) << 4;
+      out[l + 96] = (L[l + 32] >> 4) | ((H[l] >> 6) & 3) << 4;
+    }
+  }
+}
+
+inline void dequantize_row_q6_K(const void* src, float* y, std::int64_t n) {
+  const auto* x = static_cast<const block_q6_K*>(src);
+  int q[QK_K];
+  for (std::int64_t b = 0; b < n / QK_K; ++b, y += QK_K) {
+    const float d = f16_to_f32(x[b].d);
+    unpack_q6_K(x[b], q);
+    for (int g = 0; g < QK_K / 16; ++g) {
+      const float dg = d * float(x[b].scales[g]);
+      for (int l = 0; l < 16; ++l) y[16 * g + l] = dg * float(q[16 * g + l] - 32);
+    }
+  }
+}
+
+inline float dot_q6_K_f32(const void* row, const float* x, std::int64_t n) {
+  return dot_f32_by_blocks<QK_K, sizeof(block_q6_K)>(row, x, n, dequantize_row_q6_K);
+}
+
+// ---- integer dot with block_q8_K activations ----
+
+inline float vec_dot_q6_K_scalar(const void* w_row, const void* act, std::int64_t n) {
+  const auto* w = static_cast<const block_q6_K*>(w_row);
+  const auto* a = static_cast<const block_q8_K*>(act);
+  float sum = 0.0f;
+  int q[QK_K];
+  for (std::int64_t b = 0; b < n / QK_K; ++b) {
+    unpack_q6_K(w[b], q);
+    int isum = 0;
+    for (int g = 0; g < QK_K / 16; ++g) {
+      int s = 0;
+      for (int l = 0; l < 16; ++l) s += (q[16 * g + l] - 32) * a[b].qs[16 * g + l];
+      isum += w[b].scales[g] * s;
+    }
+    sum += f16_to_f32(w[b].d) * a[b].d * float(isum);
+  }
+  return sum;
+}
+
+#if GEMMA3_HAVE_X86_SIMD
+GEMMA3_TARGET_AVX2 inline float vec_dot_q6_K_avx2(const void* w_row, const void* act, std::int64_t n) {
+  const auto* w = static_cast<const block_q6_K*>(w_row);
+  const auto* a = static_cast<const block_q8_K*>(act);
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+  float sum = 0.0f;
+  for (std::int64_t b = 0; b < n / QK_K; ++b) {
+    // the 16 scales as int16; 32 * sum_g scales[g] * bsums[g] goes out of the sum at the end
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales)));
+    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].bsums));
+    __m256i acc = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5);
+    acc = _mm256_sub_epi32(_mm256_setzero_si256(), acc);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i L0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * h));
+      const __m256i L1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * h + 32));
+      const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh + 32 * h));
+      // the four groups of 32 outputs of this half, as bytes 0..63 (16-bit shifts
+      // cannot leak across bytes: every value is masked before it moves)
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(L0, m4), _mm256_slli_epi16(_mm256_and_si256(H, m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(L1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L0, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L1, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m2), 4)),
+      };
+      // scales 8h .. 8h+7 (int16) in both 128-bit lanes
+      const __m256i sc = _mm256_broadcastsi128_si256(h == 0 ? _mm256_castsi256_si128(sc16) : _mm256_extracti128_si256(sc16, 1));
+      for (int k = 0; k < 4; ++k) {
+        const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs + 128 * h + 32 * k));
+        // int16 lanes 0..7 hold outputs 0..15 (sub-block 8h+2k), lanes 8..15 outputs 16..31 (8h+2k+1):
+        // low lane gets scale 2k (bytes 4k, 4k+1), high lane scale 2k+1 (bytes 4k+2, 4k+3)
+        const __m256i s = _mm256_shuffle_epi8(
+            sc, _mm256_set_m128i(_mm_set1_epi16(short(0x0302 + 0x0404 * k)), _mm_set1_epi16(short(0x0100 + 0x0404 * k))));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], y), s));
+      }
+    }
+    sum += avx2::f16(w[b].d) * a[b].d * float(avx2::hsum_i32(acc));
+  }
+  return sum;
+}
+#endif
+
+#if GEMMA3_HAVE_WASM_SIMD
+inline float vec_dot_q6_K_wasm(const void* w_row, const void* act, std::int64_t n) {
+  const auto* w = static_cast<const block_q6_K*>(w_row);
+  const auto* a = static_cast<const block_q8_K*>(act);
+  const v128_t m4 = wasm_i8x16_splat(0x0f), m2 = wasm_i8x16_splat(3), off = wasm_i8x16_splat(32);
+  float sum = 0.0f;
+  for (std::int64_t b = 0; b < n / QK_K; ++b) {
+    const std::int8_t* sc = w[b].scales;
+    v128_t acc = wasm_i32x4_splat(0);
+    for (int h = 0; h < 2; ++h) {
+      for (int half = 0; half < 2; ++half) {  // outputs l = 16 * half .. 16 * half + 15 of each group
+        const v128_t L0 = wasm_v128_load(w[b].ql + 64 * h + 16 * half);
+        const v128_t L1 = wasm_v128_load(w[b].ql + 64 * h + 32 + 16 * half);
+        const v128_t H = wasm_v128_load(w[b].qh + 32 * h + 16 * half);
+        const v128_t q[4] = {
+            wasm_v128_or(wasm_v128_and(L0, m4), wasm_i8x16_shl(wasm_v128_and(H, m2), 4)),
+            wasm_v128_or(wasm_v128_and(L1, m4), wasm_i8x16_shl(wasm_v128_and(wasm_u8x16_shr(H, 2), m2), 4)),
+            wasm_v128_or(wasm_u8x16_shr(L0, 4), wasm_i8x16_shl(wasm_v128_and(wasm_u8x16_shr(H, 4), m2), 4)),
+            wasm_v128_or(wasm_u8x16_shr(L1, 4), wasm_i8x16_shl(wasm_u8x16_shr(H, 6), 4)),
+        };
+        for (int k = 0; k < 4; ++k) {
+          const int o = 128 * h + 32 * k + 16 * half;  // first output of these 16 = sub-block o / 16
+          const v128_t p = wasm::dot_i8(wasm_i8x16_sub(q[k], off), wasm_v128_load(a[b].qs + o));
+          acc = wasm_i32x4_add(acc, wasm_i32x4_mul(p, wasm_i32x4_splat(sc[o / 16])));
+        }
+      }
+    }
+    sum += wasm::f16(w[b].d) * a[b].d * float(wasm::hsum_i32(acc));
+  }
+  return sum;
+}
+#endif
+
+}  // namespace quant
+}  // namespace gemma3

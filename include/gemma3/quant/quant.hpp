@@ -1,0 +1,168 @@
+// gemma3/quant/quant.hpp -- one table that maps every DType to its kernels.
+//
+//   dequantize_row(t, src, dst, n)     n stored values of dtype t -> float32 (exact)
+//   row_kernels(t)                     for matmul.hpp: how to prepare x, and the
+//                                      row . x kernel for each Isa
+//
+// The model never comes here: it calls matvec / matmul / linear (kernels/matmul.hpp)
+// and Weight::row_to_f32 (the embedding lookup), which use this table.
+//
+//   dtype   x is handed to the kernel as          row kernel
+//   F32     float32                               dot_f32_*        (kernels/dot.hpp)
+//   BF16    float32                               dot_bf16_*
+//   F16     float32                               dot_f16_*
+//   Q8_0    block_q8_32 (quantized once per x)    vec_dot_q8_0_*   (quant/q8_0.hpp)
+//   Q4_0    block_q8_32                           vec_dot_q4_0_*   (quant/q4_0.hpp)
+//   Q4_1    block_q8_32                           vec_dot_q4_1_*
+//   Q5_0    block_q8_32                           vec_dot_q5_0_*   (quant/q5_0.hpp)
+//   Q5_1    block_q8_32                           vec_dot_q5_1_*
+//   Q4_K    block_q8_K                            vec_dot_q4_K_*   (quant/q4_k.hpp)
+//   Q5_K    block_q8_K                            vec_dot_q5_K_*
+//   Q6_K    block_q8_K                            vec_dot_q6_K_*   (quant/q6_k.hpp)
+// Pinned by tests/test_quant.cpp.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "../kernels/dot.hpp"
+#include "../kernels/dtype.hpp"
+#include "../kernels/isa.hpp"
+#include "common.hpp"
+#include "q4_0.hpp"
+#include "q4_k.hpp"
+#include "q5_0.hpp"
+#include "q6_k.hpp"
+#include "q8_0.hpp"
+
+namespace gemma3 {
+namespace quant {
+
+// What form x takes for a dtype's row kernel.
+enum class ActivationFormat { f32, q8_32, q8_K };
+
+// Bytes of x [n] in that form.
+inline std::size_t activation_bytes(ActivationFormat f, std::int64_t n) {
+  switch (f) {
+    case ActivationFormat::f32: return std::size_t(n) * sizeof(float);
+    case ActivationFormat::q8_32: return std::size_t(n / QK) * sizeof(block_q8_32);
+    case ActivationFormat::q8_K: return std::size_t(n / QK_K) * sizeof(block_q8_K);
+  }
+  return 0;
+}
+
+// x [n] -> out (activation_bytes(f, n) bytes). For f32 it is a copy.
+inline void prepare_activations(ActivationFormat f, const float* x, std::int64_t n, void* out) {
+  switch (f) {
+    case ActivationFormat::f32: std::memcpy(out, x, std::size_t(n) * sizeof(float)); return;
+    case ActivationFormat::q8_32: quantize_row_q8_32(x, static_cast<block_q8_32*>(out), n); return;
+    case ActivationFormat::q8_K: quantize_row_q8_K(x, static_cast<block_q8_K*>(out), n); return;
+  }
+}
+
+// row . x, x in the dtype's ActivationFormat; n = values in the row.
+using RowDotFn = float (*)(const void* row, const void* x, std::int64_t n);
+using DequantizeFn = void (*)(const void* src, float* dst, std::int64_t n);
+using DotF32Fn = float (*)(const void* row, const float* x, std::int64_t n);
+
+struct RowKernels {
+  ActivationFormat act = ActivationFormat::f32;
+  RowDotFn dot[3] = {nullptr, nullptr, nullptr};  // by Isa: scalar, avx2, wasm_simd128 (null: not built)
+  DequantizeFn dequantize = nullptr;              // exact widening of one row
+  DotF32Fn dot_f32 = nullptr;                     // plain reference row . float32 x
+
+  RowDotFn for_isa(Isa i) const {
+    const RowDotFn f = dot[int(i)];
+    return f ? f : dot[0];
+  }
+};
+
+namespace detail {
+// Adapters: the plain-dtype kernels take float x; RowDotFn takes void*.
+template <float (*F)(const void*, const float*, std::int64_t)>
+inline float as_row_dot(const void* row, const void* x, std::int64_t n) {
+  return F(row, static_cast<const float*>(x), n);
+}
+inline void widen_f32(const void* src, float* dst, std::int64_t n) { std::memcpy(dst, src, std::size_t(n) * 4); }
+inline void widen_bf16(const void* src, float* dst, std::int64_t n) { to_f32(DType::BF16, src, dst, std::size_t(n)); }
+inline void widen_f16(const void* src, float* dst, std::int64_t n) { to_f32(DType::F16, src, dst, std::size_t(n)); }
+inline float dot_plain_ref(DType t, const void* row, const float* x, std::int64_t n) {
+  const auto* p = static_cast<const std::uint16_t*>(row);
+  double acc = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float w = t == DType::F32   ? static_cast<const float*>(row)[i]
+                    : t == DType::BF16 ? bf16_to_f32(p[i])
+                                       : f16_to_f32(p[i]);
+    acc += double(w) * double(x[i]);
+  }
+  return float(acc);
+}
+inline float dot_f32_ref(const void* r, const float* x, std::int64_t n) { return dot_plain_ref(DType::F32, r, x, n); }
+inline float dot_bf16_ref(const void* r, const float* x, std::int64_t n) { return dot_plain_ref(DType::BF16, r, x, n); }
+inline float dot_f16_ref(const void* r, const float* x, std::int64_t n) { return dot_plain_ref(DType::F16, r, x, n); }
+
+#if GEMMA3_HAVE_X86_SIMD
+#  define GEMMA3_AVX2_OR_NULL(f) f
+#else
+#  define GEMMA3_AVX2_OR_NULL(f) nullptr
+#endif
+#if GEMMA3_HAVE_WASM_SIMD
+#  define GEMMA3_WASM_OR_NULL(f) f
+#else
+#  define GEMMA3_WASM_OR_NULL(f) nullptr
+#endif
+#define GEMMA3_QUANT_KERNELS(name, act)                                                              \
+  RowKernels {                                                                                              \
+    ActivationFormat::act,                                                                                  \
+        {vec_dot_##name##_scalar, GEMMA3_AVX2_OR_NULL(vec_dot_##name##_avx2), GEMMA3_WASM_OR_NULL(vec_dot_##name##_wasm)}, \
+        dequantize_row_##name, dot_##name##_f32                                                             \
+  }
+#define GEMMA3_PLAIN_KERNELS(name)                                                                 \
+  RowKernels {                                                                                     \
+    ActivationFormat::f32,                                                                         \
+        {as_row_dot<kernels::dot_##name##_scalar>, GEMMA3_AVX2_OR_NULL(as_row_dot<kernels::dot_##name##_avx2>), \
+         GEMMA3_WASM_OR_NULL(as_row_dot<kernels::dot_##name##_wasm>)},                             \
+        widen_##name, dot_##name##_ref                                                             \
+  }
+}  // namespace detail
+
+// The kernels for dtype t.
+inline const RowKernels& row_kernels(DType t) {
+  using namespace detail;
+  static const RowKernels table[] = {
+      GEMMA3_PLAIN_KERNELS(f32),              // F32
+      GEMMA3_PLAIN_KERNELS(f16),              // F16
+      GEMMA3_PLAIN_KERNELS(bf16),             // BF16
+      GEMMA3_QUANT_KERNELS(q8_0, q8_32),   // Q8_0
+      GEMMA3_QUANT_KERNELS(q4_0, q8_32),   // Q4_0
+      GEMMA3_QUANT_KERNELS(q4_1, q8_32),   // Q4_1
+      GEMMA3_QUANT_KERNELS(q5_0, q8_32),   // Q5_0
+      GEMMA3_QUANT_KERNELS(q5_1, q8_32),   // Q5_1
+      GEMMA3_QUANT_KERNELS(q4_K, q8_K),    // Q4_K
+      GEMMA3_QUANT_KERNELS(q5_K, q8_K),    // Q5_K
+      GEMMA3_QUANT_KERNELS(q6_K, q8_K),    // Q6_K
+  };
+  static_assert(sizeof(table) / sizeof(table[0]) == 11, "one entry per DType, in enum order");
+  const int i = int(t);
+  if (i < 0 || i >= 11) throw std::invalid_argument("row_kernels: unknown dtype " + std::to_string(i));
+  return table[i];
+}
+
+#undef GEMMA3_QUANT_KERNELS
+#undef GEMMA3_PLAIN_KERNELS
+#undef GEMMA3_AVX2_OR_NULL
+#undef GEMMA3_WASM_OR_NULL
+
+}  // namespace quant
+
+// Widen n stored values of dtype t (any DType, n a multiple of its block size) to
+// float32. Exact: equals the gguf package's dequantization bit for bit.
+inline void dequantize_row(DType t, const void* src, float* dst, std::int64_t n) {
+  if (n % std::int64_t(dtype_block_size(t)) != 0)
+    throw std::invalid_argument(std::string("dequantize_row: ") + std::to_string(n) + " values is not a multiple of " +
+                                dtype_name(t) + "'s block size " + std::to_string(dtype_block_size(t)));
+  quant::row_kernels(t).dequantize(src, dst, n);
+}
+
+}  // namespace gemma3

@@ -1,0 +1,478 @@
+// GGUF block types and the fast kernels: dequantizers against the gguf package,
+// every SIMD twin against its scalar twin, matvec / matmul on quantized weights,
+// and the thread pool.
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+
+#include "gemma3/embedding.hpp"
+#include "gemma3/kernels/matmul.hpp"
+#include "gemma3/kernels/thread_pool.hpp"
+#include "gemma3/quant/quant.hpp"
+#include "test_quant_helpers.hpp"
+
+using gemma3::DType;
+using gemma3::Isa;
+using gemma3::Matrix;
+using gemma3::Weight;
+namespace q = gemma3::quant;
+using quant_test::Rng;
+using quant_test::Scales;
+
+namespace {
+
+std::vector<unsigned char> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("cannot open " + path);
+  return std::vector<unsigned char>(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+// Distance in units in the last place between two finite floats of the same sign
+// (or zero): the number of floats between them.
+std::int64_t ulp_distance(float a, float b) {
+  if (a == b) return 0;  // also +0 == -0
+  std::int32_t ia, ib;
+  std::memcpy(&ia, &a, 4);
+  std::memcpy(&ib, &b, 4);
+  if ((ia < 0) != (ib < 0)) return std::int64_t(1) << 40;  // different signs, both non-zero
+  return std::llabs(std::int64_t(ia) - std::int64_t(ib));
+}
+
+std::vector<Isa> simd_isas() {
+  std::vector<Isa> v;
+  for (Isa i : {Isa::avx2, Isa::wasm_simd128})
+    if (gemma3::isa_available(i)) v.push_back(i);
+  return v;
+}
+
+Weight make_weight(DType t, std::int64_t rows, std::int64_t cols, const std::vector<unsigned char>& bytes) {
+  Weight w;
+  w.dtype = t;
+  w.data = bytes.data();
+  w.rows = rows;
+  w.cols = cols;
+  return w;
+}
+
+// A random plain-dtype weight (f32 / bf16 / f16) of N(0, 1)-ish values.
+std::vector<unsigned char> random_plain(DType t, std::int64_t n, Rng& rng) {
+  std::vector<unsigned char> bytes(std::size_t(n) * gemma3::dtype_size(t));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float v = rng.uniform(-2.0f, 2.0f);
+    if (t == DType::F32) std::memcpy(&bytes[4 * std::size_t(i)], &v, 4);
+    else {
+      const std::uint16_t h = t == DType::BF16 ? gemma3::f32_to_bf16(v) : gemma3::f32_to_f16(v);
+      std::memcpy(&bytes[2 * std::size_t(i)], &h, 2);
+    }
+  }
+  return bytes;
+}
+
+// sum_i |w_i x_i| in double: the scale against which a float dot's rounding is judged.
+double abs_dot(const std::vector<float>& w, const std::vector<float>& x) {
+  double s = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) s += std::fabs(double(w[i]) * double(x[i]));
+  return s;
+}
+double exact_dot(const std::vector<float>& w, const std::vector<float>& x) {
+  double s = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) s += double(w[i]) * double(x[i]);
+  return s;
+}
+
+// Restores the global kernel switches when a test ends.
+struct KernelSettingsGuard {
+  ~KernelSettingsGuard() {
+    gemma3::reset_isa();
+    gemma3::set_int8_activations(true);
+    gemma3::set_num_threads(1);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("block structs match the DType table", "[quant]") {
+  CHECK(sizeof(q::block_q8_0) == gemma3::dtype_block_bytes(DType::Q8_0));
+  CHECK(sizeof(q::block_q4_0) == gemma3::dtype_block_bytes(DType::Q4_0));
+  CHECK(sizeof(q::block_q4_1) == gemma3::dtype_block_bytes(DType::Q4_1));
+  CHECK(sizeof(q::block_q5_0) == gemma3::dtype_block_bytes(DType::Q5_0));
+  CHECK(sizeof(q::block_q5_1) == gemma3::dtype_block_bytes(DType::Q5_1));
+  CHECK(sizeof(q::block_q4_K) == gemma3::dtype_block_bytes(DType::Q4_K));
+  CHECK(sizeof(q::block_q5_K) == gemma3::dtype_block_bytes(DType::Q5_K));
+  CHECK(sizeof(q::block_q6_K) == gemma3::dtype_block_bytes(DType::Q6_K));
+  CHECK(q::row_kernels(DType::Q8_0).act == q::ActivationFormat::q8_32);
+  CHECK(q::row_kernels(DType::Q6_K).act == q::ActivationFormat::q8_K);
+  CHECK(q::row_kernels(DType::BF16).act == q::ActivationFormat::f32);
+}
+
+// The fixtures hold random valid blocks and the gguf package's dequantization of them
+// (tests/reference/make_quant_fixtures.py; versions in meta.json). Both sides compute
+// the same float32 products in the same order (d * q, d * q + m, (d * sc) * q - dmin * m,
+// (d * sc) * (q - 32)), so they agree bit for bit; 1 ulp is tolerated, and reported,
+// only because a compiler allowed to contract (-ffp-contract=fast with FMA hardware,
+// e.g. -march=native in GNU mode) may fuse "d * q + m" into one rounding.
+TEST_CASE("dequantize_row equals the gguf package on the committed fixtures", "[quant]") {
+  const DType t = GENERATE(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
+                           DType::Q6_K);
+  const std::string base = std::string(GEMMA3_FIXTURES_DIR) + "/quant/" + gemma3::dtype_name(t);
+  const std::vector<unsigned char> blocks = read_file(base + ".bin");
+  const std::vector<unsigned char> ref_bytes = read_file(base + ".f32");
+  INFO(gemma3::dtype_name(t));
+  REQUIRE(blocks.size() % gemma3::dtype_block_bytes(t) == 0);
+  const std::int64_t n = std::int64_t(blocks.size() / gemma3::dtype_block_bytes(t) * gemma3::dtype_block_size(t));
+  REQUIRE(ref_bytes.size() == std::size_t(n) * 4);
+  std::vector<float> ref(static_cast<std::size_t>(n)), ours(static_cast<std::size_t>(n));
+  std::memcpy(ref.data(), ref_bytes.data(), ref_bytes.size());
+  gemma3::dequantize_row(t, blocks.data(), ours.data(), n);
+
+  std::int64_t max_ulp = 0, differing = 0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    const std::int64_t u = ulp_distance(ours[i], ref[i]);
+    if (u) ++differing;
+    max_ulp = std::max(max_ulp, u);
+  }
+  INFO(differing << " of " << n << " values differ, by at most " << max_ulp << " ulp");
+  CHECK(max_ulp <= 1);
+  // The project's builds (-std=c++17, with or without -march=native) do not contract:
+  // exact. A 1-ulp difference is reported, not failed.
+  if (differing) WARN(gemma3::dtype_name(t) << ": " << differing << " values 1 ulp off the gguf package (FMA contraction?)");
+
+  // Weight::row_to_f32 and the per-type float dot agree with it.
+  const std::int64_t cols = std::int64_t(gemma3::dtype_block_size(t)) * 4;
+  const Weight W = make_weight(t, n / cols, cols, blocks);
+  std::vector<float> row(static_cast<std::size_t>(cols));
+  W.row_to_f32(1, row.data());
+  CHECK(std::memcmp(row.data(), ours.data() + cols, std::size_t(cols) * 4) == 0);
+  Rng rng(3);
+  const std::vector<float> x = quant_test::random_floats(std::size_t(cols), rng);
+  const float dot = q::row_kernels(t).dot_f32(W.row_ptr(1), x.data(), cols);
+  CHECK(std::fabs(dot - exact_dot(row, x)) <= 1e-6 * abs_dot(row, x) + 1e-30);
+}
+
+TEST_CASE("activation quantizers: within half a step, exact block sums", "[quant]") {
+  Rng rng(11);
+  const std::int64_t n = 512;
+  std::vector<float> x = quant_test::random_floats(std::size_t(n), rng, 3.0f);
+  x[5] = 0.0f;
+  std::fill(x.begin() + 256, x.begin() + 288, 0.0f);  // an all-zero block: d = 0, qs = 0
+
+  std::vector<q::block_q8_32> a(static_cast<std::size_t>(n / q::QK));
+  q::quantize_row_q8_32(x.data(), a.data(), n);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const q::block_q8_32& b = a[std::size_t(i / q::QK)];
+    CHECK(std::fabs(b.d * b.qs[i % q::QK] - x[std::size_t(i)]) <= 0.5f * b.d * 1.0001f);
+    CHECK(std::abs(int(b.qs[i % q::QK])) <= 127);
+  }
+  for (const q::block_q8_32& b : a) {
+    int s = 0;
+    for (int j = 0; j < q::QK; ++j) s += b.qs[j];
+    CHECK(b.s == b.d * float(s));
+  }
+  CHECK(a[8].d == 0.0f);
+
+  std::vector<q::block_q8_K> k(static_cast<std::size_t>(n / q::QK_K));
+  q::quantize_row_q8_K(x.data(), k.data(), n);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const q::block_q8_K& b = k[std::size_t(i / q::QK_K)];
+    CHECK(std::fabs(b.d * b.qs[i % q::QK_K] - x[std::size_t(i)]) <= 0.5f * b.d * 1.0001f);
+  }
+  for (const q::block_q8_K& b : k)
+    for (int g = 0; g < 16; ++g) {
+      int s = 0;
+      for (int j = 0; j < 16; ++j) s += b.qs[16 * g + j];
+      CHECK(b.bsums[g] == s);
+    }
+}
+
+// Integer-valued blocks (d = 1, integer m / dmin) and activations (d = 1): every
+// partial sum is an exactly representable integer, so the SIMD twins must equal the
+// scalar one exactly, and both must equal the double dot of the dequantized values.
+TEST_CASE("integer dot kernels: SIMD == scalar exactly on integer-valued blocks", "[quant]") {
+  const DType t = GENERATE(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
+                           DType::Q6_K);
+  const std::int64_t cols = 512;
+  Rng rng(100 + std::uint64_t(t));
+  const q::RowKernels& k = q::row_kernels(t);
+  INFO(gemma3::dtype_name(t));
+  for (int trial = 0; trial < 20; ++trial) {
+    const std::vector<unsigned char> w = quant_test::random_blocks(t, 1, cols, rng, Scales::integer);
+    const std::vector<unsigned char> act = quant_test::integer_activations(k.act, cols, rng);
+    std::vector<float> wf(static_cast<std::size_t>(cols));
+    gemma3::dequantize_row(t, w.data(), wf.data(), cols);
+    const std::vector<float> xf = quant_test::activation_values(k.act, act.data(), cols);
+    const double ref = exact_dot(wf, xf);
+
+    const float scalar = k.dot[int(Isa::scalar)](w.data(), act.data(), cols);
+    CHECK(std::fabs(double(scalar) - ref) <= 1e-6 * abs_dot(wf, xf));
+    for (Isa isa : simd_isas()) {
+      INFO(gemma3::isa_name(isa));
+      CHECK(k.dot[int(isa)](w.data(), act.data(), cols) == scalar);
+    }
+  }
+}
+
+TEST_CASE("integer dot kernels: SIMD == scalar to float rounding on real-valued blocks", "[quant]") {
+  const DType t = GENERATE(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
+                           DType::Q6_K);
+  const std::int64_t cols = GENERATE(256, 2048);
+  Rng rng(200 + std::uint64_t(t) + std::uint64_t(cols));
+  const q::RowKernels& k = q::row_kernels(t);
+  INFO(gemma3::dtype_name(t) << " cols " << cols);
+  for (int trial = 0; trial < 10; ++trial) {
+    const std::vector<unsigned char> w = quant_test::random_blocks(t, 1, cols, rng);
+    const std::vector<float> x = quant_test::random_floats(std::size_t(cols), rng);
+    std::vector<unsigned char> act(q::activation_bytes(k.act, cols));
+    q::prepare_activations(k.act, x.data(), cols, act.data());
+    std::vector<float> wf(static_cast<std::size_t>(cols));
+    gemma3::dequantize_row(t, w.data(), wf.data(), cols);
+    const std::vector<float> xq = quant_test::activation_values(k.act, act.data(), cols);
+
+    // the scalar twin computes the dot of the dequantized weights with the quantized x
+    const float scalar = k.dot[int(Isa::scalar)](w.data(), act.data(), cols);
+    const double scale = abs_dot(wf, xq);
+    CHECK(std::fabs(double(scalar) - exact_dot(wf, xq)) <= 1e-6 * scale);
+    for (Isa isa : simd_isas()) {
+      INFO(gemma3::isa_name(isa));
+      CHECK(std::fabs(double(k.dot[int(isa)](w.data(), act.data(), cols)) - double(scalar)) <= 1e-6 * scale);
+    }
+    // and quantizing x costs little against the float reference (8-bit: ~1/254 per value)
+    CHECK(std::fabs(double(scalar) - exact_dot(wf, x)) <= 2e-2 * abs_dot(wf, x));
+  }
+}
+
+TEST_CASE("plain dtype dot and widen: SIMD == scalar", "[quant]") {
+  const DType t = GENERATE(DType::F32, DType::BF16, DType::F16);
+  const std::int64_t n = GENERATE(1, 7, 8, 33, 640, 1031);
+  Rng rng(300 + std::uint64_t(n));
+  const std::vector<unsigned char> w = random_plain(t, n, rng);
+  const std::vector<float> x = quant_test::random_floats(std::size_t(n), rng);
+  std::vector<float> wf(static_cast<std::size_t>(n));
+  gemma3::dequantize_row(t, w.data(), wf.data(), n);
+  const q::RowKernels& k = q::row_kernels(t);
+  const float scalar = k.dot[int(Isa::scalar)](w.data(), x.data(), n);
+  const double scale = abs_dot(wf, x);
+  INFO(gemma3::dtype_name(t) << " n " << n);
+  CHECK(std::fabs(double(scalar) - exact_dot(wf, x)) <= 1e-6 * scale * std::sqrt(double(n)));
+  for (Isa isa : simd_isas()) {
+    INFO(gemma3::isa_name(isa));
+    CHECK(std::fabs(double(k.dot[int(isa)](w.data(), x.data(), n)) - exact_dot(wf, x)) <= 1e-6 * scale * std::sqrt(double(n)));
+  }
+#if GEMMA3_HAVE_X86_SIMD
+  if (gemma3::isa_available(Isa::avx2) && t != DType::F32) {  // widening is exact
+    std::vector<float> y(static_cast<std::size_t>(n));
+    if (t == DType::BF16) gemma3::kernels::widen_bf16_avx2(w.data(), y.data(), n);
+    else gemma3::kernels::widen_f16_avx2(w.data(), y.data(), n);
+    CHECK(std::memcmp(y.data(), wf.data(), std::size_t(n) * 4) == 0);
+  }
+#endif
+}
+
+TEST_CASE("f16 widening in SIMD is exact for every finite f16", "[quant]") {
+  std::vector<std::uint16_t> all;
+  for (std::uint32_t h = 0; h < 0x10000; ++h)
+    if ((h & 0x7c00) != 0x7c00) all.push_back(std::uint16_t(h));  // finite ones
+  std::vector<float> ref(all.size());
+  gemma3::dequantize_row(DType::F16, all.data(), ref.data(), std::int64_t(all.size()));
+#if GEMMA3_HAVE_X86_SIMD
+  if (gemma3::isa_available(Isa::avx2)) {
+    std::vector<float> y(all.size());
+    gemma3::kernels::widen_f16_avx2(all.data(), y.data(), std::int64_t(all.size()));
+    CHECK(std::memcmp(y.data(), ref.data(), y.size() * 4) == 0);
+    for (std::size_t i = 0; i < all.size(); i += 997) CHECK(q::avx2::f16(all[i]) == ref[i]);
+  }
+#endif
+  SUCCEED();
+}
+
+// matvec / matmul over every block type: against the plain double reference
+// (matvec_scalar), for each Isa and thread count; and the properties the model relies on.
+TEST_CASE("matvec and matmul on quantized weights", "[quant][kernels]") {
+  KernelSettingsGuard guard;
+  const DType t = GENERATE(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
+                           DType::Q6_K);
+  const std::int64_t rows = 300, cols = 512, T = 5;  // 300 rows: several chunks, a ragged last tile
+  Rng rng(400 + std::uint64_t(t));
+  const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, cols, rng);
+  const Weight W = make_weight(t, rows, cols, bytes);
+  Matrix X(T, cols);
+  for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.uniform(-1.0f, 1.0f);
+
+  Matrix ref(T, rows);  // float32 activations, dequantized weights, double sums
+  for (std::int64_t s = 0; s < T; ++s) gemma3::matvec_scalar(W, X.row(s).data(), ref.row(s).data());
+  const float ref_max = ref.cwiseAbs().maxCoeff();
+  INFO(gemma3::dtype_name(t) << ", |ref| max " << ref_max);
+
+  std::vector<Isa> isas = simd_isas();
+  isas.insert(isas.begin(), Isa::scalar);
+  for (Isa isa : isas) {
+    gemma3::set_isa(isa);
+    INFO(gemma3::isa_name(isa));
+
+    // int8 activations: close to the float reference, independent of the thread count
+    gemma3::set_int8_activations(true);
+    gemma3::set_num_threads(1);
+    std::vector<float> y1(static_cast<std::size_t>(rows)), y3(static_cast<std::size_t>(rows));
+    gemma3::matvec(W, X.row(0).data(), y1.data());
+    // a small weight runs on one thread; force chunks through an explicit pool
+    gemma3::ThreadPool pool3(3);
+    gemma3::matvec(W, X.row(0).data(), y3.data(), isa, pool3);
+    CHECK(y1 == y3);
+    for (std::int64_t r = 0; r < rows; ++r) CHECK(std::fabs(y1[std::size_t(r)] - ref(0, r)) <= 2e-2f * ref_max);
+
+    // prefill == decode: on the int8 path row t of matmul is exactly matvec of token t;
+    // on the GEMM path (Eigen with AVX) matmul keeps float activations
+    Matrix Y;
+    gemma3::matmul(W, X, Y, isa, pool3);
+    if (gemma3::quantized_matmul_uses_gemm()) {
+      CHECK((Y - ref).cwiseAbs().maxCoeff() <= 1e-5f * ref_max);
+    } else {
+      for (std::int64_t s = 0; s < T; ++s) {
+        std::vector<float> y(static_cast<std::size_t>(rows));
+        gemma3::matvec(W, X.row(s).data(), y.data());
+        for (std::int64_t r = 0; r < rows; ++r) CHECK(Y(s, r) == y[std::size_t(r)]);
+      }
+    }
+
+    // float activations: the reference to float rounding, matvec and matmul alike
+    gemma3::set_int8_activations(false);
+    gemma3::matvec(W, X.row(0).data(), y1.data(), isa, pool3);
+    for (std::int64_t r = 0; r < rows; ++r) CHECK(std::fabs(y1[std::size_t(r)] - ref(0, r)) <= 1e-5f * ref_max);
+    gemma3::matmul(W, X, Y, isa, pool3);
+    CHECK((Y - ref).cwiseAbs().maxCoeff() <= 1e-5f * ref_max);
+    gemma3::set_int8_activations(true);
+  }
+}
+
+TEST_CASE("plain dtypes: matvec and matmul with every Isa and thread count", "[quant][kernels]") {
+  KernelSettingsGuard guard;
+  const DType t = GENERATE(DType::F32, DType::BF16, DType::F16);
+  const std::int64_t rows = 257, cols = 200, T = 4;
+  Rng rng(500 + std::uint64_t(t));
+  const std::vector<unsigned char> bytes = random_plain(t, rows * cols, rng);
+  const Weight W = make_weight(t, rows, cols, bytes);
+  Matrix X(T, cols);
+  for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.uniform(-1.0f, 1.0f);
+  Matrix ref(T, rows);
+  for (std::int64_t s = 0; s < T; ++s) gemma3::matvec_scalar(W, X.row(s).data(), ref.row(s).data());
+  const float tol = 1e-5f * std::max(1.0f, ref.cwiseAbs().maxCoeff());
+  std::vector<Isa> isas = simd_isas();
+  isas.insert(isas.begin(), Isa::scalar);
+  for (Isa isa : isas) {
+    INFO(gemma3::dtype_name(t) << " " << gemma3::isa_name(isa));
+    for (int threads : {1, 2, 3}) {
+      gemma3::ThreadPool pool(threads);
+      std::vector<float> y(static_cast<std::size_t>(rows));
+      gemma3::matvec(W, X.row(1).data(), y.data(), isa, pool);
+      for (std::int64_t r = 0; r < rows; ++r) CHECK(std::fabs(y[std::size_t(r)] - ref(1, r)) <= tol);
+      Matrix Y;
+      gemma3::matmul(W, X, Y, isa, pool);
+      CHECK((Y - ref).cwiseAbs().maxCoeff() <= tol);
+    }
+  }
+}
+
+TEST_CASE("large matvec is row-parallel and deterministic across thread counts", "[quant][kernels]") {
+  KernelSettingsGuard guard;
+  const DType t = GENERATE(DType::Q5_0, DType::Q6_K, DType::BF16);
+  const std::int64_t rows = 1024, cols = 1024;  // > 64 KB: the global pool splits it
+  Rng rng(600);
+  const std::vector<unsigned char> bytes =
+      gemma3::dtype_is_quantized(t) ? quant_test::random_blocks(t, rows, cols, rng) : random_plain(t, rows * cols, rng);
+  const Weight W = make_weight(t, rows, cols, bytes);
+  const std::vector<float> x = quant_test::random_floats(std::size_t(cols), rng);
+  std::vector<float> y1(static_cast<std::size_t>(rows)), y2(static_cast<std::size_t>(rows));
+  gemma3::set_num_threads(1);
+  gemma3::matvec(W, x.data(), y1.data());
+  gemma3::set_num_threads(2);
+  CHECK(gemma3::num_threads() == 2);
+  gemma3::matvec(W, x.data(), y2.data());
+  CHECK(y1 == y2);
+}
+
+TEST_CASE("embedding lookup of a quantized token_embd", "[quant]") {
+  Rng rng(700);
+  const std::int64_t vocab = 16, hidden = 64;
+  const std::vector<unsigned char> bytes = quant_test::random_blocks(DType::Q8_0, vocab, hidden, rng);
+  const Weight E = make_weight(DType::Q8_0, vocab, hidden, bytes);
+  Matrix h;
+  gemma3::embed(E, {3, 0, 15}, 8.0f, h);
+  REQUIRE(h.rows() == 3);
+  std::vector<float> row(static_cast<std::size_t>(hidden));
+  q::dequantize_row_q8_0(E.row_ptr(15), row.data(), hidden);
+  for (std::int64_t c = 0; c < hidden; ++c) CHECK(h(2, c) == row[std::size_t(c)] * 8.0f);
+}
+
+TEST_CASE("quantized weights with cols not a multiple of the block are refused", "[quant]") {
+  std::vector<unsigned char> bytes(1024);
+  const Weight W = make_weight(DType::Q4_K, 2, 96, bytes);
+  std::vector<float> x(96), y(2);
+  CHECK_THROWS_AS(gemma3::matvec(W, x.data(), y.data()), std::invalid_argument);
+  std::vector<float> out(96);
+  CHECK_THROWS_AS(gemma3::dequantize_row(DType::Q4_K, bytes.data(), out.data(), 96), std::invalid_argument);
+}
+
+TEST_CASE("thread pool: covers the range once, nests, rethrows, runs inline at size 1", "[thread_pool]") {
+  for (int threads : {1, 2, 4}) {
+    gemma3::ThreadPool pool(threads);
+    CHECK(pool.size() == threads);
+    for (std::int64_t n : {0, 1, 5, 1000, 100003}) {
+      std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
+      for (auto& h : hits) h = 0;
+      std::atomic<int> empty_chunks{0};  // (Catch2 assertions are not thread-safe: count, check after)
+      pool.parallel_for(0, n, [&](std::int64_t b, std::int64_t e) {
+        if (b >= e) ++empty_chunks;
+        for (std::int64_t i = b; i < e; ++i) hits[std::size_t(i)]++;
+      }, 7);
+      bool once = true;
+      for (auto& h : hits) once = once && h == 1;
+      CHECK(once);
+      CHECK(empty_chunks == 0);
+    }
+    // nested: the inner loop runs inline on whichever thread runs the outer chunk
+    std::atomic<std::int64_t> total{0};
+    pool.parallel_for(0, 64, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i)
+        pool.parallel_for(0, 10, [&](std::int64_t b2, std::int64_t e2) { total += e2 - b2; });
+    });
+    CHECK(total == 640);
+    // an exception in a chunk reaches the caller, and the pool still works after it
+    CHECK_THROWS_AS(pool.parallel_for(0, 100, [](std::int64_t b, std::int64_t) {
+      if (b >= 0) throw std::runtime_error("chunk failed");
+    }), std::runtime_error);
+    std::atomic<int> after{0};
+    pool.parallel_for(0, 100, [&](std::int64_t b, std::int64_t e) { after += int(e - b); });
+    CHECK(after == 100);
+  }
+  // size 1 runs on the calling thread
+  gemma3::ThreadPool one(1);
+  std::thread::id where;
+  one.parallel_for(0, 10, [&](std::int64_t, std::int64_t) { where = std::this_thread::get_id(); });
+  CHECK(where == std::this_thread::get_id());
+}
+
+TEST_CASE("thread pool: many short jobs, and two callers at once", "[thread_pool]") {
+  gemma3::ThreadPool pool(3, /*spin_us=*/0);  // no spinning: every job goes through the condition variables
+  std::int64_t sum = 0;
+  for (int rep = 0; rep < 2000; ++rep) {
+    std::atomic<std::int64_t> s{0};
+    pool.parallel_for(0, 8, [&](std::int64_t b, std::int64_t e) { s += e - b; });
+    sum += s;
+  }
+  CHECK(sum == 16000);
+  std::atomic<std::int64_t> a{0}, b{0};
+  std::thread other([&] {
+    for (int rep = 0; rep < 500; ++rep) pool.parallel_for(0, 100, [&](std::int64_t x, std::int64_t y) { a += y - x; });
+  });
+  for (int rep = 0; rep < 500; ++rep) pool.parallel_for(0, 100, [&](std::int64_t x, std::int64_t y) { b += y - x; });
+  other.join();
+  CHECK(a == 50000);
+  CHECK(b == 50000);
+}

@@ -1,0 +1,206 @@
+// tests/wasm/test_wasm_kernels.cpp -- the WebAssembly SIMD128 kernels against their
+// scalar twins, run under node (tests/wasm/run_wasm_test.sh builds it with em++
+// -msimd128 -pthread). Plain C++17, no Catch2 (the system Catch2 is not built for
+// wasm). Exit status 0 when every check passes, 1 otherwise.
+//
+// What it checks (the same rules as tests/test_quant.cpp on x86):
+// - every block type: integer dot on integer-valued blocks, SIMD128 == scalar exactly;
+//   on real-valued blocks, equal to float rounding (1e-6 of sum |w x|);
+// - f32 / bf16 / f16 row dots to float rounding; bf16 / f16 widening exact (every
+//   finite f16);
+// - dequantize_row on the committed gguf fixtures (when the directory is given as
+//   argv[1] and node can read it: run_wasm_test.sh mounts it with NODERAWFS);
+// - matvec / matmul through a 2-thread pool (wasm pthreads) equal to the scalar Isa,
+//   and the thread pool's basic contract.
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "gemma3/kernels/matmul.hpp"
+#include "gemma3/kernels/thread_pool.hpp"
+#include "gemma3/quant/quant.hpp"
+#include "../test_quant_helpers.hpp"
+
+using gemma3::DType;
+using gemma3::Isa;
+namespace q = gemma3::quant;
+using quant_test::Rng;
+
+static int g_failures = 0, g_checks = 0;
+
+#define CHECK(cond, ...)                                              \
+  do {                                                                \
+    ++g_checks;                                                       \
+    if (!(cond)) {                                                    \
+      ++g_failures;                                                   \
+      std::printf("FAILED %s:%d: %s  ", __FILE__, __LINE__, #cond);   \
+      std::printf(__VA_ARGS__);                                       \
+      std::printf("\n");                                              \
+    }                                                                 \
+  } while (0)
+
+static double abs_dot(const std::vector<float>& w, const std::vector<float>& x) {
+  double s = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) s += std::fabs(double(w[i]) * double(x[i]));
+  return s;
+}
+
+static void block_type_kernels() {
+  for (DType t : quant_test::block_types()) {
+    const q::RowKernels& k = q::row_kernels(t);
+    const char* name = gemma3::dtype_name(t);
+    CHECK(k.dot[int(Isa::wasm_simd128)] != nullptr, "%s has no wasm kernel", name);
+    Rng rng(1000 + std::uint64_t(t));
+    const std::int64_t cols = 1024;
+    for (int trial = 0; trial < 20; ++trial) {
+      // integer-valued: exact
+      std::vector<unsigned char> w = quant_test::random_blocks(t, 1, cols, rng, quant_test::Scales::integer);
+      std::vector<unsigned char> act = quant_test::integer_activations(k.act, cols, rng);
+      const float s = k.dot[int(Isa::scalar)](w.data(), act.data(), cols);
+      const float v = k.dot[int(Isa::wasm_simd128)](w.data(), act.data(), cols);
+      CHECK(s == v, "%s integer trial %d: scalar %.9g simd128 %.9g", name, trial, s, v);
+
+      // real-valued: float rounding
+      w = quant_test::random_blocks(t, 1, cols, rng);
+      const std::vector<float> x = quant_test::random_floats(std::size_t(cols), rng);
+      act.assign(q::activation_bytes(k.act, cols), 0);
+      q::prepare_activations(k.act, x.data(), cols, act.data());
+      std::vector<float> wf(static_cast<std::size_t>(cols));
+      gemma3::dequantize_row(t, w.data(), wf.data(), cols);
+      const double scale = abs_dot(wf, quant_test::activation_values(k.act, act.data(), cols));
+      const float s2 = k.dot[int(Isa::scalar)](w.data(), act.data(), cols);
+      const float v2 = k.dot[int(Isa::wasm_simd128)](w.data(), act.data(), cols);
+      CHECK(std::fabs(double(s2) - double(v2)) <= 1e-6 * scale, "%s real trial %d: scalar %.9g simd128 %.9g", name,
+            trial, s2, v2);
+    }
+  }
+}
+
+static void plain_kernels() {
+  Rng rng(7);
+  for (DType t : {DType::F32, DType::BF16, DType::F16}) {
+    const q::RowKernels& k = q::row_kernels(t);
+    for (std::int64_t n : {1, 5, 16, 640, 1031}) {
+      std::vector<unsigned char> w(std::size_t(n) * gemma3::dtype_size(t));
+      for (std::int64_t i = 0; i < n; ++i) {
+        const float v = rng.uniform(-2.0f, 2.0f);
+        if (t == DType::F32) std::memcpy(&w[4 * std::size_t(i)], &v, 4);
+        else {
+          const std::uint16_t h = t == DType::BF16 ? gemma3::f32_to_bf16(v) : gemma3::f32_to_f16(v);
+          std::memcpy(&w[2 * std::size_t(i)], &h, 2);
+        }
+      }
+      const std::vector<float> x = quant_test::random_floats(std::size_t(n), rng);
+      std::vector<float> wf(static_cast<std::size_t>(n));
+      gemma3::dequantize_row(t, w.data(), wf.data(), n);
+      const float s = k.dot[int(Isa::scalar)](w.data(), x.data(), n);
+      const float v = k.dot[int(Isa::wasm_simd128)](w.data(), x.data(), n);
+      CHECK(std::fabs(double(s) - double(v)) <= 2e-6 * abs_dot(wf, x) * std::sqrt(double(n)), "%s n %lld: %.9g vs %.9g",
+            gemma3::dtype_name(t), (long long)n, s, v);
+    }
+  }
+  // widening: exact for every finite f16 and for bf16
+  std::vector<std::uint16_t> all;
+  for (std::uint32_t h = 0; h < 0x10000; ++h)
+    if ((h & 0x7c00) != 0x7c00) all.push_back(std::uint16_t(h));
+  std::vector<float> ref(all.size()), got(all.size());
+  gemma3::dequantize_row(DType::F16, all.data(), ref.data(), std::int64_t(all.size()));
+  gemma3::kernels::widen_f16_wasm(all.data(), got.data(), std::int64_t(all.size()));
+  CHECK(std::memcmp(ref.data(), got.data(), ref.size() * 4) == 0, "f16 widening differs");
+  bool f16_scalar_ok = true;
+  for (std::size_t i = 0; i < all.size(); ++i) f16_scalar_ok = f16_scalar_ok && q::wasm::f16(all[i]) == ref[i];
+  CHECK(f16_scalar_ok, "wasm::f16 differs from f16_to_f32");
+  gemma3::dequantize_row(DType::BF16, all.data(), ref.data(), std::int64_t(all.size()));
+  gemma3::kernels::widen_bf16_wasm(all.data(), got.data(), std::int64_t(all.size()));
+  CHECK(std::memcmp(ref.data(), got.data(), ref.size() * 4) == 0, "bf16 widening differs");
+}
+
+static std::vector<unsigned char> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::vector<unsigned char>(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+static void fixtures(const std::string& dir) {
+  for (DType t : quant_test::block_types()) {
+    const std::string base = dir + "/" + gemma3::dtype_name(t);
+    const std::vector<unsigned char> blocks = read_file(base + ".bin"), ref = read_file(base + ".f32");
+    const std::int64_t n = std::int64_t(ref.size() / 4);
+    CHECK(!blocks.empty() && blocks.size() == std::size_t(n) / gemma3::dtype_block_size(t) * gemma3::dtype_block_bytes(t),
+          "%s fixture missing or of the wrong size", base.c_str());
+    if (blocks.empty()) continue;
+    std::vector<float> ours(static_cast<std::size_t>(n));
+    gemma3::dequantize_row(t, blocks.data(), ours.data(), n);
+    CHECK(std::memcmp(ours.data(), ref.data(), ref.size()) == 0, "%s: dequantize_row differs from the gguf package",
+          gemma3::dtype_name(t));
+  }
+}
+
+static void matvec_and_pool() {
+  gemma3::ThreadPool pool(2);
+  CHECK(pool.size() == 2, "pool size %d (built without -pthread?)", pool.size());
+  std::atomic<std::int64_t> total{0};
+  pool.parallel_for(0, 100003, [&](std::int64_t b, std::int64_t e) { total += e - b; }, 7);
+  CHECK(total == 100003, "parallel_for covered %lld", (long long)total.load());
+
+  Rng rng(9);
+  for (DType t : {DType::Q8_0, DType::Q5_0, DType::Q4_K, DType::Q6_K, DType::BF16, DType::F32}) {
+    const std::int64_t rows = 300, cols = 512;
+    std::vector<unsigned char> bytes;
+    if (gemma3::dtype_is_quantized(t)) {
+      bytes = quant_test::random_blocks(t, rows, cols, rng);
+    } else {
+      bytes.resize(std::size_t(rows * cols) * gemma3::dtype_size(t));
+      for (std::size_t i = 0; i < std::size_t(rows * cols); ++i) {
+        const float v = rng.uniform(-1.0f, 1.0f);
+        if (t == DType::F32) std::memcpy(&bytes[4 * i], &v, 4);
+        else {
+          const std::uint16_t h = gemma3::f32_to_bf16(v);
+          std::memcpy(&bytes[2 * i], &h, 2);
+        }
+      }
+    }
+    gemma3::Weight W;
+    W.dtype = t;
+    W.data = bytes.data();
+    W.rows = rows;
+    W.cols = cols;
+    gemma3::Matrix X(3, cols);
+    for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.uniform(-1.0f, 1.0f);
+    gemma3::Matrix Ys, Yv;
+    gemma3::matmul(W, X, Ys, Isa::scalar, pool);
+    gemma3::matmul(W, X, Yv, Isa::wasm_simd128, pool);
+    std::vector<float> y(static_cast<std::size_t>(rows));
+    gemma3::matvec(W, X.row(2).data(), y.data(), Isa::wasm_simd128, pool);
+    const float tol = 1e-5f * std::max(1.0f, Ys.cwiseAbs().maxCoeff());
+    CHECK((Ys - Yv).cwiseAbs().maxCoeff() <= tol, "%s matmul simd128 vs scalar: %g", gemma3::dtype_name(t),
+          double((Ys - Yv).cwiseAbs().maxCoeff()));
+    bool same = true;
+    for (std::int64_t r = 0; r < rows; ++r) same = same && y[std::size_t(r)] == Yv(2, r);
+    if (gemma3::dtype_is_quantized(t)) CHECK(same, "%s: matmul row != matvec (prefill != decode)", gemma3::dtype_name(t));
+  }
+}
+
+int main(int argc, char** argv) {
+  std::printf("isa %s, threads available: %s\n", gemma3::isa_name(gemma3::best_isa()),
+#if defined(__EMSCRIPTEN_PTHREADS__)
+              "yes"
+#else
+              "no"
+#endif
+  );
+  if (!gemma3::isa_available(Isa::wasm_simd128)) {
+    std::printf("FAILED: built without -msimd128\n");
+    return 1;
+  }
+  block_type_kernels();
+  plain_kernels();
+  if (argc > 1) fixtures(argv[1]);
+  matvec_and_pool();
+  std::printf("%d checks, %d failed\n", g_checks, g_failures);
+  return g_failures == 0 ? 0 : 1;
+}
