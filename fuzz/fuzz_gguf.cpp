@@ -1,0 +1,7 @@
+// libFuzzer target: the GGUF reader and the gemma3 GGUF loader (see fuzz_targets.hpp).
+// Build and run: fuzz/run.sh (docs/fuzzing.md).
+#include "fuzz_targets.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  return gemma3_fuzz::gguf_one_input(data, size);
+}
