@@ -16,6 +16,9 @@
 // New keys and values go into the layer's KV cache (kv_cache.hpp) so that the next
 // call, at a later position, sees them. The same function runs a whole prompt
 // (prefill, T > 1, matrix products) or one token (decode, T = 1, matrix-vector).
+// Multimodal prompts pass the image groups of the chunk: an image soft token then
+// also sees the later soft tokens of its own image (attention_mask.hpp); text-only
+// calls pass nothing and the rule is the plain causal / sliding one.
 //
 // Mirrors Gemma3Attention with eager_attention_forward. Pinned by the model
 // fixtures in tests/test_model.cpp (GQA groups 1, 2 and 4; scalar != head_dim;
@@ -61,9 +64,10 @@ struct AttentionShape {
 //   q [T, NH * D], keys/values [n, KV * D]  ->  out [T, NH * D]
 // The `group` query heads that share one kv head are stacked into one matrix, so
 // each key and value row is read once per kv head, not once per query head.
+// `images` (multimodal prefill only) lets image soft tokens see forward within their image.
 inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, int pos0,
                                     const Eigen::Ref<const Matrix>& keys, const Eigen::Ref<const Matrix>& values,
-                                    int ctx0, Matrix& out) {
+                                    int ctx0, Matrix& out, const ImageGroups* images = nullptr) {
   const int T = int(q.rows());
   const int D = s.head_dim;
   const int group = s.num_attention_heads / s.num_key_value_heads;
@@ -77,7 +81,10 @@ inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, in
       const int tb = std::min(kQueryBlock, T - t0);
       const int q_first = pos0 + t0, q_last = pos0 + t0 + tb - 1;
       const int k_lo = first_visible_key(s.sliding, s.sliding_window, q_first) - ctx0;  // index into keys
-      const int n = q_last - ctx0 + 1 - k_lo;
+      int k_hi = q_last;  // last key position any query of the block sees (later than q_last only for images)
+      if (images)
+        for (int p = q_first; p <= q_last; ++p) k_hi = std::max(k_hi, images->last_visible_key(p));
+      const int n = k_hi - ctx0 + 1 - k_lo;
       q_group.resize(tb * group, D);
       for (int t = 0; t < tb; ++t)
         for (int g = 0; g < group; ++g)
@@ -92,12 +99,20 @@ inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, in
       for (int r = 0; r < tb * group; ++r) {  // mask, then softmax over the visible keys
         const int qp = q_first + r / group;
         const int lo = first_visible_key(s.sliding, s.sliding_window, qp) - ctx0 - k_lo;
-        const int hi = qp - ctx0 - k_lo;  // inclusive
+        const int hi = (images ? images->last_visible_key(qp) : qp) - ctx0 - k_lo;  // inclusive
         auto row = scores.row(r);
-        const float mx = row.segment(lo, hi - lo + 1).maxCoeff();
+        // Keys after the query are visible only to a soft token of the same image.
+        auto visible = [&](int j) {
+          if (j < lo || j > hi) return false;
+          const int kp = ctx0 + k_lo + j;
+          return kp <= qp || images->same_group(qp, kp);
+        };
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int j = lo; j <= hi; ++j)
+          if (visible(j)) mx = std::max(mx, row(j));
         float sum = 0.0f;
         for (int j = 0; j < n; ++j) {
-          const float e = (j < lo || j > hi) ? 0.0f : std::exp(row(j) - mx);
+          const float e = visible(j) ? std::exp(row(j) - mx) : 0.0f;
           row(j) = e;
           sum += e;
         }
@@ -114,7 +129,7 @@ inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, in
 // out [T, hidden_size] = attention over x [T, hidden_size] at positions pos0 .. pos0+T-1.
 inline void gemma3_attention(const Gemma3TextConfig& c, bool sliding, const Gemma3AttentionWeights& w,
                              const RotaryEmbedding& rope, const Matrix& x, int pos0, LayerKVCache& cache,
-                             Matrix& out) {
+                             Matrix& out, const ImageGroups* images = nullptr) {
   const int T = int(x.rows());
   const int D = c.head_dim;
   const float eps = float(c.rms_norm_eps);
@@ -134,7 +149,7 @@ inline void gemma3_attention(const Gemma3TextConfig& c, bool sliding, const Gemm
     // Global layer: write this chunk's rows, then attend over positions 0 .. pos0+T-1 in place.
     cache.k.middleRows(pos0, T) = k;
     cache.v.middleRows(pos0, T) = v;
-    grouped_query_attention(shape, q, pos0, cache.k.topRows(pos0 + T), cache.v.topRows(pos0 + T), 0, context);
+    grouped_query_attention(shape, q, pos0, cache.k.topRows(pos0 + T), cache.v.topRows(pos0 + T), 0, context, images);
   } else {
     // Sliding layer: the keys the chunk's first query can still see come from the
     // ring, followed by the chunk's own keys; then the ring keeps the newest rows.
@@ -147,7 +162,7 @@ inline void gemma3_attention(const Gemma3TextConfig& c, bool sliding, const Gemm
     }
     keys.bottomRows(T) = k;
     values.bottomRows(T) = v;
-    grouped_query_attention(shape, q, pos0, keys, values, ctx0, context);
+    grouped_query_attention(shape, q, pos0, keys, values, ctx0, context, images);
     for (int t = std::max(0, T - cache.capacity); t < T; ++t) {
       cache.k.row(cache.slot(pos0 + t)) = k.row(t);
       cache.v.row(cache.slot(pos0 + t)) = v.row(t);

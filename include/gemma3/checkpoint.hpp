@@ -9,7 +9,8 @@
 //   model.                   Gemma3ForCausalLM                  model.layers.0.self_attn.q_proj.weight
 //   language_model.model.    released multimodal checkpoints    language_model.model.layers.0...
 //   model.language_model.    transformers >= 4.52 re-saves       model.language_model.layers.0...
-// Vision tower, projector and lm_head.weight (tied) are ignored here.
+// Vision tower, projector and lm_head.weight (tied) are ignored here; the vision
+// loader (vision/multimodal.hpp) reads them through stored_tensor().
 //
 // dtypes: F32, BF16 and F16 weight matrices stay in their stored dtype, as views
 // into the mapped file, and are widened to float32 by the matmul kernels where
@@ -63,20 +64,28 @@ class HfCheckpoint {
     if (it == by_name_.end())
       throw CheckpointError(folder_ + ": tensor '" + name + "' (under model., language_model.model. or "
                             "model.language_model.): expected present, found missing");
-    const TensorView& t = *it->second.view;
-    const std::string where = it->second.file + ": tensor '" + t.name + "'";
-    if (t.dtype != "F32" && t.dtype != "BF16" && t.dtype != "F16")
-      throw CheckpointError(where + ": expected dtype F32, BF16 or F16, found " + t.dtype);
-    if (t.shape != shape)
-      throw CheckpointError(where + ": expected shape " + shape_string(shape) + " (from config.json), found " +
-                            shape_string(t.shape));
-    return t;
+    return checked(*it->second.view, it->second.file, shape);
+  }
+
+  // The first of `names` (full names, as stored) that exists, checked like tensor().
+  // For the parts whose prefixes differ between transformers versions (vision tower).
+  const TensorView& stored_tensor(const std::vector<std::string>& names, const std::vector<std::int64_t>& shape) const {
+    for (const std::string& name : names)
+      for (const SafetensorsFile& f : files_)
+        if (const TensorView* t = f.find(name)) return checked(*t, f.path(), shape);
+    std::string tried;
+    for (const std::string& name : names) tried += (tried.empty() ? "'" : ", '") + name + "'";
+    throw CheckpointError(folder_ + ": tensor " + tried + ": expected one of these present, found none");
+  }
+
+  static DType float_dtype(const TensorView& t) {
+    return t.dtype == "F32" ? DType::F32 : t.dtype == "BF16" ? DType::BF16 : DType::F16;
   }
 
   Weight matrix(const std::string& name, std::int64_t rows, std::int64_t cols) const {
     const TensorView& t = tensor(name, {rows, cols});
     Weight w;
-    w.dtype = t.dtype == "F32" ? DType::F32 : t.dtype == "BF16" ? DType::BF16 : DType::F16;
+    w.dtype = float_dtype(t);
     w.data = t.data;
     w.rows = rows;
     w.cols = cols;
@@ -102,6 +111,16 @@ class HfCheckpoint {
     const TensorView* view;
     std::string file;
   };
+
+  static const TensorView& checked(const TensorView& t, const std::string& file, const std::vector<std::int64_t>& shape) {
+    const std::string where = file + ": tensor '" + t.name + "'";
+    if (t.dtype != "F32" && t.dtype != "BF16" && t.dtype != "F16")
+      throw CheckpointError(where + ": expected dtype F32, BF16 or F16, found " + t.dtype);
+    if (t.shape != shape)
+      throw CheckpointError(where + ": expected shape " + shape_string(shape) + " (from config.json), found " +
+                            shape_string(t.shape));
+    return t;
+  }
 
   std::string join(const std::string& name) const { return folder_ + "/" + name; }
   static bool exists(const std::string& path) { return std::ifstream(path).good(); }
@@ -180,9 +199,8 @@ class HfCheckpoint {
   std::map<std::string, Entry> by_name_;
 };
 
-// Load the text decoder from a checkpoint folder (see the top of this file).
-inline Gemma3ForCausalLM load_hf_model(const std::string& folder) {
-  const HfCheckpoint ckpt(folder);
+// Load the text decoder from an opened checkpoint folder.
+inline Gemma3ForCausalLM load_hf_model(const HfCheckpoint& ckpt) {
   const Gemma3TextConfig& c = ckpt.config();
   const std::int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
   const std::int64_t q_width = std::int64_t(c.num_attention_heads) * D;
@@ -212,5 +230,8 @@ inline Gemma3ForCausalLM load_hf_model(const std::string& folder) {
   w.storage = ckpt.storage();
   return Gemma3ForCausalLM(c, std::move(w));
 }
+
+// Load the text decoder from a checkpoint folder (see the top of this file).
+inline Gemma3ForCausalLM load_hf_model(const std::string& folder) { return load_hf_model(HfCheckpoint(folder)); }
 
 }  // namespace gemma3

@@ -12,12 +12,20 @@
 // time (decode) are the same code with T > 1 or T == 1, and any split of a
 // prompt into chunks gives the same logits (tests/test_model.cpp).
 //
-// Mirrors Gemma3ForCausalLM (Gemma3TextModel + tied lm_head). Pinned by
-// tests/test_model.cpp against transformers on tiny random models.
+// Images (vision/multimodal.hpp) enter through the optional ImageTokens argument:
+// the rows of h at image soft tokens are replaced by projected image features
+// (NOT scaled by sqrt(hidden_size)), and attention lets each image's soft tokens
+// see each other (attention_mask.hpp). Without it, nothing changes.
+//
+// Mirrors Gemma3ForCausalLM (Gemma3TextModel + tied lm_head) and, with images, the
+// language-model half of Gemma3ForConditionalGeneration. Pinned by
+// tests/test_model.cpp and tests/test_vision_model.cpp against transformers on
+// tiny random models.
 #pragma once
 
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -43,9 +51,15 @@ struct Gemma3TextWeights {
 // the last one (generation; saves a [T, vocab_size] product).
 enum class Logits { all, last };
 
+// The image part of a multimodal prompt chunk (built by vision/multimodal.hpp).
+struct ImageTokens {
+  std::vector<int> group_ids;  // [T]: -1 for text, g >= 0 for a soft token of image group g (image_group_ids())
+  Matrix features;             // [soft tokens, hidden_size]: their embeddings, in order of position
+};
+
 // Optional taps for tests and for learners stepping through a forward pass.
 struct ForwardTrace {
-  Matrix embeddings;                  // [T, hidden_size] after the sqrt(hidden_size) scale
+  Matrix embeddings;                  // [T, hidden_size] after the sqrt(hidden_size) scale (and image features)
   std::vector<Matrix> layer_outputs;  // [num_hidden_layers] x [T, hidden_size]
   Matrix final_hidden;                // [T, hidden_size] after the final norm
 };
@@ -73,9 +87,9 @@ class Gemma3ForCausalLM {
   }
 
   // Run input_ids at positions cache.length() ..; returns logits [T, vocab_size]
-  // (Logits::all) or [1, vocab_size] (Logits::last).
+  // (Logits::all) or [1, vocab_size] (Logits::last). `images`: see ImageTokens.
   Matrix forward(const std::vector<int>& input_ids, KVCache& cache, Logits which = Logits::all,
-                 ForwardTrace* trace = nullptr) const {
+                 ForwardTrace* trace = nullptr, const ImageTokens* images = nullptr) const {
     const int T = int(input_ids.size());
     const int pos0 = cache.length();
     if (T == 0) throw std::invalid_argument("forward: input_ids is empty");
@@ -88,12 +102,17 @@ class Gemma3ForCausalLM {
 
     Matrix h;  // [T, hidden_size]
     embed(weights_.embed_tokens, input_ids, embed_scale_, h);
+    std::optional<ImageGroups> groups;  // multimodal only: which tokens are which image's soft tokens
+    if (images) {
+      place_image_features(*images, h);  // soft tokens := image features, unscaled
+      groups.emplace(images->group_ids, pos0);
+    }
     if (trace) { trace->embeddings = h; trace->layer_outputs.clear(); }
 
     for (int i = 0; i < config_.num_hidden_layers; ++i) {
       const bool sliding = config_.is_sliding(i);
       gemma3_decoder_layer(config_, sliding, weights_.layers[std::size_t(i)], sliding ? rope_local_ : rope_global_,
-                           h, pos0, cache.layer(i));
+                           h, pos0, cache.layer(i), groups ? &*groups : nullptr);
       if (trace) trace->layer_outputs.push_back(h);
     }
     cache.advance(T);
@@ -126,6 +145,25 @@ class Gemma3ForCausalLM {
   }
 
  private:
+  // h's rows at image soft tokens (group id >= 0), in order, become the image features.
+  void place_image_features(const ImageTokens& images, Matrix& h) const {
+    const Eigen::Index T = h.rows();
+    if (Eigen::Index(images.group_ids.size()) != T)
+      throw std::invalid_argument("forward: " + std::to_string(images.group_ids.size()) +
+                                  " image group ids for " + std::to_string(T) + " tokens");
+    if (images.features.cols() != h.cols())
+      throw std::invalid_argument("forward: image features of width " + std::to_string(images.features.cols()) +
+                                  ", expected hidden_size " + std::to_string(h.cols()));
+    Eigen::Index soft = 0;
+    for (int g : images.group_ids) soft += g >= 0;
+    if (soft != images.features.rows())
+      throw std::invalid_argument("forward: " + std::to_string(soft) + " image soft tokens but " +
+                                  std::to_string(images.features.rows()) + " rows of image features");
+    Eigen::Index next = 0;
+    for (Eigen::Index t = 0; t < T; ++t)
+      if (images.group_ids[std::size_t(t)] >= 0) h.row(t) = images.features.row(next++);
+  }
+
   Gemma3TextConfig config_;
   Gemma3TextWeights weights_;
   RotaryEmbedding rope_local_;   // sliding layers: rope_local_base_freq, unscaled

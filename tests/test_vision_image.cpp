@@ -1,0 +1,136 @@
+// Image files and the Image type: decoding (stb_image), RGB conversion, limits,
+// and bad input -- missing, empty, truncated, corrupt files and absurd sizes.
+// Pixel-level agreement with the reference processor is in test_vision_preprocess.cpp.
+#include <fstream>
+#include <iterator>
+
+#include "catch.hpp"
+#include "loader_error_helpers.hpp"
+#include "test_vision_helpers.hpp"
+
+#include "gemma3/vision/image.hpp"
+#include "gemma3/vision/pan_and_scan.hpp"
+#include "gemma3/vision/preprocess.hpp"
+#ifdef GEMMA3_HAVE_STB_IMAGE
+#include "gemma3/vision/image_file.hpp"
+#endif
+
+using gemma3::Image;
+
+TEST_CASE("image_from_pixels: gray, gray+alpha, RGB, RGBA to RGB", "[vision]") {
+  const std::uint8_t gray[] = {0, 100, 255};
+  const Image g = gemma3::image_from_pixels(gray, 3, 1, 1);
+  CHECK(g.pixels == std::vector<std::uint8_t>{0, 0, 0, 100, 100, 100, 255, 255, 255});
+  const std::uint8_t ga[] = {0, 0, 0, 255, 200, 128};  // transparent black, opaque black, half 200
+  const Image a = gemma3::image_from_pixels(ga, 3, 1, 2);
+  CHECK(int(a.at(0, 0, 0)) == 255);  // transparent -> the white background, not the stored black
+  CHECK(int(a.at(1, 0, 0)) == 0);
+  CHECK(int(a.at(2, 0, 1)) == int(gemma3::composite_over_white(200, 128)));
+  const std::uint8_t rgba[] = {10, 20, 30, 255};
+  CHECK(gemma3::image_from_pixels(rgba, 1, 1, 4).pixels == std::vector<std::uint8_t>{10, 20, 30});
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::image_from_pixels(rgba, 1, 1, 5, "x.raw"), "x.raw", "channels");
+}
+
+TEST_CASE("image limits: zero and absurd sizes are refused before allocating", "[vision]") {
+  const gemma3::ImageLimits limits;
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::check_image_size(0, 10, limits, "a.png"), "a.png", "0 x 10",
+                        "at least 1 x 1");
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::check_image_size(100000, 10, limits, "b.png"), "100000 x 10",
+                        "max_width");
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::check_image_size(10, 1 << 20, limits, "c.png"), "max_height");
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::check_image_size(16000, 16000, limits, "d.png"), "max_pixels");
+  CHECK_NOTHROW(gemma3::check_image_size(896, 896, limits, "e.png"));
+  REQUIRE_THROWS_AS(gemma3::crop(vision_fixtures::formula_image(10, 10, 1), 5, 0, 6, 10), gemma3::ImageError);
+  REQUIRE_THROWS_AS(gemma3::resize_bilinear(vision_fixtures::formula_image(10, 10, 1), 0, 5), gemma3::ImageError);
+  REQUIRE_THROWS_AS(gemma3::pan_and_scan_crops(0, 5), gemma3::ImageError);
+}
+
+#ifdef GEMMA3_HAVE_STB_IMAGE
+namespace {
+
+std::vector<std::uint8_t> read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::vector<std::uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+std::string images_dir() { return fixtures::path("vision_images"); }
+
+}  // namespace
+
+TEST_CASE("image files decode to the expected sizes, all converted to RGB", "[vision]") {
+  struct Case {
+    const char* file;
+    int w, h;
+  };
+  for (const Case& c : {Case{"rgb.png", 24, 16}, Case{"gray.png", 20, 13}, Case{"gray_alpha.png", 20, 13},
+                        Case{"rgba.png", 24, 16}, Case{"palette.png", 24, 16}, Case{"photo.jpg", 32, 24},
+                        Case{"rgb.bmp", 9, 7}}) {
+    const Image img = gemma3::load_image(images_dir() + "/" + c.file);
+    INFO(c.file);
+    CHECK(img.width == c.w);
+    CHECK(img.height == c.h);
+    CHECK(img.pixels.size() == std::size_t(c.w * c.h * 3));
+  }
+  // The RGB PNG holds the formula image exactly; the gray PNG has R == G == B.
+  CHECK(gemma3::load_image(images_dir() + "/rgb.png").pixels == vision_fixtures::formula_image(24, 16, 6).pixels);
+  const Image gray = gemma3::load_image(images_dir() + "/gray.png");
+  for (std::size_t i = 0; i < gray.pixels.size(); i += 3) {
+    CHECK(gray.pixels[i] == gray.pixels[i + 1]);
+    CHECK(gray.pixels[i] == gray.pixels[i + 2]);
+  }
+  // RGBA: its first row starts with 4 fully transparent pixels -> white.
+  const Image rgba = gemma3::load_image(images_dir() + "/rgba.png");
+  CHECK(int(rgba.at(0, 0, 0)) == 255);
+  CHECK(int(rgba.at(3, 0, 2)) == 255);
+  CHECK(rgba.at(0, 1, 0) == vision_fixtures::formula_image(24, 16, 6).at(0, 1, 0));  // opaque row 1
+}
+
+TEST_CASE("bad image files: missing, empty, truncated, corrupt, absurd header", "[vision]") {
+  loader_errors::TempDir dir;
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "nope.png").string()), "nope.png", "cannot open");
+
+  loader_errors::write_file(dir / "empty.png", loader_errors::Bytes{});
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "empty.png").string()), "empty.png", "0 bytes");
+
+  const std::vector<std::uint8_t> png = read_bytes(images_dir() + "/rgb.png");
+  REQUIRE(png.size() > 100);
+  for (const std::size_t keep : {std::size_t(8), std::size_t(30), png.size() / 2, png.size() - 20}) {
+    loader_errors::write_file(dir / "cut.png", loader_errors::Bytes(png.begin(), png.begin() + std::ptrdiff_t(keep)));
+    INFO("PNG truncated to " << keep << " of " << png.size() << " bytes");
+    REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "cut.png").string()), "cut.png", "stb_image");
+  }
+
+  loader_errors::Bytes noise(4096);
+  for (std::size_t i = 0; i < noise.size(); ++i) noise[i] = std::uint8_t((i * 2654435761u) >> 13);
+  loader_errors::write_file(dir / "noise.jpg", noise);
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "noise.jpg").string()), "noise.jpg",
+                        "not a decodable image");
+
+  loader_errors::write_file(dir / "text.png", std::string("this is not an image"));
+  REQUIRE_THROWS_AS(gemma3::load_image((dir / "text.png").string()), gemma3::ImageError);
+
+  // PNG headers claiming absurd sizes: refused from the header alone, before any
+  // pixel is allocated -- by our limits (20000 x 10 > max_width 16384), or already by
+  // stb_image's own 2^30-byte check (100000 x 100000).
+  auto with_size = [&](std::uint32_t w, std::uint32_t h) {
+    loader_errors::Bytes b(png.begin(), png.end());
+    for (int i = 0; i < 4; ++i) {
+      b[16 + std::size_t(i)] = std::uint8_t(w >> (24 - 8 * i));  // IHDR width
+      b[20 + std::size_t(i)] = std::uint8_t(h >> (24 - 8 * i));  // IHDR height
+    }
+    return b;
+  };
+  loader_errors::write_file(dir / "wide.png", with_size(20000, 10));
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "wide.png").string()), "wide.png", "20000 x 10",
+                        "max_width");
+  loader_errors::write_file(dir / "huge.png", with_size(100000, 100000));
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "huge.png").string()), "huge.png",
+                        "not a decodable image");
+
+  // Custom limits apply to real files too.
+  gemma3::ImageLimits tight;
+  tight.max_width = 10;
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image(images_dir() + "/rgb.png", tight), "rgb.png", "24 x 16",
+                        "max_width");
+}
+#endif
