@@ -14,7 +14,18 @@
 //   the model                       model.hpp           Gemma3ForCausalLM::forward / prefill / decode
 //   checkpoint folder               checkpoint.hpp      load_hf_model
 //   safetensors                     safetensors.hpp     SafetensorsFile
-//   weights and matmul kernels      kernels/            Weight, matvec, matmul, linear
+//   weights and matmul kernels      kernels/            Weight, matvec, matmul, linear, set_num_threads
+//   GGUF blocks (Q4_K, Q8_0, ...)   quant/              dequantize_row_*, dot products
+//   GGUF files                      gguf.hpp            GgufFile
+//                                   gguf_model.hpp      load_gguf_model, vocabulary_from_gguf
+//   GGUF file or HF folder          load_model.hpp      load_model
+//   float32 copy of the weights     dequantize.hpp      dequantize_to_f32
+//   tokenizer (SentencePiece BPE)   tokenizer.hpp       Tokenizer::encode / decode
+//                                   tokenizer_files.hpp tokenizer_from_vocabulary, load_sentencepiece_model
+//   chat template                   chat.hpp            apply_chat_template, encode_chat
+//   sampling                        sampler.hpp         Sampler, SamplingOptions
+//   generation loop, streaming      generate.hpp        generate
+//   vision (4B and up)              vision/vision.hpp   (its own umbrella; needs nothing extra)
 #pragma once
 
 #include "config.hpp"
@@ -30,3 +41,13 @@
 #include "model.hpp"
 #include "safetensors.hpp"
 #include "checkpoint.hpp"
+#include "kernels/thread_pool.hpp"
+#include "gguf.hpp"
+#include "gguf_model.hpp"
+#include "load_model.hpp"
+#include "dequantize.hpp"
+#include "tokenizer.hpp"
+#include "tokenizer_files.hpp"
+#include "chat.hpp"
+#include "sampler.hpp"
+#include "generate.hpp"

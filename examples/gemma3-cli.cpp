@@ -1,0 +1,262 @@
+// gemma3-cli -- generate text or chat with a Gemma 3 model.
+//
+//   gemma3-cli generate --model PATH --prompt "Why is the sky blue?"     one answer, streamed
+//   gemma3-cli chat     --model PATH [--system "Be brief."]              interactive, multi-turn
+//
+// PATH is a GGUF file (default: models/gemma-3-270m-q4_k_m.gguf, which
+// `make run` / scripts/fetch-model.sh puts there) or a Hugging Face folder with
+// config.json, model.safetensors and tokenizer.model. The prompt goes through the
+// Gemma chat template unless --raw is given. At the end it prints prefill and decode
+// speed and the KV cache against what an all-global cache would need.
+// Run `gemma3-cli --help` for every flag.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gemma3/gemma3.hpp>
+
+namespace {
+
+const char* const kDefaultModel = "models/gemma-3-270m-q4_k_m.gguf";
+
+struct Args {
+  std::string command;
+  std::string model = kDefaultModel;
+  std::string prompt;
+  std::string prompt_ids_file;  // whitespace- or comma-separated token ids instead of --prompt
+  std::string system;
+  bool raw = false;             // no chat template
+  bool ignore_eos = false;
+  bool stats_json = false;
+  int max_tokens = 256;
+  int threads = 0;              // 0: hardware threads
+  int context = 0;              // 0: prompt + max tokens (generate) / 4096 (chat)
+  gemma3::SamplingOptions sampling;  // Gemma's defaults: temperature 1.0, top-k 64, top-p 0.95
+};
+
+void usage(std::ostream& os) {
+  os << "usage: gemma3-cli generate [options] --prompt TEXT\n"
+        "       gemma3-cli chat     [options]\n"
+        "\n"
+        "options:\n"
+        "  --model PATH         GGUF file or HF checkpoint folder (default " << kDefaultModel << ")\n"
+        "  --prompt TEXT        the user's message (generate)\n"
+        "  --prompt-ids-file F  token ids (separated by spaces, commas or newlines) instead of --prompt\n"
+        "  --system TEXT        system instructions, folded into the first user turn\n"
+        "  --raw                feed the prompt as is, without the chat template\n"
+        "  --max-tokens N       most tokens to generate per answer (default 256)\n"
+        "  --temperature T      sampling temperature (default 1.0; 0 = greedy)\n"
+        "  --top-k K            keep the K most likely tokens (default 64; 0 = off)\n"
+        "  --top-p P            nucleus sampling mass (default 0.95; 1 = off)\n"
+        "  --seed S             random seed (default 0)\n"
+        "  --greedy             same as --temperature 0\n"
+        "  --ignore-eos         keep generating past <eos> / <end_of_turn>\n"
+        "  --threads N          threads for the kernels (default: all cores)\n"
+        "  --context N          KV cache length in tokens\n"
+        "  --stats-json         print the timing as one JSON line at the end of stdout\n"
+        "  -h, --help           this text\n";
+}
+
+long parse_long(const std::string& flag, const std::string& s, long lo, long hi) {
+  char* end = nullptr;
+  const long v = std::strtol(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0' || v < lo || v > hi)
+    throw std::invalid_argument(flag + ": expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                "], found '" + s + "'");
+  return v;
+}
+
+float parse_float(const std::string& flag, const std::string& s, float lo, float hi) {
+  char* end = nullptr;
+  const float v = std::strtof(s.c_str(), &end);
+  if (s.empty() || *end != '\0' || !(v >= lo && v <= hi))
+    throw std::invalid_argument(flag + ": expected a number in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                "], found '" + s + "'");
+  return v;
+}
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  if (argc < 2) throw std::invalid_argument("no command given (generate or chat)");
+  a.command = argv[1];
+  if (a.command == "-h" || a.command == "--help") return a;
+  if (a.command != "generate" && a.command != "chat")
+    throw std::invalid_argument("unknown command '" + a.command + "' (expected generate or chat)");
+  for (int i = 2; i < argc; ++i) {
+    const std::string f = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(f + " needs a value");
+      return argv[++i];
+    };
+    if (f == "-h" || f == "--help") { a.command = "--help"; return a; }
+    else if (f == "--model") a.model = value();
+    else if (f == "--prompt") a.prompt = value();
+    else if (f == "--prompt-ids-file") a.prompt_ids_file = value();
+    else if (f == "--system") a.system = value();
+    else if (f == "--raw") a.raw = true;
+    else if (f == "--max-tokens") a.max_tokens = int(parse_long(f, value(), 0, 1 << 20));
+    else if (f == "--temperature") a.sampling.temperature = parse_float(f, value(), 0.0f, 100.0f);
+    else if (f == "--top-k") a.sampling.top_k = int(parse_long(f, value(), 0, 1 << 24));
+    else if (f == "--top-p") a.sampling.top_p = parse_float(f, value(), 0.0f, 1.0f);
+    else if (f == "--seed") a.sampling.seed = std::uint64_t(parse_long(f, value(), 0, 0x7fffffffL));
+    else if (f == "--greedy") a.sampling.temperature = 0.0f;
+    else if (f == "--ignore-eos") a.ignore_eos = true;
+    else if (f == "--threads") a.threads = int(parse_long(f, value(), 1, 1024));
+    else if (f == "--context") a.context = int(parse_long(f, value(), 1, 1 << 24));
+    else if (f == "--stats-json") a.stats_json = true;
+    else throw std::invalid_argument("unknown option '" + f + "'");
+  }
+  if (a.command == "generate" && a.prompt.empty() && a.prompt_ids_file.empty())
+    throw std::invalid_argument("generate needs --prompt TEXT or --prompt-ids-file FILE");
+  return a;
+}
+
+std::vector<int> read_ids(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error(path + ": cannot open the file");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::replace(text.begin(), text.end(), ',', ' ');
+  std::istringstream ss(text);
+  std::vector<int> ids;
+  std::string item;
+  while (ss >> item) ids.push_back(int(parse_long(path, item, 0, 1 << 30)));
+  if (ids.empty()) throw std::runtime_error(path + ": expected token ids, found none");
+  return ids;
+}
+
+// A model's tokenizer: from the GGUF metadata, or tokenizer.model in an HF folder.
+gemma3::Tokenizer load_tokenizer(const std::string& model_path, const gemma3::Vocabulary& from_gguf) {
+  if (!from_gguf.tokens.empty()) return gemma3::tokenizer_from_vocabulary(from_gguf);
+  const std::string spm = model_path + "/tokenizer.model";
+  if (std::filesystem::exists(spm)) return gemma3::tokenizer_from_vocabulary(gemma3::load_sentencepiece_model(spm));
+  throw std::runtime_error(model_path + ": expected a tokenizer (GGUF metadata or tokenizer.model), found none");
+}
+
+void progress_bar(double fraction) {
+  const int width = 40, filled = int(fraction * width + 0.5);
+  std::fprintf(stderr, "\rloading [%s%s] %3d%%", std::string(std::size_t(filled), '#').c_str(),
+               std::string(std::size_t(width - filled), ' ').c_str(), int(fraction * 100 + 0.5));
+  if (fraction >= 1.0) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+
+double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
+
+void print_stats(const gemma3::GenerateResult& r, const gemma3::KVCache& cache, bool json) {
+  std::fprintf(stderr,
+               "\n[prefill %d tokens: %.1f tok/s | decode %d tokens: %.1f tok/s | stop: %s]\n"
+               "[kv cache: %.1f MiB for %d positions (%.1f MiB in use); all-global would need %.1f MiB, %.2fx]\n",
+               r.prompt_tokens, r.prefill_tokens_per_second(), r.decode_calls, r.decode_tokens_per_second(),
+               gemma3::stop_reason_name(r.stop_reason), mib(double(cache.bytes_allocated())), cache.max_cache_len(),
+               mib(double(cache.bytes_used())), mib(double(cache.bytes_all_global())),
+               double(cache.bytes_all_global()) / double(cache.bytes_allocated()));
+  if (json)
+    std::printf("{\"prefill_tokens\": %d, \"prefill_tok_s\": %.3f, \"decode_tokens\": %d, \"decode_tok_s\": %.3f}\n",
+                r.prompt_tokens, r.prefill_tokens_per_second(), r.decode_calls, r.decode_tokens_per_second());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  try {
+    args = parse_args(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "gemma3-cli: " << e.what() << "\n\n";
+    usage(std::cerr);
+    return 2;
+  }
+  if (args.command == "--help") {
+    usage(std::cout);
+    return 0;
+  }
+
+  try {
+    gemma3::set_num_threads(args.threads > 0 ? args.threads : int(std::max(1u, std::thread::hardware_concurrency())));
+    gemma3::Vocabulary vocab;
+    const auto t0 = std::chrono::steady_clock::now();
+    const gemma3::Gemma3ForCausalLM model = gemma3::load_model(args.model, &vocab, progress_bar);
+    const gemma3::Tokenizer tokenizer = load_tokenizer(args.model, vocab);
+    const gemma3::Gemma3TextConfig& c = model.config();
+    std::fprintf(stderr, "[%s: %d layers (%d global), hidden %d, vocab %d, %s weights, %d threads, loaded in %.2f s]\n",
+                 args.model.c_str(), c.num_hidden_layers,
+                 int(std::count(c.layer_types.begin(), c.layer_types.end(), gemma3::LayerType::full_attention)),
+                 c.hidden_size, c.vocab_size, gemma3::dtype_name(model.weights().layers[0].mlp.down_proj.dtype),
+                 gemma3::num_threads(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+
+    gemma3::GenerateOptions opts;
+    opts.max_new_tokens = args.max_tokens;
+    opts.sampling = args.sampling;
+    if (args.ignore_eos) opts.stop_tokens.clear();
+    auto stream = [](std::string_view text, int) {
+      std::cout << text << std::flush;
+      return true;
+    };
+
+    if (args.command == "generate") {
+      std::vector<int> ids;
+      if (!args.prompt_ids_file.empty()) {
+        ids = read_ids(args.prompt_ids_file);
+      } else if (args.raw) {
+        ids = tokenizer.encode(args.prompt);
+      } else {
+        std::vector<gemma3::ChatMessage> messages;
+        if (!args.system.empty()) messages.emplace_back("system", args.system);
+        messages.emplace_back("user", args.prompt);
+        ids = gemma3::encode_chat(tokenizer, messages);
+      }
+      const int want = int(ids.size()) + args.max_tokens;
+      gemma3::KVCache cache = model.new_cache(std::min(args.context > 0 ? args.context : want, c.max_position_embeddings));
+      const gemma3::GenerateResult r = gemma3::generate(model, tokenizer, cache, ids, opts, stream);
+      std::cout << "\n";
+      print_stats(r, cache, args.stats_json);
+      return 0;
+    }
+
+    // chat: one KV cache for the whole conversation. The first turn is the chat template
+    // of [system], user; each later turn feeds only what the template adds after the
+    // tokens already in the cache: the close of the model's answer and the new user turn.
+    gemma3::KVCache cache = model.new_cache(std::min(args.context > 0 ? args.context : 4096, c.max_position_embeddings));
+    std::fprintf(stderr, "[chat: type a message and press Enter; an empty line or Ctrl-D ends]\n");
+    for (bool first = true;; first = false) {
+      std::fprintf(stderr, "\n> ");
+      std::string line;
+      if (!std::getline(std::cin, line) || line.empty()) break;
+      std::vector<gemma3::ChatMessage> turn;
+      if (first && !args.system.empty()) turn.emplace_back("system", args.system);
+      turn.emplace_back("user", line);
+      std::vector<int> ids;
+      if (first) {
+        ids = gemma3::encode_chat(tokenizer, turn);
+      } else {
+        gemma3::ChatTemplateOptions no_bos;
+        no_bos.add_bos = false;
+        gemma3::EncodeOptions e;
+        e.add_bos = false;
+        ids = tokenizer.encode("<end_of_turn>\n" + gemma3::apply_chat_template(turn, no_bos), e);
+      }
+      gemma3::GenerateResult r;
+      try {
+        r = gemma3::generate(model, tokenizer, cache, ids, opts, stream);
+      } catch (const std::length_error& e) {
+        std::fprintf(stderr, "\n[%s; the conversation is full]\n", e.what());
+        break;
+      }
+      std::cout << "\n";
+      print_stats(r, cache, args.stats_json);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "\ngemma3-cli: " << e.what() << "\n";
+    return 1;
+  }
+}
