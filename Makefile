@@ -1,12 +1,14 @@
 # gemma3 — the README's two commands:
-#   make run     build, then run build/examples/gemma3-run on $(MODEL)
+#   make run     build, fetch the default model, then chat with it (build/examples/gemma3-cli chat);
+#                with PROMPT="..." it answers that one prompt instead
 #   make test    build, then run every test with ctest (what .ci/run does)
 # Also: make deps | build | bench | clean.  Overridable: BUILD_DIR, BUILD_TYPE,
-# MODEL, ARGS (extra arguments for gemma3-run), JOBS, CTEST_JOBS, CMAKE_ARGS.
+# MODEL, PROMPT, ARGS (extra arguments for gemma3-cli), JOBS, CTEST_JOBS, CMAKE_ARGS.
 
 BUILD_DIR  ?= build
 BUILD_TYPE ?= Release
-MODEL      ?= tests/fixtures/tiny_global_last
+MODEL      ?= models/gemma-3-270m-q4_k_m.gguf
+PROMPT     ?=
 ARGS       ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS ?= 2
@@ -14,7 +16,7 @@ CMAKE_ARGS ?=
 
 MAKEFLAGS += --no-print-directory
 
-RUN_EXE := $(BUILD_DIR)/examples/gemma3-run
+RUN_EXE := $(BUILD_DIR)/examples/gemma3-cli
 
 .PHONY: all deps build test run bench clean
 
@@ -32,7 +34,11 @@ test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(CTEST_JOBS)
 
 run: build
-	$(RUN_EXE) $(MODEL) $(ARGS)
+ifeq ($(strip $(PROMPT)),)
+	$(RUN_EXE) chat --model $(MODEL) $(ARGS)
+else
+	$(RUN_EXE) generate --model $(MODEL) --prompt "$(PROMPT)" $(ARGS)
+endif
 
 bench: build
 	@set -e; for b in $(BUILD_DIR)/bench/bench_*; do \

