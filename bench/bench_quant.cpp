@@ -1,15 +1,16 @@
 // bench/bench_quant.cpp -- matvec on every weight dtype, scalar vs SIMD, 1 and 2 threads,
 // at Gemma 3 270M shapes, plus the memory bandwidth that bounds it.
 //
-//   BM_matvec_dtype/dtype/out/in/simd/threads   y = W x              bytes/s = weight bytes read
+//   BM_matvec_dtype/dtype/out/in/simd/threads/int8   y = W x         bytes/s = weight bytes read
 //   BM_matmul_quant/dtype/out/in/int8/threads   Y = X W^T, T = 64    bytes/s = weight bytes (once per call)
 //   BM_memory_read/MB/threads                   sum of a buffer      bytes/s = bytes read
 //   BM_memory_copy/MB/threads                   memcpy               bytes/s = bytes read + written
 //
 // dtype is the DType enum value (the label spells it); simd 0 = scalar twins, 1 = the
 // best SIMD this machine runs (AVX2 here); int8 1 = int8 activations and integer
-// kernels (the default), 0 = dequantize 64 rows to f32 + Eigen GEMM (int8 1 also
-// means GEMM when Eigen itself was built with AVX: see kernels/matmul.hpp).
+// kernels (opt-in), 0 = float activations (the default): matvec with the fused
+// dequantize-and-FMA dots (quant/fdot.hpp), matmul as kernels/matmul.hpp picks (int8
+// 1 also means GEMM when Eigen itself was built with AVX: see kernels/matmul.hpp).
 // Shapes (270M): [2048, 640] q/k/v/gate/up-like, [640, 2048] ffn_down, [640, 1024]
 // attn_output (K-quants need in % 256 == 0, so they use the last two), and the tied
 // LM head [262144, 640] in Q8_0 (178 MB: the one weight far bigger than the caches,
@@ -77,7 +78,7 @@ struct Settings {
   ~Settings() {
     gemma3::reset_isa();
     gemma3::set_num_threads(1);
-    gemma3::set_int8_activations(true);
+    gemma3::set_int8_activations(false);
   }
 };
 
@@ -86,7 +87,8 @@ struct Settings {
 static void BM_matvec_dtype(benchmark::State& state) {
   const DType t = DType(state.range(0));
   const bool simd = state.range(3) != 0;
-  const Settings settings(simd, int(state.range(4)));
+  const bool int8 = state.range(5) != 0;
+  const Settings settings(simd, int(state.range(4)), int8);
   const OwnedWeight o = make_weight(t, state.range(1), state.range(2));
   quant_test::Rng rng(1);
   const std::vector<float> x = quant_test::random_floats(std::size_t(o.w.cols), rng);
@@ -98,21 +100,26 @@ static void BM_matvec_dtype(benchmark::State& state) {
   }
   state.SetBytesProcessed(std::int64_t(state.iterations()) * weight_bytes(o.w));
   state.counters["weight_MB"] = double(weight_bytes(o.w)) / 1e6;
-  state.SetLabel(std::string(gemma3::dtype_name(t)) + " " + gemma3::isa_name(gemma3::active_isa()));
+  state.SetLabel(std::string(gemma3::dtype_name(t)) + " " + gemma3::isa_name(gemma3::active_isa()) +
+                 (gemma3::dtype_is_quantized(t) ? (int8 ? " int8" : " f32-act") : ""));
 }
 
 static void MatvecArgs(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"dtype", "out", "in", "simd", "threads"});
+  b->ArgNames({"dtype", "out", "in", "simd", "threads", "int8"});
   const DType legacy[] = {DType::F32, DType::BF16, DType::F16, DType::Q8_0, DType::Q4_0,
                           DType::Q4_1, DType::Q5_0, DType::Q5_1};
   const DType kquants[] = {DType::Q4_K, DType::Q5_K, DType::Q6_K};
   for (int threads : {1, 2})
     for (int simd : {0, 1}) {
-      for (DType t : legacy)
-        for (auto [out, in] : {std::pair{2048, 640}, std::pair{640, 2048}}) b->Args({int(t), out, in, simd, threads});
-      for (DType t : kquants)
-        for (auto [out, in] : {std::pair{640, 2048}, std::pair{640, 1024}}) b->Args({int(t), out, in, simd, threads});
-      b->Args({int(DType::Q8_0), 262144, 640, simd, threads});  // the LM head
+      for (int int8 : {0, 1}) {
+        for (DType t : legacy) {
+          if (int8 && !gemma3::dtype_is_quantized(t)) continue;
+          for (auto [out, in] : {std::pair{2048, 640}, std::pair{640, 2048}}) b->Args({int(t), out, in, simd, threads, int8});
+        }
+        for (DType t : kquants)
+          for (auto [out, in] : {std::pair{640, 2048}, std::pair{640, 1024}}) b->Args({int(t), out, in, simd, threads, int8});
+        b->Args({int(DType::Q8_0), 262144, 640, simd, threads, int8});  // the LM head
+      }
     }
 }
 BENCHMARK(BM_matvec_dtype)->Apply(MatvecArgs)->Unit(benchmark::kMicrosecond)->UseRealTime();

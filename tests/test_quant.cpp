@@ -92,7 +92,7 @@ double exact_dot(const std::vector<float>& w, const std::vector<float>& x) {
 struct KernelSettingsGuard {
   ~KernelSettingsGuard() {
     gemma3::reset_isa();
-    gemma3::set_int8_activations(true);
+    gemma3::set_int8_activations(false);  // the default
     gemma3::set_num_threads(1);
   }
 };
@@ -248,6 +248,40 @@ TEST_CASE("integer dot kernels: SIMD == scalar to float rounding on real-valued 
   }
 }
 
+// The fused float-activation dots (quant/fdot.hpp): SIMD == the double reference
+// dot_<type>_f32 to float rounding, on real-valued blocks and random float x.
+TEST_CASE("fused float dots: SIMD == scalar reference to float rounding", "[quant]") {
+  const DType t = GENERATE(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
+                           DType::Q6_K);
+  const std::int64_t cols = GENERATE(256, 768, 2048, 2080);  // 2080: an odd number of 32-blocks
+  if (cols % std::int64_t(gemma3::dtype_block_size(t)) != 0) return;
+  Rng rng(500 + std::uint64_t(t) + std::uint64_t(cols));
+  INFO(gemma3::dtype_name(t) << " cols " << cols);
+  const q::FusedDotFn ref = q::fused_dot(t, Isa::scalar);
+  REQUIRE(ref != nullptr);
+  for (int trial = 0; trial < 10; ++trial) {
+    const std::vector<unsigned char> w = quant_test::random_blocks(t, 1, cols, rng);
+    std::vector<float> x = quant_test::random_floats(std::size_t(cols), rng);
+    if (trial % 2) for (float& v : x) v = 0.5f + 0.5f * v;  // biased x: the minimums matter
+    std::vector<float> xsum(std::size_t(cols / q::QK));
+    q::block_sums_32_scalar(x.data(), xsum.data(), cols);
+    std::vector<float> wf(static_cast<std::size_t>(cols));
+    gemma3::dequantize_row(t, w.data(), wf.data(), cols);
+    const double exact = exact_dot(wf, x), scale = abs_dot(wf, x);
+    const float scalar = ref(w.data(), x.data(), xsum.data(), cols);
+    CHECK(std::fabs(double(scalar) - exact) <= 1e-6 * scale);
+    for (Isa isa : simd_isas()) {
+      const q::FusedDotFn f = q::fused_dot(t, isa);
+      if (!f) continue;
+      INFO(gemma3::isa_name(isa));
+      std::vector<float> xs(xsum.size());
+      q::block_sums_32(x.data(), xs.data(), cols, isa);
+      for (std::size_t i = 0; i < xs.size(); ++i) CHECK(std::fabs(xs[i] - xsum[i]) <= 1e-5f * 32.0f);
+      CHECK(std::fabs(double(f(w.data(), x.data(), xs.data(), cols)) - exact) <= 1e-6 * scale * std::sqrt(double(cols)));
+    }
+  }
+}
+
 TEST_CASE("plain dtype dot and widen: SIMD == scalar", "[quant]") {
   const DType t = GENERATE(DType::F32, DType::BF16, DType::F16);
   const std::int64_t n = GENERATE(1, 7, 8, 33, 640, 1031);
@@ -347,7 +381,6 @@ TEST_CASE("matvec and matmul on quantized weights", "[quant][kernels]") {
     for (std::int64_t r = 0; r < rows; ++r) CHECK(std::fabs(y1[std::size_t(r)] - ref(0, r)) <= 1e-5f * ref_max);
     gemma3::matmul(W, X, Y, isa, pool3);
     CHECK((Y - ref).cwiseAbs().maxCoeff() <= 1e-5f * ref_max);
-    gemma3::set_int8_activations(true);
   }
 }
 

@@ -148,6 +148,9 @@ static void matvec_and_pool() {
   CHECK(total == 100003, "parallel_for covered %lld", (long long)total.load());
 
   Rng rng(9);
+  // int8 activations (opt-in; float is the default): under wasm matmul then uses the
+  // same integer row kernels as matvec, so prefill == decode bit for bit
+  gemma3::set_int8_activations(true);
   for (DType t : {DType::Q8_0, DType::Q5_0, DType::Q4_K, DType::Q6_K, DType::BF16, DType::F32}) {
     const std::int64_t rows = 300, cols = 512;
     std::vector<unsigned char> bytes;
@@ -183,6 +186,7 @@ static void matvec_and_pool() {
     for (std::int64_t r = 0; r < rows; ++r) same = same && y[std::size_t(r)] == Yv(2, r);
     if (gemma3::dtype_is_quantized(t)) CHECK(same, "%s: matmul row != matvec (prefill != decode)", gemma3::dtype_name(t));
   }
+  gemma3::set_int8_activations(false);
 }
 
 int main(int argc, char** argv) {

@@ -13,21 +13,27 @@
 // kernel calls, never while one is running on another thread.
 //
 // A second global switch picks how quantized weights are multiplied (matmul.hpp):
-//   int8 activations (default): x is quantized to 8-bit blocks once per matvec and
-//     dotted with the weight blocks in integers, as llama.cpp does. Fast, and not
-//     exact: on the real 270M Q4_K_M file the logits of a 6-token prompt differ from
-//     the float path by 3.5% rms (max |diff| 5% of max |logit|; the same top-1 token
-//     at every position), and because rounding to 8 bits turns tiny differences
-//     into whole steps, prefill and decode then differ by up to 1.6% of max |logit|;
-//   float activations: each weight row is dequantized to float32 and dotted with x
-//     in float32 (3-15x slower matvec; equals the dequantized-weights product to
-//     float rounding: prefill vs decode 1.6e-6 on the same prompt). For
-//     comparisons against a float32 reference.
+//   float activations (default): x stays float32 and each weight block is
+//     dequantized in registers and FMA'd against it (quant/fdot.hpp, AVX2; other
+//     Isas dequantize a row to float32 and use the f32 dot). Equals the
+//     dequantized-weights product to float rounding (prefill vs decode 1.6e-6 on
+//     the same prompt), and on the real 270M Q4_K_M file the greedy continuation
+//     equals transformers' on every reference prompt (tests/test_real_model.cpp).
+//   int8 activations (opt-in: set_int8_activations(true), or the environment
+//     variable GEMMA3_INT8_ACTIVATIONS=1 read at first use): x is quantized to
+//     8-bit blocks once per matvec and dotted with the weight blocks in integers,
+//     as llama.cpp does. Faster, and not exact: on the real 270M Q4_K_M file the
+//     logits of a 6-token prompt differ from the float path by 3.5% rms (max |diff|
+//     5% of max |logit|), prefill and decode differ by up to 1.6% of max |logit|,
+//     and that is enough to flip near-ties: the greedy continuation leaves
+//     transformers' after 13 tokens on one reference prompt and at the first token
+//     on another. Hence not the default.
 // Pinned by tests/test_quant.cpp (every Isa available here against scalar) and
 // tests/wasm/ (wasm_simd128 under node).
 #pragma once
 
 #include <atomic>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -101,7 +107,10 @@ inline std::atomic<int>& isa_slot() {
   return slot;
 }
 inline std::atomic<bool>& int8_activations_slot() {
-  static std::atomic<bool> slot{true};
+  static std::atomic<bool> slot{[] {
+    const char* e = std::getenv("GEMMA3_INT8_ACTIVATIONS");
+    return e != nullptr && e[0] != '\0' && e[0] != '0';
+  }()};
   return slot;
 }
 }  // namespace detail
@@ -121,7 +130,7 @@ inline void set_isa(Isa i) {
 // Back to the best available.
 inline void reset_isa() { detail::isa_slot().store(-1, std::memory_order_relaxed); }
 
-// int8 activations for quantized weights (true, default) or float32 ones (false).
+// int8 activations for quantized weights (true, opt-in) or float32 ones (false, default).
 inline void set_int8_activations(bool on) { detail::int8_activations_slot().store(on, std::memory_order_relaxed); }
 inline bool int8_activations() { return detail::int8_activations_slot().load(std::memory_order_relaxed); }
 

@@ -30,6 +30,7 @@
 #include "../kernels/dtype.hpp"
 #include "../kernels/isa.hpp"
 #include "common.hpp"
+#include "fdot.hpp"
 #include "q4_0.hpp"
 #include "q4_k.hpp"
 #include "q5_0.hpp"

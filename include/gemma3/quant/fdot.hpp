@@ -1,0 +1,313 @@
+// gemma3/quant/fdot.hpp -- fused "dequantize a block and FMA it against float32 x"
+// dot products: the float-activation path of matvec (the default, kernels/isa.hpp).
+//
+//   float fdot_<type>_avx2(row, x, xsum, n)     row . x, x float32 [n]
+//
+// xsum [n / 32] holds the sums of x over each run of 32 values (block_sums_32, once
+// per matvec); the types with a minimum (Q4_1, Q5_1, Q4_K, Q5_K) use it so that the
+// minimum costs one multiply per 32 values instead of one per value:
+//   sum_i (d q_i + m) x_i = d * sum_i q_i x_i + m * xsum.
+// Per block (or sub-block) the quants are unpacked to 32 bytes in a register with the
+// same SIMD as the integer kernels (Q8_0: read straight from the block), widened 8 at
+// a time (vpmovsx/zx to int32, vcvtdq2ps) and FMA'd against x in float32; the block's float sum is then scaled
+// once by its scale (d, or d * sc_j for the K-quants). Nothing is rounded to 8 bits:
+// the result is the float32 dot of the dequantized row with x, to float rounding.
+//
+// The scalar twins are the plain references dot_<type>_f32 (dequantize a block,
+// accumulate in double). Under WebAssembly (and on CPUs without AVX2) matvec keeps
+// the former path: dequantize a row to float32 and use the SIMD f32 dot.
+// Pinned by tests/test_quant.cpp ("fused float dots").
+#pragma once
+
+#include <cstdint>
+
+#include "common.hpp"
+#include "q4_0.hpp"
+#include "q4_k.hpp"
+#include "q5_0.hpp"
+#include "q6_k.hpp"
+#include "q8_0.hpp"
+
+namespace gemma3 {
+namespace quant {
+
+// row . x with x float32; xsum [n / 32] = block_sums_32(x).
+using FusedDotFn = float (*)(const void* row, const float* x, const float* xsum, std::int64_t n);
+
+// xsum[b] = sum of x[32 b .. 32 b + 31], n a multiple of 32.
+inline void block_sums_32_scalar(const float* x, float* xsum, std::int64_t n) {
+  for (std::int64_t b = 0; b < n / QK; ++b) {
+    float s = 0.0f;
+    for (int j = 0; j < QK; ++j) s += x[b * QK + j];
+    xsum[b] = s;
+  }
+}
+
+#if GEMMA3_HAVE_X86_SIMD
+namespace avx2 {
+
+GEMMA3_TARGET_AVX2 inline void block_sums_32(const float* x, float* xsum, std::int64_t n) {
+  for (std::int64_t b = 0; b < n / QK; ++b, x += QK) {
+    const __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(x + 8)),
+                                   _mm256_add_ps(_mm256_loadu_ps(x + 16), _mm256_loadu_ps(x + 24)));
+    xsum[b] = hsum(s);
+  }
+}
+
+// 8 bytes at q (signed or unsigned) -> 8 floats.
+template <bool Signed>
+GEMMA3_TARGET_AVX2 inline __m256 widen8(const void* q) {
+  const __m128i v = _mm_loadl_epi64(static_cast<const __m128i*>(q));
+  return _mm256_cvtepi32_ps(Signed ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v));
+}
+
+// 8 lanes whose sum is sum_{i < 16} q[i] * x[i].
+template <bool Signed>
+GEMMA3_TARGET_AVX2 inline __m256 fsum16(const void* q, const float* x) {
+  const auto* p = static_cast<const std::uint8_t*>(q);
+  return _mm256_fmadd_ps(widen8<Signed>(p + 8), _mm256_loadu_ps(x + 8),
+                         _mm256_mul_ps(widen8<Signed>(p), _mm256_loadu_ps(x)));
+}
+
+// 8 lanes whose sum is sum_{i < 32} q[i] * x[i] (two independent chains).
+template <bool Signed>
+GEMMA3_TARGET_AVX2 inline __m256 fsum32(const void* q, const float* x) {
+  const auto* p = static_cast<const std::uint8_t*>(q);
+  __m256 a = _mm256_mul_ps(widen8<Signed>(p), _mm256_loadu_ps(x));
+  __m256 b = _mm256_mul_ps(widen8<Signed>(p + 8), _mm256_loadu_ps(x + 8));
+  a = _mm256_fmadd_ps(widen8<Signed>(p + 16), _mm256_loadu_ps(x + 16), a);
+  b = _mm256_fmadd_ps(widen8<Signed>(p + 24), _mm256_loadu_ps(x + 24), b);
+  return _mm256_add_ps(a, b);
+}
+
+// The same for 32 bytes held in a register (no round trip through memory).
+template <bool Signed>
+GEMMA3_TARGET_AVX2 inline __m256 widen8r(__m128i t) {
+  return _mm256_cvtepi32_ps(Signed ? _mm256_cvtepi8_epi32(t) : _mm256_cvtepu8_epi32(t));
+}
+template <bool Signed>
+GEMMA3_TARGET_AVX2 inline __m256 fsum32r(__m256i v, const float* x) {
+  const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+#define w widen8r<Signed>
+  __m256 a = _mm256_mul_ps(w(lo), _mm256_loadu_ps(x));
+  __m256 b = _mm256_mul_ps(w(_mm_unpackhi_epi64(lo, lo)), _mm256_loadu_ps(x + 8));
+  a = _mm256_fmadd_ps(w(hi), _mm256_loadu_ps(x + 16), a);
+  b = _mm256_fmadd_ps(w(_mm_unpackhi_epi64(hi, hi)), _mm256_loadu_ps(x + 24), b);
+#undef w
+  return _mm256_add_ps(a, b);
+}
+
+// 8 lanes whose sum is sum_{i < 16} t[i] * x[i], t 16 signed bytes in a register.
+GEMMA3_TARGET_AVX2 inline __m256 fsum16r(__m128i t, const float* x) {
+  return _mm256_fmadd_ps(widen8r<true>(_mm_unpackhi_epi64(t, t)), _mm256_loadu_ps(x + 8),
+                         _mm256_mul_ps(widen8r<true>(t), _mm256_loadu_ps(x)));
+}
+
+}  // namespace avx2
+
+// ---- the 32-wide legacy types ----
+
+GEMMA3_TARGET_AVX2 inline float fdot_q8_0_avx2(const void* row, const float* x, const float*, std::int64_t n) {
+  const auto* w = static_cast<const block_q8_0*>(row);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  const std::int64_t nb = n / QK;
+  std::int64_t b = 0;
+  for (; b + 1 < nb; b += 2) {
+    acc0 = _mm256_fmadd_ps(avx2::fsum32<true>(w[b].qs, x + b * QK), _mm256_set1_ps(avx2::f16(w[b].d)), acc0);
+    acc1 = _mm256_fmadd_ps(avx2::fsum32<true>(w[b + 1].qs, x + (b + 1) * QK), _mm256_set1_ps(avx2::f16(w[b + 1].d)),
+                           acc1);
+  }
+  for (; b < nb; ++b)
+    acc0 = _mm256_fmadd_ps(avx2::fsum32<true>(w[b].qs, x + b * QK), _mm256_set1_ps(avx2::f16(w[b].d)), acc0);
+  return avx2::hsum(_mm256_add_ps(acc0, acc1));
+}
+
+// Legacy 32-wide blocks: Unpack(block) -> 32 bytes in output order (signed when
+// Signed: q - offset already applied); Scale(block) = d; Min(block) = m (0 if none).
+template <class Block, bool Signed, bool HasMin, class Unpack>
+GEMMA3_TARGET_AVX2 inline float fdot_legacy_avx2(const void* row, const float* x, const float* xsum, std::int64_t n,
+                                                 Unpack unpack) {
+  const auto* w = static_cast<const Block*>(row);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  float summ = 0.0f;
+  const std::int64_t nb = n / QK;
+  std::int64_t b = 0;
+  for (; b + 1 < nb; b += 2) {
+    acc0 = _mm256_fmadd_ps(avx2::fsum32r<Signed>(unpack(w[b]), x + b * QK), _mm256_set1_ps(avx2::f16(w[b].d)), acc0);
+    acc1 = _mm256_fmadd_ps(avx2::fsum32r<Signed>(unpack(w[b + 1]), x + (b + 1) * QK), _mm256_set1_ps(avx2::f16(w[b + 1].d)), acc1);
+    if constexpr (HasMin) summ += avx2::f16(w[b].m) * xsum[b] + avx2::f16(w[b + 1].m) * xsum[b + 1];
+  }
+  for (; b < nb; ++b) {
+    acc0 = _mm256_fmadd_ps(avx2::fsum32r<Signed>(unpack(w[b]), x + b * QK), _mm256_set1_ps(avx2::f16(w[b].d)), acc0);
+    if constexpr (HasMin) summ += avx2::f16(w[b].m) * xsum[b];
+  }
+  (void)xsum;
+  return avx2::hsum(_mm256_add_ps(acc0, acc1)) + summ;
+}
+
+namespace detail {
+struct UnpackQ4_0 {
+  GEMMA3_TARGET_AVX2 __m256i operator()(const block_q4_0& b) const {
+    return _mm256_sub_epi8(avx2::nibbles32(b.qs), _mm256_set1_epi8(8));
+  }
+};
+struct UnpackQ4_1 {
+  GEMMA3_TARGET_AVX2 __m256i operator()(const block_q4_1& b) const { return avx2::nibbles32(b.qs); }
+};
+struct UnpackQ5_0 {
+  GEMMA3_TARGET_AVX2 __m256i operator()(const block_q5_0& b) const {
+    return _mm256_or_si256(avx2::nibbles32(b.qs), _mm256_andnot_si256(avx2::bits32(b.qh), _mm256_set1_epi8(char(0xf0))));
+  }
+};
+struct UnpackQ5_1 {
+  GEMMA3_TARGET_AVX2 __m256i operator()(const block_q5_1& b) const {
+    return _mm256_or_si256(avx2::nibbles32(b.qs), _mm256_and_si256(avx2::bits32(b.qh), _mm256_set1_epi8(0x10)));
+  }
+};
+}  // namespace detail
+
+GEMMA3_TARGET_AVX2 inline float fdot_q4_0_avx2(const void* row, const float* x, const float* xs, std::int64_t n) {
+  return fdot_legacy_avx2<block_q4_0, true, false>(row, x, xs, n, detail::UnpackQ4_0{});
+}
+GEMMA3_TARGET_AVX2 inline float fdot_q4_1_avx2(const void* row, const float* x, const float* xs, std::int64_t n) {
+  return fdot_legacy_avx2<block_q4_1, false, true>(row, x, xs, n, detail::UnpackQ4_1{});
+}
+GEMMA3_TARGET_AVX2 inline float fdot_q5_0_avx2(const void* row, const float* x, const float* xs, std::int64_t n) {
+  return fdot_legacy_avx2<block_q5_0, true, false>(row, x, xs, n, detail::UnpackQ5_0{});
+}
+GEMMA3_TARGET_AVX2 inline float fdot_q5_1_avx2(const void* row, const float* x, const float* xs, std::int64_t n) {
+  return fdot_legacy_avx2<block_q5_1, false, true>(row, x, xs, n, detail::UnpackQ5_1{});
+}
+
+// ---- Q4_K / Q5_K: per super-block, 8 sub-blocks of 32 with scale d*sc_j, min dmin*m_j ----
+
+template <bool Q5>
+GEMMA3_TARGET_AVX2 inline float fdot_k4_avx2(const std::uint8_t* base, std::size_t block_bytes, const float* x,
+                                             const float* xsum, std::int64_t n) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  float summ = 0.0f;
+  for (std::int64_t b = 0; b < n / QK_K; ++b, x += QK_K, xsum += 8) {
+    const std::uint8_t* blk = base + std::size_t(b) * block_bytes;
+    const block_q4_K& w4 = *reinterpret_cast<const block_q4_K*>(blk);  // d, dmin, scales are in the same place
+    const std::uint8_t* qs = Q5 ? reinterpret_cast<const block_q5_K*>(blk)->qs : w4.qs;
+    std::uint8_t sm[16];
+    unpack_scales_k4_bytes(w4.scales, sm);
+    const float d = avx2::f16(w4.d), dmin = avx2::f16(w4.dmin);
+    // the minimums: dmin * sum_j m_j * xsum_j
+    const __m256 mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8))));
+    summ += dmin * avx2::hsum(_mm256_mul_ps(mins, _mm256_loadu_ps(xsum)));
+    __m256i hb = Q5 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const block_q5_K*>(blk)->qh))
+                    : _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
+      __m256i lo = _mm256_and_si256(bits, m4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      if (Q5) {
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+        hb = _mm256_srli_epi16(hb, 1);
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+        hb = _mm256_srli_epi16(hb, 1);
+      }
+      acc0 = _mm256_fmadd_ps(avx2::fsum32r<false>(lo, x + 64 * c), _mm256_set1_ps(d * float(sm[2 * c])), acc0);
+      acc1 = _mm256_fmadd_ps(avx2::fsum32r<false>(hi, x + 64 * c + 32), _mm256_set1_ps(d * float(sm[2 * c + 1])), acc1);
+    }
+  }
+  return avx2::hsum(_mm256_add_ps(acc0, acc1)) - summ;
+}
+
+GEMMA3_TARGET_AVX2 inline float fdot_q4_K_avx2(const void* row, const float* x, const float* xs, std::int64_t n) {
+  return fdot_k4_avx2<false>(static_cast<const std::uint8_t*>(row), sizeof(block_q4_K), x, xs, n);
+}
+GEMMA3_TARGET_AVX2 inline float fdot_q5_K_avx2(const void* row, const float* x, const float* xs, std::int64_t n) {
+  return fdot_k4_avx2<true>(static_cast<const std::uint8_t*>(row), sizeof(block_q5_K), x, xs, n);
+}
+
+// ---- Q6_K: 16 sub-blocks of 16 with scale d * scales[g], values q - 32 ----
+
+GEMMA3_TARGET_AVX2 inline float fdot_q6_K_avx2(const void* row, const float* x, const float*, std::int64_t n) {
+  const auto* w = static_cast<const block_q6_K*>(row);
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (std::int64_t b = 0; b < n / QK_K; ++b, x += QK_K) {
+    const float d = avx2::f16(w[b].d);
+    const std::int8_t* sc = w[b].scales;
+    for (int h = 0; h < 2; ++h) {
+      const __m256i L0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * h));
+      const __m256i L1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * h + 32));
+      const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh + 32 * h));
+      const __m256i v[4] = {
+          _mm256_or_si256(_mm256_and_si256(L0, m4), _mm256_slli_epi16(_mm256_and_si256(H, m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(L1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L0, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L1, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m2), 4)),
+      };
+      const float* xh = x + 128 * h;
+      const std::int8_t* sh = sc + 8 * h;
+      for (int k = 0; k < 4; ++k) {  // group k: outputs 32k .. 32k+31 of this half = sub-blocks 2k, 2k+1
+        const __m256i t = _mm256_sub_epi8(v[k], off);
+        acc0 = _mm256_fmadd_ps(avx2::fsum16r(_mm256_castsi256_si128(t), xh + 32 * k), _mm256_set1_ps(d * float(sh[2 * k])),
+                               acc0);
+        acc1 = _mm256_fmadd_ps(avx2::fsum16r(_mm256_extracti128_si256(t, 1), xh + 32 * k + 16),
+                               _mm256_set1_ps(d * float(sh[2 * k + 1])), acc1);
+      }
+    }
+  }
+  return avx2::hsum(_mm256_add_ps(acc0, acc1));
+}
+#endif  // GEMMA3_HAVE_X86_SIMD
+
+// x [n] -> xsum [n / 32] with the given Isa.
+inline void block_sums_32(const float* x, float* xsum, std::int64_t n, Isa isa) {
+#if GEMMA3_HAVE_X86_SIMD
+  if (isa == Isa::avx2) return avx2::block_sums_32(x, xsum, n);
+#endif
+  (void)isa;
+  block_sums_32_scalar(x, xsum, n);
+}
+
+// Adapters so the references dot_<type>_f32 fit FusedDotFn (they ignore xsum).
+template <float (*F)(const void*, const float*, std::int64_t)>
+inline float fused_ref(const void* row, const float* x, const float*, std::int64_t n) {
+  return F(row, x, n);
+}
+
+// The fused float dot of a quantized dtype for `isa`; nullptr where none is built
+// (plain dtypes, and Isas without one: matvec then dequantizes rows instead).
+// Isa::scalar gives the reference dot_<type>_f32.
+inline FusedDotFn fused_dot(DType t, Isa isa) {
+  if (isa == Isa::scalar) {
+    switch (t) {
+      case DType::Q8_0: return fused_ref<dot_q8_0_f32>;
+      case DType::Q4_0: return fused_ref<dot_q4_0_f32>;
+      case DType::Q4_1: return fused_ref<dot_q4_1_f32>;
+      case DType::Q5_0: return fused_ref<dot_q5_0_f32>;
+      case DType::Q5_1: return fused_ref<dot_q5_1_f32>;
+      case DType::Q4_K: return fused_ref<dot_q4_K_f32>;
+      case DType::Q5_K: return fused_ref<dot_q5_K_f32>;
+      case DType::Q6_K: return fused_ref<dot_q6_K_f32>;
+      default: return nullptr;
+    }
+  }
+#if GEMMA3_HAVE_X86_SIMD
+  if (isa == Isa::avx2) {
+    switch (t) {
+      case DType::Q8_0: return fdot_q8_0_avx2;
+      case DType::Q4_0: return fdot_q4_0_avx2;
+      case DType::Q4_1: return fdot_q4_1_avx2;
+      case DType::Q5_0: return fdot_q5_0_avx2;
+      case DType::Q5_1: return fdot_q5_1_avx2;
+      case DType::Q4_K: return fdot_q4_K_avx2;
+      case DType::Q5_K: return fdot_q5_K_avx2;
+      case DType::Q6_K: return fdot_q6_K_avx2;
+      default: return nullptr;
+    }
+  }
+#endif
+  return nullptr;
+}
+
+}  // namespace quant
+}  // namespace gemma3
