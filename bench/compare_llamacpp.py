@@ -1,0 +1,514 @@
+#!/usr/bin/env python3
+"""Prefill and decode speed of this library vs llama.cpp on the same GGUF, same thread count, same tokens.
+
+    python3 bench/compare_llamacpp.py [--model models/gemma-3-270m-q4_k_m.gguf] [--threads 2] [--runs 3]
+
+llama.cpp side: llama-cpp-python's low-level API (the C functions, not the `Llama` wrapper): one llama_decode of
+the whole prompt as a single batch (n_batch = n_ubatch >= prompt length), then one llama_decode per generated token,
+greedy (argmax of the last logits), EOS ignored. Times are llama.cpp's own (llama_perf_context: t_p_eval_ms /
+n_p_eval for prefill, t_eval_ms / n_eval for decode), i.e. the time inside llama_decode; wall-clock times around
+the calls are reported too. Fresh context per run, one untimed warm-up run per engine, then --runs rounds with
+llama.cpp and ours interleaved (both see the same machine load); the median and the best run are reported. On a
+shared machine each timed run first waits (--wait-idle seconds at most) until the CPUs are nearly idle.
+
+Our side: `build/examples/gemma3-cli generate --model PATH --prompt-ids-file FILE --max-tokens 128 --threads 2
+--greedy --ignore-eos --stats-json`, whose last stdout line must be
+    {"prefill_tokens": N, "prefill_tok_s": X, "decode_tokens": M, "decode_tok_s": Y}
+FILE holds the prompt token ids as decimal integers separated by whitespace (BOS first). If the binary is missing or
+fails, the script says so and still reports llama.cpp.
+
+Floor: a decode step reads every weight matrix once (the tied LM head reads the whole token_embd; the embedding
+row lookup and the KV cache are ignored), i.e. bytes/token = sum of the GGUF's tensor bytes. Divided into the
+machine's memory read bandwidth, measured here with numpy on a 1 GiB array (best of several passes, 1 and 2
+threads), it gives "floor tokens/s": the decode rate no CPU engine can beat on this machine without caching the
+weights (the files are larger than L3).
+
+Prompt: --prompt-ids-file, else the first N ids of the "long" prompt in tests/fixtures/real270m/prompts.json (real
+English text, tokenized for Gemma 3; N = --prompt-tokens, default 512), else a fixed deterministic id sequence.
+Token ids do not change the speed; the same ids are used for every model (all Gemma 3 sizes share the vocabulary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.normpath(os.path.join(HERE, ".."))
+DEFAULT_MODEL = os.path.join(REPO, "models", "gemma-3-270m-q4_k_m.gguf")
+DEFAULT_BIN = os.path.join(REPO, "build", "examples", "gemma3")
+PROMPTS_JSON = os.path.join(REPO, "tests", "fixtures", "real270m", "prompts.json")
+
+
+def log(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Prompt ids
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def prompt_ids(args) -> tuple[list[int], str]:
+    if args.prompt_ids_file:
+        with open(args.prompt_ids_file) as f:
+            ids = [int(x) for x in f.read().split()]
+        return ids, f"file {args.prompt_ids_file}"
+    n = args.prompt_tokens
+    if os.path.isfile(PROMPTS_JSON):
+        with open(PROMPTS_JSON, encoding="utf-8") as f:
+            p = {q["name"]: q for q in json.load(f)["prompts"]}
+        ids = p.get("long", {}).get("ids", [])
+        if len(ids) >= n:
+            return ids[:n], f"first {n} ids of the 'long' prompt in {os.path.relpath(PROMPTS_JSON, REPO)}"
+    # Fallback: BOS then a fixed pseudo-random walk over ordinary vocabulary ids (LCG, no RNG library dependency).
+    ids, x = [2], 12345
+    while len(ids) < n:
+        x = (1103515245 * x + 12345) % (1 << 31)
+        ids.append(1000 + x % 200000)
+    return ids, f"{n} fixed pseudo-random ids (BOS + LCG), prompts.json not found"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# GGUF bytes read per decoded token
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def gguf_decode_bytes(path: str) -> dict:
+    from gguf import GGUFReader
+
+    r = GGUFReader(path)
+    by_type: dict[str, int] = {}
+    total = 0
+    embd = 0
+    for t in r.tensors:
+        n = int(t.n_bytes)
+        total += n
+        by_type[t.tensor_type.name] = by_type.get(t.tensor_type.name, 0) + n
+        if t.name == "token_embd.weight":
+            embd = n
+    tied = not any(t.name == "output.weight" for t in r.tensors)
+    # Every tensor is read once per decoded token: layer matrices and norms, plus token_embd as the tied LM head.
+    # (With an untied output.weight, token_embd would only be read for one row; then subtract it.)
+    per_token = total if tied else total - embd
+    return {"file_bytes": os.path.getsize(path), "tensor_bytes": total, "token_embd_bytes": embd, "tied": tied,
+            "bytes_per_decoded_token": per_token, "by_type": by_type}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Memory bandwidth
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _read_kernels():
+    # Reductions that numpy runs with SIMD and without the GIL. The best of them is taken as "read bandwidth".
+    return {
+        "sum_f32": lambda a: np.add.reduce(a.view(np.float32)),
+        "or_u64": lambda a: np.bitwise_or.reduce(a.view(np.uint64)),
+        "max_i8": lambda a: np.maximum.reduce(a.view(np.int8)),
+    }
+
+
+def measure_bandwidth(gib: float = 1.0, passes: int = 5, threads_list=(1, 2)) -> dict:
+    nbytes = int(gib * (1 << 30)) // 64 * 64
+    a = np.ones(nbytes // 8, dtype=np.uint64)  # touched, so every page is resident
+    res = {"array_bytes": nbytes, "passes": passes, "method": "numpy reductions over a 1 GiB array, best pass", }
+    for nt in threads_list:
+        chunks = np.array_split(a, nt)
+        best_kernel, best = None, 0.0
+        for kname, k in _read_kernels().items():
+            for _ in range(passes):
+                if nt == 1:
+                    t0 = time.perf_counter()
+                    k(chunks[0])
+                    dt = time.perf_counter() - t0
+                else:
+                    bar = threading.Barrier(nt + 1)
+                    ths = [threading.Thread(target=lambda c=c: (bar.wait(), k(c))) for c in chunks]
+                    for th in ths:
+                        th.start()
+                    bar.wait()
+                    t0 = time.perf_counter()
+                    for th in ths:
+                        th.join()
+                    dt = time.perf_counter() - t0
+                gbs = nbytes / dt / 1e9
+                if gbs > best:
+                    best, best_kernel = gbs, kname
+        res[f"read_GBps_{nt}t"] = best
+        res[f"kernel_{nt}t"] = best_kernel
+    del a
+    res["read_GBps"] = max(res[f"read_GBps_{nt}t"] for nt in threads_list)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# llama.cpp
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class LlamaCpp:
+    def __init__(self, model_path: str, threads: int, n_ctx: int, n_batch: int):
+        import llama_cpp as L
+
+        self.L = L
+        L.llama_backend_init()
+        # Silence llama.cpp's loader chatter (it goes to stderr).
+        self._log_cb = L.llama_log_callback(lambda level, text, user: None)
+        L.llama_log_set(self._log_cb, ctypes.c_void_p(0))
+        mp = L.llama_model_default_params()
+        mp.n_gpu_layers = 0
+        self.model = L.llama_model_load_from_file(model_path.encode(), mp)
+        if not self.model:
+            raise RuntimeError(f"llama.cpp could not load {model_path}")
+        self.vocab = L.llama_model_get_vocab(self.model)
+        self.n_vocab = L.llama_vocab_n_tokens(self.vocab)
+        self.threads, self.n_ctx, self.n_batch = threads, n_ctx, n_batch
+
+    def context_params(self):
+        L = self.L
+        cp = L.llama_context_default_params()
+        cp.n_ctx = self.n_ctx
+        cp.n_batch = self.n_batch
+        cp.n_ubatch = self.n_batch
+        cp.n_threads = self.threads
+        cp.n_threads_batch = self.threads
+        cp.no_perf = False
+        cp.swa_full = False  # ring-sized SWA cache, as llama-cli / llama-server use by default
+        return cp
+
+    def run(self, ids: list[int], n_gen: int) -> dict:
+        L = self.L
+        cp = self.context_params()
+        ctx = L.llama_init_from_model(self.model, cp)
+        if not ctx:
+            raise RuntimeError("llama_init_from_model failed")
+        try:
+            n = len(ids)
+            batch = L.llama_batch_init(max(n, 1), 0, 1)
+            try:
+                for i, t in enumerate(ids):
+                    batch.token[i] = t
+                    batch.pos[i] = i
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = 0
+                    batch.logits[i] = 1 if i == n - 1 else 0
+                batch.n_tokens = n
+                L.llama_perf_context_reset(ctx)
+                t0 = time.perf_counter()
+                rc = L.llama_decode(ctx, batch)
+                t_prefill = time.perf_counter() - t0
+                if rc != 0:
+                    raise RuntimeError(f"llama_decode(prompt) returned {rc}")
+                out = []
+                nv = self.n_vocab
+                t_decode = 0.0
+                for step in range(n_gen):
+                    logits = np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, -1), shape=(nv,))
+                    tok = int(np.argmax(logits))
+                    out.append(tok)
+                    batch.token[0] = tok
+                    batch.pos[0] = n + step
+                    batch.n_seq_id[0] = 1
+                    batch.seq_id[0][0] = 0
+                    batch.logits[0] = 1
+                    batch.n_tokens = 1
+                    t0 = time.perf_counter()
+                    rc = L.llama_decode(ctx, batch)
+                    t_decode += time.perf_counter() - t0
+                    if rc != 0:
+                        raise RuntimeError(f"llama_decode(step {step}) returned {rc}")
+                # The perf counters are updated when a decode's results are synchronized (normally when its logits
+                # are read); the last decode's logits are never read, so synchronize explicitly.
+                L.llama_synchronize(ctx)
+                perf = L.llama_perf_context(ctx)
+            finally:
+                L.llama_batch_free(batch)
+        finally:
+            L.llama_free(ctx)
+        return {
+            "prefill_tokens": int(perf.n_p_eval),
+            "prefill_tok_s": perf.n_p_eval / (perf.t_p_eval_ms / 1e3) if perf.t_p_eval_ms > 0 else float("nan"),
+            "decode_tokens": int(perf.n_eval),
+            "decode_tok_s": perf.n_eval / (perf.t_eval_ms / 1e3) if perf.t_eval_ms > 0 else float("nan"),
+            "wall_prefill_tok_s": n / t_prefill,
+            "wall_decode_tok_s": n_gen / t_decode,
+            "generated": out,
+        }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Shared machine: wait for the CPUs to be idle before each timed run
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def cpu_busy(interval: float = 0.5) -> float:
+    """Fraction of all CPUs busy (any process) over `interval` seconds, from /proc/stat; nan if unavailable."""
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return sum(v[:8]), idle
+    try:
+        t0, i0 = snap()
+        time.sleep(interval)
+        t1, i1 = snap()
+        return 1.0 - (i1 - i0) / max(1, t1 - t0)
+    except OSError:
+        return float("nan")
+
+
+def wait_idle(max_wait: float, threshold: float) -> float:
+    """Block until the machine is (nearly) idle or max_wait seconds passed; returns the last busy fraction."""
+    deadline = time.time() + max_wait
+    busy = cpu_busy()
+    while busy > threshold and time.time() < deadline:
+        time.sleep(1.0)
+        busy = cpu_busy()
+    return busy
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Ours
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def run_ours(binary: str, model: str, ids_file: str, n_gen: int, threads: int, timeout: float) -> dict:
+    cmd = [binary, "generate", "--model", model, "--prompt-ids-file", ids_file, "--max-tokens", str(n_gen),
+           "--threads", str(threads), "--greedy", "--ignore-eos", "--stats-json"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.strip()[-500:]}")
+    lines = [ln for ln in p.stdout.strip().splitlines() if ln.strip()]
+    if not lines:
+        raise RuntimeError(f"{' '.join(cmd)} printed nothing on stdout")
+    try:
+        stats = json.loads(lines[-1])
+    except json.JSONDecodeError as e:
+        raise RuntimeError(f"last stdout line is not JSON ({e}): {lines[-1][:200]!r}") from None
+    for k in ("prefill_tokens", "prefill_tok_s", "decode_tokens", "decode_tok_s"):
+        if k not in stats:
+            raise RuntimeError(f"stats JSON lacks {k!r}: {lines[-1][:200]!r}")
+    return stats
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def median_of(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def machine_summary() -> dict:
+    out = {"platform": platform.platform(), "python": platform.python_version(), "cpus_online": os.cpu_count()}
+    try:
+        txt = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in txt.splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() in ("Model name", "CPU(s)", "Thread(s) per core", "L2 cache", "L3 cache", "Hypervisor vendor"):
+                out[k.strip()] = v.strip()
+    except OSError:
+        pass
+    try:
+        out["loadavg_at_start"] = open("/proc/loadavg").read().split()[:3]
+    except OSError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            out["MemTotal"] = f.readline().split(":")[1].strip()
+    except OSError:
+        pass
+    return out
+
+
+def fmt(x, nd=1):
+    return "-" if x is None or (isinstance(x, float) and x != x) else f"{x:.{nd}f}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="llama.cpp vs gemma3 prefill/decode tokens/s")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--prompt-tokens", type=int, default=512)
+    ap.add_argument("--prompt-ids-file", help="whitespace-separated prompt ids (default: see module doc)")
+    ap.add_argument("--gen-tokens", type=int, default=128)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--n-ctx", type=int, default=1024)
+    ap.add_argument("--ours", default=DEFAULT_BIN, help="our CLI binary (default build/examples/gemma3)")
+    ap.add_argument("--ours-timeout", type=float, default=1800)
+    ap.add_argument("--skip-llamacpp", action="store_true")
+    ap.add_argument("--skip-ours", action="store_true")
+    ap.add_argument("--skip-bandwidth", action="store_true")
+    ap.add_argument("--bandwidth-gib", type=float, default=1.0)
+    ap.add_argument("--json-out", help="also write every number to this JSON file")
+    ap.add_argument("--wait-idle", type=float, default=60.0,
+                    help="before each timed run wait up to this many seconds for the CPUs to be idle (shared "
+                    "machines; 0 = do not wait)")
+    ap.add_argument("--idle-threshold", type=float, default=0.15,
+                    help="'idle' = at most this fraction of all CPUs busy over 0.5 s")
+    args = ap.parse_args()
+
+    if not os.path.isfile(args.model):
+        log(f"error: model {args.model} not found (bash scripts/fetch-model.sh, or "
+            f"python3 ../shared/tools/make_shaped_gguf.py 1b /tmp/gemma3-1b-shaped.gguf)")
+        return 2
+    ids, ids_src = prompt_ids(args)
+    if len(ids) + args.gen_tokens + 1 > args.n_ctx:
+        log(f"error: prompt {len(ids)} + {args.gen_tokens} generated tokens do not fit n_ctx {args.n_ctx}")
+        return 2
+    n_batch = max(512, len(ids))
+    report: dict = {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
+        "model": os.path.abspath(args.model),
+        "threads": args.threads,
+        "prompt_tokens": len(ids),
+        "prompt_source": ids_src,
+        "gen_tokens": args.gen_tokens,
+        "runs": args.runs,
+        "machine": machine_summary(),
+    }
+    log(f"model   {args.model}")
+    log(f"prompt  {len(ids)} tokens ({ids_src}); generate {args.gen_tokens} (greedy, EOS ignored); "
+        f"threads {args.threads}; n_ctx {args.n_ctx}, n_batch {n_batch}; {args.runs} runs + 1 warm-up, median")
+
+    # ---- bytes per token and bandwidth floor ----
+    gb = gguf_decode_bytes(args.model)
+    report["weights"] = gb
+    log(f"weights {gb['bytes_per_decoded_token'] / 1e6:.1f} MB read per decoded token "
+        f"(token_embd {gb['token_embd_bytes'] / 1e6:.1f} MB as tied LM head; by type: "
+        + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sorted(gb["by_type"].items(), key=lambda kv: -kv[1])) + ")")
+    bw = None
+    if not args.skip_bandwidth:
+        busy = wait_idle(args.wait_idle, args.idle_threshold)
+        bw = measure_bandwidth(args.bandwidth_gib)
+        bw["cpu_busy_before"] = busy
+        report["bandwidth"] = bw
+        log(f"memory  read bandwidth {bw['read_GBps_1t']:.1f} GB/s (1 thread, {bw['kernel_1t']}), "
+            f"{bw.get('read_GBps_2t', float('nan')):.1f} GB/s (2 threads, {bw.get('kernel_2t')})  "
+            f"[CPUs {busy:.0%} busy before]")
+
+    # ---- engines: one untimed warm-up each, then --runs rounds, llama.cpp and ours interleaved ----
+    eng = None
+    if not args.skip_llamacpp:
+        try:
+            import llama_cpp
+
+            eng = LlamaCpp(args.model, args.threads, args.n_ctx, n_batch)
+            report["llama_cpp"] = {"llama_cpp_python": llama_cpp.__version__,
+                                   "system_info": llama_cpp.llama_print_system_info().decode().strip(),
+                                   "context": "n_ctx %d, n_batch = n_ubatch = %d, flash_attn auto, KV f16, "
+                                   "swa_full false, mmap" % (args.n_ctx, n_batch),
+                                   "runs": []}
+            eng.run(ids, min(8, args.gen_tokens))  # warm-up (page cache, thread pool)
+        except ImportError:
+            log("llama.cpp: llama-cpp-python is not installed (pip install llama-cpp-python); skipped")
+            report["llama_cpp"] = {"error": "llama-cpp-python not installed"}
+        except Exception as e:  # noqa: BLE001
+            log(f"llama.cpp: failed: {e}")
+            report["llama_cpp"] = {"error": str(e)}
+            eng = None
+
+    ids_file = None
+    if not args.skip_ours:
+        if not (os.path.isfile(args.ours) and os.access(args.ours, os.X_OK)):
+            log(f"ours: {args.ours} not found -- build the examples first (cmake --build build -j2); "
+                f"reporting llama.cpp only")
+            report["ours"] = {"error": f"{args.ours} not found"}
+        else:
+            with tempfile.NamedTemporaryFile("w", suffix=".ids", delete=False) as f:
+                f.write(" ".join(str(i) for i in ids) + "\n")
+                ids_file = f.name
+            report["ours"] = {"binary": args.ours, "runs": []}
+            try:
+                run_ours(args.ours, args.model, ids_file, min(8, args.gen_tokens), args.threads, args.ours_timeout)
+            except Exception as e:  # noqa: BLE001
+                log(f"ours: failed: {e}")
+                report["ours"] = {"error": str(e)}
+                os.unlink(ids_file)
+                ids_file = None
+
+    lc_runs, our_runs = [], []
+    for r in range(args.runs):
+        if eng is not None:
+            busy = wait_idle(args.wait_idle, args.idle_threshold)
+            res = eng.run(ids, args.gen_tokens)
+            res["cpu_busy_before"] = busy
+            lc_runs.append(res)
+            log(f"  llama.cpp run {r + 1}: prefill {res['prefill_tok_s']:.1f} tok/s ({res['prefill_tokens']} tok), "
+                f"decode {res['decode_tok_s']:.1f} tok/s ({res['decode_tokens']} tok)  [CPUs {busy:.0%} busy before]")
+        if ids_file is not None:
+            busy = wait_idle(args.wait_idle, args.idle_threshold)
+            try:
+                res = run_ours(args.ours, args.model, ids_file, args.gen_tokens, args.threads, args.ours_timeout)
+            except Exception as e:  # noqa: BLE001
+                log(f"ours: failed: {e}")
+                report["ours"] = {"error": str(e)}
+                os.unlink(ids_file)
+                ids_file = None
+                continue
+            res["cpu_busy_before"] = busy
+            our_runs.append(res)
+            log(f"  ours      run {r + 1}: prefill {res['prefill_tok_s']:.1f} tok/s ({res['prefill_tokens']} tok), "
+                f"decode {res['decode_tok_s']:.1f} tok/s ({res['decode_tokens']} tok)  [CPUs {busy:.0%} busy before]")
+    if ids_file is not None:
+        os.unlink(ids_file)
+
+    keys = ("prefill_tok_s", "decode_tok_s")
+    lc = ours = None
+    if lc_runs:
+        lc = {k: median_of(lc_runs, k) for k in keys + ("wall_prefill_tok_s", "wall_decode_tok_s")}
+        lc.update({"best_" + k: max(r[k] for r in lc_runs) for k in keys})
+        lc["prefill_tokens"] = lc_runs[0]["prefill_tokens"]
+        lc["decode_tokens"] = lc_runs[0]["decode_tokens"]
+        lc["first_generated_ids"] = lc_runs[0]["generated"][:16]
+        report["llama_cpp"]["median"] = lc
+        report["llama_cpp"]["runs"] = [{k: v for k, v in r.items() if k != "generated"} for r in lc_runs]
+    if our_runs:
+        ours = {k: median_of(our_runs, k) for k in keys}
+        ours.update({"best_" + k: max(r[k] for r in our_runs) for k in keys})
+        report["ours"]["median"] = ours
+        report["ours"]["runs"] = our_runs
+
+    # ---- table ----
+    floor = None
+    if bw is not None:
+        floor = bw["read_GBps"] * 1e9 / gb["bytes_per_decoded_token"]
+        report["floor_tok_s"] = floor
+    log("")
+    log(f"median of {args.runs} runs (best run in brackets)")
+    log(f"{'':22s} {'prefill tok/s':>18s} {'decode tok/s':>16s} {'decode / floor':>15s}")
+    for label, d in (("llama.cpp", lc), ("gemma3 (ours)", ours)):
+        if d:
+            pf = f"{fmt(d['prefill_tok_s'])} [{fmt(d['best_prefill_tok_s'])}]"
+            dc = f"{fmt(d['decode_tok_s'])} [{fmt(d['best_decode_tok_s'])}]"
+            log(f"{label:22s} {pf:>18s} {dc:>16s} {fmt(d['decode_tok_s'] / floor if floor else None, 2):>15s}")
+        else:
+            log(f"{label:22s} {'(not run)':>18s}")
+    if lc and ours:
+        log(f"{'ratio ours/llama.cpp':22s} {fmt(ours['prefill_tok_s'] / lc['prefill_tok_s'], 2):>18s} "
+            f"{fmt(ours['decode_tok_s'] / lc['decode_tok_s'], 2):>16s}")
+        report["ratio"] = {"prefill": ours["prefill_tok_s"] / lc["prefill_tok_s"],
+                           "decode": ours["decode_tok_s"] / lc["decode_tok_s"]}
+    if floor:
+        log(f"{'floor (bandwidth)':22s} {'':>18s} {fmt(floor):>16s}   = {bw['read_GBps']:.1f} GB/s / "
+            f"{gb['bytes_per_decoded_token'] / 1e6:.1f} MB per token")
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(report, f, indent=1, default=str)
+            f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
