@@ -47,7 +47,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, ".."))
 DEFAULT_MODEL = os.path.join(REPO, "models", "gemma-3-270m-q4_k_m.gguf")
-DEFAULT_BIN = os.path.join(REPO, "build", "examples", "gemma3")
+DEFAULT_BIN = os.path.join(REPO, "build", "examples", "gemma3-cli")
 PROMPTS_JSON = os.path.join(REPO, "tests", "fixtures", "real270m", "prompts.json")
 
 
@@ -345,7 +345,7 @@ def main() -> int:
     ap.add_argument("--gen-tokens", type=int, default=128)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--n-ctx", type=int, default=1024)
-    ap.add_argument("--ours", default=DEFAULT_BIN, help="our CLI binary (default build/examples/gemma3)")
+    ap.add_argument("--ours", default=DEFAULT_BIN, help="our CLI binary (default build/examples/gemma3-cli)")
     ap.add_argument("--ours-timeout", type=float, default=1800)
     ap.add_argument("--skip-llamacpp", action="store_true")
     ap.add_argument("--skip-ours", action="store_true")
