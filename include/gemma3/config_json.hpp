@@ -109,14 +109,22 @@ class ConfigReader {
 }  // namespace detail
 
 // Parse the text of a config.json; `source` names it in error messages.
-inline Gemma3TextConfig parse_config_json(const std::string& text, const std::string& source = "config.json") {
-  detail::Json root;
+namespace detail {
+// The top-level object of a config.json; JSON errors become ConfigErrors naming `source`.
+inline Json parse_config_object(const std::string& text, const std::string& source) {
+  Json root;
   try {
-    root = detail::parse_json(text);
-  } catch (const detail::JsonError& e) {
+    root = parse_json(text);
+  } catch (const JsonError& e) {
     throw ConfigError(source + ": " + e.what());
   }
   if (!root.is_object()) throw ConfigError(source + ": expected a JSON object at top level, found " + root.kind_name());
+  return root;
+}
+}  // namespace detail
+
+inline Gemma3TextConfig parse_config_json(const std::string& text, const std::string& source = "config.json") {
+  const detail::Json root = detail::parse_config_object(text, source);
 
   detail::ConfigReader top(root, source, "");
   std::string model_type;

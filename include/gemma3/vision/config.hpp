@@ -106,13 +106,7 @@ inline Gemma3VisionConfig gemma3_vision_preset() { return Gemma3VisionConfig{}; 
 // (model_type "gemma3_text", or "gemma3" without vision_config).
 inline std::optional<Gemma3VisionConfig> parse_vision_config_json(const std::string& text,
                                                                   const std::string& source = "config.json") {
-  detail::Json root;
-  try {
-    root = detail::parse_json(text);
-  } catch (const detail::JsonError& e) {
-    throw ConfigError(source + ": " + e.what());
-  }
-  if (!root.is_object()) throw ConfigError(source + ": expected a JSON object at top level, found " + root.kind_name());
+  const detail::Json root = detail::parse_config_object(text, source);
   detail::ConfigReader top(root, source, "");
   std::string model_type;
   top.string("model_type", model_type);
