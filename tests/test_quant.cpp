@@ -157,6 +157,36 @@ TEST_CASE("dequantize_row equals the gguf package on the committed fixtures", "[
   CHECK(std::fabs(dot - exact_dot(row, x)) <= 1e-6 * abs_dot(row, x) + 1e-30);
 }
 
+// The SIMD row dequantizers (prefill's row-block widening, matmul.hpp) must equal the
+// scalar ones bit for bit: random blocks (real and integer scales) and the fixtures.
+TEST_CASE("dequantize_fn: SIMD == scalar dequantize_row bitwise", "[quant]") {
+  const DType t = GENERATE(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
+                           DType::Q6_K);
+  INFO(gemma3::dtype_name(t));
+  const auto check = [&](const std::vector<unsigned char>& blocks) {
+    const std::int64_t n =
+        std::int64_t(blocks.size() / gemma3::dtype_block_bytes(t) * gemma3::dtype_block_size(t));
+    std::vector<float> ref(static_cast<std::size_t>(n)), ours(static_cast<std::size_t>(n));
+    q::row_kernels(t).dequantize(blocks.data(), ref.data(), n);
+    for (const Isa isa : {Isa::scalar, Isa::avx2, Isa::wasm_simd128}) {
+      if (!gemma3::isa_available(isa)) continue;
+      INFO(gemma3::isa_name(isa));
+      std::fill(ours.begin(), ours.end(), -1.0f);
+      q::dequantize_fn(t, isa)(blocks.data(), ours.data(), n);
+      CHECK(std::memcmp(ours.data(), ref.data(), ref.size() * 4) == 0);
+    }
+  };
+  Rng rng(11);
+  const std::int64_t cols = 1024;
+  check(quant_test::random_blocks(t, 7, cols, rng));
+  check(quant_test::random_blocks(t, 3, cols, rng, Scales::integer));
+  check(read_file(std::string(GEMMA3_FIXTURES_DIR) + "/quant/" + gemma3::dtype_name(t) + ".bin"));
+#if GEMMA3_HAVE_X86_SIMD
+  if (t == DType::Q8_0 || t == DType::Q5_0 || t == DType::Q4_K || t == DType::Q6_K)
+    CHECK(q::dequantize_fn(t, Isa::avx2) != q::row_kernels(t).dequantize);
+#endif
+}
+
 TEST_CASE("activation quantizers: within half a step, exact block sums", "[quant]") {
   Rng rng(11);
   const std::int64_t n = 512;

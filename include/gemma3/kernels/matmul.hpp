@@ -32,7 +32,8 @@
 //     in matvec, walked in tiles of 16 weight rows x all T tokens so a tile's weights
 //     stay in L1. Row t of the result is then bit for bit matvec of token t.
 //   GEMM (Eigen built with AVX or better, e.g. -march=native): 64 rows at a time are
-//     dequantized to a float32 scratch block and multiplied by Eigen's GEMM.
+//     dequantized to a float32 scratch block (quant::dequantize_fn: AVX2 twins of
+//     the scalar dequantizers, bit for bit) and multiplied by Eigen's GEMM.
 // Why: bench/bench_quant BM_matmul_quant (T = 64, 270M shapes, one thread, CPU time,
 // AMD EPYC with AVX-512): in the portable build (Eigen on SSE2) the integer path was
 // 1.1x (Q5_0) to 1.5x (Q8_0, Q4_K, Q6_K) faster than dequantize + GEMM; with
@@ -140,8 +141,7 @@ inline void widen_rows(const Weight& W, std::int64_t r0, std::int64_t n, float* 
   if (isa == Isa::wasm_simd128 && W.dtype == DType::BF16) return kernels::widen_bf16_wasm(src, dst, count);
   if (isa == Isa::wasm_simd128 && W.dtype == DType::F16) return kernels::widen_f16_wasm(src, dst, count);
 #endif
-  (void)isa;
-  quant::row_kernels(W.dtype).dequantize(src, dst, count);
+  quant::dequantize_fn(W.dtype, isa)(src, dst, count);  // AVX2 twins for Q8_0/Q5_0/Q4_K/Q6_K
 }
 }  // namespace detail
 

@@ -170,6 +170,19 @@ GEMMA3_TARGET_AVX2 inline __m256i bits32(const std::uint8_t* qh) {
   return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
 }
 
+// 8 signed bytes -> 8 floats (exact).
+GEMMA3_TARGET_AVX2 inline __m256 i8x8_to_ps(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
+
+// 32 signed bytes q -> y[0..31] = d * float(q) (one float multiply each, as the
+// scalar dequantizers do; mul is commutative so d * q == q * d bit for bit).
+GEMMA3_TARGET_AVX2 inline void store_scaled_i8x32(__m256i q, __m256 d, float* y) {
+  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+  _mm256_storeu_ps(y + 0, _mm256_mul_ps(d, i8x8_to_ps(lo)));
+  _mm256_storeu_ps(y + 8, _mm256_mul_ps(d, i8x8_to_ps(_mm_srli_si128(lo, 8))));
+  _mm256_storeu_ps(y + 16, _mm256_mul_ps(d, i8x8_to_ps(hi)));
+  _mm256_storeu_ps(y + 24, _mm256_mul_ps(d, i8x8_to_ps(_mm_srli_si128(hi, 8))));
+}
+
 }  // namespace avx2
 #endif
 

@@ -149,6 +149,33 @@ inline void dequantize_row_q5_K(const void* src, float* y, std::int64_t n) {
   }
 }
 
+#if GEMMA3_HAVE_X86_SIMD
+// dequantize_row_q4_K with AVX2, bit for bit: per sub-block the scalar d1 and m1, then
+// (d1 * float(q)) - m1 as a separate multiply and subtract (no FMA, like the scalar).
+GEMMA3_TARGET_AVX2 inline void dequantize_row_q4_K_avx2(const void* src, float* y, std::int64_t n) {
+  const auto* x = static_cast<const block_q4_K*>(src);
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  for (std::int64_t b = 0; b < n / QK_K; ++b, y += QK_K) {
+    const float d = avx2::f16(x[b].d), dmin = avx2::f16(x[b].dmin);
+    int sc[8], m[8];
+    unpack_scales_k4(x[b].scales, sc, m);
+    for (int c = 0; c < 4; ++c) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * c));
+      const __m256i nib[2] = {_mm256_and_si256(bytes, m4), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), m4)};
+      for (int h = 0; h < 2; ++h) {
+        const int j = 2 * c + h;
+        const __m256 d1 = _mm256_set1_ps(d * float(sc[j])), m1 = _mm256_set1_ps(dmin * float(m[j]));
+        const __m128i lo = _mm256_castsi256_si128(nib[h]), hi = _mm256_extracti128_si256(nib[h], 1);
+        const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+        float* out = y + 32 * j;
+        for (int k = 0; k < 4; ++k)
+          _mm256_storeu_ps(out + 8 * k, _mm256_sub_ps(_mm256_mul_ps(d1, avx2::i8x8_to_ps(parts[k])), m1));
+      }
+    }
+  }
+}
+#endif
+
 inline float dot_q4_K_f32(const void* row, const float* x, std::int64_t n) {
   return dot_f32_by_blocks<QK_K, sizeof(block_q4_K)>(row, x, n, dequantize_row_q4_K);
 }

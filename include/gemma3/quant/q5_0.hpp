@@ -79,6 +79,19 @@ inline void dequantize_row_q5_0(const void* src, float* y, std::int64_t n) {
   }
 }
 
+#if GEMMA3_HAVE_X86_SIMD
+// dequantize_row_q5_0 with AVX2: q - 16 is exact in int8, then the same d * float(q - 16).
+GEMMA3_TARGET_AVX2 inline void dequantize_row_q5_0_avx2(const void* src, float* y, std::int64_t n) {
+  const auto* x = static_cast<const block_q5_0*>(src);
+  const __m256i bit4 = _mm256_set1_epi8(0x10);
+  for (std::int64_t b = 0; b < n / QK; ++b, y += QK) {
+    const __m256 d = _mm256_set1_ps(avx2::f16(x[b].d));
+    const __m256i q = _mm256_or_si256(avx2::nibbles32(x[b].qs), _mm256_and_si256(avx2::bits32(x[b].qh), bit4));
+    avx2::store_scaled_i8x32(_mm256_sub_epi8(q, bit4), d, y);
+  }
+}
+#endif
+
 inline void dequantize_row_q5_1(const void* src, float* y, std::int64_t n) {
   const auto* x = static_cast<const block_q5_1*>(src);
   int q[QK];

@@ -44,6 +44,17 @@ inline void dequantize_row_q8_0(const void* src, float* y, std::int64_t n) {
   }
 }
 
+#if GEMMA3_HAVE_X86_SIMD
+// dequantize_row_q8_0 with AVX2: the same float multiply per value, bit for bit.
+GEMMA3_TARGET_AVX2 inline void dequantize_row_q8_0_avx2(const void* src, float* y, std::int64_t n) {
+  const auto* x = static_cast<const block_q8_0*>(src);
+  for (std::int64_t b = 0; b < n / QK; ++b, y += QK) {
+    const __m256 d = _mm256_set1_ps(avx2::f16(x[b].d));
+    avx2::store_scaled_i8x32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs)), d, y);
+  }
+}
+#endif
+
 inline float dot_q8_0_f32(const void* row, const float* x, std::int64_t n) {
   return dot_f32_by_blocks<QK, sizeof(block_q8_0)>(row, x, n, dequantize_row_q8_0);
 }

@@ -1,6 +1,7 @@
 // gemma3/quant/quant.hpp -- one table that maps every DType to its kernels.
 //
 //   dequantize_row(t, src, dst, n)     n stored values of dtype t -> float32 (exact)
+//   dequantize_fn(t, isa)              the same for one Isa (AVX2 twins, bit-identical)
 //   row_kernels(t)                     for matmul.hpp: how to prepare x, and the
 //                                      row . x kernel for each Isa
 //
@@ -148,6 +149,22 @@ inline const RowKernels& row_kernels(DType t) {
   const int i = int(t);
   if (i < 0 || i >= 11) throw std::invalid_argument("row_kernels: unknown dtype " + std::to_string(i));
   return table[i];
+}
+
+// The row dequantizer of dtype t for Isa isa: an AVX2 twin where one exists (Q8_0,
+// Q5_0, Q4_K, Q6_K; bit for bit equal to the scalar one), else the scalar one.
+inline DequantizeFn dequantize_fn(DType t, Isa isa) {
+#if GEMMA3_HAVE_X86_SIMD
+  if (isa == Isa::avx2) switch (t) {
+      case DType::Q8_0: return dequantize_row_q8_0_avx2;
+      case DType::Q5_0: return dequantize_row_q5_0_avx2;
+      case DType::Q4_K: return dequantize_row_q4_K_avx2;
+      case DType::Q6_K: return dequantize_row_q6_K_avx2;
+      default: break;
+    }
+#endif
+  (void)isa;
+  return row_kernels(t).dequantize;
 }
 
 #undef GEMMA3_QUANT_KERNELS
