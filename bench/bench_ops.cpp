@@ -3,12 +3,14 @@
 //   BM_rms_norm_rows/T/H         RMSNorm over [T, H] rows            bytes/s (x read + written)
 //   BM_rope_apply/T/heads        RoPE on [T, heads * 256]            items/s = head vectors rotated
 //   BM_mlp/<dtype>/T             GeGLU MLP, H=640, I=2048 (270M)     bytes/s = weight bytes read
+//   BM_gelu_tanh_mul/isa/threads gate = gelu_tanh(gate) * up, n = 512 x 6912 (1B, 512 tokens)
+//                                                                    items/s = elements
 //   BM_matvec/<dtype>/out/in     y = W x                             bytes/s = weight bytes read
 //   BM_matvec_scalar/<dtype>/..  the plain-loop reference of matvec  bytes/s = weight bytes read
 //   BM_matmul/<dtype>/T/out/in   Y = X W^T, X [T, in]                bytes/s = weight bytes read
 //
-// Everything is single-threaded (Eigen without OpenMP). Weights are random,
-// fixed seed (bench_util.hpp).
+// Everything is single-threaded (Eigen without OpenMP), except BM_gelu_tanh_mul with
+// threads = 2. Weights are random, fixed seed (bench_util.hpp).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include <gemma3/config.hpp>
+#include <gemma3/kernels/gelu.hpp>
 #include <gemma3/kernels/matmul.hpp>
 #include <gemma3/mlp.hpp>
 #include <gemma3/rms_norm.hpp>
@@ -111,6 +114,49 @@ static void BM_mlp(benchmark::State& state) {
 BENCHMARK(BM_mlp)
     ->ArgNames({"bf16", "T"})
     ->ArgsProduct({{0, 1}, {1, 64}})
+    ->Unit(benchmark::kMicrosecond);
+
+// gelu_tanh_mul (kernels/gelu.hpp) on the 1B model's gate and up for a 512-token
+// prefill (n = 512 x 6912 floats each, 14 MB). isa 0 = the scalar twin (std::tanh),
+// 1 = AVX2; threads = 1 calls the twin directly, 2 goes through gelu_tanh_mul(gate,
+// up, n) on a 2-thread global pool. items = elements.
+static void BM_gelu_tanh_mul(benchmark::State& state) {
+  const gemma3::Isa isa = state.range(0) == 0 ? gemma3::Isa::scalar : gemma3::Isa::avx2;
+  const int threads = int(state.range(1));
+  if (!gemma3::isa_available(isa)) {
+    state.SkipWithError("isa not available on this machine");
+    return;
+  }
+  constexpr std::int64_t n = std::int64_t(512) * 6912;
+  Rng rng;
+  const std::size_t size = std::size_t(n);
+  std::vector<float> gate0(size), gate(size), up(size);
+  for (float& v : gate0) v = rng.uniform(4.0f);
+  for (float& v : up) v = rng.uniform(1.0f);
+  const int threads_before = gemma3::num_threads();
+  gemma3::set_isa(isa);
+  gemma3::set_num_threads(threads);
+  for (auto _ : state) {
+    state.PauseTiming();
+    gate = gate0;  // in place: start from the same inputs every time
+    state.ResumeTiming();
+    if (threads == 1) gemma3::gelu_tanh_mul(gate.data(), up.data(), n, isa);
+    else gemma3::gelu_tanh_mul(gate.data(), up.data(), n);
+    benchmark::DoNotOptimize(gate.data());
+    benchmark::ClobberMemory();
+  }
+  gemma3::set_num_threads(threads_before);
+  gemma3::reset_isa();
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * n);
+  state.SetBytesProcessed(std::int64_t(state.iterations()) * 3 * n * std::int64_t(sizeof(float)));  // gate r/w, up
+  state.SetLabel(gemma3::isa_name(isa));
+}
+BENCHMARK(BM_gelu_tanh_mul)
+    ->ArgNames({"isa", "threads"})
+    ->Args({0, 1})
+    ->Args({1, 1})
+    ->Args({1, 2})
+    ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
 // Shapes for the matrix kernels: 270M q_proj-ish [1024, 640], 270M MLP

@@ -833,16 +833,27 @@ TEST_CASE("gguf: the real 270M runs from its quantized blocks: a sensible next t
     bool was = gemma3::int8_activations();
     ~Int8Restore() { gemma3::set_int8_activations(was); }
   } restore;
+  // With int16 activations (the default under Isa::avx512, quant/q16.hpp) prefill's
+  // GEMM and decode's dots round differently, a layer's input can then round to a
+  // neighbouring int16, and that step (3e-5 of a block's max) travels through the
+  // 18 layers: measured 5.1e-4 of max|logit|; still 80x closer than int8.
   gemma3::set_int8_activations(false);
-  gemma3::KVCache prefill_cache = m.new_cache(16);
-  const gemma3::Matrix prefill = m.forward(ids, prefill_cache);
-  gemma3::KVCache step_cache = m.new_cache(16);
-  gemma3::Matrix steps(6, prefill.cols());
-  for (int t = 0; t < 6; ++t) steps.row(t) = m.decode(ids[std::size_t(t)], step_cache).transpose();
-  const fixtures::Diff d = fixtures::compare(steps, prefill);
-  INFO("decode vs prefill (float activations): " << d.str());
-  CHECK(d.rel <= 1e-5);
-  Eigen::Index top_f32 = -1;
-  prefill.row(2).maxCoeff(&top_f32);
-  CHECK(top_f32 == 529);
+  struct IsaRestore {
+    ~IsaRestore() { gemma3::reset_isa(); }
+  } isa_restore;
+  for (gemma3::Isa isa : {gemma3::Isa::scalar, gemma3::Isa::avx2, gemma3::Isa::avx512}) {
+    if (!gemma3::isa_available(isa)) continue;
+    gemma3::set_isa(isa);
+    gemma3::KVCache prefill_cache = m.new_cache(16);
+    const gemma3::Matrix prefill = m.forward(ids, prefill_cache);
+    gemma3::KVCache step_cache = m.new_cache(16);
+    gemma3::Matrix steps(6, prefill.cols());
+    for (int t = 0; t < 6; ++t) steps.row(t) = m.decode(ids[std::size_t(t)], step_cache).transpose();
+    const fixtures::Diff d = fixtures::compare(steps, prefill);
+    INFO(gemma3::isa_name(isa) << ": decode vs prefill: " << d.str());
+    CHECK(d.rel <= (isa == gemma3::Isa::avx512 ? 2e-3 : 1e-5));
+    Eigen::Index top_f32 = -1;
+    prefill.row(2).maxCoeff(&top_f32);
+    CHECK(top_f32 == 529);
+  }
 }

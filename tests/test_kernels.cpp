@@ -1,12 +1,16 @@
-// Storage dtypes and the matmul entry point: every path against the scalar twin.
+// Storage dtypes, the matmul entry point and the GELU kernel: every path against the scalar twin.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <vector>
 
 #include "catch.hpp"
 
+#include "gemma3/kernels/gelu.hpp"
 #include "gemma3/kernels/matmul.hpp"
+#include "gemma3/mlp.hpp"
 
 using gemma3::DType;
 using gemma3::Matrix;
@@ -94,4 +98,164 @@ TEST_CASE("matvec, matmul and linear equal the scalar matvec for every dtype", "
   gemma3::linear(W, X.topRows(1), one);
   CHECK(one.rows() == 1);
   CHECK((one - ref.topRows(1)).cwiseAbs().maxCoeff() <= 1e-5f * std::max(1.0f, ref.cwiseAbs().maxCoeff()));
+}
+
+// ---- gelu_tanh_mul (kernels/gelu.hpp) ----
+
+namespace {
+using gemma3::Isa;
+
+std::vector<Isa> gelu_simd_isas() {
+  std::vector<Isa> v;
+  for (Isa i : {Isa::avx2, Isa::wasm_simd128})
+    if (gemma3::isa_available(i)) v.push_back(i);
+  return v;
+}
+
+// gelu_tanh in double, as u / (1 + exp(-2z)): no cancellation for negative u.
+double gelu_tanh_double(float uf) {
+  const double u = uf, z = 0.7978845608028654 * (u + 0.044715 * u * u * u);
+  return u / (1.0 + std::exp(-2.0 * z));
+}
+
+// How far a SIMD result may be from the scalar twin's: 4e-7 relative, plus the
+// scalar twin's own cancellation in 1 + tanh(z) for negative u (up to |u| 2^-25,
+// doubled). A tanh with a 3-term polynomial, or 1/x from _mm256_rcp_ps, misses it
+// by orders of magnitude.
+double gelu_vs_scalar_tol(float u, float scalar) {
+  return 4e-7 * std::fabs(double(scalar)) + std::ldexp(std::fabs(double(u)), -24);
+}
+
+// How far a SIMD result may be from gelu_tanh in double where that is a normal
+// float: 4e-7 relative, plus 3 |2z| 2^-24 for u < 0, where exp(-2|z|) magnifies
+// the float rounding of z (measured: 2.7e-7 for u in [-1, 0), 9.3e-6 near u = -9).
+double gelu_vs_double_tol(float u, double ref) {
+  const double z = 0.7978845608028654 * (double(u) + 0.044715 * double(u) * u * u);
+  const double rel = 4e-7 + (u < 0 ? 3.0 * std::fabs(2.0 * z) * std::ldexp(1.0, -24) : 0.0);
+  return rel * std::fabs(ref);
+}
+}  // namespace
+
+TEST_CASE("gelu_tanh_mul: SIMD twins equal the scalar twin over [-30, 30] and at special values", "[kernels]") {
+  std::vector<float> u;
+  for (int i = -30000; i <= 30000; ++i) u.push_back(float(i) * 1e-3f);
+  const float inf = std::numeric_limits<float>::infinity();
+  const float specials[] = {0.0f,    -0.0f,   std::numeric_limits<float>::denorm_min(), -std::numeric_limits<float>::denorm_min(),
+                            1e-40f,  -1e-40f, std::numeric_limits<float>::min(),        -std::numeric_limits<float>::min(),
+                            1e-30f,  -1e-30f, 1e-8f,  -1e-8f,  50.0f,  -50.0f,  1e6f,  -1e6f,  1e13f,  -1e13f,  1e20f,  -1e20f,
+                            std::numeric_limits<float>::max(), -std::numeric_limits<float>::max()};
+  const std::size_t n_sweep = u.size();
+  u.insert(u.end(), std::begin(specials), std::end(specials));
+  const std::vector<float> ones(u.size(), 1.0f);
+
+  std::vector<float> scalar = u;
+  gemma3::kernels::gelu_tanh_mul_scalar(scalar.data(), ones.data(), std::int64_t(u.size()));
+  CHECK(scalar[30000 + 1000] == gemma3::gelu_tanh(1.0f));  // the scalar twin is gelu_tanh
+
+  for (Isa isa : gelu_simd_isas()) {
+    INFO(gemma3::isa_name(isa));
+    std::vector<float> simd = u;
+    gemma3::gelu_tanh_mul(simd.data(), ones.data(), std::int64_t(u.size()), isa);
+
+    double worst_vs_scalar = 0, worst_vs_double = 0;  // in units of the tolerance
+    float worst_u_scalar = 0, worst_u_double = 0;
+    int non_finite = 0;
+    for (std::size_t i = 0; i < u.size(); ++i) {
+      if (!std::isfinite(simd[i])) ++non_finite;
+      const double d = std::fabs(double(simd[i]) - double(scalar[i])) / std::max(gelu_vs_scalar_tol(u[i], scalar[i]), 1e-45);
+      if (d > worst_vs_scalar) worst_vs_scalar = d, worst_u_scalar = u[i];
+      const double ref = gelu_tanh_double(u[i]);
+      if (i < n_sweep && std::fabs(ref) >= 1e-30) {
+        const double dd = std::fabs(double(simd[i]) - ref) / gelu_vs_double_tol(u[i], ref);
+        if (dd > worst_vs_double) worst_vs_double = dd, worst_u_double = u[i];
+      }
+    }
+    INFO("worst vs scalar at u = " << worst_u_scalar << ", vs double at u = " << worst_u_double);
+    CHECK(non_finite == 0);
+    CHECK(worst_vs_scalar <= 1.0);
+    CHECK(worst_vs_double <= 1.0);
+
+    // the sign of zero, and large |u|: u and -0
+    for (std::size_t i = n_sweep; i < u.size(); ++i) {
+      INFO("u = " << u[i] << ": simd " << simd[i] << ", scalar " << scalar[i]);
+      if (u[i] == 0.0f) CHECK((simd[i] == 0.0f && std::signbit(simd[i]) == std::signbit(u[i])));
+      if (u[i] >= 50.0f) CHECK(simd[i] == u[i]);
+      if (u[i] <= -50.0f) CHECK((simd[i] == 0.0f && std::signbit(simd[i])));
+    }
+
+    // NaN stays NaN; +inf gives +inf; -inf gives NaN (inf * 0), as the scalar twin does
+    float g[3] = {std::numeric_limits<float>::quiet_NaN(), inf, -inf};
+    const float one[3] = {1.0f, 1.0f, 1.0f};
+    gemma3::gelu_tanh_mul(g, one, 3, isa);
+    CHECK(std::isnan(g[0]));
+    CHECK(g[1] == inf);
+    CHECK(std::isnan(g[2]));
+    CHECK(std::isnan(gemma3::gelu_tanh(-inf)));
+  }
+}
+
+TEST_CASE("gelu_tanh_mul: tails, the product with up, and threads", "[kernels]") {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::vector<float> gate(100003), up(gate.size());
+  for (float& v : gate) v = normal(rng);
+  for (float& v : up) v = normal(rng);
+
+  for (Isa isa : gelu_simd_isas()) {
+    INFO(gemma3::isa_name(isa));
+    // Every tail length: the same values as in a full-length call, nothing past n touched.
+    std::vector<float> full(gate.begin(), gate.begin() + 17);
+    gemma3::gelu_tanh_mul(full.data(), up.data(), 17, isa);
+    for (std::int64_t n = 1; n <= 17; ++n) {
+      INFO("n = " << n);
+      std::vector<float> g(gate.begin(), gate.begin() + 20), s(g);
+      gemma3::gelu_tanh_mul(g.data(), up.data(), n, isa);
+      gemma3::kernels::gelu_tanh_mul_scalar(s.data(), up.data(), n);
+      bool same_as_full = true, within_tol = true;
+      for (std::int64_t i = 0; i < n; ++i) {
+        same_as_full = same_as_full && g[std::size_t(i)] == full[std::size_t(i)];
+        const double d = std::fabs(double(g[std::size_t(i)]) - s[std::size_t(i)]);
+        // the product with up scales both the value and the tolerance
+        within_tol = within_tol && d <= gelu_vs_scalar_tol(gate[std::size_t(i)], s[std::size_t(i)] / up[std::size_t(i)]) *
+                                            std::fabs(up[std::size_t(i)]) * (1 + 1e-6);
+      }
+      CHECK(same_as_full);
+      CHECK(within_tol);
+      for (std::size_t i = std::size_t(n); i < g.size(); ++i) CHECK(g[i] == gate[i]);
+    }
+  }
+
+  // The overload without an Isa: active_isa() over the global pool, any thread count, same result.
+  std::vector<float> one_thread = gate, two_threads = gate;
+  gemma3::gelu_tanh_mul(one_thread.data(), up.data(), std::int64_t(gate.size()), gemma3::active_isa());
+  const int threads_before = gemma3::num_threads();
+  gemma3::set_num_threads(2);
+  gemma3::gelu_tanh_mul(two_threads.data(), up.data(), std::int64_t(gate.size()));
+  gemma3::set_num_threads(threads_before);
+  CHECK(one_thread == two_threads);
+}
+
+TEST_CASE("gemma3_mlp with the gelu_tanh_mul kernel equals the MLP with the scalar gelu_tanh", "[kernels]") {
+  std::mt19937 rng(5);
+  const int T = 7, hidden = 64, intermediate = 200;  // gate values ~N(0, 4.6^2): both tails of GELU
+  std::vector<unsigned char> gb, ub, db;
+  gemma3::Gemma3MLPWeights w;
+  w.gate_proj = random_weight(DType::F32, intermediate, hidden, gb, rng);
+  w.up_proj = random_weight(DType::F32, intermediate, hidden, ub, rng);
+  w.down_proj = random_weight(DType::F32, hidden, intermediate, db, rng);
+  const Matrix x = Matrix::Random(T, hidden);
+
+  Matrix gate, up, ref;
+  gemma3::linear(w.gate_proj, x, gate);
+  gemma3::linear(w.up_proj, x, up);
+  const Matrix h = gate.unaryExpr([](float u) { return gemma3::gelu_tanh(u); }).cwiseProduct(up);
+  gemma3::linear(w.down_proj, h, ref);
+
+  Matrix out;
+  gemma3::gemma3_mlp(w, x, out);
+  REQUIRE(out.rows() == T);
+  REQUIRE(out.cols() == hidden);
+  const float rel = (out - ref).cwiseAbs().maxCoeff() / ref.cwiseAbs().maxCoeff();
+  INFO("max |diff| / max |ref| = " << rel << " (" << gemma3::isa_name(gemma3::active_isa()) << ")");
+  CHECK(rel <= 1e-6f);
 }

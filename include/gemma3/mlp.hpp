@@ -6,21 +6,17 @@
 //   gate_proj, up_proj: [intermediate_size, hidden_size]; down_proj: [hidden_size, intermediate_size]
 // The tanh approximation ("gelu_pytorch_tanh") is what every Gemma 3 config names;
 // the exact erf GELU is the common wrong choice.
+// gelu_tanh and the fused gelu_tanh(gate) * up kernel (scalar twin + AVX2 / WASM
+// SIMD128 twins, split over the thread pool) live in kernels/gelu.hpp.
 //
 // Mirrors Gemma3MLP. Pinned by tests/test_components.cpp.
 #pragma once
 
-#include <cmath>
-
+#include "kernels/gelu.hpp"
 #include "kernels/matmul.hpp"
 #include "tensor.hpp"
 
 namespace gemma3 {
-
-inline float gelu_tanh(float u) {
-  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
-  return 0.5f * u * (1.0f + std::tanh(k * (u + 0.044715f * u * u * u)));
-}
 
 struct Gemma3MLPWeights {
   Weight gate_proj;  // [intermediate_size, hidden_size]
@@ -33,7 +29,7 @@ inline void gemma3_mlp(const Gemma3MLPWeights& w, const Matrix& x, Matrix& out) 
   Matrix gate, up;       // [T, intermediate_size]
   linear(w.gate_proj, x, gate);
   linear(w.up_proj, x, up);
-  gate = gate.unaryExpr([](float u) { return gelu_tanh(u); }).cwiseProduct(up);
+  gelu_tanh_mul(gate.data(), up.data(), gate.size());  // gate = gelu_tanh(gate) * up
   linear(w.down_proj, gate, out);
 }
 

@@ -6,6 +6,10 @@
 //                 __attribute__((target("avx2,fma,f16c"))) inside an otherwise portable
 //                 build (no -march needed), and used only when the CPU reports all
 //                 three (every x86 CPU with AVX2 has FMA and F16C: Haswell, Zen and later);
+//   avx512        x86-64 AVX-512 F/BW/VL/DQ + VNNI (Ice Lake, Zen 4 and later), on top
+//                 of everything avx2 has, compiled with a target attribute the same
+//                 way. Its kernels read int16 activations (quant/q16.hpp); where a
+//                 kernel has no avx512 twin the avx2 one is used;
 //   wasm_simd128  WebAssembly SIMD128, compiled when the build uses -msimd128.
 //
 // active_isa() is the best one available unless a test or benchmark forces another
@@ -13,7 +17,12 @@
 // kernel calls, never while one is running on another thread.
 //
 // A second global switch picks how quantized weights are multiplied (matmul.hpp):
-//   float activations (default): x stays float32 and each weight block is
+//   int16 activations (the default where active_isa() is avx512): x is quantized
+//     per block of 32 to int16 in [-16383, 16383] (quant/q16.hpp; a relative error
+//     of at most 3.1e-5 of the block's largest value) and each weight block is
+//     widened to int16 and dotted with VNNI's vpdpwssd in exact int32. About 250x
+//     finer than int8 activations, and fast: see docs/performance.md.
+//   float activations (the default on avx2 and the other Isas): x stays float32 and each weight block is
 //     dequantized in registers and FMA'd against it (quant/fdot.hpp, AVX2; other
 //     Isas dequantize a row to float32 and use the f32 dot). Equals the
 //     dequantized-weights product to float rounding (prefill vs decode 1.6e-6 on
@@ -40,9 +49,23 @@
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #  define GEMMA3_HAVE_X86_SIMD 1
 #  include <cpuid.h>
+// GCC 12's AVX-512 intrinsics initialise their "undefined" operands from themselves
+// (__Y = __Y), which -Wuninitialized reports once inlined (GCC bug 105593). The
+// warning state is tied to the header's own lines, so silence it around the include.
+#  if defined(__GNUC__) && !defined(__clang__)
+#    pragma GCC diagnostic push
+#    pragma GCC diagnostic ignored "-Wuninitialized"
+#    pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#  endif
 #  include <immintrin.h>
+#  if defined(__GNUC__) && !defined(__clang__)
+#    pragma GCC diagnostic pop
+#  endif
 // Functions compiled for AVX2 + FMA + F16C whatever the build's -march says.
 #  define GEMMA3_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+// ... and for AVX-512 with VNNI (a superset, so avx2 helpers inline into these).
+#  define GEMMA3_TARGET_AVX512 \
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 #else
 #  define GEMMA3_HAVE_X86_SIMD 0
 #endif
@@ -56,13 +79,14 @@
 
 namespace gemma3 {
 
-enum class Isa { scalar, avx2, wasm_simd128 };
+enum class Isa { scalar, avx2, wasm_simd128, avx512 };
 
 inline const char* isa_name(Isa i) {
   switch (i) {
     case Isa::scalar: return "scalar";
     case Isa::avx2: return "avx2";
     case Isa::wasm_simd128: return "wasm_simd128";
+    case Isa::avx512: return "avx512";
   }
   return "?";
 }
@@ -84,12 +108,31 @@ inline bool cpu_has_avx2() {
 #endif
 }
 
+// AVX-512 F, BW, VL, DQ and VNNI with the OS saving the ZMM registers, on top of avx2.
+inline bool cpu_has_avx512() {
+#if GEMMA3_HAVE_X86_SIMD
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vnni");
+  }();
+  return yes;
+#else
+  return false;
+#endif
+}
+
+// Whether kernels compiled for avx2 may run under Isa i (avx512 includes avx2).
+inline bool isa_has_avx2(Isa i) { return i == Isa::avx2 || i == Isa::avx512; }
+
 // Whether this build and this machine can run kernels for `i`.
 inline bool isa_available(Isa i) {
   switch (i) {
     case Isa::scalar: return true;
     case Isa::avx2: return cpu_has_avx2();
     case Isa::wasm_simd128: return GEMMA3_HAVE_WASM_SIMD != 0;
+    case Isa::avx512: return cpu_has_avx512();
   }
   return false;
 }
@@ -97,6 +140,7 @@ inline bool isa_available(Isa i) {
 // The fastest available.
 inline Isa best_isa() {
   if (isa_available(Isa::wasm_simd128)) return Isa::wasm_simd128;
+  if (isa_available(Isa::avx512)) return Isa::avx512;
   if (isa_available(Isa::avx2)) return Isa::avx2;
   return Isa::scalar;
 }

@@ -56,9 +56,11 @@
 #include <string>
 #include <vector>
 
+#include "../quant/q16.hpp"
 #include "../quant/quant.hpp"
 #include "../tensor.hpp"
 #include "dot.hpp"
+#include "gemm_q16.hpp"
 #include "isa.hpp"
 #include "thread_pool.hpp"
 #include "weight.hpp"
@@ -129,13 +131,44 @@ inline Matrix& scratch_matrix() {
   return m;
 }
 
+// int16 activations of T rows of n values (quant/q16.hpp), reused across calls.
+struct Q16Scratch {
+  std::vector<std::int16_t> q;  // [T, n]
+  std::vector<float> d, s;      // [T, n / 32]
+  quant::Q16Row row(std::int64_t t, std::int64_t n) const {
+    return {q.data() + t * n, d.data() + t * (n / quant::QK), s.data() + t * (n / quant::QK)};
+  }
+};
+inline Q16Scratch& scratch_q16() {
+  thread_local Q16Scratch b;
+  return b;
+}
+// X [T, n] -> int16 activations in the calling thread's scratch.
+inline const Q16Scratch& quantize_q16(const float* X, std::int64_t T, std::int64_t n, Isa isa) {
+  Q16Scratch& b = scratch_q16();
+  b.q.resize(std::size_t(T * n));
+  b.d.resize(std::size_t(T * (n / quant::QK)));
+  b.s.resize(b.d.size());
+  for (std::int64_t t = 0; t < T; ++t) {
+    const quant::Q16Row r = b.row(t, n);
+    quant::quantize_row_q16(X + t * n, const_cast<std::int16_t*>(r.q), const_cast<float*>(r.d),
+                            const_cast<float*>(r.s), n, isa);
+  }
+  return b;
+}
+
+// Whether quantized weights take the int16-activation kernels (quant/q16.hpp).
+inline bool use_q16(const Weight& W, Isa isa) {
+  return isa == Isa::avx512 && dtype_is_quantized(W.dtype) && !int8_activations();
+}
+
 // n rows of W starting at r0 -> float32 dst [n, cols] (exact), SIMD for bf16/f16.
 inline void widen_rows(const Weight& W, std::int64_t r0, std::int64_t n, float* dst, Isa isa) {
   const void* src = W.row_ptr(r0);
   const std::int64_t count = n * W.cols;
 #if GEMMA3_HAVE_X86_SIMD
-  if (isa == Isa::avx2 && W.dtype == DType::BF16) return kernels::widen_bf16_avx2(src, dst, count);
-  if (isa == Isa::avx2 && W.dtype == DType::F16) return kernels::widen_f16_avx2(src, dst, count);
+  if (isa_has_avx2(isa) && W.dtype == DType::BF16) return kernels::widen_bf16_avx2(src, dst, count);
+  if (isa_has_avx2(isa) && W.dtype == DType::F16) return kernels::widen_f16_avx2(src, dst, count);
 #endif
 #if GEMMA3_HAVE_WASM_SIMD
   if (isa == Isa::wasm_simd128 && W.dtype == DType::BF16) return kernels::widen_bf16_wasm(src, dst, count);
@@ -150,6 +183,15 @@ inline void matvec(const Weight& W, const float* x, float* y, Isa isa, ThreadPoo
   detail::check_weight(W, "matvec");
   const quant::RowKernels& k = quant::row_kernels(W.dtype);
   const std::int64_t cols = W.cols, grain = detail::rows_per_chunk(W);
+
+  if (detail::use_q16(W, isa)) {  // int16 activations, VNNI dots (quant/q16.hpp)
+    const quant::Q16Row xq = detail::quantize_q16(x, 1, cols, isa).row(0, cols);
+    const quant::Q16DotFn dot = quant::q16_dot(W.dtype, isa);
+    pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t r = r0; r < r1; ++r) y[r] = dot(W.row_ptr(r), xq, cols);
+    }, grain);
+    return;
+  }
 
   if (dtype_is_quantized(W.dtype) && !int8_activations()) {  // float activations (the default)
     const quant::FusedDotFn fused = isa == Isa::scalar ? nullptr : quant::fused_dot(W.dtype, isa);
@@ -207,6 +249,17 @@ inline void matmul(const Weight& W, const Matrix& X, Matrix& Y, Isa isa, ThreadP
     pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
       Y.middleCols(r0, r1 - r0).noalias() = X * detail::f32_view(W).middleRows(r0, r1 - r0).transpose();
     }, grain);
+    return;
+  }
+
+  if (detail::use_q16(W, isa)) {  // int16 activations, VNNI GEMM on packed tiles (kernels/gemm_q16.hpp)
+    const detail::Q16Scratch& xq = detail::quantize_q16(X.data(), T, cols, isa);
+    const Q16Matrix Xq{xq.q.data(), xq.d.data(), xq.s.data(), T, cols};
+    float* out = Y.data();
+    const std::int64_t tiles = (W.rows + 15) / 16;  // split over whole 16-row tiles
+    pool.parallel_for(0, tiles, [&](std::int64_t t0, std::int64_t t1) {
+      matmul_q16_avx512(W, Xq, out, W.rows, t0 * 16, std::min(W.rows, t1 * 16));
+    }, std::max<std::int64_t>(1, grain / 16));
     return;
   }
 

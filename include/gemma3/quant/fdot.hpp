@@ -227,23 +227,14 @@ GEMMA3_TARGET_AVX2 inline float fdot_q5_K_avx2(const void* row, const float* x, 
 
 GEMMA3_TARGET_AVX2 inline float fdot_q6_K_avx2(const void* row, const float* x, const float*, std::int64_t n) {
   const auto* w = static_cast<const block_q6_K*>(row);
-  const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+  const __m256i off = _mm256_set1_epi8(32);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (std::int64_t b = 0; b < n / QK_K; ++b, x += QK_K) {
     const float d = avx2::f16(w[b].d);
     const std::int8_t* sc = w[b].scales;
     for (int h = 0; h < 2; ++h) {
-      const __m256i L0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * h));
-      const __m256i L1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * h + 32));
-      const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh + 32 * h));
-      const __m256i v[4] = {
-          _mm256_or_si256(_mm256_and_si256(L0, m4), _mm256_slli_epi16(_mm256_and_si256(H, m2), 4)),
-          _mm256_or_si256(_mm256_and_si256(L1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m2), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L0, 4), m4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m2), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L1, 4), m4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m2), 4)),
-      };
+      __m256i v[4];
+      avx2::unpack_q6_K_half(w[b], h, v);
       const float* xh = x + 128 * h;
       const std::int8_t* sh = sc + 8 * h;
       for (int k = 0; k < 4; ++k) {  // group k: outputs 32k .. 32k+31 of this half = sub-blocks 2k, 2k+1
@@ -262,7 +253,7 @@ GEMMA3_TARGET_AVX2 inline float fdot_q6_K_avx2(const void* row, const float* x, 
 // x [n] -> xsum [n / 32] with the given Isa.
 inline void block_sums_32(const float* x, float* xsum, std::int64_t n, Isa isa) {
 #if GEMMA3_HAVE_X86_SIMD
-  if (isa == Isa::avx2) return avx2::block_sums_32(x, xsum, n);
+  if (isa_has_avx2(isa)) return avx2::block_sums_32(x, xsum, n);
 #endif
   (void)isa;
   block_sums_32_scalar(x, xsum, n);
@@ -292,7 +283,7 @@ inline FusedDotFn fused_dot(DType t, Isa isa) {
     }
   }
 #if GEMMA3_HAVE_X86_SIMD
-  if (isa == Isa::avx2) {
+  if (isa_has_avx2(isa)) {
     switch (t) {
       case DType::Q8_0: return fdot_q8_0_avx2;
       case DType::Q4_0: return fdot_q4_0_avx2;

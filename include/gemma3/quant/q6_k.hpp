@@ -75,26 +75,36 @@ inline void dequantize_row_q6_K(const void* src, float* y, std::int64_t n) {
 }
 
 #if GEMMA3_HAVE_X86_SIMD
+namespace avx2 {
+// Half h of a Q6_K super-block -> its four groups of 32 outputs as bytes 0..63:
+// q[k] holds outputs 128h + 32k .. 128h + 32k + 31 (16-bit shifts cannot leak
+// across bytes: every value is masked before it moves).
+GEMMA3_TARGET_AVX2 inline void unpack_q6_K_half(const block_q6_K& w, int h, __m256i q[4]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+  const __m256i L0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.ql + 64 * h));
+  const __m256i L1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.ql + 64 * h + 32));
+  const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh + 32 * h));
+  q[0] = _mm256_or_si256(_mm256_and_si256(L0, m4), _mm256_slli_epi16(_mm256_and_si256(H, m2), 4));
+  q[1] = _mm256_or_si256(_mm256_and_si256(L1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m2), 4));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L0, 4), m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m2), 4));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L1, 4), m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m2), 4));
+}
+}  // namespace avx2
+#endif
+
+#if GEMMA3_HAVE_X86_SIMD
 // dequantize_row_q6_K with AVX2, bit for bit: q - 32 is exact in int8, then the same
 // dg * float(q - 32) with the scalar dg = d * float(scales[g]).
 GEMMA3_TARGET_AVX2 inline void dequantize_row_q6_K_avx2(const void* src, float* y, std::int64_t n) {
   const auto* x = static_cast<const block_q6_K*>(src);
-  const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+  const __m256i off = _mm256_set1_epi8(32);
   for (std::int64_t b = 0; b < n / QK_K; ++b, y += QK_K) {
     const float d = avx2::f16(x[b].d);
     for (int h = 0; h < 2; ++h) {
-      const std::uint8_t* L = x[b].ql + 64 * h;
-      const __m256i L0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(L));
-      const __m256i L1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(L + 32));
-      const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qh + 32 * h));
-      const __m256i q[4] = {
-          _mm256_or_si256(_mm256_and_si256(L0, m4), _mm256_slli_epi16(_mm256_and_si256(H, m2), 4)),
-          _mm256_or_si256(_mm256_and_si256(L1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m2), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L0, 4), m4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m2), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L1, 4), m4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m2), 4)),
-      };
+      __m256i q[4];
+      avx2::unpack_q6_K_half(x[b], h, q);
       for (int k = 0; k < 4; ++k) {
         const __m256i v = _mm256_sub_epi8(q[k], off);  // q - 32 in [-32, 31]
         const int g = (128 * h + 32 * k) / 16;
@@ -139,7 +149,6 @@ inline float vec_dot_q6_K_scalar(const void* w_row, const void* act, std::int64_
 GEMMA3_TARGET_AVX2 inline float vec_dot_q6_K_avx2(const void* w_row, const void* act, std::int64_t n) {
   const auto* w = static_cast<const block_q6_K*>(w_row);
   const auto* a = static_cast<const block_q8_K*>(act);
-  const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
   float sum = 0.0f;
   for (std::int64_t b = 0; b < n / QK_K; ++b) {
     // the 16 scales as int16; 32 * sum_g scales[g] * bsums[g] goes out of the sum at the end
@@ -148,19 +157,8 @@ GEMMA3_TARGET_AVX2 inline float vec_dot_q6_K_avx2(const void* w_row, const void*
     __m256i acc = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5);
     acc = _mm256_sub_epi32(_mm256_setzero_si256(), acc);
     for (int h = 0; h < 2; ++h) {
-      const __m256i L0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * h));
-      const __m256i L1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * h + 32));
-      const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh + 32 * h));
-      // the four groups of 32 outputs of this half, as bytes 0..63 (16-bit shifts
-      // cannot leak across bytes: every value is masked before it moves)
-      const __m256i q[4] = {
-          _mm256_or_si256(_mm256_and_si256(L0, m4), _mm256_slli_epi16(_mm256_and_si256(H, m2), 4)),
-          _mm256_or_si256(_mm256_and_si256(L1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m2), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L0, 4), m4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m2), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L1, 4), m4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m2), 4)),
-      };
+      __m256i q[4];
+      avx2::unpack_q6_K_half(w[b], h, q);
       // scales 8h .. 8h+7 (int16) in both 128-bit lanes
       const __m256i sc = _mm256_broadcastsi128_si256(h == 0 ? _mm256_castsi256_si128(sc16) : _mm256_extracti128_si256(sc16, 1));
       for (int k = 0; k < 4; ++k) {

@@ -75,6 +75,7 @@ struct RowKernels {
   DotF32Fn dot_f32 = nullptr;                     // plain reference row . float32 x
 
   RowDotFn for_isa(Isa i) const {
+    if (i == Isa::avx512) i = Isa::avx2;  // the int8 kernels have no avx512 twins
     const RowDotFn f = dot[int(i)];
     return f ? f : dot[0];
   }
@@ -155,7 +156,7 @@ inline const RowKernels& row_kernels(DType t) {
 // Q5_0, Q4_K, Q6_K; bit for bit equal to the scalar one), else the scalar one.
 inline DequantizeFn dequantize_fn(DType t, Isa isa) {
 #if GEMMA3_HAVE_X86_SIMD
-  if (isa == Isa::avx2) switch (t) {
+  if (isa_has_avx2(isa)) switch (t) {
       case DType::Q8_0: return dequantize_row_q8_0_avx2;
       case DType::Q5_0: return dequantize_row_q5_0_avx2;
       case DType::Q4_K: return dequantize_row_q4_K_avx2;

@@ -1,0 +1,336 @@
+// gemma3/kernels/gemm_q16.hpp -- the prefill GEMM on int16 activations: Y = X . W^T
+// for a quantized weight W and T tokens, in exact int32 per block of 32 with
+// AVX-512 VNNI (vpdpwssd).
+//
+// Formula (quant/q16.hpp has the two unpackings it rests on). Per block b of 32:
+//   weight row r:  w_i = scale_b[r] * u_i[r] + min_b[r]       u int16, |u| <= 4096
+//   token t:       x_i ~= d_b[t] * q_i[t],  s_b[t] = sum_i x_i  q int16, |q| <= 16383
+//   Y[t, r] = sum_b  scale_b[r] * d_b[t] * isum_b[r, t]  +  min_b[r] * s_b[t]
+//   isum_b[r, t] = sum_{i < 32} u_i[r] * q_i[t]    exact int32 (32 * 4096 * 16383 < 2^31)
+//
+// Interface (namespace gemma3, next to matmul):
+//   Q16Matrix X          T tokens of n int16 activations: token t is
+//                        q + t * n [n], d + t * (n / 32), s + t * (n / 32)
+//   matmul_q16_scalar    Y[t * ldy + r] = row r of W . token t, t in [0, T), r in [r0, r1),
+//                        by quant::dot_q16_scalar (the reference, double accumulation)
+//   matmul_q16_avx512    the same with the packed tiles and the VNNI micro-kernel below
+//                        (falls back to the scalar twin where AVX-512 VNNI is missing)
+// r0 and r1 are arbitrary (ragged row tiles are masked); T is arbitrary (ragged token
+// groups take a narrower micro-kernel); n must be a multiple of 32 (256 for K-quants);
+// ldy >= r1. Only Y[t * ldy + r] for r in [r0, r1) is written.
+// Internals live in gemma3::q16gemm.
+//
+// Step 1, pack a tile of 16 weight rows (once per tile, reused by all T tokens).
+// The rows are unpacked 256 columns at a time (quant::unpack_q16_row) into u, and
+// each block of 32 columns is transposed (16 x 16 int32, in registers) so that one
+// 64-byte vector holds the same int16 pair of all 16 rows:
+//
+//   u (16 unpacked rows, block b)                packed tile, block b
+//   row 0:  (u0,u1) (u2,u3) ... (u30,u31)         pairs[b][0]  = [ (u0,u1)   of rows 0 .. 15 ]
+//   row 1:  (u0,u1) (u2,u3) ... (u30,u31)   -->   pairs[b][1]  = [ (u2,u3)   of rows 0 .. 15 ]
+//   ...                                           ...
+//   row 15: (u0,u1) (u2,u3) ... (u30,u31)         pairs[b][15] = [ (u30,u31) of rows 0 .. 15 ]
+//                                                 scale[b]     = [ scale_b of rows 0 .. 15 ]  16 floats
+//                                                 min[b]       = [ min_b   of rows 0 .. 15 ]  16 floats
+//   pairs: [n/32][16][16] int32 (each int32 = two int16): 1 KB per block of 32 columns,
+//   20 KB for n = 640, 64 KB for n = 2048. Rows past r1 (a ragged tile) are zeros.
+//
+// Step 2, the micro-kernel: 16 rows (the zmm lanes) x N = 8 tokens, all in registers.
+//   for each block b:
+//     isum[t] = 0                                            N zmm of 16 x int32
+//     for p in 0..15:                                        (fully unrolled)
+//       w = pairs[b][p]                                      one 64-byte load
+//       for t: isum[t] = vpdpwssd(isum[t], w, broadcast(int32 pair p of token t's block b))
+//              (lane r += u[r][2p] * q[t][2p] + u[r][2p+1] * q[t][2p+1])
+//     for t: acc[t] += (float(isum[t]) * d_b[t]) * scale[b]  (cvt, mul, fma)
+//            acc[t] += min[b] * s_b[t]                        (fma; types with a minimum only)
+//   store acc[t] (16 floats) to Y[t * ldy + r .. r + 15]     (masked at a ragged row end)
+//   The loop over tiles is outside, the loop over token groups of N inside: each tile is
+//   packed once and read T / N times (from L1 at n = 640, L2 at n = 2048); the T tokens'
+//   activations (T x n int16: 640 KB at T = 512, n = 640) are read once per tile, from L2.
+//   Why N = 8 and not 12 (there would be registers: 2 N + 3 of 32): at n = 2048 a token
+//   row is 4 KB, so the N activation streams all sit in one set of the 8-way L1: Q4_K
+//   [640 x 2048] ran at 68 GMAC/s with 12 tokens, 87 with 8 (Q5_0 [2048 x 640]: 95 both).
+//   N = 8 also leaves enough general registers for the N activation pointers.
+//   Where the time goes (Zen 4 runs one 512-bit vpdpwssd per cycle, 32 MACs; the FP
+//   multiply and FMA share its two pipes, the cvt does not): per 16 vpdpwssd, 2 multiply-
+//   pipe ops of epilogue (3 with a minimum) cap the kernel at 16/18 = 89% (84%) of the
+//   VNNI peak; it reaches 75-80% (the table below), packing included.
+//
+// Error: isum is exact, so the avx512 twin differs from the scalar twin (double
+// accumulation) only by float32 rounding: <= 3 roundings per block term and one per
+// addition of the n/32 terms into the running float sum (tests/test_gemm_q16.cpp
+// checks each output against that bound; observed: median 1.2e-7 of max |Y|). Each output is the
+// same sequence of operations whatever r0, r1, T and the token's place in its group,
+// so splitting rows over threads or tokens over calls gives bit-identical results.
+//
+// Speed, one thread, T = 512, AMD EPYC (Zen 4, AVX-512 VNNI), CPU time
+// (bench/bench_gemm_q16.cpp; "Eigen" = 64 rows dequantized to float + Eigen GEMM with
+// -march=native, the path this replaces), GMAC/s:
+//                                     int16 VNNI    Eigen    ratio
+//   270M Q5_0 [2048 x 640]  gate/up         89         42      2.1x
+//   270M Q8_0 [1024 x 640]                  90         42      2.2x
+//   270M Q4_K [640 x 2048]  down            89         41      2.2x
+//   270M Q6_K [640 x 2048]  down            93         41      2.3x
+//   1B   Q5_0 [6912 x 1152] gate/up         91         40      2.3x
+//   1B   Q4_K [1152 x 6912] down            89         34      2.6x
+//   (T = 64: Q5_0 [2048 x 640] 84 vs 39, Q4_K [640 x 2048] 81 vs 37: packing weighs more.)
+//   The VNNI peak of this core is 117 GMAC/s (3.66 G vpdpwssd/s measured), Eigen's
+//   float FMA peak half that. Quantizing X (quant::quantize_row_q16) adds 70 us for
+//   512 x 640, about 1% of one GEMM, and is shared by the weights that read X.
+// Pinned by tests/test_gemm_q16.cpp.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../quant/q16.hpp"
+#include "isa.hpp"
+#include "weight.hpp"
+
+namespace gemma3 {
+
+// T tokens of n int16 activations (quant::quantize_row_q16 of each token's row):
+// token t is q + t * n [n], d + t * (n / 32) and s + t * (n / 32).
+struct Q16Matrix {
+  const std::int16_t* q;
+  const float* d;
+  const float* s;
+  std::int64_t T;
+  std::int64_t n;
+
+  quant::Q16Row row(std::int64_t t) const { return {q + t * n, d + t * (n / quant::QK), s + t * (n / quant::QK)}; }
+};
+
+namespace q16gemm {
+inline void check(const Weight& W, const Q16Matrix& X, std::int64_t r0, std::int64_t r1, const char* who) {
+  if (!quant::has_q16_kernels(W.dtype))
+    throw std::invalid_argument(std::string(who) + ": " + dtype_name(W.dtype) + " is not a block type");
+  if (X.n != W.cols || W.cols % std::int64_t(dtype_block_size(W.dtype)) != 0)
+    throw std::invalid_argument(std::string(who) + ": X has " + std::to_string(X.n) + " columns, W is " +
+                                dtype_name(W.dtype) + " with " + std::to_string(W.cols));
+  if (r0 < 0 || r1 > W.rows || r0 > r1)
+    throw std::invalid_argument(std::string(who) + ": rows [" + std::to_string(r0) + ", " + std::to_string(r1) +
+                                ") outside [0, " + std::to_string(W.rows) + ")");
+}
+}  // namespace q16gemm
+
+// Y[t * ldy + r] = row r of W . token t, for t in [0, T), r in [r0, r1). Reference.
+inline void matmul_q16_scalar(const Weight& W, const Q16Matrix& X, float* Y, std::int64_t ldy, std::int64_t r0,
+                              std::int64_t r1) {
+  q16gemm::check(W, X, r0, r1, "matmul_q16_scalar");
+  for (std::int64_t t = 0; t < X.T; ++t)
+    for (std::int64_t r = r0; r < r1; ++r) Y[t * ldy + r] = quant::dot_q16_scalar(W.dtype, W.row_ptr(r), X.row(t), X.n);
+}
+
+#if GEMMA3_HAVE_X86_SIMD
+namespace q16gemm {
+
+constexpr int kRows = 16;    // weight rows per tile: the 16 int32 lanes of a zmm
+constexpr int kPairs = 16;   // int16 pairs per block of 32
+constexpr int kTokens = 8;   // tokens per micro-kernel call (N; see the header comment)
+constexpr std::int64_t kPackCols = 256;  // columns unpacked at a time while packing (one K-quant super-block)
+
+// Types whose unpacking has a non-zero minimum (w = scale * u + min).
+inline bool has_min(DType t) {
+  return t == DType::Q4_1 || t == DType::Q5_1 || t == DType::Q4_K || t == DType::Q5_K;
+}
+
+// A vector<T> with room for `count` elements starting on a 64-byte boundary (so the
+// micro-kernel's 64-byte loads never straddle two cache lines); grows, never shrinks.
+template <class T>
+T* aligned64(std::vector<T>& v, std::size_t count) {
+  const std::size_t extra = 64 / sizeof(T);
+  if (v.size() < count + extra) v.resize(count + extra);
+  const std::uintptr_t p = reinterpret_cast<std::uintptr_t>(v.data());
+  return reinterpret_cast<T*>((p + 63) & ~std::uintptr_t(63));
+}
+
+// One packed tile (see the header comment): pairs [nb][16][16], scale and min [nb][16].
+struct Tile {
+  const std::int32_t* pairs;
+  const float* scale;
+  const float* min;
+};
+
+// Per-thread buffers, reused across calls (no allocation after the first call at a
+// given n).
+struct Scratch {
+  std::vector<std::int16_t> u;       // [16][kPackCols]       unpacked rows, kPackCols columns of them
+  std::vector<float> row_scale;      // [16][kPackCols / 32]
+  std::vector<float> row_min;        // [16][kPackCols / 32]
+  std::vector<std::int32_t> pairs;   // [nb][16][16]
+  std::vector<float> scale, min;     // [nb][16]
+};
+inline Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// In-register transpose of a 16 x 16 matrix of int32: r[i] lane j <-> r[j] lane i.
+// Four rounds of shuffles (64 instructions in all), the classic pattern:
+//   1. unpack 32-bit lanes of rows (0,1), (2,3), ...  2. unpack 64-bit lanes of
+//   those pairs: each 128-bit lane of u[4g + j] now holds column 4k + j of rows
+//   4g .. 4g + 3 (k = the 128-bit lane);  3./4. move the 128-bit lanes into place.
+GEMMA3_TARGET_AVX512 inline void transpose_16x16_epi32(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int g = 0; g < 16; g += 4) {
+    u[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+    u[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+    u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+    u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    // 0x88 picks 128-bit lanes (a0, a2, b0, b2), 0xdd picks (a1, a3, b1, b3)
+    const __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88), v1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xdd);
+    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88), w1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xdd);
+    r[j] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+    r[8 + j] = _mm512_shuffle_i32x4(v0, w0, 0xdd);
+    r[4 + j] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+    r[12 + j] = _mm512_shuffle_i32x4(v1, w1, 0xdd);
+  }
+}
+
+// Rows [r0, r0 + rows) of W (rows <= 16) -> a packed tile in s. The rows are unpacked
+// kPackCols columns at a time into u [16][kPackCols] (8 KB: stays in L1), and each block
+// of 32 columns is transposed into the tile.
+GEMMA3_TARGET_AVX512 inline Tile pack_tile(const Weight& W, std::int64_t r0, int rows, Scratch& s) {
+  const std::int64_t n = W.cols, nb = n / quant::QK;
+  constexpr std::int64_t kChunkBlocks = kPackCols / quant::QK;
+  std::int16_t* u = aligned64(s.u, std::size_t(kRows * kPackCols));
+  float* row_scale = aligned64(s.row_scale, std::size_t(kRows * kChunkBlocks));
+  float* row_min = aligned64(s.row_min, std::size_t(kRows * kChunkBlocks));
+  if (rows < kRows) {  // past the end of the range: zero rows (their lanes are computed, never stored)
+    std::memset(u + rows * kPackCols, 0, std::size_t((kRows - rows) * kPackCols) * sizeof(std::int16_t));
+    std::memset(row_scale + rows * kChunkBlocks, 0, std::size_t((kRows - rows) * kChunkBlocks) * sizeof(float));
+    std::memset(row_min + rows * kChunkBlocks, 0, std::size_t((kRows - rows) * kChunkBlocks) * sizeof(float));
+  }
+  std::int32_t* pairs = aligned64(s.pairs, std::size_t(nb * kPairs * kRows));
+  float* scale = aligned64(s.scale, std::size_t(nb * kRows));
+  float* min = aligned64(s.min, std::size_t(nb * kRows));
+  for (std::int64_t k0 = 0; k0 < n; k0 += kPackCols) {
+    const std::int64_t kc = std::min(kPackCols, n - k0);  // a multiple of the block size
+    const std::size_t offset = dtype_row_bytes(W.dtype, std::size_t(k0));
+    for (int i = 0; i < rows; ++i)
+      quant::unpack_q16_row(W.dtype, static_cast<const unsigned char*>(W.row_ptr(r0 + i)) + offset, kc,
+                            u + i * kPackCols, row_scale + i * kChunkBlocks, row_min + i * kChunkBlocks, Isa::avx512);
+    for (std::int64_t j = 0; j < kc / quant::QK; ++j) {
+      const std::int64_t b = k0 / quant::QK + j;
+      // v[i] = block b of row i as 16 int32 pairs; transposed, v[p] = pair p of rows 0..15
+      __m512i v[kRows];
+      for (int i = 0; i < kRows; ++i) v[i] = _mm512_load_si512(u + i * kPackCols + j * quant::QK);
+      transpose_16x16_epi32(v);
+      for (int p = 0; p < kPairs; ++p) _mm512_store_si512(pairs + (b * kPairs + p) * kRows, v[p]);
+      for (int i = 0; i < kRows; ++i) {
+        scale[b * kRows + i] = row_scale[i * kChunkBlocks + j];
+        min[b * kRows + i] = row_min[i * kChunkBlocks + j];
+      }
+    }
+  }
+  return Tile{pairs, scale, min};
+}
+
+// The int32 pair at p (two int16), read without aliasing trouble (set1 of it is one
+// vpbroadcastd from memory: a load, no vector ALU work).
+inline std::int32_t load_pair(const std::int16_t* p) {
+  std::int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// 16 rows x N tokens (t0 .. t0 + N - 1) over all n columns; stores the lanes in `rows`.
+template <int N, bool HasMin>
+struct MicroKernel {
+  GEMMA3_TARGET_AVX512 void operator()(const Tile& tile, const Q16Matrix& X, std::int64_t t0, float* Y,
+                                       std::int64_t ldy, __mmask16 rows) const {
+    const std::int64_t n = X.n, nb = n / quant::QK;
+    const std::int16_t* q[N];
+    const float* d[N];
+    const float* s[N];
+    for (int t = 0; t < N; ++t) {
+      q[t] = X.q + (t0 + t) * n;
+      d[t] = X.d + (t0 + t) * nb;
+      s[t] = X.s + (t0 + t) * nb;
+    }
+    __m512 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm512_setzero_ps();
+
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const std::int32_t* pairs = tile.pairs + b * kPairs * kRows;
+      const std::int64_t k = b * quant::QK;  // first column of block b
+      __m512i isum[N];
+      for (int t = 0; t < N; ++t) isum[t] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+      for (int p = 0; p < kPairs; ++p) {
+        const __m512i w = _mm512_load_si512(pairs + p * kRows);
+        for (int t = 0; t < N; ++t)
+          isum[t] = _mm512_dpwssd_epi32(isum[t], w, _mm512_set1_epi32(load_pair(q[t] + k + 2 * p)));
+      }
+      const __m512 scale = _mm512_load_ps(tile.scale + b * kRows);
+      for (int t = 0; t < N; ++t)
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_set1_ps(d[t][b])), scale, acc[t]);
+      if constexpr (HasMin) {
+        const __m512 min = _mm512_load_ps(tile.min + b * kRows);
+        for (int t = 0; t < N; ++t) acc[t] = _mm512_fmadd_ps(min, _mm512_set1_ps(s[t][b]), acc[t]);
+      }
+    }
+    for (int t = 0; t < N; ++t) _mm512_mask_storeu_ps(Y + (t0 + t) * ldy, rows, acc[t]);
+  }
+};
+
+// One tile times all T tokens: groups of kTokens, then one narrower group for the rest.
+template <bool HasMin>
+GEMMA3_TARGET_AVX512 inline void tile_times_tokens(const Tile& tile, const Q16Matrix& X, float* Y, std::int64_t ldy,
+                                                   __mmask16 rows) {
+  static_assert(kTokens == 8, "the switch below handles the last 1 .. 7 tokens");
+  std::int64_t t0 = 0;
+  for (; t0 + kTokens <= X.T; t0 += kTokens) MicroKernel<kTokens, HasMin>{}(tile, X, t0, Y, ldy, rows);
+  switch (X.T - t0) {
+    case 0: break;
+    case 1: MicroKernel<1, HasMin>{}(tile, X, t0, Y, ldy, rows); break;
+    case 2: MicroKernel<2, HasMin>{}(tile, X, t0, Y, ldy, rows); break;
+    case 3: MicroKernel<3, HasMin>{}(tile, X, t0, Y, ldy, rows); break;
+    case 4: MicroKernel<4, HasMin>{}(tile, X, t0, Y, ldy, rows); break;
+    case 5: MicroKernel<5, HasMin>{}(tile, X, t0, Y, ldy, rows); break;
+    case 6: MicroKernel<6, HasMin>{}(tile, X, t0, Y, ldy, rows); break;
+    case 7: MicroKernel<7, HasMin>{}(tile, X, t0, Y, ldy, rows); break;
+  }
+}
+
+GEMMA3_TARGET_AVX512 inline void matmul(const Weight& W, const Q16Matrix& X, float* Y, std::int64_t ldy,
+                                        std::int64_t r0, std::int64_t r1) {
+  Scratch& s = scratch();
+  const bool with_min = has_min(W.dtype);
+  for (std::int64_t r = r0; r < r1; r += kRows) {
+    const int rows = int(std::min<std::int64_t>(kRows, r1 - r));
+    const Tile tile = pack_tile(W, r, rows, s);
+    const __mmask16 mask = __mmask16((1u << rows) - 1u);
+    if (with_min) tile_times_tokens<true>(tile, X, Y + r, ldy, mask);
+    else tile_times_tokens<false>(tile, X, Y + r, ldy, mask);
+  }
+}
+
+}  // namespace q16gemm
+#endif  // GEMMA3_HAVE_X86_SIMD
+
+// Y[t * ldy + r] = row r of W . token t, for t in [0, T), r in [r0, r1), with AVX-512
+// VNNI (the scalar twin where this build or CPU lacks it).
+inline void matmul_q16_avx512(const Weight& W, const Q16Matrix& X, float* Y, std::int64_t ldy, std::int64_t r0,
+                              std::int64_t r1) {
+  q16gemm::check(W, X, r0, r1, "matmul_q16_avx512");
+  if (X.T <= 0 || r0 >= r1) return;
+#if GEMMA3_HAVE_X86_SIMD
+  if (isa_available(Isa::avx512)) return q16gemm::matmul(W, X, Y, ldy, r0, r1);
+#endif
+  matmul_q16_scalar(W, X, Y, ldy, r0, r1);
+}
+
+}  // namespace gemma3

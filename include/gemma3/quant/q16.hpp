@@ -1,0 +1,417 @@
+// gemma3/quant/q16.hpp -- int16 activations: quantized weights times activations that
+// keep 15 bits, dotted in exact integers with AVX-512 VNNI.
+//
+// Activations, per block b of 32 values (quantize_row_q16):
+//   d_b   = max_i |x_i| / 16383                       float32
+//   q_i   = round(x_i / d_b)  in [-16383, 16383]      int16      x_i ~= d_b * q_i
+//   s_b   = sum_i x_i                                  float32 (the exact float sum)
+// The rounding error is at most d_b / 2 = 3.1e-5 of the block's largest |x|, about
+// 250x finer than 8-bit activations (llama.cpp's, and our opt-in int8 path).
+//
+// Weights, per block of 32 values of any GGUF block type (unpack_q16_block):
+//   w_i = scale_b * u_i + min_b          u_i int16, scale_b and min_b float32
+//     Q8_0  u = q            scale = d            min = 0
+//     Q4_0  u = q - 8        scale = d            Q4_1  u = q, scale = d, min = m
+//     Q5_0  u = q - 16       scale = d            Q5_1  u = q, scale = d, min = m
+//     Q4_K, Q5_K (sub-block j of 32)   u = q   scale = d * sc_j   min = -dmin * m_j
+//     Q6_K  (16-value sub-blocks g, two per block of 32)
+//           u = scales[g] * (q - 32)  (|u| <= 4096)   scale = d         min = 0
+// so w_i equals the dequantized weight to float rounding (Q6_K folds its 8-bit scale
+// into u: d * (sc * (q-32)) instead of (d * sc) * (q-32)).
+//
+// The dot product, per block (dot_q16_*):
+//   row . x  ~=  sum_b  (scale_b * d_b) * isum_b  +  min_b * s_b
+//   isum_b   =   sum_i u_i * q_i                     exact int32: |u| * |q| * 32 <=
+//                                                     4096 * 16383 * 32 < 2^31
+// The only approximation is the rounding of x to q (and float32 arithmetic after).
+//
+// Twins: scalar (plain loops, accumulating in double: the reference) and avx512
+// (VNNI's vpdpwssd does 32 int16 products into 16 int32 lanes per instruction; the
+// lanes are converted and FMA'd with the block's scale, one horizontal sum per row).
+// They agree to float rounding (the order of the float additions differs).
+// The same unpacking feeds the prefill GEMM (kernels/gemm_q16.hpp).
+// Pinned by tests/test_q16.cpp.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "common.hpp"
+#include "fdot.hpp"
+#include "q4_0.hpp"
+#include "q4_k.hpp"
+#include "q5_0.hpp"
+#include "q6_k.hpp"
+#include "q8_0.hpp"
+
+namespace gemma3 {
+namespace quant {
+
+constexpr int kQ16Max = 16383;  // |q| bound of an int16 activation (see the header comment)
+
+// One row x [n] of int16 activations (n a multiple of 32), as three arrays.
+struct Q16Row {
+  const std::int16_t* q;  // [n]
+  const float* d;         // [n / 32] block scales
+  const float* s;         // [n / 32] block sums of x
+};
+
+// x [n] -> q [n], d [n / 32], s [n / 32]. Scalar reference.
+inline void quantize_row_q16_scalar(const float* x, std::int16_t* q, float* d, float* s, std::int64_t n) {
+  for (std::int64_t b = 0; b < n / QK; ++b, x += QK, q += QK) {
+    float amax = 0.0f, sum = 0.0f;
+    for (int j = 0; j < QK; ++j) {
+      amax = std::fmax(amax, std::fabs(x[j]));
+      sum += x[j];
+    }
+    const float db = amax / float(kQ16Max);
+    const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    for (int j = 0; j < QK; ++j) {
+      const int v = nearest_int(x[j] * id);
+      q[j] = std::int16_t(v > kQ16Max ? kQ16Max : v < -kQ16Max ? -kQ16Max : v);
+    }
+    d[b] = db;
+    s[b] = sum;
+  }
+}
+
+// The weights of block b (32 values) of a row of dtype t as w_i = scale * u_i + min.
+struct Q16Block {
+  std::int16_t u[QK];
+  float scale = 0.0f;
+  float min = 0.0f;
+};
+
+// Scalar reference unpacking (see the table in the header comment).
+inline void unpack_q16_block(DType t, const void* row, std::int64_t b, Q16Block& out) {
+  const auto* p = static_cast<const std::uint8_t*>(row);
+  out.min = 0.0f;
+  switch (t) {
+    case DType::Q8_0: {
+      const auto& w = reinterpret_cast<const block_q8_0*>(p)[b];
+      for (int i = 0; i < QK; ++i) out.u[i] = w.qs[i];
+      out.scale = f16_to_f32(w.d);
+      return;
+    }
+    case DType::Q4_0:
+    case DType::Q4_1: {
+      const bool q41 = t == DType::Q4_1;
+      const std::uint8_t* qs = q41 ? reinterpret_cast<const block_q4_1*>(p)[b].qs : reinterpret_cast<const block_q4_0*>(p)[b].qs;
+      const int off = q41 ? 0 : 8;
+      for (int i = 0; i < QK / 2; ++i) {
+        out.u[i] = std::int16_t((qs[i] & 0x0f) - off);
+        out.u[i + QK / 2] = std::int16_t((qs[i] >> 4) - off);
+      }
+      if (q41) {
+        out.scale = f16_to_f32(reinterpret_cast<const block_q4_1*>(p)[b].d);
+        out.min = f16_to_f32(reinterpret_cast<const block_q4_1*>(p)[b].m);
+      } else {
+        out.scale = f16_to_f32(reinterpret_cast<const block_q4_0*>(p)[b].d);
+      }
+      return;
+    }
+    case DType::Q5_0:
+    case DType::Q5_1: {
+      const bool q51 = t == DType::Q5_1;
+      const std::uint8_t* qs = q51 ? reinterpret_cast<const block_q5_1*>(p)[b].qs : reinterpret_cast<const block_q5_0*>(p)[b].qs;
+      const std::uint8_t* qhp = q51 ? reinterpret_cast<const block_q5_1*>(p)[b].qh : reinterpret_cast<const block_q5_0*>(p)[b].qh;
+      std::uint32_t qh;
+      std::memcpy(&qh, qhp, 4);
+      const int off = q51 ? 0 : 16;
+      for (int i = 0; i < QK / 2; ++i) {
+        out.u[i] = std::int16_t(((qs[i] & 0x0f) | ((qh >> i) & 1) << 4) - off);
+        out.u[i + QK / 2] = std::int16_t(((qs[i] >> 4) | ((qh >> (i + 16)) & 1) << 4) - off);
+      }
+      if (q51) {
+        out.scale = f16_to_f32(reinterpret_cast<const block_q5_1*>(p)[b].d);
+        out.min = f16_to_f32(reinterpret_cast<const block_q5_1*>(p)[b].m);
+      } else {
+        out.scale = f16_to_f32(reinterpret_cast<const block_q5_0*>(p)[b].d);
+      }
+      return;
+    }
+    case DType::Q4_K:
+    case DType::Q5_K: {
+      const bool q5 = t == DType::Q5_K;
+      const std::int64_t sb = b / 8;
+      const int j = int(b % 8);
+      const std::uint8_t* blk = p + std::size_t(sb) * (q5 ? sizeof(block_q5_K) : sizeof(block_q4_K));
+      const auto& w4 = *reinterpret_cast<const block_q4_K*>(blk);  // d, dmin, scales shared by both layouts
+      const std::uint8_t* qs = q5 ? reinterpret_cast<const block_q5_K*>(blk)->qs : w4.qs;
+      const std::uint8_t* qh = q5 ? reinterpret_cast<const block_q5_K*>(blk)->qh : nullptr;
+      int sc[8], m[8];
+      unpack_scales_k4(w4.scales, sc, m);
+      const int c = j / 2, shift = (j % 2) * 4;
+      for (int l = 0; l < QK; ++l)
+        out.u[l] = std::int16_t(((qs[32 * c + l] >> shift) & 0x0f) | (qh ? ((qh[l] >> j) & 1) << 4 : 0));
+      out.scale = f16_to_f32(w4.d) * float(sc[j]);
+      out.min = -(f16_to_f32(w4.dmin) * float(m[j]));
+      return;
+    }
+    case DType::Q6_K: {
+      const auto& w = reinterpret_cast<const block_q6_K*>(p)[b / 8];
+      int q[QK_K];
+      unpack_q6_K(w, q);
+      const int o = int(b % 8) * QK;
+      for (int l = 0; l < QK; ++l) out.u[l] = std::int16_t(int(w.scales[(o + l) / 16]) * (q[o + l] - 32));
+      out.scale = f16_to_f32(w.d);
+      return;
+    }
+    default:
+      throw std::invalid_argument(std::string("unpack_q16_block: ") + dtype_name(t) + " is not a block type");
+  }
+}
+
+// row . x for a row of dtype t and int16 activations x (n values). Scalar reference.
+inline float dot_q16_scalar(DType t, const void* row, const Q16Row& x, std::int64_t n) {
+  Q16Block blk;
+  double acc = 0.0;
+  for (std::int64_t b = 0; b < n / QK; ++b) {
+    unpack_q16_block(t, row, b, blk);
+    std::int32_t isum = 0;
+    for (int i = 0; i < QK; ++i) isum += std::int32_t(blk.u[i]) * std::int32_t(x.q[b * QK + i]);
+    acc += double(blk.scale) * double(x.d[b]) * double(isum) + double(blk.min) * double(x.s[b]);
+  }
+  return float(acc);
+}
+
+// A row of dtype t -> u [n], scale [n / 32], min [n / 32]. Scalar reference.
+inline void unpack_q16_row_scalar(DType t, const void* row, std::int64_t n, std::int16_t* u, float* scale, float* min) {
+  Q16Block blk;
+  for (std::int64_t b = 0; b < n / QK; ++b) {
+    unpack_q16_block(t, row, b, blk);
+    std::memcpy(u + b * QK, blk.u, sizeof(blk.u));
+    scale[b] = blk.scale;
+    min[b] = blk.min;
+  }
+}
+
+// Whether dtype t has int16-activation kernels (every GGUF block type).
+inline bool has_q16_kernels(DType t) { return dtype_is_quantized(t); }
+
+#if GEMMA3_HAVE_X86_SIMD
+namespace avx512 {
+
+// x [n] -> q, d, s; q and d bit for bit the scalar twin's (the same float operations,
+// and vcvtps2dq rounds to nearest even like nearest_int), s to float rounding.
+GEMMA3_TARGET_AVX512 inline void quantize_row_q16(const float* x, std::int16_t* q, float* d, float* s, std::int64_t n) {
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  const __m512i lim = _mm512_set1_epi32(kQ16Max), nlim = _mm512_set1_epi32(-kQ16Max);
+  for (std::int64_t b = 0; b < n / QK; ++b, x += QK, q += QK) {
+    const __m512 a = _mm512_loadu_ps(x), c = _mm512_loadu_ps(x + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, a), _mm512_andnot_ps(sign, c)));
+    const float db = amax / float(kQ16Max);
+    const __m512 id = _mm512_set1_ps(db != 0.0f ? 1.0f / db : 0.0f);
+    const __m512i qa = _mm512_max_epi32(nlim, _mm512_min_epi32(lim, _mm512_cvtps_epi32(_mm512_mul_ps(a, id))));
+    const __m512i qc = _mm512_max_epi32(nlim, _mm512_min_epi32(lim, _mm512_cvtps_epi32(_mm512_mul_ps(c, id))));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm512_cvtepi32_epi16(qa));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 16), _mm512_cvtepi32_epi16(qc));
+    d[b] = db;
+    s[b] = _mm512_reduce_add_ps(_mm512_add_ps(a, c));
+  }
+}
+
+// ---- per type: walk a row's blocks of 32, handing each to a Sink as
+//      (block index, 32 x int16 u in a register, scale, min) ----
+
+// The legacy 32-wide types: Unpack(block) gives 32 bytes (signed if Signed).
+template <class Block, bool Signed, bool HasMin, class Unpack, class Sink>
+GEMMA3_TARGET_AVX512 inline void walk_legacy(const void* row, std::int64_t n, Unpack unpack, Sink& sink) {
+  const auto* w = static_cast<const Block*>(row);
+  for (std::int64_t b = 0; b < n / QK; ++b) {
+    const __m256i bytes = unpack(w[b]);
+    const __m512i u = Signed ? _mm512_cvtepi8_epi16(bytes) : _mm512_cvtepu8_epi16(bytes);
+    float m = 0.0f;
+    if constexpr (HasMin) m = avx2::f16(w[b].m);
+    sink(b, u, avx2::f16(w[b].d), m);
+  }
+}
+
+struct UnpackQ8_0 {
+  GEMMA3_TARGET_AVX512 __m256i operator()(const block_q8_0& b) const {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+  }
+};
+// Q4_0, Q4_1, Q5_0, Q5_1: the fused float dots' unpackers (quant/fdot.hpp).
+using detail::UnpackQ4_0;
+using detail::UnpackQ4_1;
+using detail::UnpackQ5_0;
+using detail::UnpackQ5_1;
+
+// Q4_K / Q5_K: super-block of 8 sub-blocks of 32.
+template <bool Q5, class Sink>
+GEMMA3_TARGET_AVX512 inline void walk_k4(const void* row, std::int64_t n, Sink& sink) {
+  const auto* base = static_cast<const std::uint8_t*>(row);
+  const std::size_t bytes = Q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
+  const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+  for (std::int64_t sb = 0; sb < n / QK_K; ++sb) {
+    const std::uint8_t* blk = base + std::size_t(sb) * bytes;
+    const block_q4_K& w4 = *reinterpret_cast<const block_q4_K*>(blk);
+    const std::uint8_t* qs = Q5 ? reinterpret_cast<const block_q5_K*>(blk)->qs : w4.qs;
+    std::uint8_t sm[16];
+    unpack_scales_k4_bytes(w4.scales, sm);
+    const float d = avx2::f16(w4.d), dmin = avx2::f16(w4.dmin);
+    __m256i hb = Q5 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const block_q5_K*>(blk)->qh))
+                    : _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
+      __m256i lo = _mm256_and_si256(bits, m4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      if (Q5) {
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+        hb = _mm256_srli_epi16(hb, 1);
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+        hb = _mm256_srli_epi16(hb, 1);
+      }
+      const int j = 2 * c;
+      sink(sb * 8 + j, _mm512_cvtepu8_epi16(lo), d * float(sm[j]), -(dmin * float(sm[8 + j])));
+      sink(sb * 8 + j + 1, _mm512_cvtepu8_epi16(hi), d * float(sm[j + 1]), -(dmin * float(sm[8 + j + 1])));
+    }
+  }
+}
+
+// Q6_K: the 8-bit sub-block scales folded into u (16 lanes each).
+template <class Sink>
+GEMMA3_TARGET_AVX512 inline void walk_q6_K(const void* row, std::int64_t n, Sink& sink) {
+  const auto* w = static_cast<const block_q6_K*>(row);
+  const __m256i off = _mm256_set1_epi8(32);
+  for (std::int64_t sb = 0; sb < n / QK_K; ++sb) {
+    const float d = avx2::f16(w[sb].d);
+    const std::int8_t* sc = w[sb].scales;
+    for (int h = 0; h < 2; ++h) {
+      __m256i v[4];
+      avx2::unpack_q6_K_half(w[sb], h, v);
+      for (int k = 0; k < 4; ++k) {  // outputs 128h + 32k .. +31: sub-blocks g = 8h + 2k, 8h + 2k + 1
+        const int g = 8 * h + 2 * k;
+        const __m512i scales = _mm512_inserti64x4(_mm512_set1_epi16(sc[g]), _mm256_set1_epi16(sc[g + 1]), 1);
+        const __m512i u = _mm512_mullo_epi16(_mm512_cvtepi8_epi16(_mm256_sub_epi8(v[k], off)), scales);
+        sink(sb * 8 + 4 * h + k, u, d, 0.0f);
+      }
+    }
+  }
+}
+
+// Calls walk_<type>(row, n, sink) for dtype t; false if t has no walker.
+template <class Sink>
+GEMMA3_TARGET_AVX512 inline bool walk_row(DType t, const void* row, std::int64_t n, Sink& sink) {
+  switch (t) {
+    case DType::Q8_0: walk_legacy<block_q8_0, true, false>(row, n, UnpackQ8_0{}, sink); return true;
+    case DType::Q4_0: walk_legacy<block_q4_0, true, false>(row, n, UnpackQ4_0{}, sink); return true;
+    case DType::Q4_1: walk_legacy<block_q4_1, false, true>(row, n, UnpackQ4_1{}, sink); return true;
+    case DType::Q5_0: walk_legacy<block_q5_0, true, false>(row, n, UnpackQ5_0{}, sink); return true;
+    case DType::Q5_1: walk_legacy<block_q5_1, false, true>(row, n, UnpackQ5_1{}, sink); return true;
+    case DType::Q4_K: walk_k4<false>(row, n, sink); return true;
+    case DType::Q5_K: walk_k4<true>(row, n, sink); return true;
+    case DType::Q6_K: walk_q6_K(row, n, sink); return true;
+    default: return false;
+  }
+}
+
+// The dot-product sink: per block, 32 products into 16 int32 lanes (vpdpwssd), then
+// converted and FMA'd with scale * d_b; the minimum times the block sum in scalar.
+struct DotSink {
+  const std::int16_t* xq;
+  const float* xd;
+  const float* xs;
+  __m512 acc0, acc1;
+  float summ;
+  GEMMA3_TARGET_AVX512 void operator()(std::int64_t b, __m512i u, float scale, float min) {
+    const __m512i p = _mm512_dpwssd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(xq + b * QK));
+    const __m512 f = _mm512_cvtepi32_ps(p);
+    if (b & 1) acc1 = _mm512_fmadd_ps(f, _mm512_set1_ps(scale * xd[b]), acc1);
+    else acc0 = _mm512_fmadd_ps(f, _mm512_set1_ps(scale * xd[b]), acc0);
+    summ += min * xs[b];
+  }
+};
+
+template <DType T>
+GEMMA3_TARGET_AVX512 inline float dot_q16(const void* row, const Q16Row& x, std::int64_t n) {
+  DotSink sink{x.q, x.d, x.s, _mm512_setzero_ps(), _mm512_setzero_ps(), 0.0f};
+  walk_row(T, row, n, sink);
+  return _mm512_reduce_add_ps(_mm512_add_ps(sink.acc0, sink.acc1)) + sink.summ;
+}
+
+// The unpacking sink: u, scale and min to memory (the GEMM's packing step).
+struct StoreSink {
+  std::int16_t* u;
+  float* scale;
+  float* min;
+  GEMMA3_TARGET_AVX512 void operator()(std::int64_t b, __m512i v, float s, float m) {
+    _mm512_storeu_si512(u + b * QK, v);
+    scale[b] = s;
+    min[b] = m;
+  }
+};
+
+GEMMA3_TARGET_AVX512 inline void unpack_q16_row(DType t, const void* row, std::int64_t n, std::int16_t* u, float* scale,
+                                                float* min) {
+  StoreSink sink{u, scale, min};
+  if (!walk_row(t, row, n, sink)) unpack_q16_row_scalar(t, row, n, u, scale, min);
+}
+
+}  // namespace avx512
+#endif  // GEMMA3_HAVE_X86_SIMD
+
+// row . x with int16 activations.
+using Q16DotFn = float (*)(const void* row, const Q16Row& x, std::int64_t n);
+
+namespace detail {
+template <DType T>
+inline float dot_q16_scalar_of(const void* row, const Q16Row& x, std::int64_t n) {
+  return dot_q16_scalar(T, row, x, n);
+}
+}  // namespace detail
+
+// The int16-activation dot of dtype t for `isa`: the avx512 twin under Isa::avx512,
+// the scalar reference under any other Isa; nullptr for the plain dtypes.
+inline Q16DotFn q16_dot(DType t, Isa isa) {
+#if GEMMA3_HAVE_X86_SIMD
+  if (isa == Isa::avx512) switch (t) {
+      case DType::Q8_0: return avx512::dot_q16<DType::Q8_0>;
+      case DType::Q4_0: return avx512::dot_q16<DType::Q4_0>;
+      case DType::Q4_1: return avx512::dot_q16<DType::Q4_1>;
+      case DType::Q5_0: return avx512::dot_q16<DType::Q5_0>;
+      case DType::Q5_1: return avx512::dot_q16<DType::Q5_1>;
+      case DType::Q4_K: return avx512::dot_q16<DType::Q4_K>;
+      case DType::Q5_K: return avx512::dot_q16<DType::Q5_K>;
+      case DType::Q6_K: return avx512::dot_q16<DType::Q6_K>;
+      default: return nullptr;
+    }
+#endif
+  (void)isa;
+  switch (t) {
+    case DType::Q8_0: return detail::dot_q16_scalar_of<DType::Q8_0>;
+    case DType::Q4_0: return detail::dot_q16_scalar_of<DType::Q4_0>;
+    case DType::Q4_1: return detail::dot_q16_scalar_of<DType::Q4_1>;
+    case DType::Q5_0: return detail::dot_q16_scalar_of<DType::Q5_0>;
+    case DType::Q5_1: return detail::dot_q16_scalar_of<DType::Q5_1>;
+    case DType::Q4_K: return detail::dot_q16_scalar_of<DType::Q4_K>;
+    case DType::Q5_K: return detail::dot_q16_scalar_of<DType::Q5_K>;
+    case DType::Q6_K: return detail::dot_q16_scalar_of<DType::Q6_K>;
+    default: return nullptr;
+  }
+}
+
+// x [n] -> q, d, s with `isa` (avx512 or the scalar twin; identical q and d).
+inline void quantize_row_q16(const float* x, std::int16_t* q, float* d, float* s, std::int64_t n, Isa isa) {
+#if GEMMA3_HAVE_X86_SIMD
+  if (isa == Isa::avx512) return avx512::quantize_row_q16(x, q, d, s, n);
+#endif
+  (void)isa;
+  quantize_row_q16_scalar(x, q, d, s, n);
+}
+
+// A row of dtype t -> u [n], scale [n / 32], min [n / 32] with `isa`.
+inline void unpack_q16_row(DType t, const void* row, std::int64_t n, std::int16_t* u, float* scale, float* min, Isa isa) {
+#if GEMMA3_HAVE_X86_SIMD
+  if (isa == Isa::avx512) return avx512::unpack_q16_row(t, row, n, u, scale, min);
+#endif
+  (void)isa;
+  unpack_q16_row_scalar(t, row, n, u, scale, min);
+}
+
+}  // namespace quant
+}  // namespace gemma3

@@ -1,0 +1,182 @@
+// int16 activations (quant/q16.hpp): the quantizer, the unpacking of every block type,
+// the dot products (avx512 twin against the scalar reference, and both against the
+// float product with a rigorous error bound), and matvec on that path.
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "catch.hpp"
+
+#include "gemma3/kernels/matmul.hpp"
+#include "gemma3/kernels/thread_pool.hpp"
+#include "gemma3/quant/q16.hpp"
+#include "gemma3/quant/quant.hpp"
+#include "test_quant_helpers.hpp"
+
+using gemma3::DType;
+using gemma3::Isa;
+namespace q = gemma3::quant;
+using quant_test::Rng;
+
+namespace {
+
+struct Q16Buf {
+  std::vector<std::int16_t> q;
+  std::vector<float> d, s;
+  explicit Q16Buf(std::int64_t n) : q(std::size_t(n)), d(std::size_t(n / 32)), s(std::size_t(n / 32)) {}
+  q::Q16Row row() const { return {q.data(), d.data(), s.data()}; }
+};
+
+// Activations like a transformer's: mostly small, a few large outliers.
+std::vector<float> activations(std::int64_t n, Rng& rng) {
+  std::vector<float> x = quant_test::random_floats(std::size_t(n), rng, 1.0f);
+  for (std::int64_t i = 0; i < n; i += 97) x[std::size_t(i)] *= 300.0f;
+  return x;
+}
+
+std::int64_t cols_for(DType t) { return gemma3::dtype_block_size(t) == 256 ? 1024 : 640; }
+
+struct IsaGuard {
+  ~IsaGuard() { gemma3::reset_isa(); }
+};
+
+}  // namespace
+
+TEST_CASE("q16 quantizer: within half a step, |q| <= 16383, avx512 equals scalar", "[quant][q16]") {
+  Rng rng(16);
+  const std::int64_t n = 640;
+  std::vector<float> x = activations(n, rng);
+  for (int i = 64; i < 96; ++i) x[std::size_t(i)] = 0.0f;  // an all-zero block
+  Q16Buf a(n);
+  q::quantize_row_q16_scalar(x.data(), a.q.data(), a.d.data(), a.s.data(), n);
+  for (std::int64_t b = 0; b < n / 32; ++b) {
+    float amax = 0.0f, sum = 0.0f;
+    for (int i = 0; i < 32; ++i) {
+      amax = std::max(amax, std::fabs(x[std::size_t(32 * b + i)]));
+      sum += x[std::size_t(32 * b + i)];
+    }
+    CHECK(a.d[std::size_t(b)] == amax / 16383.0f);
+    CHECK(a.s[std::size_t(b)] == sum);
+    for (int i = 0; i < 32; ++i) {
+      const std::size_t k = std::size_t(32 * b + i);
+      CHECK(std::abs(int(a.q[k])) <= q::kQ16Max);
+      CHECK(std::fabs(x[k] - a.d[std::size_t(b)] * float(a.q[k])) <= 0.5001f * a.d[std::size_t(b)] + 1e-30f);
+    }
+  }
+  CHECK(a.d[2] == 0.0f);
+  CHECK(a.q[70] == 0);
+  if (gemma3::isa_available(Isa::avx512)) {
+    Q16Buf v(n);
+    q::quantize_row_q16(x.data(), v.q.data(), v.d.data(), v.s.data(), n, Isa::avx512);
+    CHECK(v.q == a.q);
+    CHECK(v.d == a.d);
+    for (std::size_t b = 0; b < a.s.size(); ++b) CHECK(std::fabs(v.s[b] - a.s[b]) <= 1e-5f * (1.0f + std::fabs(a.s[b])) * 300.0f);
+  }
+}
+
+TEST_CASE("q16 unpacking: scale * u + min is the dequantized weight; avx512 equals scalar", "[quant][q16]") {
+  for (DType t : quant_test::block_types()) {
+    INFO(gemma3::dtype_name(t));
+    Rng rng(1600 + std::uint64_t(t));
+    const std::int64_t rows = 3, n = cols_for(t);
+    const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, n, rng);
+    const std::size_t row_bytes = bytes.size() / rows;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const void* row = bytes.data() + std::size_t(r) * row_bytes;
+      std::vector<float> deq(static_cast<std::size_t>(n));
+      gemma3::dequantize_row(t, row, deq.data(), n);
+      std::vector<std::int16_t> u(static_cast<std::size_t>(n));
+      std::vector<float> scale(static_cast<std::size_t>(n / 32)), min(static_cast<std::size_t>(n / 32));
+      q::unpack_q16_row_scalar(t, row, n, u.data(), scale.data(), min.data());
+      for (std::int64_t i = 0; i < n; ++i) {
+        const float w = scale[std::size_t(i / 32)] * float(u[std::size_t(i)]) + min[std::size_t(i / 32)];
+        const float ref = deq[std::size_t(i)];
+        CHECK(std::abs(int(u[std::size_t(i)])) <= 4096);
+        CHECK(std::fabs(w - ref) <= 4e-7f * (std::fabs(ref) + std::fabs(min[std::size_t(i / 32)])) + 1e-30f);
+      }
+      if (gemma3::isa_available(Isa::avx512)) {
+        std::vector<std::int16_t> u2(static_cast<std::size_t>(n));
+        std::vector<float> scale2(static_cast<std::size_t>(n / 32)), min2(static_cast<std::size_t>(n / 32));
+        q::unpack_q16_row(t, row, n, u2.data(), scale2.data(), min2.data(), Isa::avx512);
+        CHECK(u2 == u);
+        CHECK(scale2 == scale);
+        CHECK(min2 == min);
+      }
+    }
+  }
+}
+
+TEST_CASE("q16 dots: within the rounding bound of the float product; avx512 equals scalar", "[quant][q16]") {
+  for (DType t : quant_test::block_types()) {
+    INFO(gemma3::dtype_name(t));
+    Rng rng(1700 + std::uint64_t(t));
+    const std::int64_t rows = 16, n = 2 * cols_for(t);
+    const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, n, rng);
+    const std::size_t row_bytes = bytes.size() / rows;
+    const std::vector<float> x = activations(n, rng);
+    Q16Buf xq(n);
+    q::quantize_row_q16_scalar(x.data(), xq.q.data(), xq.d.data(), xq.s.data(), n);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const void* row = bytes.data() + std::size_t(r) * row_bytes;
+      std::vector<float> w(static_cast<std::size_t>(n));
+      gemma3::dequantize_row(t, row, w.data(), n);
+      // exact float product and the bound from rounding x: sum |w_i| d_b / 2
+      double exact = 0.0, bound = 0.0, mag = 0.0;
+      for (std::int64_t i = 0; i < n; ++i) {
+        exact += double(w[std::size_t(i)]) * double(x[std::size_t(i)]);
+        bound += std::fabs(double(w[std::size_t(i)])) * double(xq.d[std::size_t(i / 32)]) * 0.5;
+        mag += std::fabs(double(w[std::size_t(i)]) * double(x[std::size_t(i)]));
+      }
+      const float ref = q::dot_q16_scalar(t, row, xq.row(), n);
+      CHECK(std::fabs(double(ref) - exact) <= bound * 1.001 + 1e-6 * mag);
+      // (8-bit activations, d_b = max / 127, would be allowed 129x this bound)
+      if (gemma3::isa_available(Isa::avx512)) {
+        const float simd = q::q16_dot(t, Isa::avx512)(row, xq.row(), n);
+        CHECK(std::fabs(simd - ref) <= 2e-6 * mag);
+      }
+    }
+  }
+}
+
+TEST_CASE("q16 dots: Q6_K at the extremes of u and q does not overflow int32", "[quant][q16]") {
+  // ql = qh = 0 -> q = 0 -> q - 32 = -32; scales -128 -> u = 4096; d = 1.
+  const std::int64_t n = 256;
+  q::block_q6_K blk{};
+  for (auto& s : blk.scales) s = -128;
+  blk.d = gemma3::f32_to_f16(1.0f);
+  std::vector<float> x(static_cast<std::size_t>(n), 1.0f);  // q = 16383 everywhere
+  Q16Buf xq(n);
+  q::quantize_row_q16_scalar(x.data(), xq.q.data(), xq.d.data(), xq.s.data(), n);
+  REQUIRE(xq.q[0] == 16383);
+  const double expect = 256.0 * 4096.0;  // w_i = 1 * (-128) * (-32), x_i = 1
+  CHECK(std::fabs(q::dot_q16_scalar(DType::Q6_K, &blk, xq.row(), n) - expect) <= 1e-6 * expect);
+  if (gemma3::isa_available(Isa::avx512))
+    CHECK(std::fabs(q::q16_dot(DType::Q6_K, Isa::avx512)(&blk, xq.row(), n) - expect) <= 1e-6 * expect);
+}
+
+TEST_CASE("q16 matvec: each row is the q16 dot, whatever the thread count", "[quant][q16][kernels]") {
+  if (!gemma3::isa_available(Isa::avx512)) return;  // the path runs under Isa::avx512 only
+  IsaGuard guard;
+  gemma3::set_isa(Isa::avx512);
+  for (DType t : {DType::Q8_0, DType::Q5_0, DType::Q4_K, DType::Q6_K}) {
+    INFO(gemma3::dtype_name(t));
+    Rng rng(1800 + std::uint64_t(t));
+    const std::int64_t rows = 300, n = 512;
+    const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, n, rng);
+    gemma3::Weight W;
+    W.dtype = t;
+    W.data = bytes.data();
+    W.rows = rows;
+    W.cols = n;
+    const std::vector<float> x = activations(n, rng);
+    Q16Buf xq(n);
+    q::quantize_row_q16(x.data(), xq.q.data(), xq.d.data(), xq.s.data(), n, Isa::avx512);
+    const q::Q16DotFn dot = q::q16_dot(t, Isa::avx512);
+    for (int threads : {1, 3}) {
+      gemma3::ThreadPool pool(threads);
+      std::vector<float> y(static_cast<std::size_t>(rows));
+      gemma3::matvec(W, x.data(), y.data(), Isa::avx512, pool);
+      for (std::int64_t r = 0; r < rows; ++r) CHECK(y[std::size_t(r)] == dot(W.row_ptr(r), xq.row(), n));
+    }
+  }
+}
