@@ -10,6 +10,7 @@
 
 #include "gemma3/kernels/gelu.hpp"
 #include "gemma3/kernels/matmul.hpp"
+#include "gemma3/kernels/softmax.hpp"
 #include "gemma3/mlp.hpp"
 
 using gemma3::DType;
@@ -258,4 +259,29 @@ TEST_CASE("gemma3_mlp with the gelu_tanh_mul kernel equals the MLP with the scal
   const float rel = (out - ref).cwiseAbs().maxCoeff() / ref.cwiseAbs().maxCoeff();
   INFO("max |diff| / max |ref| = " << rel << " (" << gemma3::isa_name(gemma3::active_isa()) << ")");
   CHECK(rel <= 1e-6f);
+}
+
+TEST_CASE("softmax exponentials: AVX2 twin within 3e-7 of std::exp, tails, the sum", "[kernels]") {
+  std::mt19937 gen(7);
+  std::uniform_real_distribution<float> dist(-30.0f, 5.0f);
+  for (int n : {1, 7, 8, 9, 31, 512, 1000}) {
+    std::vector<float> x(static_cast<std::size_t>(n));
+    for (float& v : x) v = dist(gen);
+    const float m = *std::max_element(x.begin(), x.end());
+    std::vector<float> ref = x, got = x;
+    const float ref_sum = gemma3::kernels::exp_shift_sum_scalar(ref.data(), n, m);
+    double exact_sum = 0.0;
+    for (int i = 0; i < n; ++i) {
+      const double e = std::exp(double(x[std::size_t(i)] - m));  // the float difference, as both twins use
+      CHECK(std::fabs(ref[std::size_t(i)] - e) <= 2e-7 * e + 1e-45);
+      exact_sum += e;
+    }
+    CHECK(std::fabs(ref_sum - exact_sum) <= 1e-6 * exact_sum);
+    CHECK(ref[std::size_t(std::max_element(x.begin(), x.end()) - x.begin())] == 1.0f);
+    if (!gemma3::isa_available(gemma3::Isa::avx2)) continue;
+    const float got_sum = gemma3::exp_shift_sum(got.data(), n, m, gemma3::Isa::avx2);
+    INFO("n " << n);
+    for (int i = 0; i < n; ++i) CHECK(std::fabs(got[std::size_t(i)] - ref[std::size_t(i)]) <= 3e-7f * ref[std::size_t(i)] + 1e-38f);
+    CHECK(std::fabs(got_sum - exact_sum) <= 1e-6 * exact_sum);
+  }
 }

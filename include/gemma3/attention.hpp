@@ -33,6 +33,7 @@
 #include "attention_mask.hpp"
 #include "config.hpp"
 #include "kernels/matmul.hpp"
+#include "kernels/softmax.hpp"
 #include "kv_cache.hpp"
 #include "rms_norm.hpp"
 #include "rope.hpp"
@@ -58,6 +59,43 @@ struct AttentionShape {
   bool sliding;
   int sliding_window;
 };
+
+// The two products of one decoding token, spread over the thread pool. Eigen's GEMM
+// would first pack the [n, D] keys (or values) for a product with only `group` rows,
+// on one thread; here each key row is read once, in place, for all the group's heads.
+//   scores [rows, n] = q_group [rows, D] . keys [n, D]^T      (the keys split over threads)
+template <class Keys>
+inline void scores_one_token(const Matrix& q_group, const Keys& keys, Matrix& scores) {
+  const Eigen::Index rows = q_group.rows(), n = keys.rows();
+  scores.resize(rows, n);
+  default_pool().parallel_for(0, n, [&](std::int64_t j0, std::int64_t j1) {
+    for (Eigen::Index j = j0; j < j1; ++j)
+      for (Eigen::Index r = 0; r < rows; ++r) scores(r, j) = q_group.row(r).dot(keys.row(j));
+  }, 64);
+}
+//   out [rows, D] = p [rows, n] . values [n, D]                (the D columns split over threads)
+template <class Values>
+inline void weighted_values_one_token(const Matrix& p, const Values& values, Matrix& out) {
+  const Eigen::Index rows = p.rows(), n = p.cols(), D = values.cols();
+  out.resize(rows, D);
+  constexpr int kWidth = 32;  // output columns summed in registers over all n keys
+  default_pool().parallel_for(0, D, [&](std::int64_t c0, std::int64_t c1) {
+    for (Eigen::Index r = 0; r < rows; ++r)
+      for (std::int64_t c = c0; c < c1; c += kWidth) {
+        const int w = int(std::min<std::int64_t>(kWidth, c1 - c));
+        float acc[kWidth] = {};  // plain loops: the compiler vectorizes them
+        for (Eigen::Index j = 0; j < n; ++j) {
+          const float pj = p(r, j);
+          const float* v = values.row(j).data() + c;
+          if (w == kWidth)
+            for (int k = 0; k < kWidth; ++k) acc[k] += pj * v[k];
+          else
+            for (int k = 0; k < w; ++k) acc[k] += pj * v[k];
+        }
+        std::copy(acc, acc + w, out.row(r).data() + c);
+      }
+  }, 64);
+}
 
 // Scaled dot-product attention of T queries (positions pos0 ..) over n keys whose
 // positions are the contiguous run ctx0 .. ctx0 + n - 1.
@@ -90,7 +128,8 @@ inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, in
         for (int g = 0; g < group; ++g)
           q_group.row(t * group + g) = q.block(t0 + t, (kv * group + g) * D, 1, D);
 
-      scores.noalias() = q_group * keys.block(k_lo, kv * D, n, D).transpose();
+      if (tb == 1) scores_one_token(q_group, keys.block(k_lo, kv * D, n, D), scores);  // decode
+      else scores.noalias() = q_group * keys.block(k_lo, kv * D, n, D).transpose();
       scores *= s.scale;
       if (s.softcap) {
         const float c = float(*s.softcap);
@@ -107,6 +146,14 @@ inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, in
           const int kp = ctx0 + k_lo + j;
           return kp <= qp || images->same_group(qp, kp);
         };
+        if (!images) {  // text: the visible keys are the run lo .. hi
+          const float mx = row.segment(lo, hi - lo + 1).maxCoeff();
+          const float sum = exp_shift_sum(row.data() + lo, hi - lo + 1, mx);  // kernels/softmax.hpp
+          row.head(lo).setZero();
+          row.tail(n - 1 - hi).setZero();
+          row /= sum;
+          continue;
+        }
         float mx = -std::numeric_limits<float>::infinity();
         for (int j = lo; j <= hi; ++j)
           if (visible(j)) mx = std::max(mx, row(j));
@@ -118,7 +165,8 @@ inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, in
         }
         row /= sum;
       }
-      o_group.noalias() = scores * values.block(k_lo, kv * D, n, D);
+      if (tb == 1) weighted_values_one_token(scores, values.block(k_lo, kv * D, n, D), o_group);
+      else o_group.noalias() = scores * values.block(k_lo, kv * D, n, D);
       for (int t = 0; t < tb; ++t)
         for (int g = 0; g < group; ++g)
           out.block(t0 + t, (kv * group + g) * D, 1, D) = o_group.row(t * group + g);
@@ -150,6 +198,17 @@ inline void gemma3_attention(const Gemma3TextConfig& c, bool sliding, const Gemm
     cache.k.middleRows(pos0, T) = k;
     cache.v.middleRows(pos0, T) = v;
     grouped_query_attention(shape, q, pos0, cache.k.topRows(pos0 + T), cache.v.topRows(pos0 + T), 0, context, images);
+  } else if (T == 1 && images == nullptr) {
+    // Sliding layer, one token (decode): write its row into the ring first (it
+    // replaces position pos0 - capacity, which the window no longer shows), then the
+    // ring's n filled rows are exactly the keys the query sees: in position order
+    // until the ring wraps, a rotation of them after. All n are visible, and
+    // attention over keys that are all visible does not depend on their order (RoPE
+    // is already in the keys), so the ring is used in place: no copy per token.
+    cache.k.row(cache.slot(pos0)) = k.row(0);
+    cache.v.row(cache.slot(pos0)) = v.row(0);
+    const int n = std::min(pos0 + 1, cache.capacity);
+    grouped_query_attention(shape, q, pos0, cache.k.topRows(n), cache.v.topRows(n), pos0 + 1 - n, context);
   } else {
     // Sliding layer: the keys the chunk's first query can still see come from the
     // ring, followed by the chunk's own keys; then the ring keeps the newest rows.

@@ -11,7 +11,10 @@
 // for large W and by the per-row kernel for small ones:
 //   f32 / bf16 / f16: row . x with SIMD (kernels/dot.hpp), bf16 and f16 widened in
 //     registers;
-//   GGUF blocks, float activations (the default, kernels/isa.hpp): each row is a
+//   GGUF blocks on Isa::avx512 (the default there, kernels/isa.hpp): x is quantized
+//     once to int16 blocks (quant/q16.hpp, 3.1e-5 of each block's max) and each row
+//     is an exact-int32-per-block dot (vpmaddwd), as fast as the int8 kernels;
+//   GGUF blocks, float activations (the default on other Isas): each row is a
 //     fused dequantize-and-FMA dot against float32 x (quant/fdot.hpp, AVX2), with the
 //     per-32 sums of x computed once per matvec for the types with a minimum; on
 //     other Isas (scalar, wasm) each row is dequantized to a float32 scratch row and
@@ -25,8 +28,13 @@
 //   computed the same way whatever the split, so results do not depend on the
 //   thread count.
 //
-// matmul (prefill, T > 1) on quantized weights, two ways, picked by what Eigen can do
-// in this build (quantized_matmul_uses_gemm()):
+// matmul (prefill, T > 1) on quantized weights:
+//   int16 GEMM (Isa::avx512, the default there): X is quantized once to int16 blocks
+//     and multiplied by 16-row tiles of W packed to int16 pairs with VNNI's vpdpwssd
+//     (kernels/gemm_q16.hpp: ~2.2x the dequantize + Eigen GEMM below, one thread);
+//     threads split W's rows in whole tiles.
+// Otherwise two ways, picked by what Eigen can do in this build
+// (quantized_matmul_uses_gemm()):
 //   int8 (Eigen without AVX: the default portable x86 build, WebAssembly): the T rows
 //     of X are quantized once and every output is the same integer row kernel as
 //     in matvec, walked in tiles of 16 weight rows x all T tokens so a tile's weights
