@@ -10,6 +10,10 @@
 // name the concrete type, as every function here does.
 #pragma once
 
+// Before Eigen: with -mavx512f Eigen includes <immintrin.h> itself, and isa.hpp's
+// include of it is the one that silences GCC 12's false -Wuninitialized there.
+#include "kernels/isa.hpp"
+
 #include <Eigen/Core>
 
 namespace gemma3 {
