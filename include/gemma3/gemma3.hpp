@@ -16,6 +16,9 @@
 //   safetensors                     safetensors.hpp     SafetensorsFile
 //   weights and matmul kernels      kernels/            Weight, matvec, matmul, linear, set_num_threads
 //   GGUF blocks (Q4_K, Q8_0, ...)   quant/              dequantize_row_*, dot products
+//   int16 activations (AVX-512)     quant/q16.hpp       quantize_row_q16, q16_dot
+//   prefill GEMM on int16           kernels/gemm_q16.hpp matmul_q16_avx512
+//   GELU-tanh, softmax exp (SIMD)   kernels/gelu.hpp    gelu_tanh_mul;  kernels/softmax.hpp exp_shift_sum
 //   GGUF files                      gguf.hpp            GgufFile
 //                                   gguf_model.hpp      load_gguf_model, vocabulary_from_gguf
 //   GGUF file or HF folder          load_model.hpp      load_model
