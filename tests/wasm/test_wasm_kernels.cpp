@@ -11,7 +11,8 @@
 // - dequantize_row on the committed gguf fixtures (when the directory is given as
 //   argv[1] and node can read it: run_wasm_test.sh mounts it with NODERAWFS);
 // - matvec / matmul through a 2-thread pool (wasm pthreads) equal to the scalar Isa,
-//   and the thread pool's basic contract.
+//   and the thread pool's basic contract;
+// - GELU-tanh (kernels/gelu.hpp): the SIMD128 twin against the scalar one over a sweep.
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "gemma3/kernels/gelu.hpp"
 #include "gemma3/kernels/matmul.hpp"
 #include "gemma3/kernels/thread_pool.hpp"
 #include "gemma3/quant/quant.hpp"
@@ -189,6 +191,20 @@ static void matvec_and_pool() {
   gemma3::set_int8_activations(false);
 }
 
+// The same bound as tests/test_kernels.cpp: 4e-7 relative plus the float rounding of
+// the tanh argument, 2^-24 |u|, for negative u.
+static void gelu() {
+  std::vector<float> u, up;
+  for (int i = -30000; i <= 30000; ++i) u.push_back(float(i) * 1e-3f);
+  up.assign(u.size(), 1.0f);
+  std::vector<float> ref = u, got = u;
+  gemma3::kernels::gelu_tanh_mul_scalar(ref.data(), up.data(), std::int64_t(ref.size()));
+  gemma3::gelu_tanh_mul(got.data(), up.data(), std::int64_t(got.size()), Isa::wasm_simd128);
+  for (std::size_t i = 0; i < u.size(); ++i)
+    CHECK(std::fabs(got[i] - ref[i]) <= 4e-7f * std::fabs(ref[i]) + 5.97e-8f * std::fabs(u[i]) + 1e-30f,
+          "u %g: %g vs %g", double(u[i]), double(got[i]), double(ref[i]));
+}
+
 int main(int argc, char** argv) {
   std::printf("isa %s, threads available: %s\n", gemma3::isa_name(gemma3::best_isa()),
 #if defined(__EMSCRIPTEN_PTHREADS__)
@@ -205,6 +221,7 @@ int main(int argc, char** argv) {
   plain_kernels();
   if (argc > 1) fixtures(argv[1]);
   matvec_and_pool();
+  gelu();
   std::printf("%d checks, %d failed\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }
