@@ -395,10 +395,7 @@ struct StoreSink {
 GEMMA3_TARGET_AVX512 inline void unpack_q16_row(DType t, const void* row, std::int64_t n, std::int16_t* u, float* scale,
                                                 float* min) {
   StoreSink sink{u, scale, min};
-  if (dtype_block_size(t) == QK && t != DType::Q4_1 && t != DType::Q5_1)
-    std::memset(min, 0, std::size_t(n / QK) * sizeof(float));  // no minimum: mins() is never called
-  else if (t == DType::Q6_K)
-    std::memset(min, 0, std::size_t(n / QK) * sizeof(float));
+  std::memset(min, 0, std::size_t(n / QK) * sizeof(float));  // the types with a minimum overwrite it (mins())
   if (!walk_row(t, row, n, sink)) unpack_q16_row_scalar(t, row, n, u, scale, min);
 }
 
