@@ -37,15 +37,6 @@ using quant_test::Rng;
 
 namespace {
 
-Weight weight_of(DType t, std::int64_t rows, std::int64_t cols, const std::vector<unsigned char>& bytes) {
-  Weight w;
-  w.dtype = t;
-  w.data = bytes.data();
-  w.rows = rows;
-  w.cols = cols;
-  return w;
-}
-
 // T tokens of n int16 activations, quantized from float rows.
 struct Acts {
   std::vector<std::int16_t> q;
@@ -120,7 +111,7 @@ TEST_CASE("matmul_q16_scalar is dot_q16_scalar per output", "[quant][gemm]") {
   const std::int64_t rows = 5, cols = 256, T = 3;
   for (DType t : quant_test::block_types()) {
     const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, cols, rng);
-    const Weight W = weight_of(t, rows, cols, bytes);
+    const Weight W = quant_test::weight_view(t, rows, cols, bytes);
     const Acts a = quantize(random_acts(T, cols, rng), T, cols);
     std::vector<float> y(std::size_t(T * rows));
     gemma3::matmul_q16_scalar(W, a.m, y.data(), rows, 0, rows);
@@ -144,7 +135,7 @@ TEST_CASE("matmul_q16_avx512 == matmul_q16_scalar to float rounding, every block
       for (std::int64_t rows : {1, 16, 17, 40, 640}) {
         if (rows == 640 && cols == 2048 && t != DType::Q4_K && t != DType::Q5_0) continue;  // keep the test quick
         const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, cols, rng);
-        const Weight W = weight_of(t, rows, cols, bytes);
+        const Weight W = quant_test::weight_view(t, rows, cols, bytes);
         for (std::int64_t T : {1, 3, 8, 9, 64, 100}) {
           if (rows == 640 && T > 9) continue;  // the big tiles with few tokens; many tokens below
           const Acts a = quantize(random_acts(T, cols, rng), T, cols);
@@ -166,7 +157,7 @@ TEST_CASE("matmul_q16_avx512: row sub-ranges, ldy > rows, many tokens", "[quant]
   for (DType t : quant_test::block_types()) {
     const std::int64_t rows = 64, cols = is_k_quant(t) ? 512 : 640, ldy = 75;
     const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, cols, rng);
-    const Weight W = weight_of(t, rows, cols, bytes);
+    const Weight W = quant_test::weight_view(t, rows, cols, bytes);
     for (std::int64_t T : {1, 13, 100}) {
       const Acts a = quantize(random_acts(T, cols, rng), T, cols);
       for (Range rg : {Range{5, 37}, Range{0, 16}, Range{16, 48}, Range{63, 64}, Range{7, 8}, Range{20, 20}, Range{0, 64}}) {
@@ -185,7 +176,7 @@ TEST_CASE("matmul_q16_avx512: row chunks and token subsets give bit-identical ou
   for (DType t : {DType::Q5_0, DType::Q4_K}) {
     const std::int64_t rows = 53, cols = 512, T = 21, nb = cols / q::QK;
     const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, cols, rng);
-    const Weight W = weight_of(t, rows, cols, bytes);
+    const Weight W = quant_test::weight_view(t, rows, cols, bytes);
     const Acts a = quantize(random_acts(T, cols, rng), T, cols);
     std::vector<float> whole(std::size_t(T * rows)), split(std::size_t(T * rows)), one(static_cast<std::size_t>(rows));
     gemma3::matmul_q16_avx512(W, a.m, whole.data(), rows, 0, rows);
@@ -203,7 +194,7 @@ TEST_CASE("matmul_q16_avx512: row chunks and token subsets give bit-identical ou
 TEST_CASE("matmul_q16_avx512: T = 0 writes nothing, bad arguments throw", "[quant][gemm]") {
   Rng rng(5);
   const std::vector<unsigned char> bytes = quant_test::random_blocks(DType::Q8_0, 16, 64, rng);
-  const Weight W = weight_of(DType::Q8_0, 16, 64, bytes);
+  const Weight W = quant_test::weight_view(DType::Q8_0, 16, 64, bytes);
   const Acts a = quantize(random_acts(1, 64, rng), 1, 64);
   gemma3::Q16Matrix none = a.m;
   none.T = 0;
@@ -235,7 +226,7 @@ TEST_CASE("matmul_q16_avx512: Q6_K all-extreme blocks, int32 sums just under 2^3
       for (auto& sc : b.scales) sc = -128;
       b.d = gemma3::f32_to_f16(1.0f);
     }
-  const Weight W = weight_of(DType::Q6_K, rows, cols, bytes);
+  const Weight W = quant_test::weight_view(DType::Q6_K, rows, cols, bytes);
   // tokens: all +1, all -1, and alternating signs per block of 32
   const std::int64_t T = 3;
   std::vector<float> x(std::size_t(T * cols));
@@ -270,7 +261,7 @@ TEST_CASE("matmul_q16_avx512: one-hot activations read back each weight", "[quan
   for (DType t : quant_test::block_types()) {
     const std::int64_t rows = 17, cols = 256, T = cols;
     const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, cols, rng, quant_test::Scales::integer);
-    const Weight W = weight_of(t, rows, cols, bytes);
+    const Weight W = quant_test::weight_view(t, rows, cols, bytes);
     std::vector<float> x(std::size_t(T * cols), 0.0f);
     for (std::int64_t i = 0; i < T; ++i) x[std::size_t(i * cols + i)] = 1.0f;  // token i = e_i
     const Acts a = quantize(x, T, cols);

@@ -11,6 +11,7 @@
 #include "gemma3/kernels/gelu.hpp"
 #include "gemma3/kernels/matmul.hpp"
 #include "gemma3/kernels/softmax.hpp"
+#include "test_quant_helpers.hpp"
 #include "gemma3/mlp.hpp"
 
 using gemma3::DType;
@@ -64,12 +65,7 @@ gemma3::Weight random_weight(DType t, int rows, int cols, std::vector<unsigned c
       std::memcpy(&bytes[2 * i], &h, 2);
     }
   }
-  gemma3::Weight w;
-  w.dtype = t;
-  w.data = bytes.data();
-  w.rows = rows;
-  w.cols = cols;
-  return w;
+  return quant_test::weight_view(t, rows, cols, bytes);
 }
 }  // namespace
 

@@ -163,11 +163,7 @@ TEST_CASE("q16 matvec: each row is the q16 dot, whatever the thread count", "[qu
     Rng rng(1800 + std::uint64_t(t));
     const std::int64_t rows = 300, n = 512;
     const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, n, rng);
-    gemma3::Weight W;
-    W.dtype = t;
-    W.data = bytes.data();
-    W.rows = rows;
-    W.cols = n;
+    const gemma3::Weight W = quant_test::weight_view(t, rows, n, bytes);
     const std::vector<float> x = activations(n, rng);
     Q16Buf xq(n);
     q::quantize_row_q16(x.data(), xq.q.data(), xq.d.data(), xq.s.data(), n, Isa::avx512);

@@ -53,15 +53,6 @@ std::vector<Isa> simd_isas() {
   return v;
 }
 
-Weight make_weight(DType t, std::int64_t rows, std::int64_t cols, const std::vector<unsigned char>& bytes) {
-  Weight w;
-  w.dtype = t;
-  w.data = bytes.data();
-  w.rows = rows;
-  w.cols = cols;
-  return w;
-}
-
 // A random plain-dtype weight (f32 / bf16 / f16) of N(0, 1)-ish values.
 std::vector<unsigned char> random_plain(DType t, std::int64_t n, Rng& rng) {
   std::vector<unsigned char> bytes(std::size_t(n) * gemma3::dtype_size(t));
@@ -147,7 +138,7 @@ TEST_CASE("dequantize_row equals the gguf package on the committed fixtures", "[
 
   // Weight::row_to_f32 and the per-type float dot agree with it.
   const std::int64_t cols = std::int64_t(gemma3::dtype_block_size(t)) * 4;
-  const Weight W = make_weight(t, n / cols, cols, blocks);
+  const Weight W = quant_test::weight_view(t, n / cols, cols, blocks);
   std::vector<float> row(static_cast<std::size_t>(cols));
   W.row_to_f32(1, row.data());
   CHECK(std::memcmp(row.data(), ours.data() + cols, std::size_t(cols) * 4) == 0);
@@ -365,7 +356,7 @@ TEST_CASE("matvec and matmul on quantized weights", "[quant][kernels]") {
   const std::int64_t rows = 300, cols = 512, T = 5;  // 300 rows: several chunks, a ragged last tile
   Rng rng(400 + std::uint64_t(t));
   const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, cols, rng);
-  const Weight W = make_weight(t, rows, cols, bytes);
+  const Weight W = quant_test::weight_view(t, rows, cols, bytes);
   Matrix X(T, cols);
   for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.uniform(-1.0f, 1.0f);
 
@@ -422,7 +413,7 @@ TEST_CASE("plain dtypes: matvec and matmul with every Isa and thread count", "[q
   const std::int64_t rows = 257, cols = 200, T = 4;
   Rng rng(500 + std::uint64_t(t));
   const std::vector<unsigned char> bytes = random_plain(t, rows * cols, rng);
-  const Weight W = make_weight(t, rows, cols, bytes);
+  const Weight W = quant_test::weight_view(t, rows, cols, bytes);
   Matrix X(T, cols);
   for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.uniform(-1.0f, 1.0f);
   Matrix ref(T, rows);
@@ -451,7 +442,7 @@ TEST_CASE("large matvec is row-parallel and deterministic across thread counts",
   Rng rng(600);
   const std::vector<unsigned char> bytes =
       gemma3::dtype_is_quantized(t) ? quant_test::random_blocks(t, rows, cols, rng) : random_plain(t, rows * cols, rng);
-  const Weight W = make_weight(t, rows, cols, bytes);
+  const Weight W = quant_test::weight_view(t, rows, cols, bytes);
   const std::vector<float> x = quant_test::random_floats(std::size_t(cols), rng);
   std::vector<float> y1(static_cast<std::size_t>(rows)), y2(static_cast<std::size_t>(rows));
   gemma3::set_num_threads(1);
@@ -466,7 +457,7 @@ TEST_CASE("embedding lookup of a quantized token_embd", "[quant]") {
   Rng rng(700);
   const std::int64_t vocab = 16, hidden = 64;
   const std::vector<unsigned char> bytes = quant_test::random_blocks(DType::Q8_0, vocab, hidden, rng);
-  const Weight E = make_weight(DType::Q8_0, vocab, hidden, bytes);
+  const Weight E = quant_test::weight_view(DType::Q8_0, vocab, hidden, bytes);
   Matrix h;
   gemma3::embed(E, {3, 0, 15}, 8.0f, h);
   REQUIRE(h.rows() == 3);
@@ -477,7 +468,7 @@ TEST_CASE("embedding lookup of a quantized token_embd", "[quant]") {
 
 TEST_CASE("quantized weights with cols not a multiple of the block are refused", "[quant]") {
   std::vector<unsigned char> bytes(1024);
-  const Weight W = make_weight(DType::Q4_K, 2, 96, bytes);
+  const Weight W = quant_test::weight_view(DType::Q4_K, 2, 96, bytes);
   std::vector<float> x(96), y(2);
   CHECK_THROWS_AS(gemma3::matvec(W, x.data(), y.data()), std::invalid_argument);
   std::vector<float> out(96);

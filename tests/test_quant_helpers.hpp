@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "gemma3/kernels/dtype.hpp"
+#include "gemma3/kernels/weight.hpp"
 #include "gemma3/quant/quant.hpp"
 
 namespace quant_test {
@@ -126,6 +127,17 @@ inline std::vector<float> activation_values(gemma3::quant::ActivationFormat f, c
     for (std::int64_t i = 0; i < n; ++i) x[std::size_t(i)] = a[i / QK_K].d * float(a[i / QK_K].qs[i % QK_K]);
   }
   return x;
+}
+
+// A Weight viewing rows x cols values of dtype t stored in bytes (which must outlive it).
+inline gemma3::Weight weight_view(gemma3::DType t, std::int64_t rows, std::int64_t cols,
+                                  const std::vector<unsigned char>& bytes) {
+  gemma3::Weight w;
+  w.dtype = t;
+  w.data = bytes.data();
+  w.rows = rows;
+  w.cols = cols;
+  return w;
 }
 
 // The block types, in DType order.

@@ -184,7 +184,6 @@ GEMMA3_TARGET_AVX2 inline float fdot_q5_1_avx2(const void* row, const float* x, 
 template <bool Q5>
 GEMMA3_TARGET_AVX2 inline float fdot_k4_avx2(const std::uint8_t* base, std::size_t block_bytes, const float* x,
                                              const float* xsum, std::int64_t n) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   float summ = 0.0f;
   for (std::int64_t b = 0; b < n / QK_K; ++b, x += QK_K, xsum += 8) {
@@ -200,15 +199,8 @@ GEMMA3_TARGET_AVX2 inline float fdot_k4_avx2(const std::uint8_t* base, std::size
     __m256i hb = Q5 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const block_q5_K*>(blk)->qh))
                     : _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
-      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
-      __m256i lo = _mm256_and_si256(bits, m4);
-      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-      if (Q5) {
-        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-        hb = _mm256_srli_epi16(hb, 1);
-        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-        hb = _mm256_srli_epi16(hb, 1);
-      }
+      __m256i lo, hi;
+      avx2::unpack_k4_chunk<Q5>(qs, c, hb, lo, hi);
       acc0 = _mm256_fmadd_ps(avx2::fsum32r<false>(lo, x + 64 * c), _mm256_set1_ps(d * float(sm[2 * c])), acc0);
       acc1 = _mm256_fmadd_ps(avx2::fsum32r<false>(hi, x + 64 * c + 32), _mm256_set1_ps(d * float(sm[2 * c + 1])), acc1);
     }

@@ -280,7 +280,6 @@ template <bool Q5, class Sink>
 GEMMA3_TARGET_AVX512 inline void walk_k4(const void* row, std::int64_t n, Sink& sink) {
   const auto* base = static_cast<const std::uint8_t*>(row);
   const std::size_t bytes = Q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
-  const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
   for (std::int64_t sb = 0; sb < n / QK_K; ++sb) {
     const std::uint8_t* blk = base + std::size_t(sb) * bytes;
     const block_q4_K& w4 = *reinterpret_cast<const block_q4_K*>(blk);
@@ -295,15 +294,8 @@ GEMMA3_TARGET_AVX512 inline void walk_k4(const void* row, std::int64_t n, Sink& 
     __m256i hb = Q5 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const block_q5_K*>(blk)->qh))
                     : _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
-      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
-      __m256i lo = _mm256_and_si256(bits, m4);
-      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-      if (Q5) {
-        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-        hb = _mm256_srli_epi16(hb, 1);
-        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-        hb = _mm256_srli_epi16(hb, 1);
-      }
+      __m256i lo, hi;
+      avx2::unpack_k4_chunk<Q5>(qs, c, hb, lo, hi);
       const int j = 2 * c;
       sink.template block<0>(sb * 8 + j, _mm512_cvtepu8_epi16(lo), d * float(sm[j]));
       sink.template block<1>(sb * 8 + j + 1, _mm512_cvtepu8_epi16(hi), d * float(sm[j + 1]));

@@ -150,6 +150,26 @@ inline void dequantize_row_q5_K(const void* src, float* y, std::int64_t n) {
 }
 
 #if GEMMA3_HAVE_X86_SIMD
+namespace avx2 {
+// Chunk c (0..3) of a Q4_K / Q5_K super-block -> its sub-blocks 2c (lo) and 2c + 1
+// (hi) as 32 bytes each, values 0..15 (Q4_K) or 0..31 (Q5_K). For Q5_K, hb starts as
+// the 32 qh bytes and moves one bit per sub-block: bit 2c, then 2c + 1, of every qh
+// byte goes to bit 4 (16-bit shifts cannot leak: only bit 0 of each byte is used).
+template <bool Q5>
+GEMMA3_TARGET_AVX2 inline void unpack_k4_chunk(const std::uint8_t* qs, int c, __m256i& hb, __m256i& lo, __m256i& hi) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+  const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
+  lo = _mm256_and_si256(bits, m4);
+  hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+  if (Q5) {
+    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+    hb = _mm256_srli_epi16(hb, 1);
+    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+    hb = _mm256_srli_epi16(hb, 1);
+  }
+}
+}  // namespace avx2
+
 // dequantize_row_q4_K with AVX2, bit for bit: per sub-block the scalar d1 and m1, then
 // (d1 * float(q)) - m1 as a separate multiply and subtract (no FMA, like the scalar).
 GEMMA3_TARGET_AVX2 inline void dequantize_row_q4_K_avx2(const void* src, float* y, std::int64_t n) {
@@ -225,7 +245,6 @@ template <bool Q5>
 GEMMA3_TARGET_AVX2 inline float vec_dot_k4_avx2(const std::uint8_t* base, std::size_t block_bytes, const void* act,
                                                 std::int64_t n) {
   const auto* a = static_cast<const block_q8_K*>(act);
-  const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
   float sum = 0.0f;
   for (std::int64_t b = 0; b < n / QK_K; ++b) {
     const std::uint8_t* blk = base + std::size_t(b) * block_bytes;
@@ -248,15 +267,8 @@ GEMMA3_TARGET_AVX2 inline float vec_dot_k4_avx2(const std::uint8_t* base, std::s
       // sc_2c and sc_2c+1 broadcast to 16 int16 lanes (byte pairs 4c, 4c+1 and 4c+2, 4c+3)
       const __m256i sc_lo = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(short(0x0100 + 0x0404 * c)));
       const __m256i sc_hi = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(short(0x0302 + 0x0404 * c)));
-      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
-      __m256i lo = _mm256_and_si256(bits, m4);
-      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-      if (Q5) {  // bit 2c, then 2c+1, of every qh byte, moved to bit 4 (shifting hb one bit per step)
-        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-        hb = _mm256_srli_epi16(hb, 1);
-        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-        hb = _mm256_srli_epi16(hb, 1);
-      }
+      __m256i lo, hi;
+      avx2::unpack_k4_chunk<Q5>(qs, c, hb, lo, hi);
       const __m256i ylo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs + 64 * c));
       const __m256i yhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs + 64 * c + 32));
       // maddubs: pairs of q * qx in int16 (|.| <= 2 * 31 * 127); madd by the sub-block scale: int32
