@@ -17,11 +17,17 @@ Our side: `build/examples/gemma3-cli generate --model PATH --prompt-ids-file FIL
 FILE holds the prompt token ids as decimal integers separated by whitespace (BOS first). If the binary is missing or
 fails, the script says so and still reports llama.cpp.
 
+Page cache: both engines mmap the GGUF, and a file cached in small folios maps with 4 KiB pages, which stream the
+weights ~10 % slower than 2 MiB pages here (include/gemma3/mapped_file.hpp). So before the runs the script drops the
+file's cached pages and re-reads them with scripts/page-cache.py --evict (2 MiB folios where the kernel allows),
+and it reports how much of the file each engine had mapped with 2 MiB pages (--page-cache keep skips this).
+
 Floor: a decode step reads every weight matrix once (the tied LM head reads the whole token_embd; the embedding
 row lookup and the KV cache are ignored), i.e. bytes/token = sum of the GGUF's tensor bytes. Divided into the
 machine's memory read bandwidth, measured here with numpy on a 1 GiB array (best of several passes, 1 and 2
 threads), it gives "floor tokens/s": the decode rate no CPU engine can beat on this machine without caching the
-weights (the files are larger than L3).
+weights (the files are larger than L3). This VM's bandwidth drifts (35-60 GB/s between runs minutes apart), so it
+is measured before the first round and again after every round, and the floor uses the median of those.
 
 Prompt: --prompt-ids-file, else the first N ids of the "long" prompt in tests/fixtures/real270m/prompts.json (real
 English text, tokenized for Gemma 3; N = --prompt-tokens, default 512), else a fixed deterministic id sequence.
@@ -153,6 +159,31 @@ def measure_bandwidth(gib: float = 1.0, passes: int = 5, threads_list=(1, 2)) ->
     return res
 
 
+def huge_mapped_mib(path: str) -> float:
+    """MiB of `path` that this process maps with 2 MiB pages now (FilePmdMapped in /proc/self/smaps); -1 if unknown."""
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/smaps") as f:
+            inside, found, kib = False, False, 0
+            for line in f:
+                head = line.split(" ", 1)[0]
+                if "-" in head and all(c in "0123456789abcdef-" for c in head):
+                    inside = line.rstrip("\n").endswith(" " + real)
+                    found = found or inside
+                elif inside and line.startswith("FilePmdMapped:"):
+                    kib += int(line.split()[1])
+        return kib / 1024 if found else -1.0
+    except OSError:
+        return -1.0
+
+
+def prepare_page_cache(path: str) -> str:
+    """scripts/page-cache.py --evict PATH: the file re-read into the page cache in 2 MiB folios."""
+    script = os.path.join(REPO, "scripts", "page-cache.py")
+    p = subprocess.run([sys.executable, script, "--evict", path], capture_output=True, text=True)
+    return (p.stdout + p.stderr).strip()
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # llama.cpp
 # ----------------------------------------------------------------------------------------------------------------
@@ -175,6 +206,7 @@ class LlamaCpp:
         self.vocab = L.llama_model_get_vocab(self.model)
         self.n_vocab = L.llama_vocab_n_tokens(self.vocab)
         self.threads, self.n_ctx, self.n_batch = threads, n_ctx, n_batch
+        self.model_path = model_path
 
     def context_params(self):
         L = self.L
@@ -233,6 +265,7 @@ class LlamaCpp:
                 # are read); the last decode's logits are never read, so synchronize explicitly.
                 L.llama_synchronize(ctx)
                 perf = L.llama_perf_context(ctx)
+                huge = huge_mapped_mib(self.model_path)
             finally:
                 L.llama_batch_free(batch)
         finally:
@@ -244,6 +277,7 @@ class LlamaCpp:
             "decode_tok_s": perf.n_eval / (perf.t_eval_ms / 1e3) if perf.t_eval_ms > 0 else float("nan"),
             "wall_prefill_tok_s": n / t_prefill,
             "wall_decode_tok_s": n_gen / t_decode,
+            "huge_mapped_mib": huge,
             "generated": out,
         }
 
@@ -351,6 +385,8 @@ def main() -> int:
     ap.add_argument("--skip-ours", action="store_true")
     ap.add_argument("--skip-bandwidth", action="store_true")
     ap.add_argument("--bandwidth-gib", type=float, default=1.0)
+    ap.add_argument("--page-cache", choices=("evict", "keep"), default="evict",
+                    help="evict: re-read the model into the page cache in 2 MiB folios first (default); keep: as is")
     ap.add_argument("--json-out", help="also write every number to this JSON file")
     ap.add_argument("--wait-idle", type=float, default=60.0,
                     help="before each timed run wait up to this many seconds for the CPUs to be idle (shared "
@@ -393,10 +429,16 @@ def main() -> int:
         busy = wait_idle(args.wait_idle, args.idle_threshold)
         bw = measure_bandwidth(args.bandwidth_gib)
         bw["cpu_busy_before"] = busy
+        bw["rounds"] = [bw["read_GBps"]]
         report["bandwidth"] = bw
         log(f"memory  read bandwidth {bw['read_GBps_1t']:.1f} GB/s (1 thread, {bw['kernel_1t']}), "
             f"{bw.get('read_GBps_2t', float('nan')):.1f} GB/s (2 threads, {bw.get('kernel_2t')})  "
             f"[CPUs {busy:.0%} busy before]")
+
+    if args.page_cache == "evict":
+        msg = prepare_page_cache(args.model)
+        report["page_cache"] = msg
+        log(f"pages   {msg}")
 
     # ---- engines: one untimed warm-up each, then --runs rounds, llama.cpp and ours interleaved ----
     eng = None
@@ -446,7 +488,8 @@ def main() -> int:
             res["cpu_busy_before"] = busy
             lc_runs.append(res)
             log(f"  llama.cpp run {r + 1}: prefill {res['prefill_tok_s']:.1f} tok/s ({res['prefill_tokens']} tok), "
-                f"decode {res['decode_tok_s']:.1f} tok/s ({res['decode_tokens']} tok)  [CPUs {busy:.0%} busy before]")
+                f"decode {res['decode_tok_s']:.1f} tok/s ({res['decode_tokens']} tok)  [CPUs {busy:.0%} busy before; "
+                f"{res['huge_mapped_mib']:.0f} MiB mapped with 2 MiB pages]")
         if ids_file is not None:
             busy = wait_idle(args.wait_idle, args.idle_threshold)
             try:
@@ -460,9 +503,17 @@ def main() -> int:
             res["cpu_busy_before"] = busy
             our_runs.append(res)
             log(f"  ours      run {r + 1}: prefill {res['prefill_tok_s']:.1f} tok/s ({res['prefill_tokens']} tok), "
-                f"decode {res['decode_tok_s']:.1f} tok/s ({res['decode_tokens']} tok)  [CPUs {busy:.0%} busy before]")
+                f"decode {res['decode_tok_s']:.1f} tok/s ({res['decode_tokens']} tok)  [CPUs {busy:.0%} busy before; "
+                f"{res.get('huge_mapped_mib', -1):.0f} MiB mapped with 2 MiB pages]")
+        if bw is not None:
+            again = measure_bandwidth(args.bandwidth_gib, passes=3)
+            bw["rounds"].append(again["read_GBps"])
+            log(f"  memory read bandwidth after round {r + 1}: {again['read_GBps']:.1f} GB/s")
     if ids_file is not None:
         os.unlink(ids_file)
+    if bw is not None:
+        bw["read_GBps_first"] = bw["read_GBps"]
+        bw["read_GBps"] = statistics.median(bw["rounds"])
 
     keys = ("prefill_tok_s", "decode_tok_s")
     lc = ours = None
@@ -503,6 +554,8 @@ def main() -> int:
     if floor:
         log(f"{'floor (bandwidth)':22s} {'':>18s} {fmt(floor):>16s}   = {bw['read_GBps']:.1f} GB/s / "
             f"{gb['bytes_per_decoded_token'] / 1e6:.1f} MB per token")
+        log(f"{'':22s} bandwidth: median of {len(bw['rounds'])} measurements "
+            f"({', '.join(f'{x:.1f}' for x in bw['rounds'])} GB/s)")
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(report, f, indent=1, default=str)
