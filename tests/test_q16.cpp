@@ -158,7 +158,8 @@ TEST_CASE("q16 matvec: each row is the q16 dot, whatever the thread count", "[qu
   if (!gemma3::isa_available(Isa::avx512)) return;  // the path runs under Isa::avx512 only
   IsaGuard guard;
   gemma3::set_isa(Isa::avx512);
-  for (DType t : {DType::Q8_0, DType::Q5_0, DType::Q4_K, DType::Q6_K}) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
+                  DType::Q6_K}) {
     INFO(gemma3::dtype_name(t));
     Rng rng(1800 + std::uint64_t(t));
     const std::int64_t rows = 300, n = 512;
@@ -173,6 +174,13 @@ TEST_CASE("q16 matvec: each row is the q16 dot, whatever the thread count", "[qu
       std::vector<float> y(static_cast<std::size_t>(rows));
       gemma3::matvec(W, x.data(), y.data(), Isa::avx512, pool);
       for (std::int64_t r = 0; r < rows; ++r) CHECK(y[std::size_t(r)] == dot(W.row_ptr(r), xq.row(), n));
+    }
+    // the many-row entry points (what matvec calls), both twins, on a run of rows from row 7
+    for (Isa isa : {Isa::avx512, Isa::scalar}) {
+      std::vector<float> y(static_cast<std::size_t>(rows - 7));
+      q::q16_dot_rows(t, isa)(W.row_ptr(7), W.row_bytes(), rows - 7, xq.row(), n, y.data());
+      const q::Q16DotFn one = q::q16_dot(t, isa);
+      for (std::int64_t r = 7; r < rows; ++r) CHECK(y[std::size_t(r - 7)] == one(W.row_ptr(r), xq.row(), n));
     }
   }
 }

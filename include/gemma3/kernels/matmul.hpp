@@ -194,9 +194,10 @@ inline void matvec(const Weight& W, const float* x, float* y, Isa isa, ThreadPoo
 
   if (detail::use_q16(W, isa)) {  // int16 activations, VNNI dots (quant/q16.hpp)
     const quant::Q16Row xq = detail::quantize_q16(x, 1, cols, isa).row(0, cols);
-    const quant::Q16DotFn dot = quant::q16_dot(W.dtype, isa);
+    const quant::Q16RowsFn dot_rows = quant::q16_dot_rows(W.dtype, isa);
+    const std::size_t row_bytes = W.row_bytes();
     pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
-      for (std::int64_t r = r0; r < r1; ++r) y[r] = dot(W.row_ptr(r), xq, cols);
+      dot_rows(W.row_ptr(r0), row_bytes, r1 - r0, xq, cols, y + r0);
     }, grain);
     return;
   }

@@ -30,13 +30,15 @@
 // instruction; the lanes are converted and FMA'd with scale_b * d_b into one of two
 // float accumulators, one horizontal sum per row). They agree to float rounding (the
 // order of the float additions differs). Speed (bench/bench_quant BM_matvec_dtype, one
-// thread, cache-resident [2048 x 640] Q5_0, AMD EPYC Zen 4 at 2.6 GHz): 79-82 us, about
-// 5 cycles per block of 32, level with the int8 kernels (76 us); the int16 activations
-// cost nothing in speed and are 129x finer.
+// thread, cache-resident [2048 x 640] Q5_0, AMD EPYC Zen 4 at 2.6 GHz): 74 us, about
+// 4.7 cycles per block of 32 (78 us before Q5_0 was unpacked in bytes and matvec took
+// whole runs of rows per call, dot_q16_rows), level with the int8 kernels; the int16
+// activations cost nothing in speed and are 129x finer.
 // The same unpacking feeds the prefill GEMM (kernels/gemm_q16.hpp).
 // Pinned by tests/test_q16.cpp.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -258,12 +260,12 @@ struct UnpackQ4_1 {  // nibble
   GEMMA3_TARGET_AVX512 __m512i operator()(const block_q4_1& b) const { return _mm512_cvtepu8_epi16(avx2::nibbles32(b.qs)); }
 };
 // Q5_0 and Q5_1: bit i of qh is the 5th bit of output i, so qh is the lane mask as is.
-struct UnpackQ5_0 {  // (nibble | bit << 4) - 16: minus 16 where the bit is clear
+struct UnpackQ5_0 {  // (nibble | bit << 4) - 16: minus 16 where the bit is clear (in bytes, then widened)
   GEMMA3_TARGET_AVX512 __m512i operator()(const block_q5_0& b) const {
     std::uint32_t qh;
     std::memcpy(&qh, b.qh, 4);
-    const __m512i u = _mm512_cvtepu8_epi16(avx2::nibbles32(b.qs));
-    return _mm512_mask_sub_epi16(u, _cvtu32_mask32(~qh), u, _mm512_set1_epi16(16));
+    const __m256i u = avx2::nibbles32(b.qs);
+    return _mm512_cvtepi8_epi16(_mm256_mask_sub_epi8(u, _cvtu32_mask32(~qh), u, _mm256_set1_epi8(16)));
   }
 };
 struct UnpackQ5_1 {  // nibble | bit << 4: plus 16 where the bit is set
@@ -371,6 +373,17 @@ GEMMA3_TARGET_AVX512 inline float dot_q16(const void* row, const Q16Row& x, std:
   return _mm512_reduce_add_ps(_mm512_add_ps(sink.acc[0], sink.acc[1])) + sink.summ;
 }
 
+// `count` consecutive rows (row_bytes apart) dotted with x into y [count]. One call per
+// chunk of rows instead of an indirect call per row: the dot is inlined, so a row's
+// horizontal sum overlaps the next row's blocks (matters for short rows: 20 blocks
+// for the 270M's 640-wide rows).
+template <DType T>
+GEMMA3_TARGET_AVX512 inline void dot_q16_rows(const void* rows, std::size_t row_bytes, std::int64_t count, const Q16Row& x,
+                                              std::int64_t n, float* y) {
+  const auto* p = static_cast<const unsigned char*>(rows);
+  for (std::int64_t r = 0; r < count; ++r) y[r] = dot_q16<T>(p + std::size_t(r) * row_bytes, x, n);
+}
+
 // The unpacking sink: u, scale and min to memory (the GEMM's packing step).
 struct StoreSink {
   std::int16_t* u;
@@ -397,10 +410,20 @@ GEMMA3_TARGET_AVX512 inline void unpack_q16_row(DType t, const void* row, std::i
 // row . x with int16 activations.
 using Q16DotFn = float (*)(const void* row, const Q16Row& x, std::int64_t n);
 
+// y [count] = rows . x for `count` rows of row_bytes each (the matvec's form).
+using Q16RowsFn = void (*)(const void* rows, std::size_t row_bytes, std::int64_t count, const Q16Row& x, std::int64_t n,
+                           float* y);
+
 namespace detail {
 template <DType T>
 inline float dot_q16_scalar_of(const void* row, const Q16Row& x, std::int64_t n) {
   return dot_q16_scalar(T, row, x, n);
+}
+template <DType T>
+inline void dot_q16_rows_scalar_of(const void* rows, std::size_t row_bytes, std::int64_t count, const Q16Row& x,
+                                   std::int64_t n, float* y) {
+  const auto* p = static_cast<const unsigned char*>(rows);
+  for (std::int64_t r = 0; r < count; ++r) y[r] = dot_q16_scalar(T, p + std::size_t(r) * row_bytes, x, n);
 }
 }  // namespace detail
 
@@ -430,6 +453,35 @@ inline Q16DotFn q16_dot(DType t, Isa isa) {
     case DType::Q4_K: return detail::dot_q16_scalar_of<DType::Q4_K>;
     case DType::Q5_K: return detail::dot_q16_scalar_of<DType::Q5_K>;
     case DType::Q6_K: return detail::dot_q16_scalar_of<DType::Q6_K>;
+    default: return nullptr;
+  }
+}
+
+// The many-row form of q16_dot: the avx512 twin under Isa::avx512, else the scalar one.
+inline Q16RowsFn q16_dot_rows(DType t, Isa isa) {
+#if GEMMA3_HAVE_X86_SIMD
+  if (isa == Isa::avx512) switch (t) {
+      case DType::Q8_0: return avx512::dot_q16_rows<DType::Q8_0>;
+      case DType::Q4_0: return avx512::dot_q16_rows<DType::Q4_0>;
+      case DType::Q4_1: return avx512::dot_q16_rows<DType::Q4_1>;
+      case DType::Q5_0: return avx512::dot_q16_rows<DType::Q5_0>;
+      case DType::Q5_1: return avx512::dot_q16_rows<DType::Q5_1>;
+      case DType::Q4_K: return avx512::dot_q16_rows<DType::Q4_K>;
+      case DType::Q5_K: return avx512::dot_q16_rows<DType::Q5_K>;
+      case DType::Q6_K: return avx512::dot_q16_rows<DType::Q6_K>;
+      default: return nullptr;
+    }
+#endif
+  (void)isa;
+  switch (t) {
+    case DType::Q8_0: return detail::dot_q16_rows_scalar_of<DType::Q8_0>;
+    case DType::Q4_0: return detail::dot_q16_rows_scalar_of<DType::Q4_0>;
+    case DType::Q4_1: return detail::dot_q16_rows_scalar_of<DType::Q4_1>;
+    case DType::Q5_0: return detail::dot_q16_rows_scalar_of<DType::Q5_0>;
+    case DType::Q5_1: return detail::dot_q16_rows_scalar_of<DType::Q5_1>;
+    case DType::Q4_K: return detail::dot_q16_rows_scalar_of<DType::Q4_K>;
+    case DType::Q5_K: return detail::dot_q16_rows_scalar_of<DType::Q5_K>;
+    case DType::Q6_K: return detail::dot_q16_rows_scalar_of<DType::Q6_K>;
     default: return nullptr;
   }
 }
