@@ -18,7 +18,7 @@ FILE holds the prompt token ids as decimal integers separated by whitespace (BOS
 fails, the script says so and still reports llama.cpp.
 
 Page cache: both engines mmap the GGUF, and a file cached in small folios maps with 4 KiB pages, which stream the
-weights ~10 % slower than 2 MiB pages here (include/gemma3/mapped_file.hpp). So before the runs the script drops the
+weights ~9 % slower than 2 MiB pages here (include/gemma3/mapped_file.hpp). So before the runs the script drops the
 file's cached pages and re-reads them with scripts/page-cache.py --evict (2 MiB folios where the kernel allows),
 and it reports how much of the file each engine had mapped with 2 MiB pages (--page-cache keep skips this).
 

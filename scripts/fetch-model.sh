@@ -48,6 +48,6 @@ fi
 mv "$tmp" "$OUT"
 echo "fetch-model: wrote $OUT ($(stat -c %s "$OUT") bytes, sha256 ok)"
 # The file was just written, so its pages sit in the page cache in small folios, which
-# map with 4 KiB pages; re-read it in 2 MiB folios (decode streams the weights ~10%
+# map with 4 KiB pages; re-read it in 2 MiB folios (decode streams the weights ~9%
 # faster through 2 MiB pages; see include/gemma3/mapped_file.hpp). Never fatal.
 "$PY" scripts/page-cache.py --evict "$OUT" || true
