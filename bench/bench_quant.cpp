@@ -2,6 +2,7 @@
 // at Gemma 3 270M shapes, plus the memory bandwidth that bounds it.
 //
 //   BM_matvec_dtype/dtype/out/in/simd/threads/int8   y = W x         bytes/s = weight bytes read
+//   BM_matvec_cold/dtype/out/in/threads         y = W x, W from DRAM bytes/s = weight bytes read
 //   BM_matmul_quant/dtype/out/in/int8/threads   Y = X W^T, T = 64    bytes/s = weight bytes (once per call)
 //   BM_memory_read/MB/threads                   sum of a buffer      bytes/s = bytes read
 //   BM_memory_copy/MB/threads                   memcpy               bytes/s = bytes read + written
@@ -20,9 +21,13 @@
 // Run: build/bench/bench_quant [--benchmark_filter=...]  (docs/benchmarks.md quotes it)
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
+
+#include <sys/mman.h>
 
 #include <gemma3/kernels/isa.hpp>
 #include <gemma3/kernels/matmul.hpp>
@@ -123,6 +128,54 @@ static void MatvecArgs(benchmark::internal::Benchmark* b) {
     }
 }
 BENCHMARK(BM_matvec_dtype)->Apply(MatvecArgs)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Decode-like: the weight comes from DRAM, not the caches. Copies of it fill a 256 MB
+// buffer (8x this machine's L3) on 2 MiB pages (as the model file is mapped:
+// mapped_file.hpp) and each matvec takes the next copy, so every weight byte is read
+// from memory once per call, with the small per-layer shapes' start-up costs (thread
+// wake-up, prefetchers ramping up on a new stream) that the hot loop above hides.
+static void BM_matvec_cold(benchmark::State& state) {
+  const DType t = DType(state.range(0));
+  const Settings settings(true, int(state.range(3)), false);
+  const OwnedWeight o = make_weight(t, state.range(1), state.range(2));
+  const std::size_t wb = std::size_t(weight_bytes(o.w)), stride = (wb + 4095) / 4096 * 4096;
+  const std::size_t copies = std::max<std::size_t>(2, (std::size_t(256) << 20) / stride);
+  const std::size_t huge = std::size_t(2) << 20, total = (copies * stride + huge - 1) / huge * huge;
+  auto* buf = static_cast<unsigned char*>(std::aligned_alloc(huge, total));
+#if defined(MADV_HUGEPAGE)
+  madvise(buf, total, MADV_HUGEPAGE);
+#endif
+  for (std::size_t c = 0; c < copies; ++c) std::memcpy(buf + c * stride, o.bytes.data(), wb);
+  Weight w = o.w;
+  quant_test::Rng rng(1);
+  const std::vector<float> x = quant_test::random_floats(std::size_t(o.w.cols), rng);
+  std::vector<float> y(std::size_t(o.w.rows));
+  std::size_t c = 0;
+  for (auto _ : state) {
+    w.data = buf + c * stride;
+    c = c + 1 == copies ? 0 : c + 1;
+    gemma3::matvec(w, x.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  std::free(buf);
+  state.SetBytesProcessed(std::int64_t(state.iterations()) * weight_bytes(o.w));
+  state.counters["weight_MB"] = double(wb) / 1e6;
+  state.SetLabel(std::string(gemma3::dtype_name(t)) + " " + gemma3::isa_name(gemma3::active_isa()) + " cold");
+}
+static void MatvecColdArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"dtype", "out", "in", "threads"});
+  for (int threads : {1, 2}) {
+    b->Args({int(DType::Q5_0), 2048, 640, threads});   // 270M ffn_gate / ffn_up
+    b->Args({int(DType::Q5_0), 1024, 640, threads});   // 270M attn_q
+    b->Args({int(DType::Q4_K), 640, 2048, threads});   // 270M ffn_down
+    b->Args({int(DType::Q6_K), 640, 2048, threads});   // 270M ffn_down
+    b->Args({int(DType::Q5_0), 6912, 1152, threads});  // 1B ffn_gate / ffn_up
+    b->Args({int(DType::Q6_K), 1152, 6912, threads});  // 1B ffn_down
+    b->Args({int(DType::Q8_0), 262144, 640, threads});  // 270M LM head
+  }
+}
+BENCHMARK(BM_matvec_cold)->Apply(MatvecColdArgs)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // Prefill on quantized weights: the integer tiled path vs dequantize + Eigen GEMM.
 static void BM_matmul_quant(benchmark::State& state) {

@@ -23,8 +23,29 @@ namespace {
 struct Q16Buf {
   std::vector<std::int16_t> q;
   std::vector<float> d, s;
+  std::vector<std::int8_t> hi, lo;  // the byte split, after split()
+  std::vector<float> pair, sum16;
   explicit Q16Buf(std::int64_t n) : q(std::size_t(n)), d(std::size_t(n / 32)), s(std::size_t(n / 32)) {}
-  q::Q16Row row() const { return {q.data(), d.data(), s.data()}; }
+  void split(Isa isa) {
+    const std::int64_t n = std::int64_t(q.size());
+    hi.resize(q.size());
+    lo.resize(q.size());
+    pair.assign(std::size_t(q::q16_pair_floats(n)), -1.0f);
+    sum16.assign(std::size_t(n / 16), -1.0f);
+    q::split_q16_bytes(q.data(), d.data(), n, hi.data(), lo.data(), pair.data(), sum16.data(), isa);
+  }
+  // with the byte split when split() ran (the byte kernels, e.g. Q5_0's), else without
+  q::Q16Row row() const {
+    q::Q16Row r{q.data(), d.data(), s.data()};
+    if (!hi.empty()) {
+      r.hi = hi.data();
+      r.lo = lo.data();
+      r.pair = pair.data();
+      r.sum16 = sum16.data();
+    }
+    return r;
+  }
+  q::Q16Row row16() const { return {q.data(), d.data(), s.data()}; }  // never the byte split
 };
 
 // Activations like a transformer's: mostly small, a few large outliers.
@@ -74,6 +95,47 @@ TEST_CASE("q16 quantizer: within half a step, |q| <= 16383, avx512 equals scalar
   }
 }
 
+TEST_CASE("q16 byte split: q = 256 hi + lo, per-pair d and d * sum q; avx512 equals scalar", "[quant][q16]") {
+  Rng rng(17);
+  const std::int64_t n = 21 * 32;  // an odd number of blocks: the last pair is half empty
+  std::vector<float> x = activations(n, rng);
+  x[5] = 1000.0f;    // q = 16383 in block 0
+  x[40] = -1000.0f;  // q = -16383 in block 1
+  Q16Buf a(n);
+  q::quantize_row_q16_scalar(x.data(), a.q.data(), a.d.data(), a.s.data(), n);
+  REQUIRE(a.q[5] == 16383);
+  REQUIRE(a.q[40] == -16383);
+  a.split(Isa::scalar);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const int h = a.hi[std::size_t(i)], l = a.lo[std::size_t(i)];
+    CHECK(256 * h + l == int(a.q[std::size_t(i)]));
+    CHECK(h >= -64);
+    CHECK(h <= 64);
+  }
+  REQUIRE(a.pair.size() == 4 * 11);
+  for (std::int64_t b = 0; b < n / 32; ++b) {
+    int X = 0;
+    for (int i = 0; i < 32; ++i) X += a.q[std::size_t(32 * b + i)];
+    CHECK(a.pair[std::size_t(4 * (b / 2) + b % 2)] == a.d[std::size_t(b)]);
+    CHECK(a.pair[std::size_t(4 * (b / 2) + 2 + b % 2)] == a.d[std::size_t(b)] * float(X));
+  }
+  for (std::int64_t g = 0; g < n / 16; ++g) {
+    int X = 0;
+    for (int i = 0; i < 16; ++i) X += a.q[std::size_t(16 * g + i)];
+    CHECK(a.sum16[std::size_t(g)] == float(X));
+  }
+  CHECK(a.pair[4 * 10 + 1] == 0.0f);  // the missing 22nd block
+  CHECK(a.pair[4 * 10 + 3] == 0.0f);
+  if (gemma3::isa_available(Isa::avx512)) {
+    Q16Buf v = a;
+    v.split(Isa::avx512);
+    CHECK(v.hi == a.hi);
+    CHECK(v.lo == a.lo);
+    CHECK(v.pair == a.pair);
+    CHECK(v.sum16 == a.sum16);
+  }
+}
+
 TEST_CASE("q16 unpacking: scale * u + min is the dequantized weight; avx512 equals scalar", "[quant][q16]") {
   for (DType t : quant_test::block_types()) {
     INFO(gemma3::dtype_name(t));
@@ -110,12 +172,16 @@ TEST_CASE("q16 dots: within the rounding bound of the float product; avx512 equa
   for (DType t : quant_test::block_types()) {
     INFO(gemma3::dtype_name(t));
     Rng rng(1700 + std::uint64_t(t));
-    const std::int64_t rows = 16, n = 2 * cols_for(t);
+    const std::int64_t rows = 16;
+    // an odd number of 32-blocks too, for the byte kernels' half pair
+    for (std::int64_t n : {2 * cols_for(t), std::int64_t(gemma3::dtype_block_size(t) == 256 ? 768 : 21 * 32)}) {
+    INFO("n " << n);
     const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, n, rng);
     const std::size_t row_bytes = bytes.size() / rows;
     const std::vector<float> x = activations(n, rng);
     Q16Buf xq(n);
     q::quantize_row_q16_scalar(x.data(), xq.q.data(), xq.d.data(), xq.s.data(), n);
+    xq.split(Isa::scalar);
     for (std::int64_t r = 0; r < rows; ++r) {
       const void* row = bytes.data() + std::size_t(r) * row_bytes;
       std::vector<float> w(static_cast<std::size_t>(n));
@@ -130,10 +196,14 @@ TEST_CASE("q16 dots: within the rounding bound of the float product; avx512 equa
       const float ref = q::dot_q16_scalar(t, row, xq.row(), n);
       CHECK(std::fabs(double(ref) - exact) <= bound * 1.001 + 1e-6 * mag);
       // (8-bit activations, d_b = max / 127, would be allowed 129x this bound)
+      CHECK(q::dot_q16_scalar(t, row, xq.row16(), n) == ref);
       if (gemma3::isa_available(Isa::avx512)) {
-        const float simd = q::q16_dot(t, Isa::avx512)(row, xq.row(), n);
+        const float simd = q::q16_dot(t, Isa::avx512)(row, xq.row(), n);  // byte kernels where a type has one
         CHECK(std::fabs(simd - ref) <= 2e-6 * mag);
+        const float simd16 = q::q16_dot(t, Isa::avx512)(row, xq.row16(), n);  // the int16 walk
+        CHECK(std::fabs(simd16 - ref) <= 2e-6 * mag);
       }
+    }
     }
   }
 }
@@ -150,8 +220,16 @@ TEST_CASE("q16 dots: Q6_K at the extremes of u and q does not overflow int32", "
   REQUIRE(xq.q[0] == 16383);
   const double expect = 256.0 * 4096.0;  // w_i = 1 * (-128) * (-32), x_i = 1
   CHECK(std::fabs(q::dot_q16_scalar(DType::Q6_K, &blk, xq.row(), n) - expect) <= 1e-6 * expect);
-  if (gemma3::isa_available(Isa::avx512))
+  if (gemma3::isa_available(Isa::avx512)) {
     CHECK(std::fabs(q::q16_dot(DType::Q6_K, Isa::avx512)(&blk, xq.row(), n) - expect) <= 1e-6 * expect);
+    xq.split(Isa::avx512);  // the byte kernel: q = 0 against hi = 64, lo = -1
+    CHECK(std::fabs(q::q16_dot(DType::Q6_K, Isa::avx512)(&blk, xq.row(), n) - expect) <= 1e-6 * expect);
+    for (auto& b : blk.ql) b = 0xff;  // q = 63 (qh = 3): the largest byte product
+    for (auto& b : blk.qh) b = 0xff;
+    const double expect63 = 256.0 * -128.0 * 31.0;
+    CHECK(std::fabs(q::dot_q16_scalar(DType::Q6_K, &blk, xq.row(), n) - expect63) <= 1e-6 * -expect63);
+    CHECK(std::fabs(q::q16_dot(DType::Q6_K, Isa::avx512)(&blk, xq.row(), n) - expect63) <= 1e-6 * -expect63);
+  }
 }
 
 TEST_CASE("q16 matvec: each row is the q16 dot, whatever the thread count", "[quant][q16][kernels]") {
@@ -168,6 +246,7 @@ TEST_CASE("q16 matvec: each row is the q16 dot, whatever the thread count", "[qu
     const std::vector<float> x = activations(n, rng);
     Q16Buf xq(n);
     q::quantize_row_q16(x.data(), xq.q.data(), xq.d.data(), xq.s.data(), n, Isa::avx512);
+    xq.split(Isa::avx512);  // matvec splits x for the byte kernels too
     const q::Q16DotFn dot = q::q16_dot(t, Isa::avx512);
     for (int threads : {1, 3}) {
       gemma3::ThreadPool pool(threads);

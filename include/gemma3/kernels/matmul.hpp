@@ -12,8 +12,10 @@
 //   f32 / bf16 / f16: row . x with SIMD (kernels/dot.hpp), bf16 and f16 widened in
 //     registers;
 //   GGUF blocks on Isa::avx512 (the default there, kernels/isa.hpp): x is quantized
-//     once to int16 blocks (quant/q16.hpp, 3.1e-5 of each block's max) and each row
-//     is an exact-int32-per-block dot (vpmaddwd), as fast as the int8 kernels;
+//     once to int16 blocks (quant/q16.hpp, 3.1e-5 of each block's max), and split
+//     into two bytes per value for the byte kernels; each row is an
+//     exact-int32-per-block dot (vpdpbusd on byte weights for Q5_0 and the K-quants,
+//     vpmaddwd on int16-widened weights for the others);
 //   GGUF blocks, float activations (the default on other Isas): each row is a
 //     fused dequantize-and-FMA dot against float32 x (quant/fdot.hpp, AVX2), with the
 //     per-32 sums of x computed once per matvec for the types with a minimum; on
@@ -143,24 +145,41 @@ inline Matrix& scratch_matrix() {
 struct Q16Scratch {
   std::vector<std::int16_t> q;  // [T, n]
   std::vector<float> d, s;      // [T, n / 32]
+  std::vector<std::int8_t> hi, lo;  // [n]  the byte split of token 0 (matvec only)
+  std::vector<float> pair;          // [q16_pair_floats(n)]
+  std::vector<float> sum16;         // [n / 16]
   quant::Q16Row row(std::int64_t t, std::int64_t n) const {
-    return {q.data() + t * n, d.data() + t * (n / quant::QK), s.data() + t * (n / quant::QK)};
+    quant::Q16Row r{q.data() + t * n, d.data() + t * (n / quant::QK), s.data() + t * (n / quant::QK)};
+    if (t == 0 && !hi.empty()) {
+      r.hi = hi.data();
+      r.lo = lo.data();
+      r.pair = pair.data();
+      r.sum16 = sum16.data();
+    }
+    return r;
   }
 };
 inline Q16Scratch& scratch_q16() {
   thread_local Q16Scratch b;
   return b;
 }
-// X [T, n] -> int16 activations in the calling thread's scratch.
+// X [T, n] -> int16 activations in the calling thread's scratch; for one token (matvec)
+// also their byte split (quant::split_q16_bytes) for the byte kernels.
 inline const Q16Scratch& quantize_q16(const float* X, std::int64_t T, std::int64_t n, Isa isa) {
   Q16Scratch& b = scratch_q16();
   b.q.resize(std::size_t(T * n));
   b.d.resize(std::size_t(T * (n / quant::QK)));
   b.s.resize(b.d.size());
-  for (std::int64_t t = 0; t < T; ++t) {
-    const quant::Q16Row r = b.row(t, n);
-    quant::quantize_row_q16(X + t * n, const_cast<std::int16_t*>(r.q), const_cast<float*>(r.d),
-                            const_cast<float*>(r.s), n, isa);
+  for (std::int64_t t = 0; t < T; ++t)
+    quant::quantize_row_q16(X + t * n, b.q.data() + t * n, b.d.data() + t * (n / quant::QK),
+                            b.s.data() + t * (n / quant::QK), n, isa);
+  b.hi.clear();
+  if (T == 1) {
+    b.hi.resize(std::size_t(n));
+    b.lo.resize(std::size_t(n));
+    b.pair.resize(std::size_t(quant::q16_pair_floats(n)));
+    b.sum16.resize(std::size_t(n / 16));
+    quant::split_q16_bytes(b.q.data(), b.d.data(), n, b.hi.data(), b.lo.data(), b.pair.data(), b.sum16.data(), isa);
   }
   return b;
 }

@@ -25,16 +25,21 @@
 //                                                     4096 * 16383 * 32 < 2^31
 // The only approximation is the rounding of x to q (and float32 arithmetic after).
 //
-// Twins: scalar (plain loops, accumulating in double: the reference) and avx512
-// (AVX-512 BW's vpmaddwd does the block's 32 int16 products into 16 int32 lanes in one
-// instruction; the lanes are converted and FMA'd with scale_b * d_b into one of two
-// float accumulators, one horizontal sum per row). They agree to float rounding (the
-// order of the float additions differs). Speed (bench/bench_quant BM_matvec_dtype, one
-// thread, cache-resident [2048 x 640] Q5_0, AMD EPYC Zen 4 at 2.6 GHz): 74 us, about
-// 4.7 cycles per block of 32 (78 us before Q5_0 was unpacked in bytes and matvec took
-// whole runs of rows per call, dot_q16_rows), level with the int8 kernels; the int16
-// activations cost nothing in speed and are 129x finer.
-// The same unpacking feeds the prefill GEMM (kernels/gemm_q16.hpp).
+// Twins: scalar (plain loops, accumulating in double: the reference) and avx512, two
+// ways, which agree with the scalar to float rounding (the order of the float
+// additions differs):
+//   int16 walk (every type): AVX-512 BW's vpmaddwd does a block's 32 int16 products
+//     into 16 int32 lanes; the lanes are converted and FMA'd with scale_b * d_b.
+//   byte kernels (Q5_0, Q4_K, Q5_K, Q6_K, when x carries its byte split): the weights
+//     stay unsigned bytes, 64 per register, and x is split as q = 256 hi + lo
+//     (split_q16_bytes): two vpdpbusd give the same exact int32 sums with 64 products
+//     per instruction, and one float epilogue serves two blocks; a weight offset (Q5_0's
+//     16, Q6_K's 32) becomes one float term per block from the integer block sums of q.
+// Speed (bench/bench_quant BM_matvec_dtype, one thread, cache-resident, AMD EPYC Zen 4
+// at 2.6 GHz), int16 walk -> byte kernel: Q5_0 [2048 x 640] 75 -> 60 us, Q4_K
+// [640 x 2048] 76 -> 47 us, Q6_K [640 x 2048] 88 -> 53 us. The int16 activations cost
+// nothing in speed against 8-bit ones and are 129x finer.
+// The int16 unpacking feeds the prefill GEMM (kernels/gemm_q16.hpp).
 // Pinned by tests/test_q16.cpp.
 #pragma once
 
@@ -62,6 +67,12 @@ struct Q16Row {
   const std::int16_t* q;  // [n]
   const float* d;         // [n / 32] block scales
   const float* s;         // [n / 32] block sums of x
+  // Optional (split_q16_bytes; nullptr when absent): the same q as two signed bytes,
+  // for the kernels that multiply bytes (VNNI vpdpbusd), and per pair of blocks.
+  const std::int8_t* hi = nullptr;  // [n]            q = 256 * hi + lo
+  const std::int8_t* lo = nullptr;  // [n]
+  const float* pair = nullptr;      // [4 * ceil(n / 64)]  see split_q16_bytes
+  const float* sum16 = nullptr;     // [n / 16]  integer sums of q over 16 values, as floats
 };
 
 // x [n] -> q [n], d [n / 32], s [n / 32]. Scalar reference.
@@ -80,6 +91,40 @@ inline void quantize_row_q16_scalar(const float* x, std::int16_t* q, float* d, f
     }
     d[b] = db;
     s[b] = sum;
+  }
+}
+
+// The byte split of int16 activations, for weights whose values are small unsigned
+// bytes (vpdpbusd multiplies unsigned bytes by signed bytes):
+//   hi_i = floor((q_i + 128) / 256)   in [-64, 64]       int8
+//   lo_i = q_i - 256 * hi_i           in [-128, 127]     int8      q_i = 256 * hi_i + lo_i
+// and for each pair p of blocks (2p, 2p + 1), with X_b = sum_i q_i the block's integer sum:
+//   pair[4p .. 4p + 3] = { d_2p, d_2p+1, d_2p * X_2p, d_2p+1 * X_2p+1 }
+// (the entries of a missing last odd block are 0), and sum16[g] = the integer sum of q
+// over values 16g .. 16g + 15 (exact in float32: |sum| <= 16 * 16383).
+// So sum_i u_i q_i = 256 (u . hi) + u . lo exactly, and an offset o in u = q_w - o costs
+// one float term per block (- o d_b X_b) or per 16 values (Q6_K).
+inline std::int64_t q16_pair_floats(std::int64_t n) { return 4 * ((n / QK + 1) / 2); }
+
+inline void split_q16_bytes_scalar(const std::int16_t* q, const float* d, std::int64_t n, std::int8_t* hi,
+                                   std::int8_t* lo, float* pair, float* sum16) {
+  for (std::int64_t g = 0; g < n / 16; ++g) {
+    std::int32_t X = 0;
+    for (int i = 0; i < 16; ++i) X += q[16 * g + i];
+    sum16[g] = float(X);
+  }
+  for (std::int64_t i = 0; i < n; ++i) {
+    const int h = (int(q[i]) + 128 + 256 * 64) / 256 - 64;  // floor division (q + 128 + 16384 > 0)
+    hi[i] = std::int8_t(h);
+    lo[i] = std::int8_t(int(q[i]) - 256 * h);
+  }
+  const std::int64_t nb = n / QK;
+  std::fill(pair, pair + q16_pair_floats(n), 0.0f);
+  for (std::int64_t b = 0; b < nb; ++b) {
+    std::int32_t X = 0;
+    for (int i = 0; i < QK; ++i) X += q[b * QK + i];
+    pair[4 * (b / 2) + b % 2] = d[b];
+    pair[4 * (b / 2) + 2 + b % 2] = d[b] * float(X);
   }
 }
 
@@ -219,6 +264,170 @@ GEMMA3_TARGET_AVX512 inline void quantize_row_q16(const float* x, std::int16_t* 
   }
 }
 
+// The byte split (bit for bit the scalar twin's: integer arithmetic and the same one
+// float product per block).
+GEMMA3_TARGET_AVX512 inline void split_q16_bytes(const std::int16_t* q, const float* d, std::int64_t n, std::int8_t* hi,
+                                                 std::int8_t* lo, float* pair, float* sum16) {
+  const std::int64_t nb = n / QK;
+  std::fill(pair, pair + q16_pair_floats(n), 0.0f);
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const __m512i v = _mm512_loadu_si512(q + b * QK);
+    const __m512i h = _mm512_srai_epi16(_mm512_add_epi16(v, _mm512_set1_epi16(128)), 8);
+    const __m512i l = _mm512_sub_epi16(v, _mm512_slli_epi16(h, 8));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(hi + b * QK), _mm512_cvtepi16_epi8(h));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + b * QK), _mm512_cvtepi16_epi8(l));
+    const __m512i w = _mm512_madd_epi16(v, _mm512_set1_epi16(1));  // 16 lanes: 8 per half of 16
+    const int X0 = avx2::hsum_i32(_mm512_castsi512_si256(w)), X1 = avx2::hsum_i32(_mm512_extracti64x4_epi64(w, 1));
+    sum16[2 * b] = float(X0);
+    sum16[2 * b + 1] = float(X1);
+    pair[4 * (b / 2) + b % 2] = d[b];
+    pair[4 * (b / 2) + 2 + b % 2] = d[b] * float(X0 + X1);
+  }
+}
+
+// Q5_0 on the byte split: two blocks (64 weights) per register as unsigned bytes
+// q_w = nibble | bit << 4 in [0, 31], two vpdpbusd (against hi and lo), the offset 16
+// as -16 d X per block (see split_q16_bytes). Half the instructions per block of the
+// int16 walk below, whose vpmaddwd does 32 products per instruction against 64 here.
+// Needs x.hi, x.lo and x.pair.
+template <bool Whole>  // Whole: blocks a and c both present; else only a (the last odd block)
+GEMMA3_TARGET_AVX512 inline void q5_0_pair_bytes(const block_q5_0& a, const block_q5_0& c, const std::int8_t* xh,
+                                                const std::int8_t* xl, const float* pair, __m512& acc, __m128& corr) {
+  const __m512i shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+  const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  // bytes 0..15: a's outputs 0..15 (low nibbles), 16..31: a's 16..31 (high), then c's
+  const __m256i qs = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs))),
+                                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(c.qs)), 1);
+  const __m512i q2 = _mm512_shuffle_i64x2(_mm512_castsi256_si512(qs), _mm512_castsi256_si512(qs), 0x50);  // a a c c
+  __m512i qw = _mm512_and_si512(_mm512_srlv_epi64(q2, shift), _mm512_set1_epi8(0x0f));
+  std::uint32_t ha, hc = 0;
+  std::memcpy(&ha, a.qh, 4);
+  if constexpr (Whole) std::memcpy(&hc, c.qh, 4);
+  qw = _mm512_mask_add_epi8(qw, _cvtu64_mask64(std::uint64_t(ha) | std::uint64_t(hc) << 32), qw, _mm512_set1_epi8(16));
+  __m512i xhv, xlv;
+  if constexpr (Whole) {
+    xhv = _mm512_loadu_si512(xh);
+    xlv = _mm512_loadu_si512(xl);
+  } else {
+    xhv = _mm512_maskz_loadu_epi8(0xffffffffull, xh);
+    xlv = _mm512_maskz_loadu_epi8(0xffffffffull, xl);
+  }
+  __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qw, xhv);  // 16 lanes: 8 per block
+  p = _mm512_dpbusd_epi32(_mm512_slli_epi32(p, 8), qw, xlv);
+  const std::uint32_t dd = std::uint32_t(a.d) | (Whole ? std::uint32_t(c.d) << 16 : 0u);
+  const __m128 dw = _mm_cvtph_ps(_mm_cvtsi64_si128(std::int64_t(std::uint64_t(dd) | std::uint64_t(dd) << 32)));  // d_a d_c d_a d_c
+  const __m128 s = _mm_mul_ps(dw, _mm_loadu_ps(pair));              // scale_a scale_c  d_a*dX_a d_c*dX_c
+  corr = _mm_add_ps(corr, s);
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(s)), acc);
+}
+
+GEMMA3_TARGET_AVX512 inline float dot_q5_0_bytes(const void* row, const Q16Row& x, std::int64_t n) {
+  const auto* w = static_cast<const block_q5_0*>(row);
+  const std::int64_t nb = n / QK;
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  __m128 corr = _mm_setzero_ps();
+  std::int64_t b = 0;
+  for (; b + 3 < nb; b += 4) {
+    q5_0_pair_bytes<true>(w[b], w[b + 1], x.hi + b * QK, x.lo + b * QK, x.pair + 2 * b, acc0, corr);
+    q5_0_pair_bytes<true>(w[b + 2], w[b + 3], x.hi + (b + 2) * QK, x.lo + (b + 2) * QK, x.pair + 2 * b + 4, acc1, corr);
+  }
+  for (; b + 1 < nb; b += 2) q5_0_pair_bytes<true>(w[b], w[b + 1], x.hi + b * QK, x.lo + b * QK, x.pair + 2 * b, acc0, corr);
+  if (b < nb) q5_0_pair_bytes<false>(w[b], w[b], x.hi + b * QK, x.lo + b * QK, x.pair + 2 * b, acc1, corr);
+  const __m128 h = _mm_movehl_ps(corr, corr);  // lanes 2, 3 of corr: sum_b d_b * d X_b
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - 16.0f * _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
+
+// Super-block sb of a Q4_K / Q5_K row: the header shared by both layouts (d, dmin, the
+// 6-bit scales and mins, unpacked to bytes sm[0..7] and sm[8..15]), the quants and
+// (Q5_K) the 5th bits.
+template <bool Q5>
+struct K4Super {
+  const block_q4_K* w4;
+  const std::uint8_t* qs;
+  const std::uint8_t* qh;  // nullptr for Q4_K
+  std::uint8_t sm[16];
+  K4Super(const void* row, std::int64_t sb) {
+    const std::size_t bytes = Q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const std::uint8_t* blk = static_cast<const std::uint8_t*>(row) + std::size_t(sb) * bytes;
+    w4 = reinterpret_cast<const block_q4_K*>(blk);
+    qs = Q5 ? reinterpret_cast<const block_q5_K*>(blk)->qs : w4->qs;
+    qh = Q5 ? reinterpret_cast<const block_q5_K*>(blk)->qh : nullptr;
+    unpack_scales_k4_bytes(w4->scales, sm);
+  }
+  GEMMA3_TARGET_AVX512 __m256i high_bits() const {
+    return Q5 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh)) : _mm256_setzero_si256();
+  }
+};
+
+// 64 weights as unsigned bytes qw against 64 activations (x.hi, x.lo at xh, xl):
+// acc += float(qw . q per 4 bytes) * scale, the 16 int32 lanes holding 4 products each.
+GEMMA3_TARGET_AVX512 inline void bytes_chunk(__m512i qw, const std::int8_t* xh, const std::int8_t* xl, __m512 scale,
+                                            __m512& acc) {
+  __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qw, _mm512_loadu_si512(xh));
+  p = _mm512_dpbusd_epi32(_mm512_slli_epi32(p, 8), qw, _mm512_loadu_si512(xl));
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc);
+}
+
+// Q4_K / Q5_K on the byte split: a chunk of 64 outputs is sub-blocks j = 2c, 2c + 1 as
+// bytes q in [0, 15] ([0, 31] for Q5_K), lanes 0..7 and 8..15 of the dot; their scales
+// d * sc_j * d_x are made once per super-block (8 floats) and spread by one permute.
+// The minimum as the int16 walk: - dmin * m_j * s_j.
+template <bool Q5>
+GEMMA3_TARGET_AVX512 inline float dot_k4_bytes(const void* row, const Q16Row& x, std::int64_t n) {
+  const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  __m256 macc = _mm256_setzero_ps();
+  for (std::int64_t sb = 0; sb < n / QK_K; ++sb) {
+    const K4Super<Q5> k(row, sb);
+    const std::uint8_t* qs = k.qs;
+    const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(k.sm))));
+    const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(k.sm + 8))));
+    const __m512 s8 = _mm512_castps256_ps512(
+        _mm256_mul_ps(_mm256_mul_ps(sc, _mm256_set1_ps(avx2::f16(k.w4->d))), _mm256_loadu_ps(x.d + sb * 8)));
+    macc = _mm256_fmadd_ps(_mm256_mul_ps(m, _mm256_set1_ps(avx2::f16(k.w4->dmin))), _mm256_loadu_ps(x.s + sb * 8), macc);
+    __m256i hb = k.high_bits();
+    const std::int8_t* xh = x.hi + sb * QK_K;
+    const std::int8_t* xl = x.lo + sb * QK_K;
+    for (int c = 0; c < 4; ++c) {
+      __m256i lo, hi;
+      avx2::unpack_k4_chunk<Q5>(qs, c, hb, lo, hi);
+      const __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+      const __m512 scale = _mm512_permutexvar_ps(_mm512_add_epi32(spread, _mm512_set1_epi32(2 * c)), s8);
+      bytes_chunk(qw, xh + 64 * c, xl + 64 * c, scale, c % 2 ? acc1 : acc0);
+    }
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - avx2::hsum(macc);
+}
+
+// Q6_K on the byte split: bytes q in [0, 63], a chunk of 64 outputs is four groups of 16
+// (4 lanes each) with scales d * sc_g * d_x made once per super-block (16 floats); the
+// offset 32 as - 32 * sum_g (d sc_g d_x) X16_g.
+GEMMA3_TARGET_AVX512 inline float dot_q6_K_bytes(const void* row, const Q16Row& x, std::int64_t n) {
+  const auto* w = static_cast<const block_q6_K*>(row);
+  const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);  // d_x of group g: block g / 2
+  const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
+  for (std::int64_t sb = 0; sb < n / QK_K; ++sb) {
+    const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[sb].scales))));
+    const __m512 dx = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_loadu_ps(x.d + sb * 8)));
+    const __m512 s16 = _mm512_mul_ps(_mm512_mul_ps(sc, _mm512_set1_ps(avx2::f16(w[sb].d))), dx);
+    corr = _mm512_fmadd_ps(s16, _mm512_loadu_ps(x.sum16 + sb * 16), corr);
+    const std::int8_t* xh = x.hi + sb * QK_K;
+    const std::int8_t* xl = x.lo + sb * QK_K;
+    for (int h = 0; h < 2; ++h) {
+      __m256i v[4];
+      avx2::unpack_q6_K_half(w[sb], h, v);
+      for (int k = 0; k < 2; ++k) {  // outputs 128h + 64k .. + 63: groups 8h + 4k .. + 3
+        const int c = 2 * h + k;
+        const __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(v[2 * k]), v[2 * k + 1], 1);
+        const __m512 scale = _mm512_permutexvar_ps(_mm512_add_epi32(spread, _mm512_set1_epi32(4 * c)), s16);
+        bytes_chunk(qw, xh + 64 * c, xl + 64 * c, scale, k ? acc1 : acc0);
+      }
+    }
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - 32.0f * _mm512_reduce_add_ps(corr);
+}
+
 // ---- per type: walk a row's blocks of 32, handing each to a Sink:
 //        sink.block<Slot>(b, u, scale)   block b: 32 x int16 u in a register, its scale
 //        sink.mins(b0, count, m)         min of blocks b0 .. b0+count-1 (types with one)
@@ -280,21 +489,16 @@ struct UnpackQ5_1 {  // nibble | bit << 4: plus 16 where the bit is set
 // Q4_K / Q5_K: super-block of 8 sub-blocks of 32.
 template <bool Q5, class Sink>
 GEMMA3_TARGET_AVX512 inline void walk_k4(const void* row, std::int64_t n, Sink& sink) {
-  const auto* base = static_cast<const std::uint8_t*>(row);
-  const std::size_t bytes = Q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
   for (std::int64_t sb = 0; sb < n / QK_K; ++sb) {
-    const std::uint8_t* blk = base + std::size_t(sb) * bytes;
-    const block_q4_K& w4 = *reinterpret_cast<const block_q4_K*>(blk);
-    const std::uint8_t* qs = Q5 ? reinterpret_cast<const block_q5_K*>(blk)->qs : w4.qs;
-    std::uint8_t sm[16];
-    unpack_scales_k4_bytes(w4.scales, sm);
-    const float d = avx2::f16(w4.d), dmin = avx2::f16(w4.dmin);
+    const K4Super<Q5> k(row, sb);
+    const std::uint8_t* qs = k.qs;
+    const std::uint8_t* sm = k.sm;
+    const float d = avx2::f16(k.w4->d), dmin = avx2::f16(k.w4->dmin);
     float mins[8];  // min_j = -dmin * m_j
     _mm256_storeu_ps(mins, _mm256_mul_ps(_mm256_set1_ps(-dmin), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
                                                                     _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8))))));
     sink.mins(sb * 8, 8, mins);
-    __m256i hb = Q5 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const block_q5_K*>(blk)->qh))
-                    : _mm256_setzero_si256();
+    __m256i hb = k.high_bits();
     for (int c = 0; c < 4; ++c) {
       __m256i lo, hi;
       avx2::unpack_k4_chunk<Q5>(qs, c, hb, lo, hi);
@@ -368,6 +572,12 @@ struct DotSink {
 
 template <DType T>
 GEMMA3_TARGET_AVX512 inline float dot_q16(const void* row, const Q16Row& x, std::int64_t n) {
+  if (x.hi) {  // the byte kernels, where a type has one
+    if constexpr (T == DType::Q5_0) return dot_q5_0_bytes(row, x, n);
+    if constexpr (T == DType::Q4_K) return dot_k4_bytes<false>(row, x, n);
+    if constexpr (T == DType::Q5_K) return dot_k4_bytes<true>(row, x, n);
+    if constexpr (T == DType::Q6_K) return dot_q6_K_bytes(row, x, n);
+  }
   DotSink sink{x.q, x.d, x.s, {_mm512_setzero_ps(), _mm512_setzero_ps()}, 0.0f};
   walk_row(T, row, n, sink);
   return _mm512_reduce_add_ps(_mm512_add_ps(sink.acc[0], sink.acc[1])) + sink.summ;
@@ -493,6 +703,17 @@ inline void quantize_row_q16(const float* x, std::int16_t* q, float* d, float* s
 #endif
   (void)isa;
   quantize_row_q16_scalar(x, q, d, s, n);
+}
+
+// q, d -> the byte split hi, lo [n], pair [q16_pair_floats(n)], sum16 [n / 16] with `isa`
+// (identical).
+inline void split_q16_bytes(const std::int16_t* q, const float* d, std::int64_t n, std::int8_t* hi, std::int8_t* lo,
+                            float* pair, float* sum16, Isa isa) {
+#if GEMMA3_HAVE_X86_SIMD
+  if (isa == Isa::avx512) return avx512::split_q16_bytes(q, d, n, hi, lo, pair, sum16);
+#endif
+  (void)isa;
+  split_q16_bytes_scalar(q, d, n, hi, lo, pair, sum16);
 }
 
 // A row of dtype t -> u [n], scale [n / 32], min [n / 32] with `isa`.
