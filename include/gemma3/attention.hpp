@@ -73,48 +73,36 @@ inline void scores_one_token(const Matrix& q_group, const Keys& keys, Matrix& sc
       for (Eigen::Index r = 0; r < rows; ++r) scores(r, j) = q_group.row(r).dot(keys.row(j));
   }, 64);
 }
-//   out [rows, D] = p [rows, n] . values [n, D]                (the D columns split over threads)
-// Each value row is read once for all `rows` heads of the group: R rows x kWidth
-// columns of sums stay in registers (R <= 8; the group sizes of Gemma 3 are 2 and 4).
-template <int R, class Values>
-inline void weighted_values_rows(const Matrix& p, const Values& values, Matrix& out, std::int64_t c0, std::int64_t c1) {
-  constexpr int kWidth = 32;  // output columns per pass
-  const Eigen::Index n = p.cols();
-  for (std::int64_t c = c0; c < c1; c += kWidth) {
-    const int w = int(std::min<std::int64_t>(kWidth, c1 - c));
-    float acc[R][kWidth] = {};  // plain loops: the compiler vectorizes and unrolls them
-    if (w == kWidth) {
-      for (Eigen::Index j = 0; j < n; ++j) {
-        const float* v = values.row(j).data() + c;
-#pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-          const float pj = p(r, j);
-          for (int k = 0; k < kWidth; ++k) acc[r][k] += pj * v[k];
-        }
-      }
-    } else {
-      for (Eigen::Index j = 0; j < n; ++j)
-        for (int r = 0; r < R; ++r)
-          for (int k = 0; k < w; ++k) acc[r][k] += p(r, j) * values(j, c + k);
-    }
-    for (int r = 0; r < R; ++r) std::copy(acc[r], acc[r] + w, out.row(r).data() + c);
-  }
-}
+//   out [rows, D] = p [rows, n] . values [n, D]                (the keys split over threads)
+// The keys are cut into a number of parts that depends on n only (so the result does
+// not depend on the thread count); each part streams its value rows once, in order,
+// adding p(r, j) * values[j] into its own partial sums [rows, D] (they stay in L1),
+// and the partials are added in part order.
 template <class Values>
 inline void weighted_values_one_token(const Matrix& p, const Values& values, Matrix& out) {
-  const Eigen::Index rows = p.rows(), D = values.cols();
-  out.resize(rows, D);
-  default_pool().parallel_for(0, D, [&](std::int64_t c0, std::int64_t c1) {
-    switch (rows) {
-      case 1: return weighted_values_rows<1>(p, values, out, c0, c1);
-      case 2: return weighted_values_rows<2>(p, values, out, c0, c1);
-      case 4: return weighted_values_rows<4>(p, values, out, c0, c1);
-      case 8: return weighted_values_rows<8>(p, values, out, c0, c1);
-      default:
-        for (Eigen::Index r = 0; r < rows; ++r)
-          out.row(r).segment(c0, c1 - c0).noalias() = p.row(r) * values.middleCols(c0, c1 - c0);
+  const Eigen::Index rows = p.rows(), n = p.cols(), D = values.cols();
+  constexpr Eigen::Index kMinPart = 64, kMaxParts = 16;
+  const Eigen::Index part = std::max(kMinPart, (n + kMaxParts - 1) / kMaxParts);
+  const Eigen::Index parts = (n + part - 1) / part;
+  thread_local Matrix scratch;  // the calling thread's; the workers write into it through `partial`
+  Matrix& partial = scratch;    // [parts * rows, D]
+  partial.resize(parts * rows, D);
+  default_pool().parallel_for(0, parts, [&](std::int64_t a, std::int64_t b) {
+    for (std::int64_t k = a; k < b; ++k) {
+      auto acc = partial.middleRows(k * rows, rows);
+      acc.setZero();
+      for (Eigen::Index j = k * part; j < std::min(n, (k + 1) * part); ++j) {
+        const float* v = values.row(j).data();
+        for (Eigen::Index r = 0; r < rows; ++r) {
+          const float pj = p(r, j);
+          float* o = acc.row(r).data();
+          for (Eigen::Index c = 0; c < D; ++c) o[c] += pj * v[c];  // plain loop: vectorized
+        }
+      }
     }
-  }, 64);
+  }, 1);
+  out = partial.topRows(rows);
+  for (Eigen::Index k = 1; k < parts; ++k) out += partial.middleRows(k * rows, rows);
 }
 
 // Scaled dot-product attention of T queries (positions pos0 ..) over n keys whose

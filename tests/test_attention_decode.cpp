@@ -1,0 +1,82 @@
+// The decode path of grouped_query_attention (one query token: the two products
+// spread over the thread pool, attention.hpp scores_one_token and
+// weighted_values_one_token) against a plain double-precision softmax(q k^T s) v,
+// for group sizes 1, 2, 4 and 3 (the fallback), windows that cut the keys, and
+// whatever the thread count: bit for bit the same output with 1 and 3 threads.
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "catch.hpp"
+
+#include "gemma3/attention.hpp"
+#include "gemma3/kernels/thread_pool.hpp"
+
+namespace {
+
+gemma3::Matrix random_matrix(std::mt19937& rng, Eigen::Index r, Eigen::Index c) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  gemma3::Matrix m(r, c);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = nd(rng);
+  return m;
+}
+
+// out [NH * D] for the query at position `pos` over keys/values at positions 0 .. n-1.
+std::vector<double> reference(const gemma3::AttentionShape& s, const gemma3::Matrix& q, int pos,
+                              const gemma3::Matrix& keys, const gemma3::Matrix& values) {
+  const int D = s.head_dim, group = s.num_attention_heads / s.num_key_value_heads;
+  std::vector<double> out(std::size_t(s.num_attention_heads) * D, 0.0);
+  for (int h = 0; h < s.num_attention_heads; ++h) {
+    const int kv = h / group;
+    const int lo = s.sliding ? std::max(0, pos - s.sliding_window + 1) : 0;
+    std::vector<double> w;
+    double mx = -1e300;
+    for (int j = lo; j <= pos; ++j) {
+      double dot = 0.0;
+      for (int c = 0; c < D; ++c) dot += double(q(0, h * D + c)) * double(keys(j, kv * D + c));
+      w.push_back(dot * s.scale);
+      mx = std::max(mx, w.back());
+    }
+    double sum = 0.0;
+    for (double& e : w) sum += (e = std::exp(e - mx));
+    for (int j = lo; j <= pos; ++j)
+      for (int c = 0; c < D; ++c)
+        out[std::size_t(h * D + c)] += w[std::size_t(j - lo)] / sum * double(values(j, kv * D + c));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("decode attention: matches softmax(q k^T s) v, the same with 1 and 3 threads", "[model][kernels]") {
+  std::mt19937 rng(2026);
+  struct Case {
+    int heads, kv_heads, head_dim, n;
+    bool sliding;
+  };
+  for (const Case& k : {Case{4, 1, 256, 1, false}, Case{4, 1, 256, 37, false}, Case{4, 1, 256, 700, false},
+                        Case{4, 1, 256, 700, true}, Case{8, 4, 64, 2500, false}, Case{2, 1, 96, 130, false},
+                        Case{3, 1, 32, 90, true}, Case{8, 1, 32, 200, false}}) {
+    INFO("heads " << k.heads << " kv " << k.kv_heads << " D " << k.head_dim << " keys " << k.n << " sliding " << k.sliding);
+    const gemma3::AttentionShape s{k.heads, k.kv_heads, k.head_dim, 1.0f / std::sqrt(float(k.head_dim)), std::nullopt,
+                                   k.sliding, 512};
+    const gemma3::Matrix q = random_matrix(rng, 1, Eigen::Index(k.heads) * k.head_dim);
+    const gemma3::Matrix keys = random_matrix(rng, k.n, Eigen::Index(k.kv_heads) * k.head_dim);
+    const gemma3::Matrix values = random_matrix(rng, k.n, Eigen::Index(k.kv_heads) * k.head_dim);
+    const int pos = k.n - 1;
+    const std::vector<double> ref = reference(s, q, pos, keys, values);
+    gemma3::Matrix first;
+    for (int threads : {1, 3}) {
+      gemma3::set_num_threads(threads);
+      gemma3::Matrix out;
+      gemma3::grouped_query_attention(s, q, pos, keys, values, 0, out);
+      REQUIRE(out.cols() == Eigen::Index(ref.size()));
+      double err = 0.0;
+      for (Eigen::Index c = 0; c < out.cols(); ++c) err = std::max(err, std::fabs(double(out(0, c)) - ref[std::size_t(c)]));
+      CHECK(err < 2e-5);
+      if (threads == 1) first = out;
+      else CHECK(out == first);
+    }
+    gemma3::set_num_threads(1);
+  }
+}
