@@ -8,6 +8,7 @@
 
 #include "catch.hpp"
 
+#include "gemma3/kernels/argmax.hpp"
 #include "gemma3/kernels/gelu.hpp"
 #include "gemma3/kernels/matmul.hpp"
 #include "gemma3/kernels/softmax.hpp"
@@ -280,4 +281,35 @@ TEST_CASE("softmax exponentials: AVX2 twin within 3e-7 of std::exp, tails, the s
     for (int i = 0; i < n; ++i) CHECK(std::fabs(got[std::size_t(i)] - ref[std::size_t(i)]) <= 3e-7f * ref[std::size_t(i)] + 1e-38f);
     CHECK(std::fabs(got_sum - exact_sum) <= 1e-6 * exact_sum);
   }
+}
+
+TEST_CASE("argmax: the AVX2 twin equals the scalar one: ties, NaN, -inf, tails", "[kernels]") {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  std::vector<std::vector<float>> cases = {
+      {1, 3, 3, 2}, {nan, -1, nan}, {nan, nan}, {-inf, -inf, -inf}, {-inf, nan, -inf}, {5}, {nan, 2, 9, nan, 9, 1, 0, 9, 9}};
+  for (std::size_t n : {7u, 8u, 9u, 63u, 64u, 1000u, 262144u}) {
+    std::vector<float> x(n);
+    for (float& v : x) v = nd(rng);
+    cases.push_back(x);
+    x[n / 3] = 50.0f;  // a tie: the first one wins
+    x[n - 1] = 50.0f;
+    cases.push_back(x);
+    for (std::size_t i = 0; i < n; i += 3) x[i] = nan;
+    cases.push_back(x);
+    x.back() = inf;  // +inf in the tail
+    cases.push_back(x);
+  }
+  for (const std::vector<float>& x : cases) {
+    INFO("n " << x.size());
+    const std::size_t ref = gemma3::kernels::argmax_scalar(x.data(), x.size());
+    const bool all_nan = std::all_of(x.begin(), x.end(), [](float v) { return std::isnan(v); });
+    CHECK(std::isnan(x[ref]) == all_nan);
+    CHECK(std::none_of(x.begin(), x.end(), [&](float v) { return v > x[ref]; }));
+    CHECK(std::none_of(x.begin(), x.begin() + std::ptrdiff_t(ref), [&](float v) { return v == x[ref]; }));
+    if (gemma3::isa_available(gemma3::Isa::avx2)) CHECK(gemma3::argmax(x.data(), x.size(), gemma3::Isa::avx2) == ref);
+    CHECK(gemma3::argmax(x.data(), x.size(), gemma3::Isa::scalar) == ref);
+  }
+  CHECK(gemma3::kernels::argmax_scalar(cases[2].data(), 2) == 0);  // all NaN: 0
 }

@@ -29,6 +29,8 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/argmax.hpp"
+
 namespace gemma3 {
 
 // splitmix64: one step of Vigna's seed expander; also turns any seed into xoshiro's state.
@@ -83,19 +85,8 @@ struct SamplingOptions {
 };
 
 // Index of the largest logit (the first one on ties; NaN never wins). n must be >= 1.
-inline int argmax(const float* logits, std::size_t n) {
-  if (n == 0) throw std::invalid_argument("argmax: no logits");
-  std::size_t best = 0;
-  float best_v = -std::numeric_limits<float>::infinity();
-  bool found = false;
-  for (std::size_t i = 0; i < n; ++i)
-    if (!std::isnan(logits[i]) && (!found || logits[i] > best_v)) {
-      best = i;
-      best_v = logits[i];
-      found = true;
-    }
-  return int(best);
-}
+// (kernels/argmax.hpp: a scalar and an AVX2 twin; this picks by the active Isa.)
+inline int argmax(const float* logits, std::size_t n) { return int(argmax(logits, n, active_isa())); }
 
 class Sampler {
  public:
