@@ -90,6 +90,46 @@ class Gemma3ForCausalLM {
   // (Logits::all) or [1, vocab_size] (Logits::last). `images`: see ImageTokens.
   Matrix forward(const std::vector<int>& input_ids, KVCache& cache, Logits which = Logits::all,
                  ForwardTrace* trace = nullptr, const ImageTokens* images = nullptr) const {
+    const Matrix h = final_hidden(input_ids, cache, trace, images);  // [T, hidden_size]
+    Matrix logits;  // [T or 1, vocab_size]
+    if (which == Logits::last) {
+      const Matrix last = h.bottomRows(1);
+      linear(weights_.embed_tokens, last, logits);
+    } else {
+      linear(weights_.embed_tokens, h, logits);
+    }
+    softcap_logits(logits.data(), logits.size());
+    return logits;
+  }
+
+  // The prompt at once; logits of its last token [vocab_size].
+  Vector prefill(const std::vector<int>& input_ids, KVCache& cache) const { return last_logits(input_ids, cache); }
+
+  // One token; its logits [vocab_size].
+  Vector decode(int token_id, KVCache& cache) const { return last_logits({token_id}, cache); }
+
+ private:
+  // The logits of the last token, made in place (no [1, vocab] matrix to copy: 1 MB
+  // per decoded token at Gemma 3's vocabulary).
+  Vector last_logits(const std::vector<int>& input_ids, KVCache& cache) const {
+    const Matrix h = final_hidden(input_ids, cache, nullptr, nullptr);
+    Vector logits(weights_.embed_tokens.rows);
+    matvec(weights_.embed_tokens, h.row(h.rows() - 1).data(), logits.data());
+    softcap_logits(logits.data(), logits.size());
+    return logits;
+  }
+
+  // final_logit_softcapping, when the config sets it: x -> c tanh(x / c).
+  void softcap_logits(float* x, Eigen::Index n) const {
+    if (!config_.final_logit_softcapping) return;
+    const float c = float(*config_.final_logit_softcapping);
+    for (Eigen::Index i = 0; i < n; ++i) x[i] = c * std::tanh(x[i] / c);
+  }
+
+  // Embedding, every decoder layer (the cache advances by T) and the final norm:
+  // the hidden states [T, hidden_size] the tied LM head reads.
+  Matrix final_hidden(const std::vector<int>& input_ids, KVCache& cache, ForwardTrace* trace,
+                      const ImageTokens* images) const {
     const int T = int(input_ids.size());
     const int pos0 = cache.length();
     if (T == 0) throw std::invalid_argument("forward: input_ids is empty");
@@ -119,32 +159,9 @@ class Gemma3ForCausalLM {
 
     rms_norm_rows(h, weights_.norm, float(config_.rms_norm_eps));
     if (trace) trace->final_hidden = h;
-
-    Matrix logits;  // [T or 1, vocab_size]
-    if (which == Logits::last) {
-      const Matrix last = h.bottomRows(1);
-      linear(weights_.embed_tokens, last, logits);
-    } else {
-      linear(weights_.embed_tokens, h, logits);
-    }
-    if (config_.final_logit_softcapping) {
-      const float c = float(*config_.final_logit_softcapping);
-      logits = logits.unaryExpr([c](float x) { return c * std::tanh(x / c); });
-    }
-    return logits;
+    return h;
   }
 
-  // The prompt at once; logits of its last token [vocab_size].
-  Vector prefill(const std::vector<int>& input_ids, KVCache& cache) const {
-    return forward(input_ids, cache, Logits::last).row(0).transpose();
-  }
-
-  // One token; its logits [vocab_size].
-  Vector decode(int token_id, KVCache& cache) const {
-    return forward({token_id}, cache, Logits::last).row(0).transpose();
-  }
-
- private:
   // h's rows at image soft tokens (group id >= 0), in order, become the image features.
   void place_image_features(const ImageTokens& images, Matrix& h) const {
     const Eigen::Index T = h.rows();
