@@ -263,3 +263,50 @@ TEST_CASE("q16 matvec: each row is the q16 dot, whatever the thread count", "[qu
     }
   }
 }
+
+TEST_CASE("linear_many: bit for bit linear() of each weight, one token or many, any thread count", "[quant][q16][kernels]") {
+  IsaGuard guard;
+  Rng rng(1900);
+  const std::int64_t n = 512;
+  // q/k/v-like: three quantized weights of different types and heights, and an f32 one
+  const DType types[] = {DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::F32};
+  const std::int64_t heights[] = {300, 77, 256, 40};
+  std::vector<std::vector<unsigned char>> bytes;
+  std::vector<gemma3::Weight> W;
+  for (int i = 0; i < 4; ++i) {
+    if (types[i] == DType::F32) {
+      const std::vector<float> f = quant_test::random_floats(std::size_t(heights[i] * n), rng, 0.1f);
+      bytes.emplace_back(reinterpret_cast<const unsigned char*>(f.data()),
+                         reinterpret_cast<const unsigned char*>(f.data() + f.size()));
+    } else {
+      bytes.push_back(quant_test::random_blocks(types[i], heights[i], n, rng));
+    }
+  }
+  for (int i = 0; i < 4; ++i) W.push_back(quant_test::weight_view(types[i], heights[i], n, bytes[std::size_t(i)]));
+  for (Isa isa : {Isa::avx512, Isa::avx2}) {
+    if (!gemma3::isa_available(isa)) continue;
+    gemma3::set_isa(isa);
+    for (int T : {1, 3})
+      for (int threads : {1, 3}) {
+        INFO("isa " << gemma3::isa_name(isa) << " T " << T << " threads " << threads);
+        gemma3::set_num_threads(threads);
+        gemma3::Matrix X(T, n);
+        const std::vector<float> x = activations(T * n, rng);
+        std::copy(x.begin(), x.end(), X.data());
+        gemma3::Matrix a, b, c, d, ra, rb, rc, rd;
+        gemma3::linear_many(X, {{&W[0], &a}, {&W[1], &b}, {&W[2], &c}});  // fused for T = 1 on avx512
+        gemma3::linear_many(X, {{&W[0], &d}, {&W[3], &rd}});              // an f32 weight: one by one
+        gemma3::linear(W[0], X, ra);
+        gemma3::linear(W[1], X, rb);
+        gemma3::linear(W[2], X, rc);
+        CHECK(a == ra);
+        CHECK(b == rb);
+        CHECK(c == rc);
+        CHECK(d == ra);
+        gemma3::Matrix r3;
+        gemma3::linear(W[3], X, r3);
+        CHECK(rd == r3);
+      }
+  }
+  gemma3::set_num_threads(1);
+}

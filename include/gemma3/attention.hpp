@@ -190,9 +190,7 @@ inline void gemma3_attention(const Gemma3TextConfig& c, bool sliding, const Gemm
   const int D = c.head_dim;
   const float eps = float(c.rms_norm_eps);
   Matrix q, k, v;  // [T, NH * D], [T, KV * D], [T, KV * D]
-  linear(w.q_proj, x, q);
-  linear(w.k_proj, x, k);
-  linear(w.v_proj, x, v);
+  linear_many(x, {{&w.q_proj, &q}, {&w.k_proj, &k}, {&w.v_proj, &v}});  // = linear() of each, one job for one token
   rms_norm_heads(q, D, w.q_norm, eps);  // QK-norm comes before RoPE
   rms_norm_heads(k, D, w.k_norm, eps);
   rope.apply(q, pos0);

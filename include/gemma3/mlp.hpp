@@ -27,8 +27,7 @@ struct Gemma3MLPWeights {
 // out [T, hidden] = MLP(x [T, hidden])
 inline void gemma3_mlp(const Gemma3MLPWeights& w, const Matrix& x, Matrix& out) {
   Matrix gate, up;       // [T, intermediate_size]
-  linear(w.gate_proj, x, gate);
-  linear(w.up_proj, x, up);
+  linear_many(x, {{&w.gate_proj, &gate}, {&w.up_proj, &up}});  // = linear(gate_proj, x, gate); linear(up_proj, x, up)
   gelu_tanh_mul(gate.data(), up.data(), gate.size());  // gate = gelu_tanh(gate) * up
   linear(w.down_proj, gate, out);
 }

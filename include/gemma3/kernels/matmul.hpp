@@ -62,8 +62,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../quant/q16.hpp"
@@ -336,6 +338,50 @@ inline void linear(const Weight& W, const Matrix& X, Matrix& Y) {
   } else {
     matmul(W, X, Y);
   }
+}
+
+// Several weights that read the same input: (*Y_i) = X . W_i^T for each pair
+// (W_i, Y_i), as linear() does one by one. For one token on the int16 path
+// (quantized weights, Isa::avx512) x is quantized once and the rows of all the
+// weights are one parallel job: one wake-up of the pool instead of one per weight
+// (decode: q/k/v, gate/up). Every row is the same dot as in matvec, so the results are
+// bit for bit linear()'s.
+inline void linear_many(const Matrix& X, std::initializer_list<std::pair<const Weight*, Matrix*>> jobs) {
+  const Isa isa = active_isa();
+  bool fused = X.rows() == 1 && jobs.size() > 1;
+  for (const auto& j : jobs) fused = fused && detail::use_q16(*j.first, isa) && j.first->cols == X.cols();
+  if (!fused) {
+    for (const auto& j : jobs) linear(*j.first, X, *j.second);
+    return;
+  }
+  struct Part {
+    const Weight* W;
+    float* y;
+    quant::Q16RowsFn dot_rows;
+    std::int64_t first;  // its rows are first .. first + W->rows - 1 of the joint row range
+  };
+  std::vector<Part> parts;
+  std::int64_t rows = 0, bytes = 0;
+  for (const auto& j : jobs) {
+    detail::check_weight(*j.first, "linear_many");
+    j.second->resize(1, j.first->rows);
+    parts.push_back({j.first, j.second->data(), quant::q16_dot_rows(j.first->dtype, isa), rows});
+    rows += j.first->rows;
+    bytes += std::int64_t(j.first->row_bytes()) * j.first->rows;
+  }
+  const std::int64_t cols = X.cols();
+  const quant::Q16Row xq = detail::quantize_q16(X.data(), 1, cols, isa).row(0, cols);
+  // rows per chunk as rows_per_chunk() would pick for one weight of the average row size
+  const std::int64_t avg_row = std::max<std::int64_t>(1, bytes / std::max<std::int64_t>(1, rows));
+  const std::int64_t grain = std::int64_t(bytes) < std::int64_t(detail::kParallelMinBytes)
+                                 ? rows
+                                 : std::max<std::int64_t>(1, std::int64_t(detail::kChunkMinBytes) / avg_row);
+  default_pool().parallel_for(0, rows, [&](std::int64_t r0, std::int64_t r1) {
+    for (const Part& p : parts) {  // the piece of [r0, r1) that falls in each weight
+      const std::int64_t a = std::max(r0, p.first), b = std::min(r1, p.first + p.W->rows);
+      if (a < b) p.dot_rows(p.W->row_ptr(a - p.first), p.W->row_bytes(), b - a, xq, cols, p.y + (a - p.first));
+    }
+  }, grain);
 }
 
 }  // namespace gemma3
