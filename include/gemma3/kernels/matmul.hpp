@@ -165,9 +165,9 @@ inline Q16Scratch& scratch_q16() {
   thread_local Q16Scratch b;
   return b;
 }
-// X [T, n] -> int16 activations in the calling thread's scratch; for one token (matvec)
-// also their byte split (quant::split_q16_bytes) for the byte kernels.
-inline const Q16Scratch& quantize_q16(const float* X, std::int64_t T, std::int64_t n, Isa isa) {
+// X [T, n] -> int16 activations in the calling thread's scratch; with `split` (one
+// token, matvec) also their byte split (quant::split_q16_bytes) for the byte kernels.
+inline const Q16Scratch& quantize_q16(const float* X, std::int64_t T, std::int64_t n, Isa isa, bool split = false) {
   Q16Scratch& b = scratch_q16();
   b.q.resize(std::size_t(T * n));
   b.d.resize(std::size_t(T * (n / quant::QK)));
@@ -176,7 +176,7 @@ inline const Q16Scratch& quantize_q16(const float* X, std::int64_t T, std::int64
     quant::quantize_row_q16(X + t * n, b.q.data() + t * n, b.d.data() + t * (n / quant::QK),
                             b.s.data() + t * (n / quant::QK), n, isa);
   b.hi.clear();
-  if (T == 1) {
+  if (split && T == 1) {
     b.hi.resize(std::size_t(n));
     b.lo.resize(std::size_t(n));
     b.pair.resize(std::size_t(quant::q16_pair_floats(n)));
@@ -214,7 +214,7 @@ inline void matvec(const Weight& W, const float* x, float* y, Isa isa, ThreadPoo
   const std::int64_t cols = W.cols, grain = detail::rows_per_chunk(W);
 
   if (detail::use_q16(W, isa)) {  // int16 activations, VNNI dots (quant/q16.hpp)
-    const quant::Q16Row xq = detail::quantize_q16(x, 1, cols, isa).row(0, cols);
+    const quant::Q16Row xq = detail::quantize_q16(x, 1, cols, isa, quant::q16_uses_bytes(W.dtype)).row(0, cols);
     const quant::Q16RowsFn dot_rows = quant::q16_dot_rows(W.dtype, isa);
     const std::size_t row_bytes = W.row_bytes();
     pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
@@ -362,7 +362,9 @@ inline void linear_many(const Matrix& X, std::initializer_list<std::pair<const W
   };
   std::vector<Part> parts;
   std::int64_t rows = 0, bytes = 0;
+  bool split = false;
   for (const auto& j : jobs) {
+    split = split || quant::q16_uses_bytes(j.first->dtype);
     detail::check_weight(*j.first, "linear_many");
     j.second->resize(1, j.first->rows);
     parts.push_back({j.first, j.second->data(), quant::q16_dot_rows(j.first->dtype, isa), rows});
@@ -370,7 +372,7 @@ inline void linear_many(const Matrix& X, std::initializer_list<std::pair<const W
     bytes += std::int64_t(j.first->row_bytes()) * j.first->rows;
   }
   const std::int64_t cols = X.cols();
-  const quant::Q16Row xq = detail::quantize_q16(X.data(), 1, cols, isa).row(0, cols);
+  const quant::Q16Row xq = detail::quantize_q16(X.data(), 1, cols, isa, split).row(0, cols);
   // rows per chunk as rows_per_chunk() would pick for one weight of the average row size
   const std::int64_t avg_row = std::max<std::int64_t>(1, bytes / std::max<std::int64_t>(1, rows));
   const std::int64_t grain = std::int64_t(bytes) < std::int64_t(detail::kParallelMinBytes)

@@ -242,6 +242,12 @@ inline void unpack_q16_row_scalar(DType t, const void* row, std::int64_t n, std:
 // Whether dtype t has int16-activation kernels (every GGUF block type).
 inline bool has_q16_kernels(DType t) { return dtype_is_quantized(t); }
 
+// Whether the avx512 dot of dtype t uses the byte split of x when the row carries it
+// (the byte kernels); the other types read only q, d and s.
+inline bool q16_uses_bytes(DType t) {
+  return t == DType::Q5_0 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
+}
+
 #if GEMMA3_HAVE_X86_SIMD
 namespace avx512 {
 
