@@ -14,9 +14,9 @@
 //   the model                       model.hpp           Gemma3ForCausalLM::forward / prefill / decode
 //   checkpoint folder               checkpoint.hpp      load_hf_model
 //   safetensors                     safetensors.hpp     SafetensorsFile
-//   weights and matmul kernels      kernels/            Weight, matvec, matmul, linear, set_num_threads
+//   weights and matmul kernels      kernels/            Weight, matvec, matmul, linear, linear_many, set_num_threads
 //   GGUF blocks (Q4_K, Q8_0, ...)   quant/              dequantize_row_*, dot products
-//   int16 activations (AVX-512)     quant/q16.hpp       quantize_row_q16, q16_dot
+//   int16 activations (AVX-512)     quant/q16.hpp       quantize_row_q16, split_q16_bytes, q16_dot
 //   prefill GEMM on int16           kernels/gemm_q16.hpp matmul_q16_avx512
 //   GELU-tanh, softmax exp (SIMD)   kernels/gelu.hpp    gelu_tanh_mul;  kernels/softmax.hpp exp_shift_sum
 //   GGUF files                      gguf.hpp            GgufFile
@@ -27,6 +27,7 @@
 //                                   tokenizer_files.hpp tokenizer_from_vocabulary, load_sentencepiece_model
 //   chat template                   chat.hpp            apply_chat_template, encode_chat
 //   sampling                        sampler.hpp         Sampler, SamplingOptions
+//   greedy argmax (SIMD)            kernels/argmax.hpp  argmax
 //   generation loop, streaming      generate.hpp        generate
 //   vision (4B and up)              vision/vision.hpp   (its own umbrella; needs nothing extra)
 #pragma once
