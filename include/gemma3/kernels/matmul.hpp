@@ -167,14 +167,22 @@ inline Q16Scratch& scratch_q16() {
 }
 // X [T, n] -> int16 activations in the calling thread's scratch; with `split` (one
 // token, matvec) also their byte split (quant::split_q16_bytes) for the byte kernels.
-inline const Q16Scratch& quantize_q16(const float* X, std::int64_t T, std::int64_t n, Isa isa, bool split = false) {
+// Many rows (prefill) are split over `pool` (the default pool when null).
+inline const Q16Scratch& quantize_q16(const float* X, std::int64_t T, std::int64_t n, Isa isa, bool split = false,
+                                      ThreadPool* pool = nullptr) {
   Q16Scratch& b = scratch_q16();
   b.q.resize(std::size_t(T * n));
   b.d.resize(std::size_t(T * (n / quant::QK)));
   b.s.resize(b.d.size());
-  for (std::int64_t t = 0; t < T; ++t)
-    quant::quantize_row_q16(X + t * n, b.q.data() + t * n, b.d.data() + t * (n / quant::QK),
-                            b.s.data() + t * (n / quant::QK), n, isa);
+  std::int16_t* q = b.q.data();
+  float* d = b.d.data();
+  float* s = b.s.data();
+  auto rows = [&](std::int64_t t0, std::int64_t t1) {  // the rows are independent: split over the pool
+    for (std::int64_t t = t0; t < t1; ++t)
+      quant::quantize_row_q16(X + t * n, q + t * n, d + t * (n / quant::QK), s + t * (n / quant::QK), n, isa);
+  };
+  if (T >= 32) (pool ? *pool : default_pool()).parallel_for(0, T, rows, 16);
+  else rows(0, T);
   b.hi.clear();
   if (split && T == 1) {
     b.hi.resize(std::size_t(n));
@@ -184,6 +192,14 @@ inline const Q16Scratch& quantize_q16(const float* X, std::int64_t T, std::int64
     quant::split_q16_bytes(b.q.data(), b.d.data(), n, b.hi.data(), b.lo.data(), b.pair.data(), b.sum16.data(), isa);
   }
   return b;
+}
+
+// Y [T, W.rows] = Xq . W^T on the int16 GEMM, the pool splitting W's rows in whole 16-row tiles.
+inline void matmul_q16(const Weight& W, const Q16Matrix& Xq, float* Y, std::int64_t grain, ThreadPool& pool) {
+  const std::int64_t tiles = (W.rows + 15) / 16;
+  pool.parallel_for(0, tiles, [&](std::int64_t t0, std::int64_t t1) {
+    matmul_q16_avx512(W, Xq, Y, W.rows, t0 * 16, std::min(W.rows, t1 * 16));
+  }, std::max<std::int64_t>(1, grain / 16));
 }
 
 // Whether quantized weights take the int16-activation kernels (quant/q16.hpp).
@@ -283,13 +299,8 @@ inline void matmul(const Weight& W, const Matrix& X, Matrix& Y, Isa isa, ThreadP
   }
 
   if (detail::use_q16(W, isa)) {  // int16 activations, VNNI GEMM on packed tiles (kernels/gemm_q16.hpp)
-    const detail::Q16Scratch& xq = detail::quantize_q16(X.data(), T, cols, isa);
-    const Q16Matrix Xq{xq.q.data(), xq.d.data(), xq.s.data(), T, cols};
-    float* out = Y.data();
-    const std::int64_t tiles = (W.rows + 15) / 16;  // split over whole 16-row tiles
-    pool.parallel_for(0, tiles, [&](std::int64_t t0, std::int64_t t1) {
-      matmul_q16_avx512(W, Xq, out, W.rows, t0 * 16, std::min(W.rows, t1 * 16));
-    }, std::max<std::int64_t>(1, grain / 16));
+    const detail::Q16Scratch& xq = detail::quantize_q16(X.data(), T, cols, isa, false, &pool);
+    detail::matmul_q16(W, Q16Matrix{xq.q.data(), xq.d.data(), xq.s.data(), T, cols}, Y.data(), grain, pool);
     return;
   }
 
@@ -341,17 +352,29 @@ inline void linear(const Weight& W, const Matrix& X, Matrix& Y) {
 }
 
 // Several weights that read the same input: (*Y_i) = X . W_i^T for each pair
-// (W_i, Y_i), as linear() does one by one. For one token on the int16 path
-// (quantized weights, Isa::avx512) x is quantized once and the rows of all the
-// weights are one parallel job: one wake-up of the pool instead of one per weight
-// (decode: q/k/v, gate/up). Every row is the same dot as in matvec, so the results are
-// bit for bit linear()'s.
+// (W_i, Y_i), as linear() does one by one. On the int16 path (quantized weights,
+// Isa::avx512) X is quantized once for all of them; for one token the rows of all the
+// weights are also one parallel job: one wake-up of the pool instead of one per weight
+// (decode: q/k/v, gate/up). Every output is computed as linear() computes it, so the
+// results are bit for bit linear()'s.
 inline void linear_many(const Matrix& X, std::initializer_list<std::pair<const Weight*, Matrix*>> jobs) {
   const Isa isa = active_isa();
-  bool fused = X.rows() == 1 && jobs.size() > 1;
+  bool fused = jobs.size() > 1;
   for (const auto& j : jobs) fused = fused && detail::use_q16(*j.first, isa) && j.first->cols == X.cols();
   if (!fused) {
     for (const auto& j : jobs) linear(*j.first, X, *j.second);
+    return;
+  }
+  if (X.rows() > 1) {  // many tokens: X quantized once, then each weight's int16 GEMM (as matmul)
+    const std::int64_t T = X.rows();
+    const detail::Q16Scratch& xq = detail::quantize_q16(X.data(), T, X.cols(), isa);
+    const Q16Matrix Xq{xq.q.data(), xq.d.data(), xq.s.data(), T, X.cols()};
+    for (const auto& j : jobs) {
+      detail::check_weight(*j.first, "linear_many");
+      j.second->resize(T, j.first->rows);
+      const std::int64_t grain = std::max(detail::rows_per_chunk(*j.first, T), detail::kRowBlock);
+      detail::matmul_q16(*j.first, Xq, j.second->data(), grain, default_pool());
+    }
     return;
   }
   struct Part {
