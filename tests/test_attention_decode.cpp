@@ -1,9 +1,11 @@
 // The decode path of grouped_query_attention (one query token: the two products
 // spread over the thread pool, attention.hpp scores_one_token and
 // weighted_values_one_token) against a plain double-precision softmax(q k^T s) v,
-// for group sizes 1, 2, 4 and 3 (the fallback), windows that cut the keys, and
-// whatever the thread count: bit for bit the same output with 1 and 3 threads.
+// for group sizes 1 to 8, windows that cut the keys, with and without a logit
+// soft-cap, and whatever the thread count: bit for bit the same output with 1 and 3
+// threads.
 #include <cmath>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -34,7 +36,9 @@ std::vector<double> reference(const gemma3::AttentionShape& s, const gemma3::Mat
     for (int j = lo; j <= pos; ++j) {
       double dot = 0.0;
       for (int c = 0; c < D; ++c) dot += double(q(0, h * D + c)) * double(keys(j, kv * D + c));
-      w.push_back(dot * s.scale);
+      double z = dot * s.scale;
+      if (s.softcap) z = *s.softcap * std::tanh(z / *s.softcap);
+      w.push_back(z);
       mx = std::max(mx, w.back());
     }
     double sum = 0.0;
@@ -53,12 +57,16 @@ TEST_CASE("decode attention: matches softmax(q k^T s) v, the same with 1 and 3 t
   struct Case {
     int heads, kv_heads, head_dim, n;
     bool sliding;
+    double softcap;  // 0: none
   };
-  for (const Case& k : {Case{4, 1, 256, 1, false}, Case{4, 1, 256, 37, false}, Case{4, 1, 256, 700, false},
-                        Case{4, 1, 256, 700, true}, Case{8, 4, 64, 2500, false}, Case{2, 1, 96, 130, false},
-                        Case{3, 1, 32, 90, true}, Case{8, 1, 32, 200, false}}) {
-    INFO("heads " << k.heads << " kv " << k.kv_heads << " D " << k.head_dim << " keys " << k.n << " sliding " << k.sliding);
-    const gemma3::AttentionShape s{k.heads, k.kv_heads, k.head_dim, 1.0f / std::sqrt(float(k.head_dim)), std::nullopt,
+  for (const Case& k : {Case{4, 1, 256, 1, false, 0}, Case{4, 1, 256, 37, false, 0}, Case{4, 1, 256, 700, false, 0},
+                        Case{4, 1, 256, 700, true, 0}, Case{8, 4, 64, 2500, false, 0}, Case{2, 1, 96, 130, false, 0},
+                        Case{3, 1, 32, 90, true, 0}, Case{8, 1, 32, 200, false, 0}, Case{4, 1, 64, 600, true, 5.0},
+                        Case{2, 1, 64, 300, false, 5.0}}) {
+    INFO("heads " << k.heads << " kv " << k.kv_heads << " D " << k.head_dim << " keys " << k.n << " sliding " << k.sliding
+                  << " softcap " << k.softcap);
+    const std::optional<double> cap = k.softcap > 0 ? std::optional<double>(k.softcap) : std::nullopt;
+    const gemma3::AttentionShape s{k.heads, k.kv_heads, k.head_dim, 1.0f / std::sqrt(float(k.head_dim)), cap,
                                    k.sliding, 512};
     const gemma3::Matrix q = random_matrix(rng, 1, Eigen::Index(k.heads) * k.head_dim);
     const gemma3::Matrix keys = random_matrix(rng, k.n, Eigen::Index(k.kv_heads) * k.head_dim);
