@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import importlib.util
 import json
 import os
 import platform
@@ -159,22 +160,19 @@ def measure_bandwidth(gib: float = 1.0, passes: int = 5, threads_list=(1, 2)) ->
     return res
 
 
+def _page_cache_script():
+    """scripts/page-cache.py as a module (its smaps reader)."""
+    spec = importlib.util.spec_from_file_location("page_cache", os.path.join(REPO, "scripts", "page-cache.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def huge_mapped_mib(path: str) -> float:
     """MiB of `path` that this process maps with 2 MiB pages now (FilePmdMapped in /proc/self/smaps); -1 if unknown."""
     real = os.path.realpath(path)
-    try:
-        with open("/proc/self/smaps") as f:
-            inside, found, kib = False, False, 0
-            for line in f:
-                head = line.split(" ", 1)[0]
-                if "-" in head and all(c in "0123456789abcdef-" for c in head):
-                    inside = line.rstrip("\n").endswith(" " + real)
-                    found = found or inside
-                elif inside and line.startswith("FilePmdMapped:"):
-                    kib += int(line.split()[1])
-        return kib / 1024 if found else -1.0
-    except OSError:
-        return -1.0
+    kib = _page_cache_script().smaps_pmd_kib(lambda line: line.endswith(" " + real))
+    return kib / 1024 if kib >= 0 else -1.0
 
 
 def prepare_page_cache(path: str) -> str:

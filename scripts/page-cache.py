@@ -25,21 +25,29 @@ import sys
 HUGE = 2 << 20
 
 
-def pmd_mapped_bytes(start: int) -> int:
-    """FilePmdMapped of this process's mapping that starts at `start` (bytes), -1 if not found."""
+def smaps_pmd_kib(matches) -> int:
+    """Sum of FilePmdMapped (KiB) over this process's mappings whose /proc/self/smaps header line
+    ("start-end perms offset dev inode path") satisfies matches(line); -1 if none does or smaps is unreadable.
+    (bench/compare_llamacpp.py uses it too.)"""
     try:
         with open("/proc/self/smaps") as f:
             inside, found, kib = False, False, 0
             for line in f:
                 head = line.split(" ", 1)[0]
                 if "-" in head and all(c in "0123456789abcdef-" for c in head):
-                    inside = int(head.split("-")[0], 16) == start
+                    inside = matches(line.rstrip("\n"))
                     found = found or inside
                 elif inside and line.startswith("FilePmdMapped:"):
                     kib += int(line.split()[1])
-            return kib * 1024 if found else -1
+            return kib if found else -1
     except OSError:
         return -1
+
+
+def pmd_mapped_bytes(start: int) -> int:
+    """FilePmdMapped of this process's mapping that starts at `start` (bytes), -1 if not found."""
+    kib = smaps_pmd_kib(lambda line: int(line.split("-", 1)[0], 16) == start)
+    return kib * 1024 if kib >= 0 else -1
 
 
 def touch_and_report(path: str) -> str:
