@@ -49,6 +49,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "common.hpp"
 #include "q4_0.hpp"
@@ -643,63 +644,45 @@ inline void dot_q16_rows_scalar_of(const void* rows, std::size_t row_bytes, std:
 }
 }  // namespace detail
 
+namespace detail {
+// pick(std::integral_constant<DType, T>{}) for the GGUF block type t, nullptr for the
+// plain dtypes: the one table behind q16_dot and q16_dot_rows.
+template <class Fn, class Pick>
+inline Fn by_block_type(DType t, Pick pick) {
+  switch (t) {
+    case DType::Q8_0: return pick(std::integral_constant<DType, DType::Q8_0>{});
+    case DType::Q4_0: return pick(std::integral_constant<DType, DType::Q4_0>{});
+    case DType::Q4_1: return pick(std::integral_constant<DType, DType::Q4_1>{});
+    case DType::Q5_0: return pick(std::integral_constant<DType, DType::Q5_0>{});
+    case DType::Q5_1: return pick(std::integral_constant<DType, DType::Q5_1>{});
+    case DType::Q4_K: return pick(std::integral_constant<DType, DType::Q4_K>{});
+    case DType::Q5_K: return pick(std::integral_constant<DType, DType::Q5_K>{});
+    case DType::Q6_K: return pick(std::integral_constant<DType, DType::Q6_K>{});
+    default: return nullptr;
+  }
+}
+}  // namespace detail
+
 // The int16-activation dot of dtype t for `isa`: the avx512 twin under Isa::avx512,
 // the scalar reference under any other Isa; nullptr for the plain dtypes.
 inline Q16DotFn q16_dot(DType t, Isa isa) {
 #if GEMMA3_HAVE_X86_SIMD
-  if (isa == Isa::avx512) switch (t) {
-      case DType::Q8_0: return avx512::dot_q16<DType::Q8_0>;
-      case DType::Q4_0: return avx512::dot_q16<DType::Q4_0>;
-      case DType::Q4_1: return avx512::dot_q16<DType::Q4_1>;
-      case DType::Q5_0: return avx512::dot_q16<DType::Q5_0>;
-      case DType::Q5_1: return avx512::dot_q16<DType::Q5_1>;
-      case DType::Q4_K: return avx512::dot_q16<DType::Q4_K>;
-      case DType::Q5_K: return avx512::dot_q16<DType::Q5_K>;
-      case DType::Q6_K: return avx512::dot_q16<DType::Q6_K>;
-      default: return nullptr;
-    }
+  if (isa == Isa::avx512)
+    return detail::by_block_type<Q16DotFn>(t, [](auto T) -> Q16DotFn { return avx512::dot_q16<decltype(T)::value>; });
 #endif
   (void)isa;
-  switch (t) {
-    case DType::Q8_0: return detail::dot_q16_scalar_of<DType::Q8_0>;
-    case DType::Q4_0: return detail::dot_q16_scalar_of<DType::Q4_0>;
-    case DType::Q4_1: return detail::dot_q16_scalar_of<DType::Q4_1>;
-    case DType::Q5_0: return detail::dot_q16_scalar_of<DType::Q5_0>;
-    case DType::Q5_1: return detail::dot_q16_scalar_of<DType::Q5_1>;
-    case DType::Q4_K: return detail::dot_q16_scalar_of<DType::Q4_K>;
-    case DType::Q5_K: return detail::dot_q16_scalar_of<DType::Q5_K>;
-    case DType::Q6_K: return detail::dot_q16_scalar_of<DType::Q6_K>;
-    default: return nullptr;
-  }
+  return detail::by_block_type<Q16DotFn>(t, [](auto T) -> Q16DotFn { return detail::dot_q16_scalar_of<decltype(T)::value>; });
 }
 
 // The many-row form of q16_dot: the avx512 twin under Isa::avx512, else the scalar one.
 inline Q16RowsFn q16_dot_rows(DType t, Isa isa) {
 #if GEMMA3_HAVE_X86_SIMD
-  if (isa == Isa::avx512) switch (t) {
-      case DType::Q8_0: return avx512::dot_q16_rows<DType::Q8_0>;
-      case DType::Q4_0: return avx512::dot_q16_rows<DType::Q4_0>;
-      case DType::Q4_1: return avx512::dot_q16_rows<DType::Q4_1>;
-      case DType::Q5_0: return avx512::dot_q16_rows<DType::Q5_0>;
-      case DType::Q5_1: return avx512::dot_q16_rows<DType::Q5_1>;
-      case DType::Q4_K: return avx512::dot_q16_rows<DType::Q4_K>;
-      case DType::Q5_K: return avx512::dot_q16_rows<DType::Q5_K>;
-      case DType::Q6_K: return avx512::dot_q16_rows<DType::Q6_K>;
-      default: return nullptr;
-    }
+  if (isa == Isa::avx512)
+    return detail::by_block_type<Q16RowsFn>(t, [](auto T) -> Q16RowsFn { return avx512::dot_q16_rows<decltype(T)::value>; });
 #endif
   (void)isa;
-  switch (t) {
-    case DType::Q8_0: return detail::dot_q16_rows_scalar_of<DType::Q8_0>;
-    case DType::Q4_0: return detail::dot_q16_rows_scalar_of<DType::Q4_0>;
-    case DType::Q4_1: return detail::dot_q16_rows_scalar_of<DType::Q4_1>;
-    case DType::Q5_0: return detail::dot_q16_rows_scalar_of<DType::Q5_0>;
-    case DType::Q5_1: return detail::dot_q16_rows_scalar_of<DType::Q5_1>;
-    case DType::Q4_K: return detail::dot_q16_rows_scalar_of<DType::Q4_K>;
-    case DType::Q5_K: return detail::dot_q16_rows_scalar_of<DType::Q5_K>;
-    case DType::Q6_K: return detail::dot_q16_rows_scalar_of<DType::Q6_K>;
-    default: return nullptr;
-  }
+  return detail::by_block_type<Q16RowsFn>(
+      t, [](auto T) -> Q16RowsFn { return detail::dot_q16_rows_scalar_of<decltype(T)::value>; });
 }
 
 // x [n] -> q, d, s with `isa` (avx512 or the scalar twin; identical q and d).
