@@ -24,15 +24,15 @@ struct Q16Buf {
   std::vector<std::int16_t> q;
   std::vector<float> d, s;
   std::vector<std::int8_t> hi, lo;  // the byte split, after split()
-  std::vector<float> pair, sum16;
+  std::vector<float> dX, sum16;
   explicit Q16Buf(std::int64_t n) : q(std::size_t(n)), d(std::size_t(n / 32)), s(std::size_t(n / 32)) {}
   void split(Isa isa) {
     const std::int64_t n = std::int64_t(q.size());
     hi.resize(q.size());
     lo.resize(q.size());
-    pair.assign(std::size_t(q::q16_pair_floats(n)), -1.0f);
+    dX.assign(std::size_t(n / 32), -1.0f);
     sum16.assign(std::size_t(n / 16), -1.0f);
-    q::split_q16_bytes(q.data(), d.data(), n, hi.data(), lo.data(), pair.data(), sum16.data(), isa);
+    q::split_q16_bytes(q.data(), d.data(), n, hi.data(), lo.data(), dX.data(), sum16.data(), isa);
   }
   // with the byte split when split() ran (the byte kernels, e.g. Q5_0's), else without
   q::Q16Row row() const {
@@ -40,7 +40,7 @@ struct Q16Buf {
     if (!hi.empty()) {
       r.hi = hi.data();
       r.lo = lo.data();
-      r.pair = pair.data();
+      r.dX = dX.data();
       r.sum16 = sum16.data();
     }
     return r;
@@ -95,9 +95,9 @@ TEST_CASE("q16 quantizer: within half a step, |q| <= 16383, avx512 equals scalar
   }
 }
 
-TEST_CASE("q16 byte split: q = 256 hi + lo, per-pair d and d * sum q; avx512 equals scalar", "[quant][q16]") {
+TEST_CASE("q16 byte split: q = 256 hi + lo, per-block d * sum q; avx512 equals scalar", "[quant][q16]") {
   Rng rng(17);
-  const std::int64_t n = 21 * 32;  // an odd number of blocks: the last pair is half empty
+  const std::int64_t n = 21 * 32;  // an odd number of blocks
   std::vector<float> x = activations(n, rng);
   x[5] = 1000.0f;    // q = 16383 in block 0
   x[40] = -1000.0f;  // q = -16383 in block 1
@@ -112,26 +112,23 @@ TEST_CASE("q16 byte split: q = 256 hi + lo, per-pair d and d * sum q; avx512 equ
     CHECK(h >= -64);
     CHECK(h <= 64);
   }
-  REQUIRE(a.pair.size() == 4 * 11);
+  REQUIRE(a.dX.size() == 21);
   for (std::int64_t b = 0; b < n / 32; ++b) {
     int X = 0;
     for (int i = 0; i < 32; ++i) X += a.q[std::size_t(32 * b + i)];
-    CHECK(a.pair[std::size_t(4 * (b / 2) + b % 2)] == a.d[std::size_t(b)]);
-    CHECK(a.pair[std::size_t(4 * (b / 2) + 2 + b % 2)] == a.d[std::size_t(b)] * float(X));
+    CHECK(a.dX[std::size_t(b)] == a.d[std::size_t(b)] * float(X));
   }
   for (std::int64_t g = 0; g < n / 16; ++g) {
     int X = 0;
     for (int i = 0; i < 16; ++i) X += a.q[std::size_t(16 * g + i)];
     CHECK(a.sum16[std::size_t(g)] == float(X));
   }
-  CHECK(a.pair[4 * 10 + 1] == 0.0f);  // the missing 22nd block
-  CHECK(a.pair[4 * 10 + 3] == 0.0f);
   if (gemma3::isa_available(Isa::avx512)) {
     Q16Buf v = a;
     v.split(Isa::avx512);
     CHECK(v.hi == a.hi);
     CHECK(v.lo == a.lo);
-    CHECK(v.pair == a.pair);
+    CHECK(v.dX == a.dX);
     CHECK(v.sum16 == a.sum16);
   }
 }
@@ -173,8 +170,11 @@ TEST_CASE("q16 dots: within the rounding bound of the float product; avx512 equa
     INFO(gemma3::dtype_name(t));
     Rng rng(1700 + std::uint64_t(t));
     const std::int64_t rows = 16;
-    // an odd number of 32-blocks too, for the byte kernels' half pair
-    for (std::int64_t n : {2 * cols_for(t), std::int64_t(gemma3::dtype_block_size(t) == 256 ? 768 : 21 * 32)}) {
+    // 32-block counts of every remainder mod 4 too (Q5_0's byte kernel goes four blocks
+    // at a time, then pair by pair, then a half pair)
+    const bool k = gemma3::dtype_block_size(t) == 256;
+    for (std::int64_t n : {2 * cols_for(t), std::int64_t(k ? 768 : 21 * 32), std::int64_t(k ? 256 : 22 * 32),
+                           std::int64_t(k ? 1280 : 23 * 32)}) {
     INFO("n " << n);
     const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, n, rng);
     const std::size_t row_bytes = bytes.size() / rows;

@@ -148,14 +148,14 @@ struct Q16Scratch {
   std::vector<std::int16_t> q;  // [T, n]
   std::vector<float> d, s;      // [T, n / 32]
   std::vector<std::int8_t> hi, lo;  // [n]  the byte split of token 0 (matvec only)
-  std::vector<float> pair;          // [q16_pair_floats(n)]
+  std::vector<float> dX;            // [n / 32]
   std::vector<float> sum16;         // [n / 16]
   quant::Q16Row row(std::int64_t t, std::int64_t n) const {
     quant::Q16Row r{q.data() + t * n, d.data() + t * (n / quant::QK), s.data() + t * (n / quant::QK)};
     if (t == 0 && !hi.empty()) {
       r.hi = hi.data();
       r.lo = lo.data();
-      r.pair = pair.data();
+      r.dX = dX.data();
       r.sum16 = sum16.data();
     }
     return r;
@@ -187,9 +187,9 @@ inline const Q16Scratch& quantize_q16(const float* X, std::int64_t T, std::int64
   if (split && T == 1) {
     b.hi.resize(std::size_t(n));
     b.lo.resize(std::size_t(n));
-    b.pair.resize(std::size_t(quant::q16_pair_floats(n)));
+    b.dX.resize(std::size_t(n / quant::QK));
     b.sum16.resize(std::size_t(n / 16));
-    quant::split_q16_bytes(b.q.data(), b.d.data(), n, b.hi.data(), b.lo.data(), b.pair.data(), b.sum16.data(), isa);
+    quant::split_q16_bytes(b.q.data(), b.d.data(), n, b.hi.data(), b.lo.data(), b.dX.data(), b.sum16.data(), isa);
   }
   return b;
 }

@@ -31,14 +31,15 @@
 //   int16 walk (every type): AVX-512 BW's vpmaddwd does a block's 32 int16 products
 //     into 16 int32 lanes; the lanes are converted and FMA'd with scale_b * d_b.
 //   byte kernels (Q5_0, Q4_K, Q5_K, Q6_K, when x carries its byte split): the weights
-//     stay unsigned bytes, 64 per register, and x is split as q = 256 hi + lo
-//     (split_q16_bytes): two vpdpbusd give the same exact int32 sums with 64 products
-//     per instruction, and one float epilogue serves two blocks; a weight offset (Q5_0's
-//     16, Q6_K's 32) becomes one float term per block from the integer block sums of q.
-// Speed (bench/bench_quant BM_matvec_dtype, one thread, cache-resident, AMD EPYC Zen 4
-// at 2.6 GHz), int16 walk -> byte kernel: Q5_0 [2048 x 640] 75 -> 60 us, Q4_K
-// [640 x 2048] 76 -> 47 us, Q6_K [640 x 2048] 88 -> 53 us. The int16 activations cost
-// nothing in speed against 8-bit ones and are 129x finer.
+//     stay unsigned bytes and x is split as q = 256 hi + lo (split_q16_bytes): two
+//     vpdpbusd give the same exact int32 sums with 4 products per lane; Q4_K/Q5_K/Q6_K
+//     go 64 weights per 512-bit register, one float epilogue for two blocks, Q5_0 one
+//     block per 256-bit register (no cross-lane shuffle); a weight offset (Q5_0's 16,
+//     Q6_K's 32) becomes one float term per block from the integer block sums of q.
+// Speed (bench/bench_quant BM_matvec_dtype, one thread, cache-resident, AMD EPYC Zen 4),
+// int16 walk -> byte kernel: Q5_0 [2048 x 640] 75 -> 60 us (-> 55 us in 256-bit form),
+// Q4_K [640 x 2048] 76 -> 47 us, Q6_K [640 x 2048] 88 -> 53 us. The int16 activations
+// cost nothing in speed against 8-bit ones and are 129x finer.
 // The int16 unpacking feeds the prefill GEMM (kernels/gemm_q16.hpp).
 // Pinned by tests/test_q16.cpp.
 #pragma once
@@ -69,10 +70,10 @@ struct Q16Row {
   const float* d;         // [n / 32] block scales
   const float* s;         // [n / 32] block sums of x
   // Optional (split_q16_bytes; nullptr when absent): the same q as two signed bytes,
-  // for the kernels that multiply bytes (VNNI vpdpbusd), and per pair of blocks.
+  // for the kernels that multiply bytes (VNNI vpdpbusd), and per block d_b * sum_i q_i.
   const std::int8_t* hi = nullptr;  // [n]            q = 256 * hi + lo
   const std::int8_t* lo = nullptr;  // [n]
-  const float* pair = nullptr;      // [4 * ceil(n / 64)]  see split_q16_bytes
+  const float* dX = nullptr;        // [n / 32]  d_b * X_b, see split_q16_bytes
   const float* sum16 = nullptr;     // [n / 16]  integer sums of q over 16 values, as floats
 };
 
@@ -99,16 +100,14 @@ inline void quantize_row_q16_scalar(const float* x, std::int16_t* q, float* d, f
 // bytes (vpdpbusd multiplies unsigned bytes by signed bytes):
 //   hi_i = floor((q_i + 128) / 256)   in [-64, 64]       int8
 //   lo_i = q_i - 256 * hi_i           in [-128, 127]     int8      q_i = 256 * hi_i + lo_i
-// and for each pair p of blocks (2p, 2p + 1), with X_b = sum_i q_i the block's integer sum:
-//   pair[4p .. 4p + 3] = { d_2p, d_2p+1, d_2p * X_2p, d_2p+1 * X_2p+1 }
-// (the entries of a missing last odd block are 0), and sum16[g] = the integer sum of q
-// over values 16g .. 16g + 15 (exact in float32: |sum| <= 16 * 16383).
+// and, with X_b = sum_i q_i the integer sum of block b:
+//   dX[b]    = d_b * X_b                          float32 (one rounding)
+//   sum16[g] = the integer sum of q over values 16g .. 16g + 15 (exact in float32:
+//              |sum| <= 16 * 16383).
 // So sum_i u_i q_i = 256 (u . hi) + u . lo exactly, and an offset o in u = q_w - o costs
-// one float term per block (- o d_b X_b) or per 16 values (Q6_K).
-inline std::int64_t q16_pair_floats(std::int64_t n) { return 4 * ((n / QK + 1) / 2); }
-
+// one float term per block (- o d_w d_b X_b) or per 16 values (Q6_K).
 inline void split_q16_bytes_scalar(const std::int16_t* q, const float* d, std::int64_t n, std::int8_t* hi,
-                                   std::int8_t* lo, float* pair, float* sum16) {
+                                   std::int8_t* lo, float* dX, float* sum16) {
   for (std::int64_t g = 0; g < n / 16; ++g) {
     std::int32_t X = 0;
     for (int i = 0; i < 16; ++i) X += q[16 * g + i];
@@ -119,13 +118,10 @@ inline void split_q16_bytes_scalar(const std::int16_t* q, const float* d, std::i
     hi[i] = std::int8_t(h);
     lo[i] = std::int8_t(int(q[i]) - 256 * h);
   }
-  const std::int64_t nb = n / QK;
-  std::fill(pair, pair + q16_pair_floats(n), 0.0f);
-  for (std::int64_t b = 0; b < nb; ++b) {
+  for (std::int64_t b = 0; b < n / QK; ++b) {
     std::int32_t X = 0;
     for (int i = 0; i < QK; ++i) X += q[b * QK + i];
-    pair[4 * (b / 2) + b % 2] = d[b];
-    pair[4 * (b / 2) + 2 + b % 2] = d[b] * float(X);
+    dX[b] = d[b] * float(X);
   }
 }
 
@@ -274,10 +270,8 @@ GEMMA3_TARGET_AVX512 inline void quantize_row_q16(const float* x, std::int16_t* 
 // The byte split (bit for bit the scalar twin's: integer arithmetic and the same one
 // float product per block).
 GEMMA3_TARGET_AVX512 inline void split_q16_bytes(const std::int16_t* q, const float* d, std::int64_t n, std::int8_t* hi,
-                                                 std::int8_t* lo, float* pair, float* sum16) {
-  const std::int64_t nb = n / QK;
-  std::fill(pair, pair + q16_pair_floats(n), 0.0f);
-  for (std::int64_t b = 0; b < nb; ++b) {
+                                                 std::int8_t* lo, float* dX, float* sum16) {
+  for (std::int64_t b = 0; b < n / QK; ++b) {
     const __m512i v = _mm512_loadu_si512(q + b * QK);
     const __m512i h = _mm512_srai_epi16(_mm512_add_epi16(v, _mm512_set1_epi16(128)), 8);
     const __m512i l = _mm512_sub_epi16(v, _mm512_slli_epi16(h, 8));
@@ -287,61 +281,60 @@ GEMMA3_TARGET_AVX512 inline void split_q16_bytes(const std::int16_t* q, const fl
     const int X0 = avx2::hsum_i32(_mm512_castsi512_si256(w)), X1 = avx2::hsum_i32(_mm512_extracti64x4_epi64(w, 1));
     sum16[2 * b] = float(X0);
     sum16[2 * b + 1] = float(X1);
-    pair[4 * (b / 2) + b % 2] = d[b];
-    pair[4 * (b / 2) + 2 + b % 2] = d[b] * float(X0 + X1);
+    dX[b] = d[b] * float(X0 + X1);
   }
 }
 
-// Q5_0 on the byte split: two blocks (64 weights) per register as unsigned bytes
-// q_w = nibble | bit << 4 in [0, 31], two vpdpbusd (against hi and lo), the offset 16
-// as -16 d X per block (see split_q16_bytes). Half the instructions per block of the
-// int16 walk below, whose vpmaddwd does 32 products per instruction against 64 here.
-// Needs x.hi, x.lo and x.pair.
-template <bool Whole>  // Whole: blocks a and c both present; else only a (the last odd block)
-GEMMA3_TARGET_AVX512 inline void q5_0_pair_bytes(const block_q5_0& a, const block_q5_0& c, const std::int8_t* xh,
-                                                const std::int8_t* xl, const float* pair, __m512& acc, __m128& corr) {
-  const __m512i shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
-  const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-  // bytes 0..15: a's outputs 0..15 (low nibbles), 16..31: a's 16..31 (high), then c's
-  const __m256i qs = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs))),
-                                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(c.qs)), 1);
-  const __m512i q2 = _mm512_shuffle_i64x2(_mm512_castsi256_si512(qs), _mm512_castsi256_si512(qs), 0x50);  // a a c c
-  __m512i qw = _mm512_and_si512(_mm512_srlv_epi64(q2, shift), _mm512_set1_epi8(0x0f));
-  std::uint32_t ha, hc = 0;
-  std::memcpy(&ha, a.qh, 4);
-  if constexpr (Whole) std::memcpy(&hc, c.qh, 4);
-  qw = _mm512_mask_add_epi8(qw, _cvtu64_mask64(std::uint64_t(ha) | std::uint64_t(hc) << 32), qw, _mm512_set1_epi8(16));
-  __m512i xhv, xlv;
-  if constexpr (Whole) {
-    xhv = _mm512_loadu_si512(xh);
-    xlv = _mm512_loadu_si512(xl);
-  } else {
-    xhv = _mm512_maskz_loadu_epi8(0xffffffffull, xh);
-    xlv = _mm512_maskz_loadu_epi8(0xffffffffull, xl);
-  }
-  __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qw, xhv);  // 16 lanes: 8 per block
-  p = _mm512_dpbusd_epi32(_mm512_slli_epi32(p, 8), qw, xlv);
-  const std::uint32_t dd = std::uint32_t(a.d) | (Whole ? std::uint32_t(c.d) << 16 : 0u);
-  const __m128 dw = _mm_cvtph_ps(_mm_cvtsi64_si128(std::int64_t(std::uint64_t(dd) | std::uint64_t(dd) << 32)));  // d_a d_c d_a d_c
-  const __m128 s = _mm_mul_ps(dw, _mm_loadu_ps(pair));              // scale_a scale_c  d_a*dX_a d_c*dX_c
-  corr = _mm_add_ps(corr, s);
-  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(s)), acc);
+// Q5_0 on the byte split, one block (32 weights) per 256-bit register: the 16 bytes of
+// nibbles are loaded into both halves, the low half keeps the low nibbles (outputs
+// 0..15) and the high half the high ones (16..31), the 5th bits come in as the lane
+// mask, so the bytes are q_w = nibble | bit << 4 in [0, 31] in output order; two
+// vpdpbusd (against hi and lo) give the block's dot in 8 int32 lanes, and the offset
+// 16 becomes -16 d_w d_x X per block (see split_q16_bytes). Needs x.hi, x.lo and x.dX.
+// (256-bit registers and no cross-lane shuffle: on Zen 4 this beats two blocks per
+// 512-bit register: 2.7 against 3.0 ns per two blocks, cache-resident, one thread.)
+GEMMA3_TARGET_AVX512 inline void q5_0_block_bytes(const block_q5_0& w, const std::int8_t* xh, const std::int8_t* xl,
+                                                 const float* scale, __m256& acc) {
+  const __m256i q2 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.qs)));
+  __m256i qw = _mm256_and_si256(_mm256_srlv_epi64(q2, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0f));
+  std::uint32_t qh;
+  std::memcpy(&qh, w.qh, 4);
+  qw = _mm256_mask_add_epi8(qw, _cvtu32_mask32(qh), qw, _mm256_set1_epi8(16));
+  __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), qw, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xh)));
+  p = _mm256_dpbusd_epi32(_mm256_slli_epi32(p, 8), qw, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl)));
+  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(scale), acc);
 }
 
+// Four blocks per step share the making of their scales d_w d_b (and the offset
+// terms d_w d_b X_b); four accumulators; a remainder of 1..3 blocks one by one.
 GEMMA3_TARGET_AVX512 inline float dot_q5_0_bytes(const void* row, const Q16Row& x, std::int64_t n) {
   const auto* w = static_cast<const block_q5_0*>(row);
   const std::int64_t nb = n / QK;
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  __m128 corr = _mm_setzero_ps();
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+  __m128 corr = _mm_setzero_ps();  // sum_b d_w d_b X_b, four lanes
+  alignas(16) float scale[4];      // d_w d_b of the step's four blocks
   std::int64_t b = 0;
   for (; b + 3 < nb; b += 4) {
-    q5_0_pair_bytes<true>(w[b], w[b + 1], x.hi + b * QK, x.lo + b * QK, x.pair + 2 * b, acc0, corr);
-    q5_0_pair_bytes<true>(w[b + 2], w[b + 3], x.hi + (b + 2) * QK, x.lo + (b + 2) * QK, x.pair + 2 * b + 4, acc1, corr);
+    const std::uint64_t dd = std::uint64_t(w[b].d) | std::uint64_t(w[b + 1].d) << 16 | std::uint64_t(w[b + 2].d) << 32 |
+                             std::uint64_t(w[b + 3].d) << 48;
+    const __m128 dw = _mm_cvtph_ps(_mm_cvtsi64_si128(std::int64_t(dd)));  // 4 x d_w
+    _mm_store_ps(scale, _mm_mul_ps(dw, _mm_loadu_ps(x.d + b)));
+    corr = _mm_fmadd_ps(dw, _mm_loadu_ps(x.dX + b), corr);
+    q5_0_block_bytes(w[b], x.hi + b * QK, x.lo + b * QK, scale, acc0);
+    q5_0_block_bytes(w[b + 1], x.hi + (b + 1) * QK, x.lo + (b + 1) * QK, scale + 1, acc1);
+    q5_0_block_bytes(w[b + 2], x.hi + (b + 2) * QK, x.lo + (b + 2) * QK, scale + 2, acc2);
+    q5_0_block_bytes(w[b + 3], x.hi + (b + 3) * QK, x.lo + (b + 3) * QK, scale + 3, acc3);
   }
-  for (; b + 1 < nb; b += 2) q5_0_pair_bytes<true>(w[b], w[b + 1], x.hi + b * QK, x.lo + b * QK, x.pair + 2 * b, acc0, corr);
-  if (b < nb) q5_0_pair_bytes<false>(w[b], w[b], x.hi + b * QK, x.lo + b * QK, x.pair + 2 * b, acc1, corr);
-  const __m128 h = _mm_movehl_ps(corr, corr);  // lanes 2, 3 of corr: sum_b d_b * d X_b
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - 16.0f * _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+  float tail = 0.0f;
+  for (; b < nb; ++b) {
+    const float dw = avx2::f16(w[b].d);
+    scale[0] = dw * x.d[b];
+    tail += dw * x.dX[b];
+    q5_0_block_bytes(w[b], x.hi + b * QK, x.lo + b * QK, scale, acc0);
+  }
+  const __m128 h = _mm_add_ps(corr, _mm_movehl_ps(corr, corr));
+  const float offset = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h))) + tail;
+  return avx2::hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3))) - 16.0f * offset;
 }
 
 // Super-block sb of a Q4_K / Q5_K row: the header shared by both layouts (d, dmin, the
@@ -694,15 +687,15 @@ inline void quantize_row_q16(const float* x, std::int16_t* q, float* d, float* s
   quantize_row_q16_scalar(x, q, d, s, n);
 }
 
-// q, d -> the byte split hi, lo [n], pair [q16_pair_floats(n)], sum16 [n / 16] with `isa`
+// q, d -> the byte split hi, lo [n], dX [n / 32], sum16 [n / 16] with `isa`
 // (identical).
 inline void split_q16_bytes(const std::int16_t* q, const float* d, std::int64_t n, std::int8_t* hi, std::int8_t* lo,
-                            float* pair, float* sum16, Isa isa) {
+                            float* dX, float* sum16, Isa isa) {
 #if GEMMA3_HAVE_X86_SIMD
-  if (isa == Isa::avx512) return avx512::split_q16_bytes(q, d, n, hi, lo, pair, sum16);
+  if (isa == Isa::avx512) return avx512::split_q16_bytes(q, d, n, hi, lo, dX, sum16);
 #endif
   (void)isa;
-  split_q16_bytes_scalar(q, d, n, hi, lo, pair, sum16);
+  split_q16_bytes_scalar(q, d, n, hi, lo, dX, sum16);
 }
 
 // A row of dtype t -> u [n], scale [n / 32], min [n / 32] with `isa`.
