@@ -29,7 +29,9 @@ threads), it gives "floor tokens/s": the decode rate no CPU engine can beat on t
 weights (the files are larger than L3). This VM's bandwidth drifts (35-60 GB/s between runs minutes apart), so it
 is measured before the first round and again after every round, and the floor uses the median of those. A last
 line adds, for information only, the floor from each measurement's median pass instead of its best one (the high
-readings on this VM come in short bursts that the best pass catches and a decode run does not see).
+readings on this VM come in short bursts that the best pass catches and a decode run does not see), and one the
+bandwidth each engine draws in decode: (weights + the K and V rows a token reads, float32 for ours, f16 for
+llama.cpp) times its median decode rate, as a fraction of the table's bandwidth.
 
 Prompt: --prompt-ids-file, else the first N ids of the "long" prompt in tests/fixtures/real270m/prompts.json (real
 English text, tokenized for Gemma 3; N = --prompt-tokens, default 512), else a fixed deterministic id sequence.
@@ -113,6 +115,32 @@ def gguf_decode_bytes(path: str) -> dict:
     per_token = total if tied else total - embd
     return {"file_bytes": os.path.getsize(path), "tensor_bytes": total, "token_embd_bytes": embd, "tied": tied,
             "bytes_per_decoded_token": per_token, "by_type": by_type}
+
+
+def kv_read_bytes_per_token(path: str, prompt_len: int, n_gen: int) -> dict:
+    """K and V bytes one decoded token reads, averaged over the decode positions prompt_len .. prompt_len + n_gen - 1:
+    a global layer reads every earlier position, a sliding one at most sliding_window (every 6th layer global, the
+    5:1 rule, unless the file carries a pattern). Per element: 4 bytes (ours, float32) or 2 (llama.cpp's f16 default).
+    Not part of the floor (which counts weights only); used for the information line on the bandwidth actually drawn."""
+    from gguf import GGUFReader
+
+    r = GGUFReader(path)
+
+    def scalar(key, default=None):
+        f = r.fields.get(key)
+        return default if f is None or not f.data else f.parts[f.data[0]][0]
+
+    layers = int(scalar("gemma3.block_count"))
+    width = int(scalar("gemma3.attention.head_count_kv")) * (int(scalar("gemma3.attention.key_length")) +
+                                                             int(scalar("gemma3.attention.value_length")))
+    window = int(scalar("gemma3.attention.sliding_window", 0))
+    rows = 0
+    for p in range(prompt_len, prompt_len + n_gen):
+        for i in range(layers):
+            sliding = window > 0 and (i + 1) % 6 != 0
+            rows += min(p + 1, window) if sliding else p + 1
+    elements = rows / n_gen * width
+    return {"elements_per_token": elements, "f32_bytes": 4 * elements, "f16_bytes": 2 * elements}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -571,6 +599,20 @@ def main() -> int:
         log(f"{'':22s} (for information: the median pass of each measurement, "
             f"{', '.join(f'{x:.1f}' for x in bw['rounds_median_pass'])} GB/s, median {sustained:.1f}, gives a floor of "
             f"{fmt(floor_s)} tok/s; decode / that floor: {ratios})")
+    if bw is not None:
+        # For information: the bytes a decoded token really draws (weights + the KV cache it reads; ours keeps K and
+        # V in float32, llama.cpp in f16) times the median decode rate, against the median bandwidth measurement.
+        kv = kv_read_bytes_per_token(args.model, len(ids), args.gen_tokens)
+        report["kv_read_bytes_per_token"] = kv
+        parts = []
+        for name, d, kvb in (("llama.cpp", lc, kv["f16_bytes"]), ("ours", ours, kv["f32_bytes"])):
+            if d:
+                drawn = (gb["bytes_per_decoded_token"] + kvb) * d["decode_tok_s"] / 1e9
+                parts.append(f"{name} {(gb['bytes_per_decoded_token'] + kvb) / 1e6:.1f} MB/token "
+                             f"(KV {kvb / 1e6:.1f}) x {fmt(d['decode_tok_s'])} = {drawn:.1f} GB/s, "
+                             f"{drawn / bw['read_GBps']:.2f} of {bw['read_GBps']:.1f}")
+                report.setdefault("drawn_GBps", {})[name] = drawn
+        log(f"{'':22s} (for information: bandwidth drawn in decode, weights + KV cache read: {'; '.join(parts)})")
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(report, f, indent=1, default=str)
