@@ -194,6 +194,9 @@ inline const Q16Scratch& quantize_q16(const float* X, std::int64_t T, std::int64
   return b;
 }
 
+// Rows of W per parallel chunk in matmul (T tokens).
+inline std::int64_t matmul_grain(const Weight& W, std::int64_t T) { return std::max(rows_per_chunk(W, T), kRowBlock); }
+
 // Y [T, W.rows] = Xq . W^T on the int16 GEMM, the pool splitting W's rows in whole 16-row tiles.
 inline void matmul_q16(const Weight& W, const Q16Matrix& Xq, float* Y, std::int64_t grain, ThreadPool& pool) {
   const std::int64_t tiles = (W.rows + 15) / 16;
@@ -289,7 +292,7 @@ inline void matmul(const Weight& W, const Matrix& X, Matrix& Y, Isa isa, ThreadP
   const std::int64_t T = X.rows(), cols = W.cols;
   Y.resize(T, W.rows);
   if (T == 0) return;
-  const std::int64_t grain = std::max(detail::rows_per_chunk(W, T), detail::kRowBlock);
+  const std::int64_t grain = detail::matmul_grain(W, T);
 
   if (W.dtype == DType::F32) {  // Eigen GEMM on column slices of Y
     pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
@@ -359,7 +362,7 @@ inline void linear(const Weight& W, const Matrix& X, Matrix& Y) {
 // results are bit for bit linear()'s.
 inline void linear_many(const Matrix& X, std::initializer_list<std::pair<const Weight*, Matrix*>> jobs) {
   const Isa isa = active_isa();
-  bool fused = jobs.size() > 1;
+  bool fused = jobs.size() > 1 && X.rows() > 0;
   for (const auto& j : jobs) fused = fused && detail::use_q16(*j.first, isa) && j.first->cols == X.cols();
   if (!fused) {
     for (const auto& j : jobs) linear(*j.first, X, *j.second);
@@ -372,8 +375,7 @@ inline void linear_many(const Matrix& X, std::initializer_list<std::pair<const W
     for (const auto& j : jobs) {
       detail::check_weight(*j.first, "linear_many");
       j.second->resize(T, j.first->rows);
-      const std::int64_t grain = std::max(detail::rows_per_chunk(*j.first, T), detail::kRowBlock);
-      detail::matmul_q16(*j.first, Xq, j.second->data(), grain, default_pool());
+      detail::matmul_q16(*j.first, Xq, j.second->data(), detail::matmul_grain(*j.first, T), default_pool());
     }
     return;
   }

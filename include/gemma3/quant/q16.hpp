@@ -118,11 +118,7 @@ inline void split_q16_bytes_scalar(const std::int16_t* q, const float* d, std::i
     hi[i] = std::int8_t(h);
     lo[i] = std::int8_t(int(q[i]) - 256 * h);
   }
-  for (std::int64_t b = 0; b < n / QK; ++b) {
-    std::int32_t X = 0;
-    for (int i = 0; i < QK; ++i) X += q[b * QK + i];
-    dX[b] = d[b] * float(X);
-  }
+  for (std::int64_t b = 0; b < n / QK; ++b) dX[b] = d[b] * (sum16[2 * b] + sum16[2 * b + 1]);  // exact integer sum X_b
 }
 
 // The weights of block b (32 values) of a row of dtype t as w_i = scale * u_i + min.
