@@ -52,7 +52,7 @@ gemma3::Gemma3TextConfig attention_config(bool sliding) {
   return c;
 }
 
-void run_attention(benchmark::State& state, bool sliding, int T) {
+void run_attention(benchmark::State& state, bool sliding, int T, gemma3::DType kv_dtype = gemma3::DType::F32) {
   const int context = int(state.range(0));
   const gemma3::Gemma3TextConfig c = attention_config(sliding);
   const int H = c.hidden_size, NH = c.num_attention_heads, KV = c.num_key_value_heads, D = c.head_dim;
@@ -68,7 +68,7 @@ void run_attention(benchmark::State& state, bool sliding, int T) {
   w.k_norm = random_vector(rng, D);
   const gemma3::RotaryEmbedding rope(D, c.rope_for(c.layer_types[0]));
 
-  gemma3::KVCache cache(c, context + T);
+  gemma3::KVCache cache(c, context + T, kv_dtype);
   gemma3::LayerKVCache& layer = cache.layer(0);
   fill_random(rng, layer.k);  // stands in for `context` earlier tokens (ring rows for a local layer)
   fill_random(rng, layer.v);
@@ -83,7 +83,7 @@ void run_attention(benchmark::State& state, bool sliding, int T) {
     benchmark::ClobberMemory();
   }
 
-  const std::int64_t row_bytes = 2 * std::int64_t(KV) * D * std::int64_t(sizeof(float));  // K and V
+  const std::int64_t row_bytes = 2 * std::int64_t(KV) * D * std::int64_t(gemma3::dtype_size(kv_dtype));  // K and V
   const std::int64_t last_pos = context + T - 1;
   // keys the queries of one call attend over, as a contiguous run (attention.hpp)
   const std::int64_t keys_read =
@@ -101,6 +101,9 @@ void run_attention(benchmark::State& state, bool sliding, int T) {
 static void BM_attn_decode_local(benchmark::State& state) { run_attention(state, true, 1); }
 // Decode (one query) on a global layer: expected linear in context.
 static void BM_attn_decode_global(benchmark::State& state) { run_attention(state, false, 1); }
+// The same two with a float16 cache: half the bytes read.
+static void BM_attn_decode_local_f16(benchmark::State& state) { run_attention(state, true, 1, gemma3::DType::F16); }
+static void BM_attn_decode_global_f16(benchmark::State& state) { run_attention(state, false, 1, gemma3::DType::F16); }
 // Prefill of 128 queries on a sliding-window layer after `context` tokens.
 static void BM_attn_prefill_local(benchmark::State& state) { run_attention(state, true, 128); }
 // Prefill of 128 queries on a global layer after `context` tokens.
@@ -119,5 +122,7 @@ static void PrefillContexts(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_attn_decode_local)->Apply(DecodeContexts);
 BENCHMARK(BM_attn_decode_global)->Apply(DecodeContexts);
+BENCHMARK(BM_attn_decode_local_f16)->Apply(DecodeContexts);
+BENCHMARK(BM_attn_decode_global_f16)->Apply(DecodeContexts);
 BENCHMARK(BM_attn_prefill_local)->Apply(PrefillContexts);
 BENCHMARK(BM_attn_prefill_global)->Apply(PrefillContexts);

@@ -14,6 +14,7 @@
 
 #include <gemma3/kernels/dtype.hpp>
 #include <gemma3/kernels/weight.hpp>
+#include <gemma3/kv_cache.hpp>
 #include <gemma3/tensor.hpp>
 
 namespace gemma3_bench {
@@ -74,6 +75,14 @@ inline void fill_random(Rng& rng, gemma3::Matrix& m, float a = 1.0f) {
   for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = rng.uniform(a);
 }
 
+// Every row of a KV cache store, random (stands in for earlier tokens' keys or values).
+inline void fill_random(Rng& rng, gemma3::KVRowStore& kv, float a = 1.0f) {
+  gemma3::Matrix row(1, kv.width());
+  for (int r = 0; r < kv.rows(); ++r) {
+    fill_random(rng, row, a);
+    kv.store(r, row.data());
+  }
+}
 inline gemma3::Matrix random_matrix(Rng& rng, Eigen::Index rows, Eigen::Index cols, float a = 1.0f) {
   gemma3::Matrix m(rows, cols);
   fill_random(rng, m, a);

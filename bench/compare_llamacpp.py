@@ -30,8 +30,8 @@ weights (the files are larger than L3). This VM's bandwidth drifts (35-60 GB/s b
 is measured before the first round and again after every round, and the floor uses the median of those. A last
 line adds, for information only, the floor from each measurement's median pass instead of its best one (the high
 readings on this VM come in short bursts that the best pass catches and a decode run does not see), and one the
-bandwidth each engine draws in decode: (weights + the K and V rows a token reads, float32 for ours, f16 for
-llama.cpp) times its median decode rate, as a fraction of the table's bandwidth.
+bandwidth each engine draws in decode: (weights + the K and V rows a token reads, f16 in both engines: our CLI
+runs with --kv-type f16, its default) times its median decode rate, as a fraction of the table's bandwidth.
 
 Prompt: --prompt-ids-file, else the first N ids of the "long" prompt in tests/fixtures/real270m/prompts.json (real
 English text, tokenized for Gemma 3; N = --prompt-tokens, default 512), else a fixed deterministic id sequence.
@@ -120,7 +120,8 @@ def gguf_decode_bytes(path: str) -> dict:
 def kv_read_bytes_per_token(path: str, prompt_len: int, n_gen: int) -> dict:
     """K and V bytes one decoded token reads, averaged over the decode positions prompt_len .. prompt_len + n_gen - 1:
     a global layer reads every earlier position, a sliding one at most sliding_window (every 6th layer global, the
-    5:1 rule, unless the file carries a pattern). Per element: 4 bytes (ours, float32) or 2 (llama.cpp's f16 default).
+    5:1 rule, unless the file carries a pattern). Per element: 2 bytes (f16: llama.cpp's default and ours here) or
+    4 (float32, our library's default cache).
     Not part of the floor (which counts weights only); used for the information line on the bandwidth actually drawn."""
     from gguf import GGUFReader
 
@@ -352,7 +353,8 @@ def wait_idle(max_wait: float, threshold: float) -> float:
 
 def run_ours(binary: str, model: str, ids_file: str, n_gen: int, threads: int, timeout: float) -> dict:
     cmd = [binary, "generate", "--model", model, "--prompt-ids-file", ids_file, "--max-tokens", str(n_gen),
-           "--threads", str(threads), "--greedy", "--ignore-eos", "--stats-json"]
+           "--threads", str(threads), "--greedy", "--ignore-eos", "--stats-json",
+           "--kv-type", "f16"]  # the CLI's default, and llama.cpp's: both engines keep K and V in f16
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.strip()[-500:]}")
@@ -600,12 +602,12 @@ def main() -> int:
             f"{', '.join(f'{x:.1f}' for x in bw['rounds_median_pass'])} GB/s, median {sustained:.1f}, gives a floor of "
             f"{fmt(floor_s)} tok/s; decode / that floor: {ratios})")
     if bw is not None:
-        # For information: the bytes a decoded token really draws (weights + the KV cache it reads; ours keeps K and
-        # V in float32, llama.cpp in f16) times the median decode rate, against the median bandwidth measurement.
+        # For information: the bytes a decoded token really draws (weights + the KV cache it reads; both engines keep
+        # K and V in f16 here) times the median decode rate, against the median bandwidth measurement.
         kv = kv_read_bytes_per_token(args.model, len(ids), args.gen_tokens)
         report["kv_read_bytes_per_token"] = kv
         parts = []
-        for name, d, kvb in (("llama.cpp", lc, kv["f16_bytes"]), ("ours", ours, kv["f32_bytes"])):
+        for name, d, kvb in (("llama.cpp", lc, kv["f16_bytes"]), ("ours", ours, kv["f16_bytes"])):
             if d:
                 drawn = (gb["bytes_per_decoded_token"] + kvb) * d["decode_tok_s"] / 1e9
                 parts.append(f"{name} {(gb['bytes_per_decoded_token'] + kvb) / 1e6:.1f} MB/token "

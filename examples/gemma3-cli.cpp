@@ -39,6 +39,7 @@ struct Args {
   int max_tokens = 256;
   int threads = 0;              // 0: hardware threads
   int context = 0;              // 0: prompt + max tokens (generate) / 4096 (chat)
+  gemma3::DType kv_type = gemma3::DType::F16;  // the KV cache's values (llama.cpp's default too)
   gemma3::SamplingOptions sampling;  // Gemma's defaults: temperature 1.0, top-k 64, top-p 0.95
 };
 
@@ -61,6 +62,8 @@ void usage(std::ostream& os) {
         "  --ignore-eos         keep generating past <eos> / <end_of_turn>\n"
         "  --threads N          threads for the kernels (default: all cores)\n"
         "  --context N          KV cache length in tokens\n"
+        "  --kv-type f16|f32    KV cache values (default f16: half the memory; f32 is the\n"
+        "                       library's reference default)\n"
         "  --stats-json         print the timing as one JSON line at the end of stdout\n"
         "  -h, --help           this text\n";
 }
@@ -111,6 +114,12 @@ Args parse_args(int argc, char** argv) {
     else if (f == "--ignore-eos") a.ignore_eos = true;
     else if (f == "--threads") a.threads = int(parse_long(f, value(), 1, 1024));
     else if (f == "--context") a.context = int(parse_long(f, value(), 1, 1 << 24));
+    else if (f == "--kv-type") {
+      const std::string t = value();
+      if (t == "f16") a.kv_type = gemma3::DType::F16;
+      else if (t == "f32") a.kv_type = gemma3::DType::F32;
+      else throw std::invalid_argument("--kv-type expects f16 or f32, got '" + t + "'");
+    }
     else if (f == "--stats-json") a.stats_json = true;
     else throw std::invalid_argument("unknown option '" + f + "'");
   }
@@ -153,9 +162,9 @@ double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
 void print_stats(const gemma3::GenerateResult& r, const gemma3::KVCache& cache, bool json) {
   std::fprintf(stderr,
                "\n[prefill %d tokens: %.1f tok/s | decode %d tokens: %.1f tok/s | stop: %s]\n"
-               "[kv cache: %.1f MiB for %d positions (%.1f MiB in use); all-global would need %.1f MiB, %.2fx]\n",
+               "[kv cache (%s): %.1f MiB for %d positions (%.1f MiB in use); all-global would need %.1f MiB, %.2fx]\n",
                r.prompt_tokens, r.prefill_tokens_per_second(), r.decode_calls, r.decode_tokens_per_second(),
-               gemma3::stop_reason_name(r.stop_reason), mib(double(cache.bytes_allocated())), cache.max_cache_len(),
+               gemma3::stop_reason_name(r.stop_reason), gemma3::dtype_name(cache.dtype()), mib(double(cache.bytes_allocated())), cache.max_cache_len(),
                mib(double(cache.bytes_used())), mib(double(cache.bytes_all_global())),
                double(cache.bytes_all_global()) / double(cache.bytes_allocated()));
   // Weights streamed through 2 MiB pages decode faster (include/gemma3/mapped_file.hpp);
@@ -166,9 +175,10 @@ void print_stats(const gemma3::GenerateResult& r, const gemma3::KVCache& cache, 
                  huge == 0 ? " (scripts/page-cache.py --evict MODEL re-reads them so they can be)" : "");
   if (json)
     std::printf("{\"prefill_tokens\": %d, \"prefill_tok_s\": %.3f, \"decode_tokens\": %d, \"decode_tok_s\": %.3f, "
-                "\"huge_mapped_mib\": %.1f}\n",
+                "\"huge_mapped_mib\": %.1f, \"kv_type\": \"%s\", \"kv_mib\": %.1f}\n",
                 r.prompt_tokens, r.prefill_tokens_per_second(), r.decode_calls, r.decode_tokens_per_second(),
-                huge >= 0 ? mib(double(huge)) : -1.0);
+                huge >= 0 ? mib(double(huge)) : -1.0, gemma3::dtype_name(cache.dtype()),
+                mib(double(cache.bytes_allocated())));
 }
 
 }  // namespace
@@ -223,7 +233,7 @@ int main(int argc, char** argv) {
         ids = gemma3::encode_chat(tokenizer, messages);
       }
       const int want = int(ids.size()) + args.max_tokens;
-      gemma3::KVCache cache = model.new_cache(std::min(args.context > 0 ? args.context : want, c.max_position_embeddings));
+      gemma3::KVCache cache = model.new_cache(std::min(args.context > 0 ? args.context : want, c.max_position_embeddings), args.kv_type);
       const gemma3::GenerateResult r = gemma3::generate(model, tokenizer, cache, ids, opts, stream);
       std::cout << "\n";
       print_stats(r, cache, args.stats_json);
@@ -233,7 +243,7 @@ int main(int argc, char** argv) {
     // chat: one KV cache for the whole conversation. The first turn is the chat template
     // of [system], user; each later turn feeds only what the template adds after the
     // tokens already in the cache: the close of the model's answer and the new user turn.
-    gemma3::KVCache cache = model.new_cache(std::min(args.context > 0 ? args.context : 4096, c.max_position_embeddings));
+    gemma3::KVCache cache = model.new_cache(std::min(args.context > 0 ? args.context : 4096, c.max_position_embeddings), args.kv_type);
     std::fprintf(stderr, "[chat: type a message and press Enter; an empty line or Ctrl-D ends]\n");
     for (bool first = true;; first = false) {
       std::fprintf(stderr, "\n> ");

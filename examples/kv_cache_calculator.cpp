@@ -14,8 +14,9 @@
 //   interleaved:  cache_len = T on global layers, min(T, sliding_window) on sliding
 //                 layers (5 sliding : 1 global; a sliding layer keeps a ring of W rows)
 //
-// Printed in bf16 (2 bytes per element, the setting of the Gemma 3 report) and in
-// float32 (4 bytes, what this library's gemma3::KVCache actually allocates).
+// Printed in bf16 (2 bytes per element, the setting of the Gemma 3 report; the same
+// size as the float16 cache gemma3-cli uses, KVCache(..., DType::F16)) and in float32
+// (4 bytes, gemma3::KVCache's default, the reference).
 // Last, a real KVCache is built for a tiny config and its bytes_allocated() is
 // compared with the formula, so the live cache and the arithmetic are shown to agree.
 #include <gemma3/config.hpp>
@@ -51,7 +52,8 @@ void print_usage(std::FILE* out) {
                "Prints the KV-cache size of Gemma 3 for each MODEL at each CONTEXT length:\n"
                "all layers global vs the real interleaved design (5 sliding-window layers per\n"
                "global one; a sliding layer keeps only a ring of sliding_window rows), in bf16\n"
-               "(2 bytes, the Gemma 3 report's setting) and float32 (4 bytes, this library).\n"
+               "(2 bytes, the Gemma 3 report's setting; gemma3-cli's float16 cache is the same size)\n"
+               "and float32 (4 bytes, this library's default cache).\n"
                "Then builds a real gemma3::KVCache for a tiny config and checks that its\n"
                "bytes_allocated() equals the formula.\n"
                "\n"
@@ -186,7 +188,10 @@ bool check_live_cache() {
     const int sliding_rows = cache.layer(0).capacity;  // layer 0 is sliding: min(W, len)
     const double formula = gemma3::kv_cache_bytes(c, len, kF32Bytes, /*interleaved=*/true);
     const double formula_global = gemma3::kv_cache_bytes(c, len, kF32Bytes, /*interleaved=*/false);
-    const bool agree = double(cache.bytes_allocated()) == formula && double(cache.bytes_all_global()) == formula_global;
+    const gemma3::KVCache half(c, len, gemma3::DType::F16);  // the float16 cache: 2 bytes per value
+    const bool agree = double(cache.bytes_allocated()) == formula && double(cache.bytes_all_global()) == formula_global &&
+                       double(half.bytes_allocated()) == gemma3::kv_cache_bytes(c, len, 2.0, true) &&
+                       double(half.bytes_all_global()) == gemma3::kv_cache_bytes(c, len, 2.0, false);
     all_agree = all_agree && agree;
     const std::string rows = std::to_string(global_rows) + " / " + std::to_string(sliding_rows);
     std::printf("  %13d  %12s  %17s  %23s  %18s  %24s  %s\n", len, rows.c_str(),
@@ -203,8 +208,8 @@ bool check_live_cache() {
   std::printf("\n  global layer, position -> slot:                 ");
   for (int p = 0; p < 10; ++p) std::printf(" %d->%d", p, cache.layer(5).slot(p));
   std::printf("\n\n  %s\n", all_agree ? "For every max_cache_len T above, bytes_allocated() == kv_cache_bytes(config, T, 4, "
-                                        "true)\n  and bytes_all_global() == kv_cache_bytes(config, T, 4, false): the "
-                                        "live cache and the arithmetic agree."
+                                        "true)\n  and bytes_all_global() == kv_cache_bytes(config, T, 4, false), and the same with 2 "
+                                        "bytes for a\n  float16 cache: the live cache and the arithmetic agree."
                                       : "MISMATCH between the live cache and the formula.");
   return all_agree;
 }

@@ -88,3 +88,45 @@ TEST_CASE("decode attention: matches softmax(q k^T s) v, the same with 1 and 3 t
     gemma3::set_num_threads(1);
   }
 }
+
+// The same products reading a float16 cache (kv_cache.hpp KVRowStore): each key and
+// value row is widened on the fly; the result equals the double reference on the
+// float16-rounded keys and values (and so differs from the float32 keys' result).
+TEST_CASE("decode attention over a float16 cache: matches the reference on the rounded keys", "[model][kernels][kv]") {
+  std::mt19937 rng(2027);
+  for (const int n : {1, 37, 700}) {
+    for (const bool sliding : {false, true}) {
+      INFO("keys " << n << " sliding " << sliding);
+      const int heads = 4, kv_heads = 2, D = 64;
+      const gemma3::AttentionShape s{heads, kv_heads, D, 1.0f / std::sqrt(float(D)), std::nullopt, sliding, 512};
+      const gemma3::Matrix q = random_matrix(rng, 1, Eigen::Index(heads) * D);
+      gemma3::Matrix keys = random_matrix(rng, n, Eigen::Index(kv_heads) * D);
+      gemma3::Matrix values = random_matrix(rng, n, Eigen::Index(kv_heads) * D);
+      gemma3::KVRowStore k16(gemma3::DType::F16, n, kv_heads * D), v16(gemma3::DType::F16, n, kv_heads * D);
+      for (int j = 0; j < n; ++j) {
+        k16.store(j, keys.row(j).data());
+        v16.store(j, values.row(j).data());
+      }
+      const std::vector<double> exact32 = reference(s, q, n - 1, keys, values);
+      k16.round(keys);
+      v16.round(values);
+      const std::vector<double> ref = reference(s, q, n - 1, keys, values);
+      gemma3::Matrix first;
+      for (int threads : {1, 3}) {
+        gemma3::set_num_threads(threads);
+        gemma3::Matrix out;
+        gemma3::grouped_query_attention(s, q, n - 1, k16.view(0, n), v16.view(0, n), 0, out);
+        double err = 0.0, moved = 0.0;
+        for (Eigen::Index c = 0; c < out.cols(); ++c) {
+          err = std::max(err, std::fabs(double(out(0, c)) - ref[std::size_t(c)]));
+          moved = std::max(moved, std::fabs(ref[std::size_t(c)] - exact32[std::size_t(c)]));
+        }
+        CHECK(err < 2e-5);
+        CHECK(moved > 1e-5);  // the rounding to float16 is visible, and the kernel follows it
+        if (threads == 1) first = out;
+        else CHECK(out == first);
+      }
+      gemma3::set_num_threads(1);
+    }
+  }
+}

@@ -5,6 +5,9 @@
 #include "gemma3/attention_mask.hpp"
 #include "gemma3/kv_cache.hpp"
 
+#include <cmath>
+#include <vector>
+
 TEST_CASE("sliding mask: W keys including the query; global mask: causal", "[kv]") {
   const int W = 3;
   for (int q = 0; q < 10; ++q)
@@ -64,4 +67,43 @@ TEST_CASE("KV memory arithmetic reproduces gemma3-spec.md section 7.2 (bf16)", "
 TEST_CASE("a cache longer than the model's context is refused", "[kv]") {
   CHECK_THROWS_AS(gemma3::KVCache(gemma3::gemma3_1b(), 32769), std::invalid_argument);
   CHECK_THROWS_AS(gemma3::KVCache(gemma3::gemma3_1b(), 0), std::invalid_argument);
+}
+
+TEST_CASE("a float16 cache: half the bytes; rows come back rounded to float16", "[kv]") {
+  const gemma3::Gemma3TextConfig c = gemma3::gemma3_1b();
+  const gemma3::KVCache f32(c, 4096), f16(c, 4096, gemma3::DType::F16);
+  CHECK(f16.dtype() == gemma3::DType::F16);
+  CHECK(f16.bytes_allocated() * 2 == f32.bytes_allocated());
+  CHECK(f16.bytes_all_global() * 2 == f32.bytes_all_global());
+  CHECK(double(f16.bytes_allocated()) == gemma3::kv_cache_bytes(c, 4096, 2, true));
+  CHECK_THROWS_AS(gemma3::KVCache(c, 16, gemma3::DType::BF16), std::invalid_argument);
+
+  // store -> load keeps exactly the float16 rounding of each value; round() gives the same.
+  gemma3::KVRowStore store(gemma3::DType::F16, 3, 40);
+  gemma3::Matrix x(3, 40);
+  for (int r = 0; r < 3; ++r)
+    for (int i = 0; i < 40; ++i) x(r, i) = std::ldexp(1.0f + 0.0123f * float(i * 7 + r), i % 30 - 20) * (i % 2 ? -1.0f : 1.0f);
+  for (int r = 0; r < 3; ++r) store.store(r, x.row(r).data());
+  gemma3::Matrix rounded = x;
+  store.round(rounded);
+  std::vector<float> back(40);
+  bool some_changed = false;
+  for (int r = 0; r < 3; ++r) {
+    store.load(r, back.data());
+    for (int i = 0; i < 40; ++i) {
+      const float want = gemma3::round_to_dtype(x(r, i), gemma3::DType::F16);
+      CHECK(back[std::size_t(i)] == want);
+      CHECK(rounded(r, i) == want);
+      some_changed = some_changed || want != x(r, i);
+    }
+  }
+  CHECK(some_changed);
+  // The view reads the same rows (widened one at a time) as the float32 matrix.
+  const gemma3::KVView v = store.view(1, 2);
+  CHECK(v.rows == 2);
+  const float* row = v.row(1, back.data());
+  for (int i = 0; i < 40; ++i) CHECK(row[i] == rounded(2, i));
+  gemma3::Matrix buf;
+  const auto m = v.block(0, 8, 2, 16).as_f32(buf);
+  CHECK(m == rounded.block(1, 8, 2, 16));
 }

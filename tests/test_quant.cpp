@@ -347,6 +347,61 @@ TEST_CASE("f16 widening in SIMD is exact for every finite f16", "[quant]") {
   SUCCEED();
 }
 
+// f32 -> f16 (the float16 KV cache, kv_cache.hpp): F16C's rounding against the scalar
+// twin on every f16 value, every tie between neighbours and its two float neighbours,
+// and a sweep over all float32 bit patterns (subnormals, overflow, inf included).
+TEST_CASE("f16 narrowing: SIMD == scalar, round to nearest even", "[quant]") {
+  std::vector<float> xs;
+  for (std::uint32_t h = 0; h < 0x7c00; ++h) {
+    const float a = gemma3::f16_to_f32(std::uint16_t(h)), b = gemma3::f16_to_f32(std::uint16_t(h + 1));
+    const float mid = a + (b - a) * 0.5f;  // exact in float32: the tie
+    for (float v : {a, mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e9f)}) {
+      xs.push_back(v);
+      xs.push_back(-v);
+    }
+  }
+  for (std::uint64_t bits = 0; bits < (1ull << 32); bits += 65521) {
+    float v;
+    const std::uint32_t b32 = std::uint32_t(bits);
+    std::memcpy(&v, &b32, 4);
+    xs.push_back(v);
+  }
+  xs.push_back(INFINITY);
+  xs.push_back(-INFINITY);
+  xs.push_back(65504.0f);
+  xs.push_back(65519.99f);  // rounds down to the largest f16
+  xs.push_back(65520.0f);   // the tie past it: inf
+  // Ties to even, checked on known values: 1 + 2^-11 lies halfway between 1 and 1 + 2^-10.
+  CHECK(gemma3::f32_to_f16(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);
+  CHECK(gemma3::f32_to_f16(1.0f + 3 * std::ldexp(1.0f, -11)) == 0x3c02);
+  std::vector<std::uint16_t> ref(xs.size()), got(xs.size());
+  gemma3::kernels::narrow_f16_scalar(xs.data(), ref.data(), std::int64_t(xs.size()));
+  for (std::size_t i = 0; i < xs.size(); i += 1009) CHECK(ref[i] == gemma3::f32_to_f16(xs[i]));
+#if GEMMA3_HAVE_X86_SIMD
+  if (gemma3::isa_available(Isa::avx2)) {
+    gemma3::kernels::narrow_f16_avx2(xs.data(), got.data(), std::int64_t(xs.size()));
+    std::size_t mismatches = 0, nans = 0;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      if (std::isnan(xs[i])) {  // both NaN; payloads may differ
+        ++nans;
+        CHECK((got[i] & 0x7c00) == 0x7c00);
+        CHECK((got[i] & 0x3ff) != 0);
+        continue;
+      }
+      if (got[i] != ref[i]) ++mismatches;
+    }
+    CHECK(mismatches == 0);
+    CHECK(nans > 0);
+  }
+#endif
+  // narrow_f16 then widen_f16 (the active Isa's twins) give round_to_dtype's value.
+  std::vector<float> back(xs.size());
+  gemma3::kernels::narrow_f16(xs.data(), got.data(), std::int64_t(xs.size()));
+  gemma3::kernels::widen_f16(got.data(), back.data(), std::int64_t(xs.size()));
+  for (std::size_t i = 0; i < xs.size(); i += 7)
+    if (std::fabs(xs[i]) <= 65504.0f) CHECK(back[i] == gemma3::round_to_dtype(xs[i], DType::F16));  // finite f16
+}
+
 // matvec / matmul over every block type: against the plain double reference
 // (matvec_scalar), for each Isa and thread count; and the properties the model relies on.
 TEST_CASE("matvec and matmul on quantized weights", "[quant][kernels]") {

@@ -14,7 +14,8 @@
 //   out = concat_h(o_h) Wo^T   [T, hidden_size]
 //
 // New keys and values go into the layer's KV cache (kv_cache.hpp) so that the next
-// call, at a later position, sees them. The same function runs a whole prompt
+// call, at a later position, sees them. With a float16 cache, k and v are rounded to
+// float16 before any query uses them (what the cache keeps, for every query alike). The same function runs a whole prompt
 // (prefill, T > 1, matrix products) or one token (decode, T = 1, matrix-vector).
 // Multimodal prompts pass the image groups of the chunk: an image soft token then
 // also sees the later soft tokens of its own image (attention_mask.hpp); text-only
@@ -29,6 +30,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <vector>
 
 #include "attention_mask.hpp"
 #include "config.hpp"
@@ -64,13 +66,16 @@ struct AttentionShape {
 // would first pack the [n, D] keys (or values) for a product with only `group` rows,
 // on one thread; here each key row is read once, in place, for all the group's heads.
 //   scores [rows, n] = q_group [rows, D] . keys [n, D]^T      (the keys split over threads)
-template <class Keys>
-inline void scores_one_token(const Matrix& q_group, const Keys& keys, Matrix& scores) {
-  const Eigen::Index rows = q_group.rows(), n = keys.rows();
+inline void scores_one_token(const Matrix& q_group, const KVView& keys, Matrix& scores) {
+  const Eigen::Index rows = q_group.rows(), n = keys.rows, D = keys.cols;
   scores.resize(rows, n);
   default_pool().parallel_for(0, n, [&](std::int64_t j0, std::int64_t j1) {
-    for (Eigen::Index j = j0; j < j1; ++j)
-      for (Eigen::Index r = 0; r < rows; ++r) scores(r, j) = q_group.row(r).dot(keys.row(j));
+    thread_local std::vector<float> buf;  // a float16 key row, widened
+    buf.resize(std::size_t(D));
+    for (Eigen::Index j = j0; j < j1; ++j) {
+      const Eigen::Map<const RowVector> key(keys.row(j, buf.data()), D);
+      for (Eigen::Index r = 0; r < rows; ++r) scores(r, j) = q_group.row(r).dot(key);
+    }
   }, 64);
 }
 //   out [rows, D] = p [rows, n] . values [n, D]                (the keys split over threads)
@@ -78,9 +83,8 @@ inline void scores_one_token(const Matrix& q_group, const Keys& keys, Matrix& sc
 // not depend on the thread count); each part streams its value rows once, in order,
 // adding p(r, j) * values[j] into its own partial sums [rows, D] (they stay in L1),
 // and the partials are added in part order.
-template <class Values>
-inline void weighted_values_one_token(const Matrix& p, const Values& values, Matrix& out) {
-  const Eigen::Index rows = p.rows(), n = p.cols(), D = values.cols();
+inline void weighted_values_one_token(const Matrix& p, const KVView& values, Matrix& out) {
+  const Eigen::Index rows = p.rows(), n = p.cols(), D = values.cols;
   constexpr Eigen::Index kMinPart = 64, kMaxParts = 16;
   const Eigen::Index part = std::max(kMinPart, (n + kMaxParts - 1) / kMaxParts);
   const Eigen::Index parts = (n + part - 1) / part;
@@ -88,11 +92,13 @@ inline void weighted_values_one_token(const Matrix& p, const Values& values, Mat
   Matrix& partial = scratch;    // [parts * rows, D]
   partial.resize(parts * rows, D);
   default_pool().parallel_for(0, parts, [&](std::int64_t a, std::int64_t b) {
+    thread_local std::vector<float> buf;  // a float16 value row, widened
+    buf.resize(std::size_t(D));
     for (std::int64_t k = a; k < b; ++k) {
       auto acc = partial.middleRows(k * rows, rows);
       acc.setZero();
       for (Eigen::Index j = k * part; j < std::min(n, (k + 1) * part); ++j) {
-        const float* v = values.row(j).data();
+        const float* v = values.row(j, buf.data());
         for (Eigen::Index r = 0; r < rows; ++r) {
           const float pj = p(r, j);
           float* o = acc.row(r).data();
@@ -111,9 +117,9 @@ inline void weighted_values_one_token(const Matrix& p, const Values& values, Mat
 // The `group` query heads that share one kv head are stacked into one matrix, so
 // each key and value row is read once per kv head, not once per query head.
 // `images` (multimodal prefill only) lets image soft tokens see forward within their image.
-inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, int pos0,
-                                    const Eigen::Ref<const Matrix>& keys, const Eigen::Ref<const Matrix>& values,
-                                    int ctx0, Matrix& out, const ImageGroups* images = nullptr) {
+// keys and values are float32 or float16 (kv_cache.hpp's KVView; a Matrix converts).
+inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, int pos0, const KVView& keys,
+                                    const KVView& values, int ctx0, Matrix& out, const ImageGroups* images = nullptr) {
   const int T = int(q.rows());
   const int D = s.head_dim;
   const int group = s.num_attention_heads / s.num_key_value_heads;
@@ -122,6 +128,7 @@ inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, in
   Matrix q_group;  // [tokens in block * group, D]: row t * group + g is query head kv * group + g of token t
   Matrix scores;   // [tokens in block * group, keys in range]
   Matrix o_group;  // [tokens in block * group, D]
+  Matrix widened;  // [keys in range, D]: float16 keys or values as float32, for the GEMMs
   for (int kv = 0; kv < s.num_key_value_heads; ++kv) {
     for (int t0 = 0; t0 < T; t0 += kQueryBlock) {
       const int tb = std::min(kQueryBlock, T - t0);
@@ -137,7 +144,7 @@ inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, in
           q_group.row(t * group + g) = q.block(t0 + t, (kv * group + g) * D, 1, D);
 
       if (tb == 1) scores_one_token(q_group, keys.block(k_lo, kv * D, n, D), scores);  // decode
-      else scores.noalias() = q_group * keys.block(k_lo, kv * D, n, D).transpose();
+      else scores.noalias() = q_group * keys.block(k_lo, kv * D, n, D).as_f32(widened).transpose();
       scores *= s.scale;
       if (s.softcap) {
         const float c = float(*s.softcap);
@@ -174,7 +181,7 @@ inline void grouped_query_attention(const AttentionShape& s, const Matrix& q, in
         row /= sum;
       }
       if (tb == 1) weighted_values_one_token(scores, values.block(k_lo, kv * D, n, D), o_group);
-      else o_group.noalias() = scores * values.block(k_lo, kv * D, n, D);
+      else o_group.noalias() = scores * values.block(k_lo, kv * D, n, D).as_f32(widened);
       for (int t = 0; t < tb; ++t)
         for (int g = 0; g < group; ++g)
           out.block(t0 + t, (kv * group + g) * D, 1, D) = o_group.row(t * group + g);
@@ -196,14 +203,21 @@ inline void gemma3_attention(const Gemma3TextConfig& c, bool sliding, const Gemm
   rope.apply(q, pos0);
   rope.apply(k, pos0);
 
+  // A float16 cache keeps K and V rounded to float16 (kv_cache.hpp): round this chunk's
+  // own rows the same way first, so its queries see what later tokens will read back.
+  cache.k.round(k);
+  cache.v.round(v);
+
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, D, c.attention_scale(),
                              c.attn_logit_softcapping, sliding, c.sliding_window};
   Matrix context;  // [T, NH * D]
   if (!sliding) {
     // Global layer: write this chunk's rows, then attend over positions 0 .. pos0+T-1 in place.
-    cache.k.middleRows(pos0, T) = k;
-    cache.v.middleRows(pos0, T) = v;
-    grouped_query_attention(shape, q, pos0, cache.k.topRows(pos0 + T), cache.v.topRows(pos0 + T), 0, context, images);
+    for (int t = 0; t < T; ++t) {
+      cache.k.store(pos0 + t, k.row(t).data());
+      cache.v.store(pos0 + t, v.row(t).data());
+    }
+    grouped_query_attention(shape, q, pos0, cache.k.view(0, pos0 + T), cache.v.view(0, pos0 + T), 0, context, images);
   } else if (T == 1 && images == nullptr) {
     // Sliding layer, one token (decode): write its row into the ring first (it
     // replaces position pos0 - capacity, which the window no longer shows), then the
@@ -211,10 +225,10 @@ inline void gemma3_attention(const Gemma3TextConfig& c, bool sliding, const Gemm
     // until the ring wraps, a rotation of them after. All n are visible, and
     // attention over keys that are all visible does not depend on their order (RoPE
     // is already in the keys), so the ring is used in place: no copy per token.
-    cache.k.row(cache.slot(pos0)) = k.row(0);
-    cache.v.row(cache.slot(pos0)) = v.row(0);
+    cache.k.store(cache.slot(pos0), k.data());
+    cache.v.store(cache.slot(pos0), v.data());
     const int n = std::min(pos0 + 1, cache.capacity);
-    grouped_query_attention(shape, q, pos0, cache.k.topRows(n), cache.v.topRows(n), pos0 + 1 - n, context);
+    grouped_query_attention(shape, q, pos0, cache.k.view(0, n), cache.v.view(0, n), pos0 + 1 - n, context);
   } else {
     // Sliding layer: the keys the chunk's first query can still see come from the
     // ring, followed by the chunk's own keys; then the ring keeps the newest rows.
@@ -222,15 +236,15 @@ inline void gemma3_attention(const Gemma3TextConfig& c, bool sliding, const Gemm
     const int n_old = pos0 - ctx0;
     Matrix keys(n_old + T, k.cols()), values(n_old + T, v.cols());  // [n_old + T, KV * D]
     for (int j = 0; j < n_old; ++j) {
-      keys.row(j) = cache.k.row(cache.slot(ctx0 + j));
-      values.row(j) = cache.v.row(cache.slot(ctx0 + j));
+      cache.k.load(cache.slot(ctx0 + j), keys.row(j).data());
+      cache.v.load(cache.slot(ctx0 + j), values.row(j).data());
     }
     keys.bottomRows(T) = k;
     values.bottomRows(T) = v;
     grouped_query_attention(shape, q, pos0, keys, values, ctx0, context, images);
     for (int t = std::max(0, T - cache.capacity); t < T; ++t) {
-      cache.k.row(cache.slot(pos0 + t)) = k.row(t);
-      cache.v.row(cache.slot(pos0 + t)) = v.row(t);
+      cache.k.store(cache.slot(pos0 + t), k.row(t).data());
+      cache.v.store(cache.slot(pos0 + t), v.row(t).data());
     }
   }
   linear(w.o_proj, context, out);

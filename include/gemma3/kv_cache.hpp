@@ -9,27 +9,123 @@
 // this is where Gemma 3's ~5x KV saving at long context comes from;
 // bytes_allocated() vs bytes_all_global() reports it live.
 //
-// Rows are [num_key_value_heads * head_dim] float32, after QK-norm and RoPE.
-// Pinned by tests/test_kv_cache.cpp (ring wrap, memory arithmetic) and the
-// prefill/decode equality tests in tests/test_model.cpp.
+// Rows are [num_key_value_heads * head_dim], after QK-norm and RoPE, stored as
+// float32 (the default: the reference) or float16 (IEEE half, llama.cpp's default):
+//   kv_dtype = F32   row bytes = 2 * KV * D * 4       (K and V)
+//   kv_dtype = F16   row bytes = 2 * KV * D * 2       half the memory and half the
+//                                                     bytes decode attention reads
+// A float16 cache rounds each K and V value to nearest, ties to even, when it is
+// stored; attention.hpp rounds the chunk's own keys and values the same way
+// (KVRowStore::round) before its queries use them, so a prompt read whole, in chunks
+// or token by token reads the same float16 keys (up to a value whose float32 inputs
+// differed in the last bit between the GEMM and the matvec and round to neighbouring
+// float16 values: logits 1e-4 of max apart on the test fixtures, against ~1e-6 with
+// float32). Attention reads rows through KVView: float32 in place, float16 widened
+// one row at a time (kernels/dot.hpp).
+// Pinned by tests/test_kv_cache.cpp (ring wrap, memory arithmetic, float16 rounding)
+// and the prefill/decode equality tests in tests/test_model.cpp.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "config.hpp"
+#include "kernels/dot.hpp"
+#include "kernels/dtype.hpp"
 #include "tensor.hpp"
 
 namespace gemma3 {
 
+// A [rows, cols] block of cached keys or values as attention reads it: row j starts
+// `stride` values after row j - 1, in float32 or float16.
+struct KVView {
+  DType dtype = DType::F32;  // F32 or F16
+  const void* data = nullptr;
+  Eigen::Index rows = 0, cols = 0, stride = 0;
+
+  KVView() = default;
+  KVView(DType t, const void* d, Eigen::Index r, Eigen::Index c, Eigen::Index s) : dtype(t), data(d), rows(r), cols(c), stride(s) {}
+  // A float32 matrix, whole (implicit: attention over plain matrices, as tests do).
+  KVView(const Matrix& m) : KVView(DType::F32, m.data(), m.rows(), m.cols(), m.cols()) {}
+
+  // Rows r0 .. r0 + n - 1, columns c0 .. c0 + m - 1.
+  KVView block(Eigen::Index r0, Eigen::Index c0, Eigen::Index n, Eigen::Index m) const {
+    return KVView(dtype, element(r0, c0), n, m, stride);
+  }
+  // Row j as float32 [cols]: a pointer into the cache (F32) or widened into buf (F16).
+  const float* row(Eigen::Index j, float* buf) const {
+    if (dtype == DType::F32) return static_cast<const float*>(element(j, 0));
+    kernels::widen_f16(element(j, 0), buf, cols);
+    return buf;
+  }
+  // The block as a float32 matrix [rows, cols]: mapped in place (F32) or widened into buf (F16).
+  Eigen::Map<const Matrix, 0, Eigen::OuterStride<>> as_f32(Matrix& buf) const {
+    using StridedMap = Eigen::Map<const Matrix, 0, Eigen::OuterStride<>>;
+    if (dtype == DType::F32) return StridedMap(static_cast<const float*>(data), rows, cols, Eigen::OuterStride<>(stride));
+    buf.resize(rows, cols);
+    for (Eigen::Index j = 0; j < rows; ++j) kernels::widen_f16(element(j, 0), buf.row(j).data(), cols);
+    return StridedMap(buf.data(), rows, cols, Eigen::OuterStride<>(cols));
+  }
+
+ private:
+  const void* element(Eigen::Index r, Eigen::Index c) const {
+    return static_cast<const unsigned char*>(data) + std::size_t(r * stride + c) * dtype_size(dtype);
+  }
+};
+
+// [rows, width] cached values (all K rows of a layer, or all V rows), float32 or float16.
+class KVRowStore {
+ public:
+  KVRowStore() = default;
+  KVRowStore(DType dtype, int rows, int width) : dtype_(dtype), rows_(rows), width_(width) {
+    if (dtype != DType::F32 && dtype != DType::F16)
+      throw std::invalid_argument(std::string("KV cache: the cache holds f32 or f16 values, not ") + dtype_name(dtype));
+    bytes_.assign(std::size_t(rows) * std::size_t(width) * dtype_size(dtype), 0);  // zeroed
+  }
+  DType dtype() const { return dtype_; }
+  int rows() const { return rows_; }
+  int width() const { return width_; }
+  std::size_t bytes() const { return bytes_.size(); }
+
+  // Row r = x [width], rounded to the store's dtype.
+  void store(int r, const float* x) {
+    if (dtype_ == DType::F32) std::copy(x, x + width_, reinterpret_cast<float*>(row_ptr(r)));
+    else kernels::narrow_f16(x, row_ptr(r), width_);
+  }
+  // Each value of x [T, width] replaced by what storing it would keep (F32: unchanged).
+  void round(Matrix& x) const {
+    if (dtype_ == DType::F32) return;
+    thread_local std::vector<std::uint16_t> half;
+    half.resize(std::size_t(x.size()));
+    kernels::narrow_f16(x.data(), half.data(), x.size());
+    kernels::widen_f16(half.data(), x.data(), x.size());
+  }
+  // Rows r0 .. r0 + n - 1.
+  KVView view(int r0, int n) const { return KVView(dtype_, row_ptr(r0), n, width_, width_); }
+  // Row r as float32 into out [width].
+  void load(int r, float* out) const {
+    const float* p = view(r, 1).row(0, out);
+    if (p != out) std::copy(p, p + width_, out);
+  }
+
+ private:
+  const unsigned char* row_ptr(int r) const { return bytes_.data() + std::size_t(r) * std::size_t(width_) * dtype_size(dtype_); }
+  unsigned char* row_ptr(int r) { return bytes_.data() + std::size_t(r) * std::size_t(width_) * dtype_size(dtype_); }
+
+  DType dtype_ = DType::F32;
+  int rows_ = 0, width_ = 0;
+  std::vector<unsigned char> bytes_;
+};
+
 struct LayerKVCache {
   bool sliding = false;
   int capacity = 0;  // rows: max_cache_len (global) or min(sliding_window, max_cache_len) (sliding)
-  Matrix k;          // [capacity, num_key_value_heads * head_dim]
-  Matrix v;          // [capacity, num_key_value_heads * head_dim]
+  KVRowStore k;      // [capacity, num_key_value_heads * head_dim]
+  KVRowStore v;      // [capacity, num_key_value_heads * head_dim]
 
   int slot(int position) const { return sliding ? position % capacity : position; }
 };
@@ -37,23 +133,28 @@ struct LayerKVCache {
 class KVCache {
  public:
   // max_cache_len: the longest sequence this cache will hold (prompt + generated).
-  KVCache(const Gemma3TextConfig& config, int max_cache_len) : max_cache_len_(max_cache_len) {
+  // kv_dtype: DType::F32 (the reference) or DType::F16 (half the memory).
+  KVCache(const Gemma3TextConfig& config, int max_cache_len, DType kv_dtype = DType::F32)
+      : max_cache_len_(max_cache_len), dtype_(kv_dtype) {
     if (max_cache_len < 1 || max_cache_len > config.max_position_embeddings)
       throw std::invalid_argument("KVCache: max_cache_len must be in [1, max_position_embeddings = " +
                                   std::to_string(config.max_position_embeddings) + "], got " +
                                   std::to_string(max_cache_len));
+    if (kv_dtype != DType::F32 && kv_dtype != DType::F16)
+      throw std::invalid_argument(std::string("KVCache: kv_dtype must be f32 or f16, got ") + dtype_name(kv_dtype));
     row_width_ = config.num_key_value_heads * config.head_dim;
     layers_.resize(std::size_t(config.num_hidden_layers));
     for (int i = 0; i < config.num_hidden_layers; ++i) {
       LayerKVCache& l = layers_[std::size_t(i)];
       l.sliding = config.is_sliding(i);
       l.capacity = l.sliding ? std::min(config.sliding_window, max_cache_len) : max_cache_len;
-      l.k.setZero(l.capacity, row_width_);
-      l.v.setZero(l.capacity, row_width_);
+      l.k = KVRowStore(kv_dtype, l.capacity, row_width_);
+      l.v = KVRowStore(kv_dtype, l.capacity, row_width_);
     }
   }
 
   int max_cache_len() const { return max_cache_len_; }
+  DType dtype() const { return dtype_; }
   int length() const { return length_; }  // tokens seen so far = position of the next token
   void advance(int n) { length_ += n; }
   void clear() { length_ = 0; }
@@ -62,7 +163,7 @@ class KVCache {
   const LayerKVCache& layer(int i) const { return layers_[std::size_t(i)]; }
   int num_layers() const { return int(layers_.size()); }
 
-  // Bytes held by all K and V rows (float32).
+  // Bytes held by all K and V rows.
   std::size_t bytes_allocated() const {
     std::size_t rows = 0;
     for (const LayerKVCache& l : layers_) rows += std::size_t(l.capacity);
@@ -78,10 +179,11 @@ class KVCache {
   std::size_t bytes_all_global() const { return layers_.size() * std::size_t(max_cache_len_) * bytes_per_row(); }
 
  private:
-  std::size_t bytes_per_row() const { return 2 * std::size_t(row_width_) * sizeof(float); }  // K and V
+  std::size_t bytes_per_row() const { return 2 * std::size_t(row_width_) * dtype_size(dtype_); }  // K and V
 
   std::vector<LayerKVCache> layers_;
   int max_cache_len_ = 0;
+  DType dtype_ = DType::F32;
   int row_width_ = 0;
   int length_ = 0;
 };

@@ -82,8 +82,8 @@ class Gemma3ForCausalLM {
   void set_embed_scale(float s) { embed_scale_ = s; }
 
   // A cache for sequences of up to max_cache_len tokens (default: the model's context).
-  KVCache new_cache(int max_cache_len = 0) const {
-    return KVCache(config_, max_cache_len > 0 ? max_cache_len : config_.max_position_embeddings);
+  KVCache new_cache(int max_cache_len = 0, DType kv_dtype = DType::F32) const {
+    return KVCache(config_, max_cache_len > 0 ? max_cache_len : config_.max_position_embeddings, kv_dtype);
   }
 
   // Run input_ids at positions cache.length() ..; returns logits [T, vocab_size]

@@ -3,6 +3,8 @@
 //
 //   dot_<dtype>(w, x, n) = sum_i float(w[i]) * x[i]
 //   widen_<dtype>(w, y, n): y[i] = float(w[i])              (exact)
+//   narrow_f16(x, w, n):    w[i] = f16(x[i])   round to nearest, ties to even (the KV
+//                           cache's float16 rows, kv_cache.hpp)
 //
 // Each in three twins: scalar (one float accumulator, the readable reference),
 // AVX2 + FMA (4 x 8 lanes; bf16 widened by a 16-bit left shift, f16 by F16C's
@@ -50,6 +52,10 @@ inline void widen_bf16_scalar(const void* w, float* y, std::int64_t n) {
 inline void widen_f16_scalar(const void* w, float* y, std::int64_t n) {
   const auto* p = static_cast<const std::uint16_t*>(w);
   for (std::int64_t i = 0; i < n; ++i) y[i] = f16_to_f32(p[i]);
+}
+inline void narrow_f16_scalar(const float* x, void* w, std::int64_t n) {
+  auto* p = static_cast<std::uint16_t*>(w);
+  for (std::int64_t i = 0; i < n; ++i) p[i] = f32_to_f16(x[i]);
 }
 
 // ---- AVX2 + FMA (+ F16C) ----
@@ -112,6 +118,16 @@ GEMMA3_TARGET_AVX2 inline void widen_f16_avx2(const void* w, float* y, std::int6
   std::int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, avx2::load_f16(p + i));
   for (; i < n; ++i) y[i] = f16_to_f32(p[i]);
+}
+// F16C's vcvtps2ph with round-to-nearest-even: bit for bit the scalar twin's for every
+// value but NaN (both give a NaN; the payload bits may differ).
+GEMMA3_TARGET_AVX2 inline void narrow_f16_avx2(const float* x, void* w, std::int64_t n) {
+  auto* p = static_cast<std::uint16_t*>(w);
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (; i < n; ++i) p[i] = f32_to_f16(x[i]);
 }
 #endif
 
@@ -176,6 +192,24 @@ inline void widen_f16_wasm(const void* w, float* y, std::int64_t n) {
   for (; i < n; ++i) y[i] = f16_to_f32(p[i]);
 }
 #endif
+
+// The twin for the active Isa (kernels/isa.hpp). WebAssembly narrows with the scalar
+// twin: SIMD128 has no float16 conversion, and the cache writes one row per token.
+inline void widen_f16(const void* w, float* y, std::int64_t n) {
+#if GEMMA3_HAVE_X86_SIMD
+  if (isa_has_avx2(active_isa())) return widen_f16_avx2(w, y, n);
+#endif
+#if GEMMA3_HAVE_WASM_SIMD
+  if (active_isa() == Isa::wasm_simd128) return widen_f16_wasm(w, y, n);
+#endif
+  widen_f16_scalar(w, y, n);
+}
+inline void narrow_f16(const float* x, void* w, std::int64_t n) {
+#if GEMMA3_HAVE_X86_SIMD
+  if (isa_has_avx2(active_isa())) return narrow_f16_avx2(x, w, n);
+#endif
+  narrow_f16_scalar(x, w, n);
+}
 
 }  // namespace kernels
 }  // namespace gemma3
