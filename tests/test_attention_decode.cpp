@@ -12,6 +12,7 @@
 #include "catch.hpp"
 
 #include "gemma3/attention.hpp"
+#include "gemma3/kernels/kv_dot.hpp"
 #include "gemma3/kernels/thread_pool.hpp"
 
 namespace {
@@ -127,6 +128,58 @@ TEST_CASE("decode attention over a float16 cache: matches the reference on the r
         else CHECK(out == first);
       }
       gemma3::set_num_threads(1);
+    }
+  }
+}
+
+// kernels/kv_dot.hpp: the AVX2 twins of the two products against the scalar ones, on
+// float32 and float16 rows read with a stride (a kv head's columns inside a wider
+// row), for 1 to 9 query rows (short groups of four included) and several D.
+TEST_CASE("kv_dot: AVX2 twins equal the scalar ones to float rounding", "[kernels][kv]") {
+  std::mt19937 rng(2028);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const gemma3::DType t : {gemma3::DType::F32, gemma3::DType::F16}) {
+    for (const int D : {16, 64, 256}) {
+      for (const int rows : {1, 2, 3, 4, 5, 8, 9}) {
+        const int n = 77, stride = 2 * D + 16, col0 = D;  // rows of 2 kv heads plus padding; head 1
+        INFO(gemma3::dtype_name(t) << " D " << D << " rows " << rows);
+        std::vector<float> kv_f32(std::size_t(n) * std::size_t(stride));
+        for (float& x : kv_f32) x = nd(rng);
+        std::vector<std::uint16_t> kv_f16(kv_f32.size());
+        gemma3::kernels::narrow_f16_scalar(kv_f32.data(), kv_f16.data(), std::int64_t(kv_f32.size()));
+        const void* base = t == gemma3::DType::F16 ? static_cast<const void*>(kv_f16.data() + col0)
+                                                   : static_cast<const void*>(kv_f32.data() + col0);
+        std::vector<float> q(std::size_t(rows) * std::size_t(D)), p(std::size_t(rows) * std::size_t(n));
+        for (float& x : q) x = nd(rng);
+        for (float& x : p) x = std::fabs(nd(rng)) / float(n);
+        std::vector<float> s_ref(p.size(), -1.0f), s_simd(p.size(), -1.0f);
+        gemma3::kernels::kv_scores_scalar(q.data(), rows, D, t, base, stride, n, s_ref.data(), n);
+        std::vector<float> acc_ref(std::size_t(rows) * std::size_t(D), 0.5f), acc_simd = acc_ref;
+        gemma3::kernels::kv_weighted_scalar(p.data(), n, rows, D, t, base, stride, 5, n, acc_ref.data());
+        // the scalar twin against a double-precision sum
+        double err = 0.0;
+        for (int r = 0; r < rows; ++r)
+          for (int j = 0; j < n; ++j) {
+            double e = 0.0;
+            for (int c = 0; c < D; ++c)
+              e += double(q[std::size_t(r * D + c)]) *
+                   double(t == gemma3::DType::F16 ? gemma3::f16_to_f32(kv_f16[std::size_t(j * stride + col0 + c)])
+                                                  : kv_f32[std::size_t(j * stride + col0 + c)]);
+            err = std::max(err, std::fabs(e - double(s_ref[std::size_t(r * n + j)])));
+          }
+        CHECK(err < 1e-4 * std::sqrt(double(D)));
+#if GEMMA3_HAVE_X86_SIMD
+        if (gemma3::isa_available(gemma3::Isa::avx2)) {
+          gemma3::kernels::kv_scores_avx2(q.data(), rows, D, t, base, stride, n, s_simd.data(), n);
+          gemma3::kernels::kv_weighted_avx2(p.data(), n, rows, D, t, base, stride, 5, n, acc_simd.data());
+          double ds = 0.0, da = 0.0;
+          for (std::size_t i = 0; i < s_ref.size(); ++i) ds = std::max(ds, double(std::fabs(s_ref[i] - s_simd[i])));
+          for (std::size_t i = 0; i < acc_ref.size(); ++i) da = std::max(da, double(std::fabs(acc_ref[i] - acc_simd[i])));
+          CHECK(ds < 1e-4 * std::sqrt(double(D)));
+          CHECK(da < 1e-5);
+        }
+#endif
+      }
     }
   }
 }

@@ -34,6 +34,7 @@
 
 #include "attention_mask.hpp"
 #include "config.hpp"
+#include "kernels/kv_dot.hpp"
 #include "kernels/matmul.hpp"
 #include "kernels/softmax.hpp"
 #include "kv_cache.hpp"
@@ -64,25 +65,23 @@ struct AttentionShape {
 
 // The two products of one decoding token, spread over the thread pool. Eigen's GEMM
 // would first pack the [n, D] keys (or values) for a product with only `group` rows,
-// on one thread; here each key row is read once, in place, for all the group's heads.
+// on one thread; here each key row is read once, in place, for all the group's heads
+// (kernels/kv_dot.hpp: scalar and AVX2 twins, float32 or float16 rows).
 //   scores [rows, n] = q_group [rows, D] . keys [n, D]^T      (the keys split over threads)
 inline void scores_one_token(const Matrix& q_group, const KVView& keys, Matrix& scores) {
   const Eigen::Index rows = q_group.rows(), n = keys.rows, D = keys.cols;
   scores.resize(rows, n);
+  const Isa isa = active_isa();
   default_pool().parallel_for(0, n, [&](std::int64_t j0, std::int64_t j1) {
-    thread_local std::vector<float> buf;  // a float16 key row, widened
-    buf.resize(std::size_t(D));
-    for (Eigen::Index j = j0; j < j1; ++j) {
-      const Eigen::Map<const RowVector> key(keys.row(j, buf.data()), D);
-      for (Eigen::Index r = 0; r < rows; ++r) scores(r, j) = q_group.row(r).dot(key);
-    }
+    kernels::kv_scores(isa, q_group.data(), rows, D, keys.dtype, keys.element(j0, 0), keys.stride, j1 - j0,
+                       scores.data() + j0, n);
   }, 64);
 }
 //   out [rows, D] = p [rows, n] . values [n, D]                (the keys split over threads)
 // The keys are cut into a number of parts that depends on n only (so the result does
-// not depend on the thread count); each part streams its value rows once, in order,
-// adding p(r, j) * values[j] into its own partial sums [rows, D] (they stay in L1),
-// and the partials are added in part order.
+// not depend on the thread count); each part streams its value rows once, adding
+// p(r, j) * values[j] into its own partial sums [rows, D], and the partials are
+// added in part order.
 inline void weighted_values_one_token(const Matrix& p, const KVView& values, Matrix& out) {
   const Eigen::Index rows = p.rows(), n = p.cols(), D = values.cols;
   constexpr Eigen::Index kMinPart = 64, kMaxParts = 16;
@@ -91,20 +90,13 @@ inline void weighted_values_one_token(const Matrix& p, const KVView& values, Mat
   thread_local Matrix scratch;  // the calling thread's; the workers write into it through `partial`
   Matrix& partial = scratch;    // [parts * rows, D]
   partial.resize(parts * rows, D);
+  const Isa isa = active_isa();
   default_pool().parallel_for(0, parts, [&](std::int64_t a, std::int64_t b) {
-    thread_local std::vector<float> buf;  // a float16 value row, widened
-    buf.resize(std::size_t(D));
     for (std::int64_t k = a; k < b; ++k) {
       auto acc = partial.middleRows(k * rows, rows);
       acc.setZero();
-      for (Eigen::Index j = k * part; j < std::min(n, (k + 1) * part); ++j) {
-        const float* v = values.row(j, buf.data());
-        for (Eigen::Index r = 0; r < rows; ++r) {
-          const float pj = p(r, j);
-          float* o = acc.row(r).data();
-          for (Eigen::Index c = 0; c < D; ++c) o[c] += pj * v[c];  // plain loop: vectorized
-        }
-      }
+      kernels::kv_weighted(isa, p.data(), n, rows, D, values.dtype, values.data, values.stride, k * part,
+                           std::min(n, (k + 1) * part), acc.data());
     }
   }, 1);
   out = partial.topRows(rows);

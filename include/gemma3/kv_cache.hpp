@@ -62,6 +62,10 @@ struct KVView {
     kernels::widen_f16(element(j, 0), buf, cols);
     return buf;
   }
+  // Where value (r, c) is stored.
+  const void* element(Eigen::Index r, Eigen::Index c) const {
+    return static_cast<const unsigned char*>(data) + std::size_t(r * stride + c) * dtype_size(dtype);
+  }
   // The block as a float32 matrix [rows, cols]: mapped in place (F32) or widened into buf (F16).
   Eigen::Map<const Matrix, 0, Eigen::OuterStride<>> as_f32(Matrix& buf) const {
     using StridedMap = Eigen::Map<const Matrix, 0, Eigen::OuterStride<>>;
@@ -69,11 +73,6 @@ struct KVView {
     buf.resize(rows, cols);
     for (Eigen::Index j = 0; j < rows; ++j) kernels::widen_f16(element(j, 0), buf.row(j).data(), cols);
     return StridedMap(buf.data(), rows, cols, Eigen::OuterStride<>(cols));
-  }
-
- private:
-  const void* element(Eigen::Index r, Eigen::Index c) const {
-    return static_cast<const unsigned char*>(data) + std::size_t(r * stride + c) * dtype_size(dtype);
   }
 };
 

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "gemma3/kernels/gelu.hpp"
+#include "gemma3/kernels/kv_dot.hpp"
 #include "gemma3/kernels/matmul.hpp"
 #include "gemma3/kernels/thread_pool.hpp"
 #include "gemma3/quant/quant.hpp"
@@ -205,6 +206,28 @@ static void gelu() {
           "u %g: %g vs %g", double(u[i]), double(got[i]), double(ref[i]));
 }
 
+// Decode attention's products (kernels/kv_dot.hpp) with SIMD128 widening of float16
+// rows against the scalar twin: the same float operations in the same order, so equal.
+static void kv_dot() {
+  Rng rng(4242);
+  const std::int64_t D = 64, n = 21, rows = 3, stride = 2 * D;
+  for (DType t : {DType::F32, DType::F16}) {
+    std::vector<float> kv32 = quant_test::random_floats(std::size_t(n * stride), rng);
+    std::vector<std::uint16_t> kv16(kv32.size());
+    gemma3::kernels::narrow_f16_scalar(kv32.data(), kv16.data(), std::int64_t(kv16.size()));
+    const void* base = t == DType::F16 ? static_cast<const void*>(kv16.data() + D) : static_cast<const void*>(kv32.data() + D);
+    const std::vector<float> q = quant_test::random_floats(std::size_t(rows * D), rng);
+    const std::vector<float> p = quant_test::random_floats(std::size_t(rows * n), rng);
+    std::vector<float> s_ref(std::size_t(rows * n)), s_got(s_ref.size()), a_ref(std::size_t(rows * D), 0.25f), a_got = a_ref;
+    gemma3::kernels::kv_scores_scalar(q.data(), rows, D, t, base, stride, n, s_ref.data(), n);
+    gemma3::kernels::kv_scores(Isa::wasm_simd128, q.data(), rows, D, t, base, stride, n, s_got.data(), n);
+    gemma3::kernels::kv_weighted_scalar(p.data(), n, rows, D, t, base, stride, 2, n, a_ref.data());
+    gemma3::kernels::kv_weighted(Isa::wasm_simd128, p.data(), n, rows, D, t, base, stride, 2, n, a_got.data());
+    CHECK(s_ref == s_got, "kv_scores %s differs", gemma3::dtype_name(t));
+    CHECK(a_ref == a_got, "kv_weighted %s differs", gemma3::dtype_name(t));
+  }
+}
+
 int main(int argc, char** argv) {
   std::printf("isa %s, threads available: %s\n", gemma3::isa_name(gemma3::best_isa()),
 #if defined(__EMSCRIPTEN_PTHREADS__)
@@ -222,6 +245,7 @@ int main(int argc, char** argv) {
   if (argc > 1) fixtures(argv[1]);
   matvec_and_pool();
   gelu();
+  kv_dot();
   std::printf("%d checks, %d failed\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }
