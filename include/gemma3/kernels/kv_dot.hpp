@@ -120,6 +120,13 @@ GEMMA3_TARGET_AVX2 inline void kv_store_sums(__m256 a0, __m256 a1, __m256 a2, __
   for (int i = 0; i < NR; ++i) s[i * ld] = sum[i];
 }
 
+// a += q[0..7] * x0, b += q[0..7] * x1
+GEMMA3_TARGET_AVX2 inline void kv_fma_pair(const float* q, __m256 x0, __m256 x1, __m256& a, __m256& b) {
+  const __m256 qc = _mm256_loadu_ps(q);
+  a = _mm256_fmadd_ps(qc, x0, a);
+  b = _mm256_fmadd_ps(qc, x1, b);
+}
+
 // (Written out register by register: with arrays of __m256, GCC -O2 keeps the
 // accumulators on the stack.)
 template <bool F16, int NR>
@@ -137,24 +144,10 @@ GEMMA3_TARGET_AVX2 inline void kv_scores_rows(const float* q, std::int64_t D, co
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
     for (std::int64_t c = 0; c < D; c += 8) {
       const __m256 x0 = kv_load8<F16>(k0, c), x1 = kv_load8<F16>(k1, c);
-      __m256 qc = _mm256_loadu_ps(q0 + c);
-      a0 = _mm256_fmadd_ps(qc, x0, a0);
-      b0 = _mm256_fmadd_ps(qc, x1, b0);
-      if (NR > 1) {
-        qc = _mm256_loadu_ps(q1 + c);
-        a1 = _mm256_fmadd_ps(qc, x0, a1);
-        b1 = _mm256_fmadd_ps(qc, x1, b1);
-      }
-      if (NR > 2) {
-        qc = _mm256_loadu_ps(q2 + c);
-        a2 = _mm256_fmadd_ps(qc, x0, a2);
-        b2 = _mm256_fmadd_ps(qc, x1, b2);
-      }
-      if (NR > 3) {
-        qc = _mm256_loadu_ps(q3 + c);
-        a3 = _mm256_fmadd_ps(qc, x0, a3);
-        b3 = _mm256_fmadd_ps(qc, x1, b3);
-      }
+      kv_fma_pair(q0 + c, x0, x1, a0, b0);
+      if (NR > 1) kv_fma_pair(q1 + c, x0, x1, a1, b1);
+      if (NR > 2) kv_fma_pair(q2 + c, x0, x1, a2, b2);
+      if (NR > 3) kv_fma_pair(q3 + c, x0, x1, a3, b3);
     }
     kv_store_sums<NR>(a0, a1, a2, a3, s + j, ld);
     kv_store_sums<NR>(b0, b1, b2, b3, s + j + 1, ld);
