@@ -14,9 +14,10 @@
 //   out = concat_h(o_h) Wo^T   [T, hidden_size]
 //
 // New keys and values go into the layer's KV cache (kv_cache.hpp) so that the next
-// call, at a later position, sees them. With a float16 cache, k and v are rounded to
-// float16 before any query uses them (what the cache keeps, for every query alike). The same function runs a whole prompt
-// (prefill, T > 1, matrix products) or one token (decode, T = 1, matrix-vector).
+// call, at a later position, sees them; with a float16 cache they are rounded to
+// float16 before any query uses them (what the cache keeps, for every query alike).
+// The same function runs a whole prompt (prefill, T > 1, matrix products) or one
+// token (decode, T = 1, matrix-vector).
 // Multimodal prompts pass the image groups of the chunk: an image soft token then
 // also sees the later soft tokens of its own image (attention_mask.hpp); text-only
 // calls pass nothing and the rule is the plain causal / sliding one.

@@ -20,8 +20,9 @@
 // or token by token reads the same float16 keys (up to a value whose float32 inputs
 // differed in the last bit between the GEMM and the matvec and round to neighbouring
 // float16 values: logits 1e-4 of max apart on the test fixtures, against ~1e-6 with
-// float32). Attention reads rows through KVView: float32 in place, float16 widened
-// one row at a time (kernels/dot.hpp).
+// float32). Attention reads rows through KVView: decode hands the rows to
+// kernels/kv_dot.hpp as they are stored; prefill's GEMMs map float32 rows in place
+// and widen float16 ones to a float32 block first (KVView::as_f32).
 // Pinned by tests/test_kv_cache.cpp (ring wrap, memory arithmetic, float16 rounding)
 // and the prefill/decode equality tests in tests/test_model.cpp.
 #pragma once
@@ -48,7 +49,8 @@ struct KVView {
   Eigen::Index rows = 0, cols = 0, stride = 0;
 
   KVView() = default;
-  KVView(DType t, const void* d, Eigen::Index r, Eigen::Index c, Eigen::Index s) : dtype(t), data(d), rows(r), cols(c), stride(s) {}
+  KVView(DType t, const void* d, Eigen::Index r, Eigen::Index c, Eigen::Index s)
+      : dtype(t), data(d), rows(r), cols(c), stride(s) {}
   // A float32 matrix, whole (implicit: attention over plain matrices, as tests do).
   KVView(const Matrix& m) : KVView(DType::F32, m.data(), m.rows(), m.cols(), m.cols()) {}
 
