@@ -59,7 +59,7 @@ struct ScriptedModel {
     int max_cache_len() const { return cap; }
   };
   const gemma3::Gemma3TextConfig& config() const { return cfg; }
-  Cache new_cache(int n) const { return Cache{0, n, 0}; }
+  Cache new_cache(int n, gemma3::DType = gemma3::DType::F32) const { return Cache{0, n, 0}; }
   std::vector<float> logits(const Cache& c) const {
     std::vector<float> z(std::size_t(cfg.vocab_size), 0.0f);
     const std::size_t k = std::size_t(c.len - c.prompt);
@@ -168,6 +168,17 @@ TEST_CASE("generate: a prompt longer than the context fails before running", "[g
   const auto r = gemma3::generate(t.model, t.tok, t.prompt, o);
   CHECK(r.stop_reason == StopReason::context_full);
   CHECK(r.tokens.size() == 3);  // 20 + 2 decoded = 22 positions, plus the token drawn from the last logits
+}
+
+TEST_CASE("generate: kv_dtype picks the fresh cache's precision; greedy text is kept here", "[generate][kv]") {
+  Tiny t;
+  GenerateOptions o = greedy_opts(8);
+  const auto a = gemma3::generate(t.model, t.tok, t.prompt, o);
+  o.kv_dtype = gemma3::DType::F16;
+  const auto b = gemma3::generate(t.model, t.tok, t.prompt, o);
+  CHECK(a.tokens == b.tokens);  // this tiny model has no near-ties in its first 8 greedy tokens
+  o.kv_dtype = gemma3::DType::BF16;  // not a cache type
+  CHECK_THROWS_AS(gemma3::generate(t.model, t.tok, t.prompt, o), std::invalid_argument);
 }
 
 TEST_CASE("generate: sampling with a seed is reproducible", "[generate]") {

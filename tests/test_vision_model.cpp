@@ -210,6 +210,30 @@ TEST_CASE("after the image prompt, greedy decoding equals transformers' (KV cach
   CHECK(d.rel <= kTol);
 }
 
+// The float16 KV cache (gemma3-cli's default) with image tokens, which attend both
+// ways inside their image: the logits of the prompt stay within the float16 rounding
+// of K and V of the float32 cache's (bound as in tests/test_model.cpp), and greedy
+// decoding after it keeps transformers' tokens.
+TEST_CASE("a float16 KV cache with images: prompt logits close to float32, same greedy tokens", "[vision][kv]") {
+  const std::vector<int> ids = fixtures::ids(expected(), "input_ids");
+  gemma3::KVCache c32 = model().new_cache(128), c16 = model().new_cache(128, gemma3::DType::F16);
+  const Matrix l32 = model().forward(ids, fixture_pixels(), c32, gemma3::Logits::all);
+  const Matrix l16 = model().forward(ids, fixture_pixels(), c16, gemma3::Logits::all);
+  const fixtures::Diff d = fixtures::compare(l16, l32);
+  INFO("float16 against float32 cache: " << d.str());
+  CHECK(d.rel > 0);
+  CHECK(d.rel <= 5e-3);
+  const std::vector<int> want = fixtures::ids(expected(), "greedy_continuation");
+  Eigen::Index best;
+  l16.row(l16.rows() - 1).maxCoeff(&best);
+  std::vector<int> got{int(best)};
+  while (got.size() < want.size()) {
+    model().decode(got.back(), c16).maxCoeff(&best);
+    got.push_back(int(best));
+  }
+  CHECK(got == want);
+}
+
 TEST_CASE("the prompt split after the images (prefill, then text chunks) gives the same logits", "[vision]") {
   const std::vector<int> ids = fixtures::ids(expected(), "input_ids");
   const Matrix ref = fixtures::matrix(expected(), "logits");

@@ -45,6 +45,7 @@ struct GenerateOptions {
   std::vector<int> stop_tokens = chat_stop_tokens();  // <eos>, <end_of_turn>
   SamplingOptions sampling;       // Gemma's defaults; SamplingOptions::greedy() for argmax
   int max_context = 0;            // longest sequence (prompt + new tokens); 0: the model's context
+  DType kv_dtype = DType::F32;    // the fresh KV cache's values: F32, or F16 (half the memory; kv_cache.hpp)
   DecodeOptions decode{true};     // streamed text: control tokens are skipped by default
 };
 
@@ -138,8 +139,9 @@ GenerateResult generate(const Model& model, const Tokenizer& tokenizer, Cache& c
   return r;
 }
 
-// Generate after prompt_ids with a fresh KV cache sized for prompt + max_new_tokens (at most the
-// model's context, or opts.max_context).
+// Generate after prompt_ids with a fresh KV cache (of opts.kv_dtype) sized for prompt +
+// max_new_tokens (at most the model's context, or opts.max_context). Model also needs
+// new_cache(max_cache_len, kv_dtype).
 template <class Model>
 GenerateResult generate(const Model& model, const Tokenizer& tokenizer, const std::vector<int>& prompt_ids,
                         const GenerateOptions& opts = {}, const TokenCallback& on_token = {}) {
@@ -149,7 +151,7 @@ GenerateResult generate(const Model& model, const Tokenizer& tokenizer, const st
     throw std::length_error("generate: the prompt has " + std::to_string(prompt_ids.size()) +
                             " tokens but the context holds " + std::to_string(context) + "; shorten the prompt");
   const long long want = (long long)prompt_ids.size() + std::max(opts.max_new_tokens, 0);
-  auto cache = model.new_cache(int(std::max<long long>(1, std::min(want, context))));
+  auto cache = model.new_cache(int(std::max<long long>(1, std::min(want, context))), opts.kv_dtype);
   return generate(model, tokenizer, cache, prompt_ids, opts, on_token);
 }
 

@@ -153,7 +153,9 @@ class Gemma3ForConditionalGeneration {
   }
   const Gemma3VisionWeights& vision_weights() const { return weights_; }
 
-  KVCache new_cache(int max_cache_len = 0) const { return language_model_.new_cache(max_cache_len); }
+  KVCache new_cache(int max_cache_len = 0, DType kv_dtype = DType::F32) const {
+    return language_model_.new_cache(max_cache_len, kv_dtype);
+  }
 
   // One image -> the pixel values the tower sees: [full image, crops...], each [3, S * S].
   std::vector<Matrix> preprocess(const Image& image, bool do_pan_and_scan = false,
