@@ -2,7 +2,7 @@
 //
 //   describe --model DIR --image A.png [--image B.jpg ...] [--pan-and-scan]
 //            (--prompt "Describe the image." --tokenizer VOCAB.gguf | --prompt-ids 2,105,...)
-//            [--max-tokens 32] [--context N]
+//            [--max-tokens 32] [--context N] [--kv-type f16|f32]
 //   describe --model gemma-3-4b-it-Q4_K_M.gguf --mmproj mmproj-gemma-3-4b-it-f16.gguf --image A.png --prompt "..."
 //
 //   --model       Hugging Face checkpoint folder of a Gemma3ForConditionalGeneration
@@ -16,6 +16,7 @@
 //                   <bos><start_of_turn>user\n<start_of_image>...<start_of_image>TEXT<end_of_turn>\n<start_of_turn>model\n
 //                 tokenized with --tokenizer: any Gemma 3 GGUF (all sizes share one
 //                 vocabulary; the 270M file from scripts/fetch-model.sh will do).
+//   --kv-type     the KV cache's values: f16 (default, half the memory) or f32.
 //   --prompt-ids  the prompt as ids instead (no tokenizer needed); each <start_of_image>
 //                 id (255999, or the config's boi_token_index) marks where an image goes;
 //                 without any, one per image is put right after the first id.
@@ -46,7 +47,7 @@ namespace {
 void usage(std::ostream& os) {
   os << "usage: describe --model DIR|MODEL.gguf [--mmproj MMPROJ.gguf] --image FILE [--image FILE ...] [--pan-and-scan]\n"
         "                (--prompt TEXT --tokenizer VOCAB.gguf | --prompt-ids ID,ID,...)\n"
-        "                [--max-tokens N] [--context N]\n";
+        "                [--max-tokens N] [--context N] [--kv-type f16|f32 (default f16)]\n";
 }
 
 std::vector<int> parse_ids(const std::string& s) {
@@ -78,6 +79,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> images;
   bool pan_and_scan = false;
   int max_tokens = 32, context = 0;
+  gemma3::DType kv_type = gemma3::DType::F16;  // as gemma3-cli: half the KV memory
   try {
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
@@ -94,6 +96,11 @@ int main(int argc, char** argv) {
       else if (a == "--tokenizer") tokenizer_path = value();
       else if (a == "--max-tokens") max_tokens = parse_count(a, value());
       else if (a == "--context") context = parse_count(a, value());
+      else if (a == "--kv-type") {
+        const std::string t = value();
+        if (t != "f16" && t != "f32") throw std::invalid_argument("--kv-type expects f16 or f32, got '" + t + "'");
+        kv_type = t == "f16" ? gemma3::DType::F16 : gemma3::DType::F32;
+      }
       else if (a == "-h" || a == "--help") { usage(std::cout); return 0; }
       else throw std::invalid_argument("unknown option " + a);
     }
@@ -175,7 +182,7 @@ int main(int argc, char** argv) {
     std::printf("prompt    %zu tokens (%zu image soft tokens)\n", ids.size(),
                 std::size_t(std::count(ids.begin(), ids.end(), vc.image_token_index)));
 
-    gemma3::KVCache cache = model.new_cache(context > 0 ? context : int(ids.size()) + max_tokens);
+    gemma3::KVCache cache = model.new_cache(context > 0 ? context : int(ids.size()) + max_tokens, kv_type);
     const auto t0 = clock::now();
     gemma3::Vector logits = model.prefill(ids, pixel_values, cache);
     const double prefill_s = std::chrono::duration<double>(clock::now() - t0).count();
