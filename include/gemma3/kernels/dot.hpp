@@ -195,15 +195,17 @@ inline void widen_f16_wasm(const void* w, float* y, std::int64_t n) {
 
 // The twin for the active Isa (kernels/isa.hpp). WebAssembly narrows with the scalar
 // twin: SIMD128 has no float16 conversion, and the cache writes one row per token.
-inline void widen_f16(const void* w, float* y, std::int64_t n) {
+inline void widen_f16(Isa isa, const void* w, float* y, std::int64_t n) {
 #if GEMMA3_HAVE_X86_SIMD
-  if (isa_has_avx2(active_isa())) return widen_f16_avx2(w, y, n);
+  if (isa_has_avx2(isa)) return widen_f16_avx2(w, y, n);
 #endif
 #if GEMMA3_HAVE_WASM_SIMD
-  if (active_isa() == Isa::wasm_simd128) return widen_f16_wasm(w, y, n);
+  if (isa == Isa::wasm_simd128) return widen_f16_wasm(w, y, n);
 #endif
+  (void)isa;
   widen_f16_scalar(w, y, n);
 }
+inline void widen_f16(const void* w, float* y, std::int64_t n) { widen_f16(active_isa(), w, y, n); }
 inline void narrow_f16(const float* x, void* w, std::int64_t n) {
 #if GEMMA3_HAVE_X86_SIMD
   if (isa_has_avx2(active_isa())) return narrow_f16_avx2(x, w, n);

@@ -214,13 +214,12 @@ inline bool use_q16(const Weight& W, Isa isa) {
 inline void widen_rows(const Weight& W, std::int64_t r0, std::int64_t n, float* dst, Isa isa) {
   const void* src = W.row_ptr(r0);
   const std::int64_t count = n * W.cols;
+  if (W.dtype == DType::F16) return kernels::widen_f16(isa, src, dst, count);  // kernels/dot.hpp
 #if GEMMA3_HAVE_X86_SIMD
   if (isa_has_avx2(isa) && W.dtype == DType::BF16) return kernels::widen_bf16_avx2(src, dst, count);
-  if (isa_has_avx2(isa) && W.dtype == DType::F16) return kernels::widen_f16_avx2(src, dst, count);
 #endif
 #if GEMMA3_HAVE_WASM_SIMD
   if (isa == Isa::wasm_simd128 && W.dtype == DType::BF16) return kernels::widen_bf16_wasm(src, dst, count);
-  if (isa == Isa::wasm_simd128 && W.dtype == DType::F16) return kernels::widen_f16_wasm(src, dst, count);
 #endif
   quant::dequantize_fn(W.dtype, isa)(src, dst, count);  // AVX2 twins for Q8_0/Q5_0/Q4_K/Q6_K
 }
