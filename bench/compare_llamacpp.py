@@ -2,6 +2,8 @@
 """Prefill and decode speed of this library vs llama.cpp on the same GGUF, same thread count, same tokens.
 
     python3 bench/compare_llamacpp.py [--model models/gemma-3-270m-q4_k_m.gguf] [--threads 2] [--runs 3]
+    python3 bench/compare_llamacpp.py --ours build/examples/gemma3-cli --ours-baseline /tmp/gemma3-cli.before \
+        [--skip-llamacpp]          # a change against the build before it, in the same rounds
 
 llama.cpp side: llama-cpp-python's low-level API (the C functions, not the `Llama` wrapper): one llama_decode of
 the whole prompt as a single batch (n_batch = n_ubatch >= prompt length), then one llama_decode per generated token,
@@ -12,10 +14,20 @@ llama.cpp and ours interleaved (both see the same machine load); the median and 
 shared machine each timed run first waits (--wait-idle seconds at most) until the CPUs are nearly idle.
 
 Our side: `build/examples/gemma3-cli generate --model PATH --prompt-ids-file FILE --max-tokens 128 --threads 2
---greedy --ignore-eos --stats-json`, whose last stdout line must be
+--greedy --ignore-eos --stats-json --kv-type f16`, whose last stdout line must be
     {"prefill_tokens": N, "prefill_tok_s": X, "decode_tokens": M, "decode_tok_s": Y}
 FILE holds the prompt token ids as decimal integers separated by whitespace (BOS first). If the binary is missing or
 fails, the script says so and still reports llama.cpp.
+
+Baseline: --ours-baseline PATH names a second build of our CLI, e.g. the binary from before a change, to check the
+change for speed regressions in one run. It gets its own untimed warm-up run and then runs in the same rounds as
+--ours, with the same prompt ids and the same flags; the two builds swap places every round (ours first in odd
+rounds, baseline first in even ones), so neither always runs second. It has its own rows in the table and in the
+information lines, and the script prints ours / baseline for the median prefill and decode tok/s, plus, for
+information, the median and range of the per-round ratios and whether both builds printed the same generated text
+in every round. --json-out adds "ours_baseline" (runs and medians), "ratio_ours_baseline" and, with llama.cpp,
+"ratio_baseline". --skip-llamacpp runs the two builds alone (llama-cpp-python need not be installed); --skip-ours
+skips both builds.
 
 Page cache: both engines mmap the GGUF, and a file cached in small folios maps with 4 KiB pages, which stream the
 weights ~9 % slower than 2 MiB pages here (include/gemma3/mapped_file.hpp). So before the runs the script drops the
@@ -28,8 +40,7 @@ machine's memory read bandwidth, measured here with numpy on a 1 GiB array (best
 threads), it gives "floor tokens/s": the decode rate no CPU engine can beat on this machine without caching the
 weights (the files are larger than L3). This VM's bandwidth drifts (35-60 GB/s between runs minutes apart), so it
 is measured before the first round and again after every round, and the floor uses the median of those. A last
-line adds, for information only, the floor from each measurement's median pass instead of its best one (the high
-readings on this VM come in short bursts that the best pass catches and a decode run does not see), and one the
+line adds, for information only, the floor from each measurement's median pass instead of its best one, and one the
 bandwidth each engine draws in decode: (weights + the K and V rows a token reads, f16 in both engines: our CLI
 runs with --kv-type f16, its default) times its median decode rate, as a fraction of the table's bandwidth.
 
@@ -190,7 +201,7 @@ def measure_bandwidth(gib: float = 1.0, passes: int = 5, threads_list=(1, 2)) ->
         res[f"median_pass_GBps_{nt}t"] = statistics.median(passes_gbs)
     del a
     res["read_GBps"] = max(res[f"read_GBps_{nt}t"] for nt in threads_list)
-    # for information: the typical pass rather than the best one (this VM's bandwidth comes in short bursts)
+    # for information: the typical pass rather than the best one (this VM's bandwidth has fast and slow phases)
     res["median_pass_GBps"] = max(res[f"median_pass_GBps_{nt}t"] for nt in threads_list)
     return res
 
@@ -352,6 +363,11 @@ def wait_idle(max_wait: float, threshold: float) -> float:
 
 
 def run_ours(binary: str, model: str, ids_file: str, n_gen: int, threads: int, timeout: float) -> dict:
+    return run_ours_text(binary, model, ids_file, n_gen, threads, timeout)[0]
+
+
+def run_ours_text(binary: str, model: str, ids_file: str, n_gen: int, threads: int, timeout: float) -> tuple[dict, str]:
+    """run_ours, plus what the CLI printed on stdout before its stats line (the generated text)."""
     cmd = [binary, "generate", "--model", model, "--prompt-ids-file", ids_file, "--max-tokens", str(n_gen),
            "--threads", str(threads), "--greedy", "--ignore-eos", "--stats-json",
            "--kv-type", "f16"]  # the CLI's default, and llama.cpp's: both engines keep K and V in f16
@@ -368,7 +384,7 @@ def run_ours(binary: str, model: str, ids_file: str, n_gen: int, threads: int, t
     for k in ("prefill_tokens", "prefill_tok_s", "decode_tokens", "decode_tok_s"):
         if k not in stats:
             raise RuntimeError(f"stats JSON lacks {k!r}: {lines[-1][:200]!r}")
-    return stats
+    return stats, "\n".join(lines[:-1])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -414,9 +430,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--n-ctx", type=int, default=1024)
     ap.add_argument("--ours", default=DEFAULT_BIN, help="our CLI binary (default build/examples/gemma3-cli)")
+    ap.add_argument("--ours-baseline", metavar="PATH",
+                    help="a second build of our CLI (e.g. the binary from before a change), run in the same rounds "
+                    "as --ours with the same prompt and flags; prints the ratios ours/baseline")
     ap.add_argument("--ours-timeout", type=float, default=1800)
     ap.add_argument("--skip-llamacpp", action="store_true")
-    ap.add_argument("--skip-ours", action="store_true")
+    ap.add_argument("--skip-ours", action="store_true", help="run neither --ours nor --ours-baseline")
     ap.add_argument("--skip-bandwidth", action="store_true")
     ap.add_argument("--bandwidth-gib", type=float, default=1.0)
     ap.add_argument("--page-cache", choices=("evict", "keep"), default="evict",
@@ -496,26 +515,39 @@ def main() -> int:
             report["llama_cpp"] = {"error": str(e)}
             eng = None
 
-    ids_file = None
+    # Our binaries: "ours", and with --ours-baseline a second build run in the same rounds.
+    sides = []
     if not args.skip_ours:
-        if not (os.path.isfile(args.ours) and os.access(args.ours, os.X_OK)):
-            log(f"ours: {args.ours} not found -- build the examples first (cmake --build build -j2); "
-                f"reporting llama.cpp only")
-            report["ours"] = {"error": f"{args.ours} not found"}
-        else:
+        sides.append({"name": "ours", "key": "ours", "binary": args.ours, "runs": [], "by_round": {}})
+        if args.ours_baseline:
+            sides.append({"name": "baseline", "key": "ours_baseline", "binary": args.ours_baseline, "runs": [],
+                          "by_round": {}})
+    ids_file = None
+    for side in sides:
+        side["active"] = False
+        if not (os.path.isfile(side["binary"]) and os.access(side["binary"], os.X_OK)):
+            if side["name"] == "ours":
+                log(f"ours: {args.ours} not found -- build the examples first (cmake --build build -j2); "
+                    f"reporting llama.cpp only")
+            else:
+                log(f"baseline: {side['binary']} not found; reporting without it")
+            report[side["key"]] = {"error": f"{side['binary']} not found"}
+            continue
+        if ids_file is None:
             with tempfile.NamedTemporaryFile("w", suffix=".ids", delete=False) as f:
                 f.write(" ".join(str(i) for i in ids) + "\n")
                 ids_file = f.name
-            report["ours"] = {"binary": args.ours, "runs": []}
-            try:
-                run_ours(args.ours, args.model, ids_file, min(8, args.gen_tokens), args.threads, args.ours_timeout)
-            except Exception as e:  # noqa: BLE001
-                log(f"ours: failed: {e}")
-                report["ours"] = {"error": str(e)}
-                os.unlink(ids_file)
-                ids_file = None
+        report[side["key"]] = {"binary": side["binary"], "runs": []}
+        try:
+            run_ours(side["binary"], args.model, ids_file, min(8, args.gen_tokens), args.threads, args.ours_timeout)
+            side["active"] = True
+        except Exception as e:  # noqa: BLE001
+            log(f"{side['name']}: failed: {e}")
+            report[side["key"]] = {"error": str(e)}
+    if len(sides) == 2 and all(side["active"] for side in sides):
+        report["ours_baseline"]["order"] = "ours first in odd rounds, baseline first in even rounds"
 
-    lc_runs, our_runs = [], []
+    lc_runs = []
     for r in range(args.runs):
         if eng is not None:
             busy = wait_idle(args.wait_idle, args.idle_threshold)
@@ -525,21 +557,29 @@ def main() -> int:
             log(f"  llama.cpp run {r + 1}: prefill {res['prefill_tok_s']:.1f} tok/s ({res['prefill_tokens']} tok), "
                 f"decode {res['decode_tok_s']:.1f} tok/s ({res['decode_tokens']} tok)  [CPUs {busy:.0%} busy before; "
                 f"{res['huge_mapped_mib']:.0f} MiB mapped with 2 MiB pages]")
-        if ids_file is not None:
+        # With a baseline, the two builds swap places every round, so neither always runs second.
+        failed = False
+        for side in (sides if r % 2 == 0 else sides[::-1]):
+            if not side["active"]:
+                continue
             busy = wait_idle(args.wait_idle, args.idle_threshold)
             try:
-                res = run_ours(args.ours, args.model, ids_file, args.gen_tokens, args.threads, args.ours_timeout)
+                res, text = run_ours_text(side["binary"], args.model, ids_file, args.gen_tokens, args.threads,
+                                          args.ours_timeout)
             except Exception as e:  # noqa: BLE001
-                log(f"ours: failed: {e}")
-                report["ours"] = {"error": str(e)}
-                os.unlink(ids_file)
-                ids_file = None
+                log(f"{side['name']}: failed: {e}")
+                report[side["key"]] = {"error": str(e)}
+                side["active"] = False
+                failed = True
                 continue
             res["cpu_busy_before"] = busy
-            our_runs.append(res)
-            log(f"  ours      run {r + 1}: prefill {res['prefill_tok_s']:.1f} tok/s ({res['prefill_tokens']} tok), "
-                f"decode {res['decode_tok_s']:.1f} tok/s ({res['decode_tokens']} tok)  [CPUs {busy:.0%} busy before; "
-                f"{res.get('huge_mapped_mib', -1):.0f} MiB mapped with 2 MiB pages]")
+            side["runs"].append(res)
+            side["by_round"][r] = (res, text)
+            log(f"  {side['name']:9s} run {r + 1}: prefill {res['prefill_tok_s']:.1f} tok/s "
+                f"({res['prefill_tokens']} tok), decode {res['decode_tok_s']:.1f} tok/s ({res['decode_tokens']} tok)  "
+                f"[CPUs {busy:.0%} busy before; {res.get('huge_mapped_mib', -1):.0f} MiB mapped with 2 MiB pages]")
+        if failed:
+            continue
         if bw is not None:
             again = measure_bandwidth(args.bandwidth_gib, passes=3)
             bw["rounds"].append(again["read_GBps"])
@@ -552,7 +592,7 @@ def main() -> int:
         bw["read_GBps"] = statistics.median(bw["rounds"])
 
     keys = ("prefill_tok_s", "decode_tok_s")
-    lc = ours = None
+    lc = ours = base = None
     if lc_runs:
         lc = {k: median_of(lc_runs, k) for k in keys + ("wall_prefill_tok_s", "wall_decode_tok_s")}
         lc.update({"best_" + k: max(r[k] for r in lc_runs) for k in keys})
@@ -561,11 +601,15 @@ def main() -> int:
         lc["first_generated_ids"] = lc_runs[0]["generated"][:16]
         report["llama_cpp"]["median"] = lc
         report["llama_cpp"]["runs"] = [{k: v for k, v in r.items() if k != "generated"} for r in lc_runs]
-    if our_runs:
-        ours = {k: median_of(our_runs, k) for k in keys}
-        ours.update({"best_" + k: max(r[k] for r in our_runs) for k in keys})
-        report["ours"]["median"] = ours
-        report["ours"]["runs"] = our_runs
+    medians = {}
+    for side in sides:
+        if side["runs"]:
+            d = {k: median_of(side["runs"], k) for k in keys}
+            d.update({"best_" + k: max(r[k] for r in side["runs"]) for k in keys})
+            report[side["key"]]["median"] = d
+            report[side["key"]]["runs"] = side["runs"]
+            medians[side["name"]] = d
+    ours, base = medians.get("ours"), medians.get("baseline")
 
     # ---- table ----
     floor = None
@@ -575,7 +619,10 @@ def main() -> int:
     log("")
     log(f"median of {args.runs} runs (best run in brackets)")
     log(f"{'':22s} {'prefill tok/s':>18s} {'decode tok/s':>16s} {'decode / floor':>15s}")
-    for label, d in (("llama.cpp", lc), ("gemma3 (ours)", ours)):
+    rows = (("llama.cpp", lc), ("gemma3 (ours)", ours))
+    if args.ours_baseline and not args.skip_ours:
+        rows += (("gemma3 (baseline)", base),)
+    for label, d in rows:
         if d:
             pf = f"{fmt(d['prefill_tok_s'])} [{fmt(d['best_prefill_tok_s'])}]"
             dc = f"{fmt(d['decode_tok_s'])} [{fmt(d['best_decode_tok_s'])}]"
@@ -587,6 +634,36 @@ def main() -> int:
             f"{fmt(ours['decode_tok_s'] / lc['decode_tok_s'], 2):>16s}")
         report["ratio"] = {"prefill": ours["prefill_tok_s"] / lc["prefill_tok_s"],
                            "decode": ours["decode_tok_s"] / lc["decode_tok_s"]}
+    if lc and base:
+        log(f"{'ratio base/llama.cpp':22s} {fmt(base['prefill_tok_s'] / lc['prefill_tok_s'], 2):>18s} "
+            f"{fmt(base['decode_tok_s'] / lc['decode_tok_s'], 2):>16s}")
+        report["ratio_baseline"] = {"prefill": base["prefill_tok_s"] / lc["prefill_tok_s"],
+                                    "decode": base["decode_tok_s"] / lc["decode_tok_s"]}
+    if ours and base:
+        # Ratio of the medians, and, for information, the median of the per-round ratios over the rounds where both
+        # builds ran (each pair ran back to back, so it shares the machine's phase).
+        log(f"{'ratio ours/baseline':22s} {fmt(ours['prefill_tok_s'] / base['prefill_tok_s'], 3):>18s} "
+            f"{fmt(ours['decode_tok_s'] / base['decode_tok_s'], 3):>16s}")
+        rb = {"prefill": ours["prefill_tok_s"] / base["prefill_tok_s"],
+              "decode": ours["decode_tok_s"] / base["decode_tok_s"]}
+        new_by, old_by = sides[0]["by_round"], sides[1]["by_round"]
+        paired = sorted(set(new_by) & set(old_by))
+        if paired:
+            parts = []
+            for k in keys:
+                q = [new_by[r][0][k] / old_by[r][0][k] for r in paired]
+                rb["paired_" + k.replace("_tok_s", "")] = statistics.median(q)
+                rb["paired_" + k.replace("_tok_s", "") + "_range"] = [min(q), max(q)]
+                parts.append(f"{k.replace('_tok_s', '')} {statistics.median(q):.3f} ({min(q):.3f}-{max(q):.3f})")
+            differ = [r + 1 for r in paired if new_by[r][1] != old_by[r][1]]
+            rb["rounds_paired"] = len(paired)
+            rb["same_output_text"] = not differ
+            same = ("the same in every round" if not differ else
+                    "DIFFERENT in round" + ("s " if len(differ) > 1 else " ") + ", ".join(map(str, differ)))
+            rounds = f"{len(paired)} round" + ("s" if len(paired) > 1 else "")
+            log(f"{'':22s} (paired: median of the per-round ratios ours/baseline over {rounds}, "
+                f"{'; '.join(parts)}; generated text {same})")
+        report["ratio_ours_baseline"] = rb
     if floor:
         log(f"{'floor (bandwidth)':22s} {'':>18s} {fmt(floor):>16s}   = {bw['read_GBps']:.1f} GB/s / "
             f"{gb['bytes_per_decoded_token'] / 1e6:.1f} MB per token")
@@ -597,7 +674,8 @@ def main() -> int:
         sustained = statistics.median(bw["rounds_median_pass"])
         floor_s = sustained * 1e9 / gb["bytes_per_decoded_token"]
         report["floor_median_pass_tok_s"] = floor_s
-        ratios = ", ".join(f"{name} {fmt(d['decode_tok_s'] / floor_s, 2)}" for name, d in (("llama.cpp", lc), ("ours", ours)) if d)
+        ratios = ", ".join(f"{name} {fmt(d['decode_tok_s'] / floor_s, 2)}"
+                           for name, d in (("llama.cpp", lc), ("ours", ours), ("baseline", base)) if d)
         log(f"{'':22s} (for information: the median pass of each measurement, "
             f"{', '.join(f'{x:.1f}' for x in bw['rounds_median_pass'])} GB/s, median {sustained:.1f}, gives a floor of "
             f"{fmt(floor_s)} tok/s; decode / that floor: {ratios})")
@@ -607,7 +685,8 @@ def main() -> int:
         kv = kv_read_bytes_per_token(args.model, len(ids), args.gen_tokens)
         report["kv_read_bytes_per_token"] = kv
         parts = []
-        for name, d, kvb in (("llama.cpp", lc, kv["f16_bytes"]), ("ours", ours, kv["f16_bytes"])):
+        for name, d, kvb in (("llama.cpp", lc, kv["f16_bytes"]), ("ours", ours, kv["f16_bytes"]),
+                             ("baseline", base, kv["f16_bytes"])):
             if d:
                 drawn = (gb["bytes_per_decoded_token"] + kvb) * d["decode_tok_s"] / 1e9
                 parts.append(f"{name} {(gb['bytes_per_decoded_token'] + kvb) / 1e6:.1f} MB/token "
