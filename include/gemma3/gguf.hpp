@@ -634,4 +634,19 @@ class GgufFile {
   std::map<std::string, std::size_t> tensor_index_;
 };
 
+namespace detail {
+
+// An integer key narrowed to int, range-checked. Missing: `fallback` if given, else an error.
+inline int gguf_int_key(const GgufFile& f, const std::string& key, long long lo, long long hi,
+                        std::optional<long long> fallback = std::nullopt) {
+  if (!f.find(key) && fallback) return int(*fallback);
+  const std::int64_t v = f.get_int(key);
+  if (v < lo || v > hi)
+    throw GgufError(f.path() + ": metadata '" + key + "': expected an integer in [" + std::to_string(lo) + ", " +
+                    std::to_string(hi) + "], found " + std::to_string(v));
+  return int(v);
+}
+
+}  // namespace detail
+
 }  // namespace gemma3

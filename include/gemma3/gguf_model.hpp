@@ -1,5 +1,6 @@
 // gemma3/gguf_model.hpp -- a llama.cpp GGUF file (architecture "gemma3") as a
-// Gemma3ForCausalLM, its config and its tokenizer vocabulary.
+// Gemma3ForCausalLM and its config; load_gguf_model also hands back the tokenizer
+// vocabulary (read by gguf_vocabulary.hpp, which needs no model).
 //
 // Config (gguf.md 3.1; llama.cpp src/llama-model.cpp load_hparams, case LLM_ARCH_GEMMA3):
 //   gemma3.context_length                     -> max_position_embeddings
@@ -69,19 +70,11 @@
 
 #include "config.hpp"
 #include "gguf.hpp"
+#include "gguf_vocabulary.hpp"
 #include "model.hpp"
+#include "vocabulary.hpp"
 
 namespace gemma3 {
-
-// The tokenizer data a GGUF carries (gguf.md 5.1). token_types: 1 normal, 2 unknown,
-// 3 control, 4 user-defined, 5 unused, 6 byte (0 undefined).
-struct Vocabulary {
-  std::vector<std::string> tokens;
-  std::vector<float> scores;
-  std::vector<int> token_types;
-  int bos_id = 2, eos_id = 1, unk_id = 3, pad_id = 0;
-  bool add_bos = true, add_space_prefix = false;
-};
 
 namespace detail {
 
@@ -92,17 +85,6 @@ inline std::string gguf_num(double v) {
   os.precision(9);
   os << v;
   return os.str();
-}
-
-// An integer key narrowed to int, range-checked. Missing: `fallback` if given, else an error.
-inline int gguf_int_key(const GgufFile& f, const std::string& key, long long lo, long long hi,
-                        std::optional<long long> fallback = std::nullopt) {
-  if (!f.find(key) && fallback) return int(*fallback);
-  const std::int64_t v = f.get_int(key);
-  if (v < lo || v > hi)
-    throw GgufError(f.path() + ": metadata '" + key + "': expected an integer in [" + std::to_string(lo) + ", " +
-                    std::to_string(hi) + "], found " + std::to_string(v));
-  return int(v);
 }
 
 // A per-layer hyper-parameter: a scalar, or an array of n_layers equal integers
@@ -259,66 +241,6 @@ inline Gemma3TextConfig config_from_gguf(const GgufFile& f) {
     throw GgufError(e.what());
   }
   return c;
-}
-
-// The tokenizer data (gguf.md 5.1). tokenizer.ggml.model must be "llama" (SentencePiece);
-// scores and token_type, when present, have one entry per token; special ids must be
-// tokens; no token string may appear twice (llama.cpp refuses such a vocabulary).
-inline Vocabulary vocabulary_from_gguf(const GgufFile& f) {
-  const std::string model = f.get_string("tokenizer.ggml.model");
-  if (model != "llama")
-    throw GgufError(f.path() + ": metadata 'tokenizer.ggml.model': expected \"llama\" (SentencePiece, as Gemma 3 " +
-                    "uses), found \"" + model + "\"");
-  Vocabulary v;
-  v.tokens = f.get_string_array("tokenizer.ggml.tokens");
-  const std::size_t n = v.tokens.size();
-  if (n == 0 || n > std::size_t(std::numeric_limits<int>::max()))
-    throw GgufError(f.path() + ": metadata 'tokenizer.ggml.tokens': expected at least one token, found " +
-                    std::to_string(n));
-  if (f.find("tokenizer.ggml.scores")) {
-    v.scores = f.get_float_array("tokenizer.ggml.scores");
-    if (v.scores.size() != n)
-      throw GgufError(f.path() + ": metadata 'tokenizer.ggml.scores': expected " + std::to_string(n) +
-                      " scores (one per token), found " + std::to_string(v.scores.size()));
-  } else {
-    v.scores.assign(n, 0.0f);
-  }
-  if (f.find("tokenizer.ggml.token_type")) {
-    const std::vector<std::int32_t> types = f.get_int_array("tokenizer.ggml.token_type");
-    if (types.size() != n)
-      throw GgufError(f.path() + ": metadata 'tokenizer.ggml.token_type': expected " + std::to_string(n) +
-                      " types (one per token), found " + std::to_string(types.size()));
-    for (std::size_t i = 0; i < n; ++i)
-      if (types[i] < 0 || types[i] > 6)
-        throw GgufError(f.path() + ": metadata 'tokenizer.ggml.token_type[" + std::to_string(i) +
-                        "]': expected a token type 0..6, found " + std::to_string(types[i]));
-    v.token_types.assign(types.begin(), types.end());
-  } else {
-    v.token_types.assign(n, 1);
-  }
-  const long long last = (long long)(n) - 1;
-  v.bos_id = detail::gguf_int_key(f, "tokenizer.ggml.bos_token_id", 0, last, v.bos_id);
-  v.eos_id = detail::gguf_int_key(f, "tokenizer.ggml.eos_token_id", 0, last, v.eos_id);
-  v.unk_id = detail::gguf_int_key(f, "tokenizer.ggml.unknown_token_id", 0, last, v.unk_id);
-  v.pad_id = detail::gguf_int_key(f, "tokenizer.ggml.padding_token_id", 0, last, v.pad_id);
-  for (const auto* id : {&v.bos_id, &v.eos_id, &v.unk_id, &v.pad_id})
-    if (*id > last)  // a default id of a tiny vocabulary
-      throw GgufError(f.path() + ": tokenizer: expected special token ids below " + std::to_string(n) +
-                      " (the vocabulary size), found the default id " + std::to_string(*id) +
-                      "; set tokenizer.ggml.*_token_id");
-  if (f.find("tokenizer.ggml.add_bos_token")) v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token");
-  if (f.find("tokenizer.ggml.add_space_prefix")) v.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix");
-
-  std::unordered_map<std::string, std::size_t> seen;
-  seen.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto ins = seen.emplace(v.tokens[i], i);
-    if (!ins.second)
-      throw GgufError(f.path() + ": metadata 'tokenizer.ggml.tokens[" + std::to_string(i) +
-                      "]': expected a token string not already in the vocabulary, found a duplicate of token " +
-                      std::to_string(ins.first->second) + " (\"" + v.tokens[i].substr(0, 64) + "\")");
-  }
-  return v;
 }
 
 namespace detail {

@@ -1,11 +1,12 @@
 // gemma3/tokenizer_files.hpp -- where a Tokenizer's vocabulary comes from.
 //
-//   GGUF file:       tokenizer.ggml.tokens / scores / token_type (gguf_model.hpp Vocabulary)
+//   GGUF file:       tokenizer.ggml.tokens / scores / token_type (gguf_vocabulary.hpp)
 //   HF folder:       tokenizer.model, SentencePiece's ModelProto (protobuf):
 //                      ModelProto   { repeated SentencePiece pieces = 1; TrainerSpec trainer_spec = 2; ... }
 //                      SentencePiece{ string piece = 1; float score = 2; Type type = 3 (default NORMAL = 1) }
 //                    read here by a ~40-line protobuf wire-format walker (no protobuf dependency).
-//   Both give the same three vectors, so tokenizer.hpp never knows where they came from.
+//   Both give the same Vocabulary (vocabulary.hpp: three vectors and the special ids), so
+//   tokenizer.hpp never knows where they came from. Neither needs the model.
 //
 // Pinned by tests/test_tokenizer_files.cpp (the real GGUF's vocabulary written as a
 // tokenizer.model and read back gives identical ids).
@@ -13,13 +14,16 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "gguf_model.hpp"
+#include "gguf_vocabulary.hpp"
 #include "mapped_file.hpp"
 #include "tokenizer.hpp"
+#include "vocabulary.hpp"
 
 namespace gemma3 {
 
@@ -94,7 +98,7 @@ class ProtoReader {
 inline Vocabulary load_sentencepiece_model(const std::string& path) {
   const std::shared_ptr<const MappedFile> file = MappedFile::open(path);
   detail::ProtoReader top(file->data(), file->size(), path);
-  Vocabulary v;  // Gemma's defaults (gguf_model.hpp) until the file says otherwise
+  Vocabulary v;  // Gemma's defaults (vocabulary.hpp) until the file says otherwise
   while (!top.done()) {
     const std::uint64_t key = top.varint();
     if ((key & 7) == 2 && ((key >> 3) == 2 || (key >> 3) == 3)) {
