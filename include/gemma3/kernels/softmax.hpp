@@ -5,7 +5,7 @@
 // with m >= max_i x[i] (the row's maximum), so every argument is <= 0 and every
 // result in [0, 1]. attention.hpp then divides the row by the sum.
 // Twins: scalar (std::exp, the reference) and AVX2 + FMA (8 lanes at a time with the
-// range-reduced polynomial exp of kernels/gelu.hpp, relative error <= 2e-7 against
+// range-reduced polynomial exp of kernels/exp.hpp, relative error <= 2e-7 against
 // std::exp; the few tail values use std::exp). They differ by float rounding only.
 // Pinned by tests/test_kernels.cpp.
 #pragma once
@@ -13,7 +13,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "gelu.hpp"
+#include "exp.hpp"
 #include "isa.hpp"
 
 namespace gemma3 {

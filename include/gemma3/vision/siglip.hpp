@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "../kernels/gelu.hpp"  // gelu_tanh
 #include "../kernels/matmul.hpp"
-#include "../mlp.hpp"
 #include "../tensor.hpp"
 #include "config.hpp"
 
