@@ -20,9 +20,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <gemma3/attention.hpp>
+#include <gemma3/backends/cpu.hpp>
 #include <gemma3/config.hpp>
 #include <gemma3/kv_cache.hpp>
 #include <gemma3/rope.hpp>
@@ -74,11 +76,12 @@ void run_attention(benchmark::State& state, bool sliding, int T, gemma3::DType k
   fill_random(rng, layer.v);
 
   const Matrix x = random_matrix(rng, T, H);
+  const gemma3::CpuBackend cpu(gemma3::CpuBackend::Options::from_environment());
   Matrix out;
   for (auto _ : state) {
     cache.clear();
     cache.advance(context);  // every iteration: T new tokens at positions context ..
-    gemma3::gemma3_attention(c, sliding, w, rope, x, cache.length(), layer, out);
+    gemma3::gemma3_attention(cpu, c, sliding, w, rope, x, cache.length(), layer, out);
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }

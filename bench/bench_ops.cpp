@@ -15,9 +15,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <gemma3/config.hpp>
+#include <gemma3/backends/cpu.hpp>
 #include <gemma3/kernels/gelu.hpp>
 #include <gemma3/kernels/matmul.hpp>
 #include <gemma3/mlp.hpp>
@@ -100,16 +102,17 @@ static void BM_mlp(benchmark::State& state) {
   w.up_proj = random_weight(rng, dt, I, H, storage);
   w.down_proj = random_weight(rng, dt, H, I, storage);
   const Matrix x = random_matrix(rng, T, H);
+  const gemma3::CpuBackend cpu(gemma3::CpuBackend::Options::from_environment());
   Matrix out;
   for (auto _ : state) {
-    gemma3::gemma3_mlp(w, x, out);
+    gemma3::gemma3_mlp(cpu, w, x, out);
     benchmark::DoNotOptimize(out.data());
   }
   const std::int64_t bytes = weight_bytes(w.gate_proj) + weight_bytes(w.up_proj) + weight_bytes(w.down_proj);
   state.SetBytesProcessed(std::int64_t(state.iterations()) * bytes);
   state.SetItemsProcessed(std::int64_t(state.iterations()) * T);  // tokens
   state.counters["weight_MB"] = double(bytes) / 1e6;
-  state.SetLabel(gemma3::dtype_name(dt));
+  state.SetLabel(std::string(gemma3::dtype_name(dt)) + ", " + cpu.name());
 }
 BENCHMARK(BM_mlp)
     ->ArgNames({"bf16", "T"})
@@ -133,20 +136,16 @@ static void BM_gelu_tanh_mul(benchmark::State& state) {
   std::vector<float> gate0(size), gate(size), up(size);
   for (float& v : gate0) v = rng.uniform(4.0f);
   for (float& v : up) v = rng.uniform(1.0f);
-  const int threads_before = gemma3::num_threads();
-  gemma3::set_isa(isa);
-  gemma3::set_num_threads(threads);
+  gemma3::ThreadPool pool(threads);
   for (auto _ : state) {
     state.PauseTiming();
     gate = gate0;  // in place: start from the same inputs every time
     state.ResumeTiming();
     if (threads == 1) gemma3::gelu_tanh_mul(gate.data(), up.data(), n, isa);
-    else gemma3::gelu_tanh_mul(gate.data(), up.data(), n);
+    else gemma3::gelu_tanh_mul(gate.data(), up.data(), n, isa, pool);
     benchmark::DoNotOptimize(gate.data());
     benchmark::ClobberMemory();
   }
-  gemma3::set_num_threads(threads_before);
-  gemma3::reset_isa();
   state.SetItemsProcessed(std::int64_t(state.iterations()) * n);
   state.SetBytesProcessed(std::int64_t(state.iterations()) * 3 * n * std::int64_t(sizeof(float)));  // gate r/w, up
   state.SetLabel(gemma3::isa_name(isa));

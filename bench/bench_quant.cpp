@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include <sys/mman.h>
@@ -72,18 +73,18 @@ OwnedWeight make_weight(DType t, std::int64_t rows, std::int64_t cols) {
 
 std::int64_t weight_bytes(const Weight& w) { return std::int64_t(w.row_bytes()) * w.rows; }
 
-// Global kernel switches for one benchmark, restored after it.
+// The kernel choices of one benchmark: instruction set, pool, activation rounding
+// (int16: int16 activations for quantized weights on avx512, as CpuBackend's default).
 struct Settings {
-  Settings(bool simd, int threads, bool int8 = true) {
-    if (simd) gemma3::reset_isa();
-    else gemma3::set_isa(gemma3::Isa::scalar);
-    gemma3::set_num_threads(threads);
-    gemma3::set_int8_activations(int8);
-  }
-  ~Settings() {
-    gemma3::reset_isa();
-    gemma3::set_num_threads(1);
-    gemma3::set_int8_activations(false);
+  Settings(bool simd, int threads, bool int16 = true)
+      : isa(simd ? gemma3::best_isa() : gemma3::Isa::scalar), pool(threads), int16(int16) {}
+  gemma3::Isa isa;
+  gemma3::ThreadPool pool;
+  bool int16;
+  // how quantized weights meet the activations here
+  std::string activations(DType t) const {
+    if (!gemma3::dtype_is_quantized(t)) return "";
+    return isa == gemma3::Isa::avx512 && int16 ? " int16-act" : " f32-act";
   }
 };
 
@@ -92,38 +93,37 @@ struct Settings {
 static void BM_matvec_dtype(benchmark::State& state) {
   const DType t = DType(state.range(0));
   const bool simd = state.range(3) != 0;
-  const bool int8 = state.range(5) != 0;
-  const Settings settings(simd, int(state.range(4)), int8);
+  Settings settings(simd, int(state.range(4)), state.range(5) != 0);
   const OwnedWeight o = make_weight(t, state.range(1), state.range(2));
   quant_test::Rng rng(1);
   const std::vector<float> x = quant_test::random_floats(std::size_t(o.w.cols), rng);
   std::vector<float> y(std::size_t(o.w.rows));
   for (auto _ : state) {
-    gemma3::matvec(o.w, x.data(), y.data());
+    gemma3::matvec(o.w, x.data(), y.data(), settings.isa, settings.pool, settings.int16);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(std::int64_t(state.iterations()) * weight_bytes(o.w));
   state.counters["weight_MB"] = double(weight_bytes(o.w)) / 1e6;
-  state.SetLabel(std::string(gemma3::dtype_name(t)) + " " + gemma3::isa_name(gemma3::active_isa()) +
-                 (gemma3::dtype_is_quantized(t) ? (int8 ? " int8" : " f32-act") : ""));
+  state.SetLabel(std::string(gemma3::dtype_name(t)) + " " + gemma3::isa_name(settings.isa) + settings.activations(t));
 }
 
 static void MatvecArgs(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"dtype", "out", "in", "simd", "threads", "int8"});
+  b->ArgNames({"dtype", "out", "in", "simd", "threads", "int16"});
   const DType legacy[] = {DType::F32, DType::BF16, DType::F16, DType::Q8_0, DType::Q4_0,
                           DType::Q4_1, DType::Q5_0, DType::Q5_1};
   const DType kquants[] = {DType::Q4_K, DType::Q5_K, DType::Q6_K};
   for (int threads : {1, 2})
     for (int simd : {0, 1}) {
-      for (int int8 : {0, 1}) {
+      for (int int16 : {1, 0}) {
+        if (!int16 && !(simd && gemma3::best_isa() == gemma3::Isa::avx512)) continue;  // the same run
         for (DType t : legacy) {
-          if (int8 && !gemma3::dtype_is_quantized(t)) continue;
-          for (auto [out, in] : {std::pair{2048, 640}, std::pair{640, 2048}}) b->Args({int(t), out, in, simd, threads, int8});
+          if (!int16 && !gemma3::dtype_is_quantized(t)) continue;
+          for (auto [out, in] : {std::pair{2048, 640}, std::pair{640, 2048}}) b->Args({int(t), out, in, simd, threads, int16});
         }
         for (DType t : kquants)
-          for (auto [out, in] : {std::pair{640, 2048}, std::pair{640, 1024}}) b->Args({int(t), out, in, simd, threads, int8});
-        b->Args({int(DType::Q8_0), 262144, 640, simd, threads, int8});  // the LM head
+          for (auto [out, in] : {std::pair{640, 2048}, std::pair{640, 1024}}) b->Args({int(t), out, in, simd, threads, int16});
+        b->Args({int(DType::Q8_0), 262144, 640, simd, threads, int16});  // the LM head
       }
     }
 }
@@ -136,7 +136,7 @@ BENCHMARK(BM_matvec_dtype)->Apply(MatvecArgs)->Unit(benchmark::kMicrosecond)->Us
 // wake-up, prefetchers ramping up on a new stream) that the hot loop above hides.
 static void BM_matvec_cold(benchmark::State& state) {
   const DType t = DType(state.range(0));
-  const Settings settings(true, int(state.range(3)), false);
+  Settings settings(true, int(state.range(3)));
   const OwnedWeight o = make_weight(t, state.range(1), state.range(2));
   const std::size_t wb = std::size_t(weight_bytes(o.w)), stride = (wb + 4095) / 4096 * 4096;
   const std::size_t copies = std::max<std::size_t>(2, (std::size_t(256) << 20) / stride);
@@ -154,14 +154,15 @@ static void BM_matvec_cold(benchmark::State& state) {
   for (auto _ : state) {
     w.data = buf + c * stride;
     c = c + 1 == copies ? 0 : c + 1;
-    gemma3::matvec(w, x.data(), y.data());
+    gemma3::matvec(w, x.data(), y.data(), settings.isa, settings.pool, settings.int16);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
   std::free(buf);
   state.SetBytesProcessed(std::int64_t(state.iterations()) * weight_bytes(o.w));
   state.counters["weight_MB"] = double(wb) / 1e6;
-  state.SetLabel(std::string(gemma3::dtype_name(t)) + " " + gemma3::isa_name(gemma3::active_isa()) + " cold");
+  state.SetLabel(std::string(gemma3::dtype_name(t)) + " " + gemma3::isa_name(settings.isa) + settings.activations(t) +
+                 " cold");
 }
 static void MatvecColdArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"dtype", "out", "in", "threads"});
@@ -177,10 +178,10 @@ static void MatvecColdArgs(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_matvec_cold)->Apply(MatvecColdArgs)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
-// Prefill on quantized weights: the integer tiled path vs dequantize + Eigen GEMM.
+// Prefill on quantized weights: the int16 GEMM (avx512) vs dequantize + Eigen GEMM.
 static void BM_matmul_quant(benchmark::State& state) {
   const DType t = DType(state.range(0));
-  const Settings settings(true, int(state.range(4)), state.range(3) != 0);
+  Settings settings(true, int(state.range(4)), state.range(3) != 0);
   const OwnedWeight o = make_weight(t, state.range(1), state.range(2));
   constexpr int T = 64;
   quant_test::Rng rng(2);
@@ -188,7 +189,7 @@ static void BM_matmul_quant(benchmark::State& state) {
   for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.uniform(-1.0f, 1.0f);
   gemma3::Matrix Y;
   for (auto _ : state) {
-    gemma3::matmul(o.w, X, Y);
+    gemma3::matmul(o.w, X, Y, settings.isa, settings.pool, settings.int16);
     benchmark::DoNotOptimize(Y.data());
     benchmark::ClobberMemory();
   }
@@ -196,12 +197,10 @@ static void BM_matmul_quant(benchmark::State& state) {
   state.SetItemsProcessed(std::int64_t(state.iterations()) * T);  // tokens
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * T * double(o.w.rows) * double(o.w.cols) / 1e9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
-  // (in a build where Eigen has AVX, matmul uses the GEMM path for both: kernels/matmul.hpp)
-  const bool int8 = state.range(3) != 0 && !gemma3::quantized_matmul_uses_gemm();
-  state.SetLabel(std::string(gemma3::dtype_name(t)) + (int8 ? " int8" : " f32-gemm"));
+  state.SetLabel(std::string(gemma3::dtype_name(t)) + settings.activations(t));
 }
 BENCHMARK(BM_matmul_quant)
-    ->ArgNames({"dtype", "out", "in", "int8", "threads"})
+    ->ArgNames({"dtype", "out", "in", "int16", "threads"})
     ->Args({int(DType::Q5_0), 2048, 640, 1, 1})
     ->Args({int(DType::Q5_0), 2048, 640, 0, 1})
     ->Args({int(DType::Q8_0), 2048, 640, 1, 1})
@@ -244,11 +243,11 @@ float sum_any(const float* p, std::int64_t n) {
 // Read a buffer of MB megabytes (far larger than L3) with SIMD loads, split over threads.
 static void BM_memory_read(benchmark::State& state) {
   const std::int64_t bytes = state.range(0) << 20;
-  const Settings settings(true, int(state.range(1)));
+  Settings settings(true, int(state.range(1)));
   std::vector<float> buf(std::size_t(bytes / 4), 1.0f);
   const std::int64_t n = std::int64_t(buf.size());
   for (auto _ : state) {
-    gemma3::default_pool().parallel_for(0, n / 8192, [&](std::int64_t b, std::int64_t e) {
+    settings.pool.parallel_for(0, n / 8192, [&](std::int64_t b, std::int64_t e) {
       float s = sum_any(buf.data() + b * 8192, (e - b) * 8192);
       benchmark::DoNotOptimize(s);
     }, 64);
@@ -260,10 +259,10 @@ BENCHMARK(BM_memory_read)->ArgNames({"MB", "threads"})->Args({512, 1})->Args({51
 // memcpy of MB megabytes; bytes/s counts bytes read + written.
 static void BM_memory_copy(benchmark::State& state) {
   const std::int64_t bytes = state.range(0) << 20;
-  const Settings settings(true, int(state.range(1)));
+  Settings settings(true, int(state.range(1)));
   std::vector<unsigned char> src(std::size_t(bytes), 1), dst(std::size_t(bytes), 0);
   for (auto _ : state) {
-    gemma3::default_pool().parallel_for(0, bytes >> 16, [&](std::int64_t b, std::int64_t e) {
+    settings.pool.parallel_for(0, bytes >> 16, [&](std::int64_t b, std::int64_t e) {
       std::memcpy(dst.data() + (b << 16), src.data() + (b << 16), std::size_t((e - b) << 16));
     }, 16);
     benchmark::DoNotOptimize(dst.data());

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -38,8 +39,12 @@ struct Args {
   bool stats_json = false;
   int max_tokens = 256;
   int threads = 0;              // 0: hardware threads
+  std::string backend = "cpu";  // cpu | reference
+  std::string isa;              // empty: the best this CPU has
+  bool int16 = true;            // int16 activations on avx512
   int context = 0;              // 0: prompt + max tokens (generate) / 4096 (chat)
   gemma3::DType kv_type = gemma3::DType::F16;  // the KV cache's values (llama.cpp's default too)
+  bool kv_type_given = false;
   gemma3::SamplingOptions sampling;  // Gemma's defaults: temperature 1.0, top-k 64, top-p 0.95
 };
 
@@ -61,6 +66,10 @@ void usage(std::ostream& os) {
         "  --greedy             same as --temperature 0\n"
         "  --ignore-eos         keep generating past <eos> / <end_of_turn>\n"
         "  --threads N          threads for the kernels (default: all cores)\n"
+        "  --backend cpu|reference  the CPU backend (default) or the plain float32 reference\n"
+        "                       backend (slow: widens every weight to float32; f32 cache)\n"
+        "  --isa scalar|avx2|avx512  the CPU backend's instruction set (default: the best here)\n"
+        "  --activations int16|f32  how quantized weights see activations on avx512 (default int16)\n"
         "  --context N          KV cache length in tokens\n"
         "  --kv-type f16|f32    KV cache values (default f16: half the memory; f32 is the\n"
         "                       library's reference default)\n"
@@ -113,9 +122,20 @@ Args parse_args(int argc, char** argv) {
     else if (f == "--greedy") a.sampling.temperature = 0.0f;
     else if (f == "--ignore-eos") a.ignore_eos = true;
     else if (f == "--threads") a.threads = int(parse_long(f, value(), 1, 1024));
+    else if (f == "--backend") {
+      a.backend = value();
+      if (a.backend != "cpu" && a.backend != "reference")
+        throw std::invalid_argument("--backend expects cpu or reference, got '" + a.backend + "'");
+    } else if (f == "--isa") a.isa = value();
+    else if (f == "--activations") {
+      const std::string t = value();
+      if (t != "int16" && t != "f32") throw std::invalid_argument("--activations expects int16 or f32, got '" + t + "'");
+      a.int16 = t == "int16";
+    }
     else if (f == "--context") a.context = int(parse_long(f, value(), 1, 1 << 24));
     else if (f == "--kv-type") {
       const std::string t = value();
+      a.kv_type_given = true;
       if (t == "f16") a.kv_type = gemma3::DType::F16;
       else if (t == "f32") a.kv_type = gemma3::DType::F32;
       else throw std::invalid_argument("--kv-type expects f16 or f32, got '" + t + "'");
@@ -198,17 +218,31 @@ int main(int argc, char** argv) {
   }
 
   try {
-    gemma3::set_num_threads(args.threads > 0 ? args.threads : int(std::max(1u, std::thread::hardware_concurrency())));
+    std::shared_ptr<const gemma3::Backend> backend;
+    if (args.backend == "reference") {
+      if (args.kv_type != gemma3::DType::F32) {
+        if (args.kv_type_given) throw std::invalid_argument("--backend reference keeps a float32 cache: use --kv-type f32");
+        args.kv_type = gemma3::DType::F32;
+      }
+      backend = std::make_shared<const gemma3::ReferenceBackend>();
+    } else {
+      gemma3::CpuBackend::Options o;
+      o.threads = args.threads;
+      if (!args.isa.empty()) o.isa = gemma3::isa_from_name(args.isa);
+      o.int16_activations = args.int16;
+      o.kv_dtype = args.kv_type;
+      backend = std::make_shared<const gemma3::CpuBackend>(o);
+    }
     gemma3::Vocabulary vocab;
     const auto t0 = std::chrono::steady_clock::now();
-    const gemma3::Gemma3ForCausalLM model = gemma3::load_model(args.model, &vocab, progress_bar);
+    const gemma3::Gemma3ForCausalLM model = gemma3::load_model(args.model, &vocab, progress_bar, backend);
     const gemma3::Tokenizer tokenizer = load_tokenizer(args.model, vocab);
     const gemma3::Gemma3TextConfig& c = model.config();
-    std::fprintf(stderr, "[%s: %d layers (%d global), hidden %d, vocab %d, %s weights, %d threads, loaded in %.2f s]\n",
+    std::fprintf(stderr, "[%s: %d layers (%d global), hidden %d, vocab %d, %s weights, backend %s, loaded in %.2f s]\n",
                  args.model.c_str(), c.num_hidden_layers,
                  int(std::count(c.layer_types.begin(), c.layer_types.end(), gemma3::LayerType::full_attention)),
                  c.hidden_size, c.vocab_size, gemma3::dtype_name(model.weights().layers[0].mlp.down_proj.dtype),
-                 gemma3::num_threads(),
+                 model.backend().name().c_str(),
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 
     gemma3::GenerateOptions opts;

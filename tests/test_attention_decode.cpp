@@ -1,5 +1,5 @@
-// The decode path of grouped_query_attention (one query token: the two products
-// spread over the thread pool, attention.hpp scores_one_token and
+// The CPU backend's decode path of grouped_query_attention (one query token: the two
+// products spread over the thread pool, backends/cpu.hpp scores_one_token and
 // weighted_values_one_token) against a plain double-precision softmax(q k^T s) v,
 // for group sizes 1 to 8, windows that cut the keys, with and without a logit
 // soft-cap, and whatever the thread count: bit for bit the same output with 1 and 3
@@ -11,7 +11,7 @@
 
 #include "catch.hpp"
 
-#include "gemma3/attention.hpp"
+#include "gemma3/backends/cpu.hpp"
 #include "gemma3/kernels/kv_dot.hpp"
 #include "gemma3/kernels/thread_pool.hpp"
 
@@ -25,13 +25,14 @@ gemma3::Matrix random_matrix(std::mt19937& rng, Eigen::Index r, Eigen::Index c) 
 }
 
 // out [NH * D] for the query at position `pos` over keys/values at positions 0 .. n-1.
-std::vector<double> reference(const gemma3::AttentionShape& s, const gemma3::Matrix& q, int pos,
-                              const gemma3::Matrix& keys, const gemma3::Matrix& values) {
+std::vector<double> reference(const gemma3::AttentionShape& s, const gemma3::AttentionMask& mask,
+                              const gemma3::Matrix& q, int pos, const gemma3::Matrix& keys,
+                              const gemma3::Matrix& values) {
   const int D = s.head_dim, group = s.num_attention_heads / s.num_key_value_heads;
   std::vector<double> out(std::size_t(s.num_attention_heads) * D, 0.0);
   for (int h = 0; h < s.num_attention_heads; ++h) {
     const int kv = h / group;
-    const int lo = s.sliding ? std::max(0, pos - s.sliding_window + 1) : 0;
+    const int lo = mask.first_key(pos);
     std::vector<double> w;
     double mx = -1e300;
     for (int j = lo; j <= pos; ++j) {
@@ -67,18 +68,18 @@ TEST_CASE("decode attention: matches softmax(q k^T s) v, the same with 1 and 3 t
     INFO("heads " << k.heads << " kv " << k.kv_heads << " D " << k.head_dim << " keys " << k.n << " sliding " << k.sliding
                   << " softcap " << k.softcap);
     const std::optional<double> cap = k.softcap > 0 ? std::optional<double>(k.softcap) : std::nullopt;
-    const gemma3::AttentionShape s{k.heads, k.kv_heads, k.head_dim, 1.0f / std::sqrt(float(k.head_dim)), cap,
-                                   k.sliding, 512};
+    const gemma3::AttentionShape s{k.heads, k.kv_heads, k.head_dim, 1.0f / std::sqrt(float(k.head_dim)), cap};
+    const gemma3::AttentionMask mask{k.sliding, 512, k.n - 1};
     const gemma3::Matrix q = random_matrix(rng, 1, Eigen::Index(k.heads) * k.head_dim);
     const gemma3::Matrix keys = random_matrix(rng, k.n, Eigen::Index(k.kv_heads) * k.head_dim);
     const gemma3::Matrix values = random_matrix(rng, k.n, Eigen::Index(k.kv_heads) * k.head_dim);
     const int pos = k.n - 1;
-    const std::vector<double> ref = reference(s, q, pos, keys, values);
+    const std::vector<double> ref = reference(s, mask, q, pos, keys, values);
     gemma3::Matrix first;
     for (int threads : {1, 3}) {
-      gemma3::set_num_threads(threads);
+      gemma3::ThreadPool pool(threads);
       gemma3::Matrix out;
-      gemma3::grouped_query_attention(s, q, pos, keys, values, 0, out);
+      gemma3::cpu::grouped_query_attention(s, mask, q, keys, values, 0, out, gemma3::best_isa(), pool);
       REQUIRE(out.cols() == Eigen::Index(ref.size()));
       double err = 0.0;
       for (Eigen::Index c = 0; c < out.cols(); ++c) err = std::max(err, std::fabs(double(out(0, c)) - ref[std::size_t(c)]));
@@ -86,7 +87,6 @@ TEST_CASE("decode attention: matches softmax(q k^T s) v, the same with 1 and 3 t
       if (threads == 1) first = out;
       else CHECK(out == first);
     }
-    gemma3::set_num_threads(1);
   }
 }
 
@@ -99,7 +99,8 @@ TEST_CASE("decode attention over a float16 cache: matches the reference on the r
     for (const bool sliding : {false, true}) {
       INFO("keys " << n << " sliding " << sliding);
       const int heads = 4, kv_heads = 2, D = 64;
-      const gemma3::AttentionShape s{heads, kv_heads, D, 1.0f / std::sqrt(float(D)), std::nullopt, sliding, 512};
+      const gemma3::AttentionShape s{heads, kv_heads, D, 1.0f / std::sqrt(float(D)), std::nullopt};
+      const gemma3::AttentionMask mask{sliding, 512, n - 1};
       const gemma3::Matrix q = random_matrix(rng, 1, Eigen::Index(heads) * D);
       gemma3::Matrix keys = random_matrix(rng, n, Eigen::Index(kv_heads) * D);
       gemma3::Matrix values = random_matrix(rng, n, Eigen::Index(kv_heads) * D);
@@ -108,15 +109,16 @@ TEST_CASE("decode attention over a float16 cache: matches the reference on the r
         k16.store(j, keys.row(j).data());
         v16.store(j, values.row(j).data());
       }
-      const std::vector<double> exact32 = reference(s, q, n - 1, keys, values);
+      const std::vector<double> exact32 = reference(s, mask, q, n - 1, keys, values);
       k16.round(keys);
       v16.round(values);
-      const std::vector<double> ref = reference(s, q, n - 1, keys, values);
+      const std::vector<double> ref = reference(s, mask, q, n - 1, keys, values);
       gemma3::Matrix first;
       for (int threads : {1, 3}) {
-        gemma3::set_num_threads(threads);
+        gemma3::ThreadPool pool(threads);
         gemma3::Matrix out;
-        gemma3::grouped_query_attention(s, q, n - 1, k16.view(0, n), v16.view(0, n), 0, out);
+        gemma3::cpu::grouped_query_attention(s, mask, q, k16.view(0, n), v16.view(0, n), 0, out, gemma3::best_isa(),
+                                             pool);
         double err = 0.0, moved = 0.0;
         for (Eigen::Index c = 0; c < out.cols(); ++c) {
           err = std::max(err, std::fabs(double(out(0, c)) - ref[std::size_t(c)]));
@@ -127,7 +129,6 @@ TEST_CASE("decode attention over a float16 cache: matches the reference on the r
         if (threads == 1) first = out;
         else CHECK(out == first);
       }
-      gemma3::set_num_threads(1);
     }
   }
 }

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "gemma3/checkpoint.hpp"
+#include "gemma3/backends/reference.hpp"
 #include "gemma3/generate.hpp"
 
 using gemma3::GenerateOptions;
@@ -59,7 +60,9 @@ struct ScriptedModel {
     int max_cache_len() const { return cap; }
   };
   const gemma3::Gemma3TextConfig& config() const { return cfg; }
-  Cache new_cache(int n, gemma3::DType = gemma3::DType::F32) const { return Cache{0, n, 0}; }
+  Cache new_cache(int n, std::optional<gemma3::DType> = std::nullopt) const { return Cache{0, n, 0}; }
+  const gemma3::Backend& backend() const { return reference; }
+  gemma3::ReferenceBackend reference;  // its argmax picks the greedy token
   std::vector<float> logits(const Cache& c) const {
     std::vector<float> z(std::size_t(cfg.vocab_size), 0.0f);
     const std::size_t k = std::size_t(c.len - c.prompt);

@@ -825,30 +825,22 @@ TEST_CASE("gguf: the real 270M runs from its quantized blocks: a sensible next t
   INFO("top-1 after 'The capital': " << top << " " << v.tokens[std::size_t(top)]);
   CHECK(top == 529);  // " of": a wrong tensor mapping, norm offset or block layout would not get this
 
-  // Prefill and token-by-token decode agree. Checked with float32 activations
-  // (set_int8_activations(false)): those make matmul and matvec the same float product
-  // of the dequantized blocks. (With the default int8 activations they currently differ
-  // by up to ~4% of max|logit| from position 2 on -- reported to the kernels' owners.)
-  struct Int8Restore {
-    bool was = gemma3::int8_activations();
-    ~Int8Restore() { gemma3::set_int8_activations(was); }
-  } restore;
-  // With int16 activations (the default under Isa::avx512, quant/q16.hpp) prefill's
-  // GEMM and decode's dots round differently, a layer's input can then round to a
-  // neighbouring int16, and that step (3e-5 of a block's max) travels through the
-  // 18 layers: measured 5.1e-4 of max|logit|; still 80x closer than int8.
-  gemma3::set_int8_activations(false);
-  struct IsaRestore {
-    ~IsaRestore() { gemma3::reset_isa(); }
-  } isa_restore;
+  // Prefill and token-by-token decode agree on the CPU backend on every Isa. With
+  // float32 activations matmul and matvec are the same float product of the
+  // dequantized blocks. With int16 activations (the default under Isa::avx512,
+  // quant/q16.hpp) prefill's GEMM and decode's dots round differently, a layer's input
+  // can then round to a neighbouring int16, and that step (3e-5 of a block's max)
+  // travels through the 18 layers: measured 5.1e-4 of max|logit|.
   for (gemma3::Isa isa : {gemma3::Isa::scalar, gemma3::Isa::avx2, gemma3::Isa::avx512}) {
     if (!gemma3::isa_available(isa)) continue;
-    gemma3::set_isa(isa);
-    gemma3::KVCache prefill_cache = m.new_cache(16);
-    const gemma3::Matrix prefill = m.forward(ids, prefill_cache);
-    gemma3::KVCache step_cache = m.new_cache(16);
+    gemma3::CpuBackend::Options o;
+    o.isa = isa;
+    const gemma3::Gemma3ForCausalLM on_isa = m.with_backend(std::make_shared<const gemma3::CpuBackend>(o));
+    gemma3::KVCache prefill_cache = on_isa.new_cache(16);
+    const gemma3::Matrix prefill = on_isa.forward(ids, prefill_cache);
+    gemma3::KVCache step_cache = on_isa.new_cache(16);
     gemma3::Matrix steps(6, prefill.cols());
-    for (int t = 0; t < 6; ++t) steps.row(t) = m.decode(ids[std::size_t(t)], step_cache).transpose();
+    for (int t = 0; t < 6; ++t) steps.row(t) = on_isa.decode(ids[std::size_t(t)], step_cache).transpose();
     const fixtures::Diff d = fixtures::compare(steps, prefill);
     INFO(gemma3::isa_name(isa) << ": decode vs prefill: " << d.str());
     CHECK(d.rel <= (isa == gemma3::Isa::avx512 ? 2e-3 : 1e-5));

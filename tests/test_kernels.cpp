@@ -8,6 +8,7 @@
 
 #include "catch.hpp"
 
+#include "gemma3/backends/cpu.hpp"
 #include "gemma3/kernels/argmax.hpp"
 #include "gemma3/kernels/gelu.hpp"
 #include "gemma3/kernels/matmul.hpp"
@@ -223,17 +224,15 @@ TEST_CASE("gelu_tanh_mul: tails, the product with up, and threads", "[kernels]")
     }
   }
 
-  // The overload without an Isa: active_isa() over the global pool, any thread count, same result.
+  // Split over a pool: any thread count, the same result as one call on one thread.
   std::vector<float> one_thread = gate, two_threads = gate;
-  gemma3::gelu_tanh_mul(one_thread.data(), up.data(), std::int64_t(gate.size()), gemma3::active_isa());
-  const int threads_before = gemma3::num_threads();
-  gemma3::set_num_threads(2);
-  gemma3::gelu_tanh_mul(two_threads.data(), up.data(), std::int64_t(gate.size()));
-  gemma3::set_num_threads(threads_before);
+  gemma3::gelu_tanh_mul(one_thread.data(), up.data(), std::int64_t(gate.size()), gemma3::best_isa());
+  gemma3::ThreadPool pool(2);
+  gemma3::gelu_tanh_mul(two_threads.data(), up.data(), std::int64_t(gate.size()), gemma3::best_isa(), pool);
   CHECK(one_thread == two_threads);
 }
 
-TEST_CASE("gemma3_mlp with the gelu_tanh_mul kernel equals the MLP with the scalar gelu_tanh", "[kernels]") {
+TEST_CASE("gemma3_mlp on the CPU backend (gelu_tanh_mul kernel) equals the MLP with the scalar gelu_tanh", "[kernels]") {
   std::mt19937 rng(5);
   const int T = 7, hidden = 64, intermediate = 200;  // gate values ~N(0, 4.6^2): both tails of GELU
   std::vector<unsigned char> gb, ub, db;
@@ -249,12 +248,13 @@ TEST_CASE("gemma3_mlp with the gelu_tanh_mul kernel equals the MLP with the scal
   const Matrix h = gate.unaryExpr([](float u) { return gemma3::gelu_tanh(u); }).cwiseProduct(up);
   gemma3::linear(w.down_proj, h, ref);
 
+  const gemma3::CpuBackend cpu;
   Matrix out;
-  gemma3::gemma3_mlp(w, x, out);
+  gemma3::gemma3_mlp(cpu, w, x, out);
   REQUIRE(out.rows() == T);
   REQUIRE(out.cols() == hidden);
   const float rel = (out - ref).cwiseAbs().maxCoeff() / ref.cwiseAbs().maxCoeff();
-  INFO("max |diff| / max |ref| = " << rel << " (" << gemma3::isa_name(gemma3::active_isa()) << ")");
+  INFO("max |diff| / max |ref| = " << rel << " (" << cpu.name() << ")");
   CHECK(rel <= 1e-6f);
 }
 

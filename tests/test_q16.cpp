@@ -57,10 +57,6 @@ std::vector<float> activations(std::int64_t n, Rng& rng) {
 
 std::int64_t cols_for(DType t) { return gemma3::dtype_block_size(t) == 256 ? 1024 : 640; }
 
-struct IsaGuard {
-  ~IsaGuard() { gemma3::reset_isa(); }
-};
-
 }  // namespace
 
 TEST_CASE("q16 quantizer: within half a step, |q| <= 16383, avx512 equals scalar", "[quant][q16]") {
@@ -234,8 +230,6 @@ TEST_CASE("q16 dots: Q6_K at the extremes of u and q does not overflow int32", "
 
 TEST_CASE("q16 matvec: each row is the q16 dot, whatever the thread count", "[quant][q16][kernels]") {
   if (!gemma3::isa_available(Isa::avx512)) return;  // the path runs under Isa::avx512 only
-  IsaGuard guard;
-  gemma3::set_isa(Isa::avx512);
   for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
                   DType::Q6_K}) {
     INFO(gemma3::dtype_name(t));
@@ -265,7 +259,6 @@ TEST_CASE("q16 matvec: each row is the q16 dot, whatever the thread count", "[qu
 }
 
 TEST_CASE("linear_many: bit for bit linear() of each weight, one token or many, any thread count", "[quant][q16][kernels]") {
-  IsaGuard guard;
   Rng rng(1900);
   const std::int64_t n = 512;
   // q/k/v-like: three quantized weights of different types and heights, and an f32 one
@@ -285,28 +278,26 @@ TEST_CASE("linear_many: bit for bit linear() of each weight, one token or many, 
   for (int i = 0; i < 4; ++i) W.push_back(quant_test::weight_view(types[i], heights[i], n, bytes[std::size_t(i)]));
   for (Isa isa : {Isa::avx512, Isa::avx2}) {
     if (!gemma3::isa_available(isa)) continue;
-    gemma3::set_isa(isa);
     for (int T : {1, 3})
       for (int threads : {1, 3}) {
         INFO("isa " << gemma3::isa_name(isa) << " T " << T << " threads " << threads);
-        gemma3::set_num_threads(threads);
+        gemma3::ThreadPool pool(threads);
         gemma3::Matrix X(T, n);
         const std::vector<float> x = activations(T * n, rng);
         std::copy(x.begin(), x.end(), X.data());
         gemma3::Matrix a, b, c, d, ra, rb, rc, rd;
-        gemma3::linear_many(X, {{&W[0], &a}, {&W[1], &b}, {&W[2], &c}});  // fused for T = 1 on avx512
-        gemma3::linear_many(X, {{&W[0], &d}, {&W[3], &rd}});              // an f32 weight: one by one
-        gemma3::linear(W[0], X, ra);
-        gemma3::linear(W[1], X, rb);
-        gemma3::linear(W[2], X, rc);
+        gemma3::linear_many(X, {{&W[0], &a}, {&W[1], &b}, {&W[2], &c}}, isa, pool);  // fused for T = 1 on avx512
+        gemma3::linear_many(X, {{&W[0], &d}, {&W[3], &rd}}, isa, pool);              // an f32 weight: one by one
+        gemma3::linear(W[0], X, ra, isa, pool);
+        gemma3::linear(W[1], X, rb, isa, pool);
+        gemma3::linear(W[2], X, rc, isa, pool);
         CHECK(a == ra);
         CHECK(b == rb);
         CHECK(c == rc);
         CHECK(d == ra);
         gemma3::Matrix r3;
-        gemma3::linear(W[3], X, r3);
+        gemma3::linear(W[3], X, r3, isa, pool);
         CHECK(rd == r3);
       }
   }
-  gemma3::set_num_threads(1);
 }

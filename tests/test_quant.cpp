@@ -79,15 +79,6 @@ double exact_dot(const std::vector<float>& w, const std::vector<float>& x) {
   return s;
 }
 
-// Restores the global kernel switches when a test ends.
-struct KernelSettingsGuard {
-  ~KernelSettingsGuard() {
-    gemma3::reset_isa();
-    gemma3::set_int8_activations(false);  // the default
-    gemma3::set_num_threads(1);
-  }
-};
-
 }  // namespace
 
 TEST_CASE("block structs match the DType table", "[quant]") {
@@ -405,7 +396,6 @@ TEST_CASE("f16 narrowing: SIMD == scalar, round to nearest even", "[quant]") {
 // matvec / matmul over every block type: against the plain double reference
 // (matvec_scalar), for each Isa and thread count; and the properties the model relies on.
 TEST_CASE("matvec and matmul on quantized weights", "[quant][kernels]") {
-  KernelSettingsGuard guard;
   const DType t = GENERATE(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
                            DType::Q6_K);
   const std::int64_t rows = 300, cols = 512, T = 5;  // 300 rows: several chunks, a ragged last tile
@@ -423,47 +413,26 @@ TEST_CASE("matvec and matmul on quantized weights", "[quant][kernels]") {
   std::vector<Isa> isas = simd_isas();
   isas.insert(isas.begin(), Isa::scalar);
   for (Isa isa : isas) {
-    gemma3::set_isa(isa);
     INFO(gemma3::isa_name(isa));
-
-    // int8 activations: close to the float reference, independent of the thread count
-    gemma3::set_int8_activations(true);
-    gemma3::set_num_threads(1);
     std::vector<float> y1(static_cast<std::size_t>(rows)), y3(static_cast<std::size_t>(rows));
-    gemma3::matvec(W, X.row(0).data(), y1.data());
-    // a small weight runs on one thread; force chunks through an explicit pool
-    gemma3::ThreadPool pool3(3);
-    gemma3::matvec(W, X.row(0).data(), y3.data(), isa, pool3);
-    CHECK(y1 == y3);
-    for (std::int64_t r = 0; r < rows; ++r) CHECK(std::fabs(y1[std::size_t(r)] - ref(0, r)) <= 2e-2f * ref_max);
-
-    // prefill == decode: on the int8 path row t of matmul is exactly matvec of token t;
-    // on the GEMM path (Eigen with AVX) matmul keeps float activations
+    gemma3::ThreadPool pool1(1), pool3(3);  // a small weight runs on one thread; pool3 forces chunks
     Matrix Y;
-    gemma3::matmul(W, X, Y, isa, pool3);
-    if (gemma3::quantized_matmul_uses_gemm()) {
-      CHECK((Y - ref).cwiseAbs().maxCoeff() <= 1e-5f * ref_max);
-    } else {
-      for (std::int64_t s = 0; s < T; ++s) {
-        std::vector<float> y(static_cast<std::size_t>(rows));
-        gemma3::matvec(W, X.row(s).data(), y.data());
-        for (std::int64_t r = 0; r < rows; ++r) CHECK(Y(s, r) == y[std::size_t(r)]);
-      }
-    }
 
-    // float activations: the reference to float rounding, matvec and matmul alike
+    // the reference to float rounding, matvec and matmul alike, whatever the thread count
     // (avx512: int16 activations, quant/q16.hpp; tests/test_q16.cpp bounds them tightly)
-    gemma3::set_int8_activations(false);
-    const float tol = (isa == Isa::avx512 ? 1e-4f : 1e-5f) * ref_max;
-    gemma3::matvec(W, X.row(0).data(), y1.data(), isa, pool3);
-    for (std::int64_t r = 0; r < rows; ++r) CHECK(std::fabs(y1[std::size_t(r)] - ref(0, r)) <= tol);
-    gemma3::matmul(W, X, Y, isa, pool3);
-    CHECK((Y - ref).cwiseAbs().maxCoeff() <= tol);
+    for (bool int16 : {true, false}) {
+      const float tol = (isa == Isa::avx512 && int16 ? 1e-4f : 1e-5f) * ref_max;
+      gemma3::matvec(W, X.row(0).data(), y1.data(), isa, pool1, int16);
+      gemma3::matvec(W, X.row(0).data(), y3.data(), isa, pool3, int16);
+      CHECK(y1 == y3);
+      for (std::int64_t r = 0; r < rows; ++r) CHECK(std::fabs(y1[std::size_t(r)] - ref(0, r)) <= tol);
+      gemma3::matmul(W, X, Y, isa, pool3, int16);
+      CHECK((Y - ref).cwiseAbs().maxCoeff() <= tol);
+    }
   }
 }
 
 TEST_CASE("plain dtypes: matvec and matmul with every Isa and thread count", "[quant][kernels]") {
-  KernelSettingsGuard guard;
   const DType t = GENERATE(DType::F32, DType::BF16, DType::F16);
   const std::int64_t rows = 257, cols = 200, T = 4;
   Rng rng(500 + std::uint64_t(t));
@@ -491,7 +460,6 @@ TEST_CASE("plain dtypes: matvec and matmul with every Isa and thread count", "[q
 }
 
 TEST_CASE("large matvec is row-parallel and deterministic across thread counts", "[quant][kernels]") {
-  KernelSettingsGuard guard;
   const DType t = GENERATE(DType::Q5_0, DType::Q6_K, DType::BF16);
   const std::int64_t rows = 1024, cols = 1024;  // > 64 KB: the global pool splits it
   Rng rng(600);
@@ -500,11 +468,9 @@ TEST_CASE("large matvec is row-parallel and deterministic across thread counts",
   const Weight W = quant_test::weight_view(t, rows, cols, bytes);
   const std::vector<float> x = quant_test::random_floats(std::size_t(cols), rng);
   std::vector<float> y1(static_cast<std::size_t>(rows)), y2(static_cast<std::size_t>(rows));
-  gemma3::set_num_threads(1);
-  gemma3::matvec(W, x.data(), y1.data());
-  gemma3::set_num_threads(2);
-  CHECK(gemma3::num_threads() == 2);
-  gemma3::matvec(W, x.data(), y2.data());
+  gemma3::ThreadPool one(1), two(2);
+  gemma3::matvec(W, x.data(), y1.data(), gemma3::best_isa(), one);
+  gemma3::matvec(W, x.data(), y2.data(), gemma3::best_isa(), two);
   CHECK(y1 == y2);
 }
 

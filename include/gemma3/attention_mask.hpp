@@ -111,6 +111,26 @@ class ImageGroups {
   std::vector<int> last_;   // [number of groups]: position of each group's last token
 };
 
+// The whole rule for the queries of one forward call on one layer, in one value:
+// which key positions the query at position q may see. Backends ask it and nothing
+// else (backends/reference.hpp reads it key by key; backends/cpu.hpp uses the ranges).
+struct AttentionMask {
+  bool sliding = false;                 // a sliding_attention layer (else full_attention)
+  int sliding_window = 0;               // W
+  int pos0 = 0;                         // position of the call's first token
+  const ImageGroups* images = nullptr;  // the call's image groups (multimodal prefill), else null
+
+  // First and last key position the query at q may see (the last is q itself, or the
+  // last soft token of q's image).
+  int first_key(int q) const { return first_visible_key(sliding, sliding_window, q); }
+  int last_key(int q) const { return images ? images->last_visible_key(q) : q; }
+
+  // in_window AND (causal OR same image)
+  bool allows(int q, int k) const {
+    return k >= first_key(q) && (k <= q || (images && images->same_group(q, k)));
+  }
+};
+
 // HF's get_block_sequence_ids_for_mask: a new group starts at every soft token
 // (token_type_ids == 1) whose predecessor is not one.
 //   token_type_ids [T] (0 text, 1 image soft token)  ->  group ids [T]

@@ -27,22 +27,23 @@ struct Gemma3DecoderLayerWeights {
 
 // h [T, hidden_size], the tokens at positions pos0 .. pos0+T-1, updated in place.
 // `images`: the chunk's image groups (multimodal prefill), passed on to attention.
-inline void gemma3_decoder_layer(const Gemma3TextConfig& c, bool sliding, const Gemma3DecoderLayerWeights& w,
-                                 const RotaryEmbedding& rope, Matrix& h, int pos0, LayerKVCache& cache,
-                                 const ImageGroups* images = nullptr) {
+// The projections, GeGLU and attention run on `backend` (backend.hpp).
+inline void gemma3_decoder_layer(const Backend& backend, const Gemma3TextConfig& c, bool sliding,
+                                 const Gemma3DecoderLayerWeights& w, const RotaryEmbedding& rope, Matrix& h, int pos0,
+                                 LayerKVCache& cache, const ImageGroups* images = nullptr) {
   const float eps = float(c.rms_norm_eps);
 
   Matrix a = h;  // [T, hidden_size]
   rms_norm_rows(a, w.input_layernorm, eps);
   Matrix attn;   // [T, hidden_size]
-  gemma3_attention(c, sliding, w.self_attn, rope, a, pos0, cache, attn, images);
+  gemma3_attention(backend, c, sliding, w.self_attn, rope, a, pos0, cache, attn, images);
   rms_norm_rows(attn, w.post_attention_layernorm, eps);
   h += attn;
 
   Matrix m = h;  // [T, hidden_size]
   rms_norm_rows(m, w.pre_feedforward_layernorm, eps);
   Matrix ffn;    // [T, hidden_size]
-  gemma3_mlp(w.mlp, m, ffn);
+  gemma3_mlp(backend, w.mlp, m, ffn);
   rms_norm_rows(ffn, w.post_feedforward_layernorm, eps);
   h += ffn;
 }

@@ -6,19 +6,23 @@
 //   embedding * sqrt(hidden_size)   embedding.hpp       embed, embed_scale
 //   RMSNorm with (1 + w)            rms_norm.hpp        rms_norm, rms_norm_rows, rms_norm_heads
 //   RoPE, local / global            rope.hpp            RotaryEmbedding
-//   sliding / causal mask           attention_mask.hpp  may_attend, first_visible_key
+//   sliding / causal / image mask   attention_mask.hpp  AttentionMask, may_attend, first_visible_key
 //   KV cache (ring for sliding)     kv_cache.hpp        KVCache, kv_cache_bytes
+//   the backend seam                backend.hpp         Backend
+//   plain attention (mask, scale,   backends/reference.hpp  ReferenceBackend
+//     softmax, GQA), float32
 //   attention (GQA, QK-norm)        attention.hpp       gemma3_attention
-//   GeGLU MLP                       mlp.hpp             gemma3_mlp, gelu_tanh
+//   GeGLU MLP                       mlp.hpp             gemma3_mlp
 //   decoder block                   decoder_layer.hpp   gemma3_decoder_layer
 //   the model                       model.hpp           Gemma3ForCausalLM::forward / prefill / decode
 //   checkpoint folder               checkpoint.hpp      load_hf_model
 //   safetensors                     safetensors.hpp     SafetensorsFile
-//   weights and matmul kernels      kernels/            Weight, matvec, matmul, linear, linear_many, set_num_threads
+//   the fast CPU backend            backends/cpu.hpp    CpuBackend, CpuBackend::Options
+//   weights and matmul kernels      kernels/            Weight, matvec, matmul, linear, linear_many, ThreadPool
 //   GGUF blocks (Q4_K, Q8_0, ...)   quant/              dequantize_row_*, dot products
 //   int16 activations (AVX-512)     quant/q16.hpp       quantize_row_q16, split_q16_bytes, q16_dot
 //   prefill GEMM on int16           kernels/gemm_q16.hpp matmul_q16_avx512
-//   GELU-tanh, softmax exp (SIMD)   kernels/gelu.hpp    gelu_tanh_mul;  kernels/softmax.hpp exp_shift_sum
+//   GELU-tanh, softmax exp (SIMD)   kernels/gelu.hpp    gelu_tanh, gelu_tanh_mul;  kernels/softmax.hpp exp_shift_sum
 //   GGUF files                      gguf.hpp            GgufFile
 //                                   gguf_model.hpp      load_gguf_model, vocabulary_from_gguf
 //   GGUF file or HF folder          load_model.hpp      load_model
@@ -39,6 +43,9 @@
 #include "rope.hpp"
 #include "attention_mask.hpp"
 #include "kv_cache.hpp"
+#include "backend.hpp"
+#include "backends/reference.hpp"
+#include "backends/cpu.hpp"
 #include "attention.hpp"
 #include "mlp.hpp"
 #include "decoder_layer.hpp"

@@ -2,7 +2,7 @@
 //
 //   logits = model.prefill(prompt)              one batched pass over the whole prompt
 //   repeat:
-//     token = sampler(logits)                   greedy / temperature / top-k / top-p
+//     token = sampler(logits)                   greedy (the backend's argmax) / temperature / top-k / top-p
 //     stop if token is a stop token (<eos> 1, <end_of_turn> 106), or on max_new_tokens,
 //          or when the callback returns false, or when the KV cache is full
 //     on_token(text, token)                     text: only whole UTF-8 characters
@@ -29,12 +29,14 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "chat.hpp"
+#include "kernels/dtype.hpp"
 #include "sampler.hpp"
 #include "tokenizer.hpp"
 
@@ -45,7 +47,7 @@ struct GenerateOptions {
   std::vector<int> stop_tokens = chat_stop_tokens();  // <eos>, <end_of_turn>
   SamplingOptions sampling;       // Gemma's defaults; SamplingOptions::greedy() for argmax
   int max_context = 0;            // longest sequence (prompt + new tokens); 0: the model's context
-  DType kv_dtype = DType::F32;    // the fresh KV cache's values: F32, or F16 (half the memory; kv_cache.hpp)
+  std::optional<DType> kv_dtype;  // the fresh KV cache's values: F32 or F16 (kv_cache.hpp); unset: the backend's choice
   DecodeOptions decode{true};     // streamed text: control tokens are skipped by default
 };
 
@@ -114,7 +116,9 @@ GenerateResult generate(const Model& model, const Tokenizer& tokenizer, Cache& c
   bool stopped = false;
   while (!stopped) {
     if (int(r.tokens.size()) >= opts.max_new_tokens) { r.stop_reason = StopReason::max_new_tokens; break; }
-    const int token = sampler.sample(logits);
+    // greedy: the backend's argmax (the same token as Sampler's, computed where the logits are)
+    const int token = opts.sampling.temperature <= 0.0f ? model.backend().argmax(logits.data(), std::size_t(logits.size()))
+                                                        : sampler.sample(logits);
     if (std::find(opts.stop_tokens.begin(), opts.stop_tokens.end(), token) != opts.stop_tokens.end()) {
       r.stop_reason = StopReason::stop_token;
       r.stop_token = token;
@@ -141,7 +145,7 @@ GenerateResult generate(const Model& model, const Tokenizer& tokenizer, Cache& c
 
 // Generate after prompt_ids with a fresh KV cache (of opts.kv_dtype) sized for prompt +
 // max_new_tokens (at most the model's context, or opts.max_context). Model also needs
-// new_cache(max_cache_len, kv_dtype).
+// new_cache(max_cache_len, kv_dtype) and backend().
 template <class Model>
 GenerateResult generate(const Model& model, const Tokenizer& tokenizer, const std::vector<int>& prompt_ids,
                         const GenerateOptions& opts = {}, const TokenCallback& on_token = {}) {

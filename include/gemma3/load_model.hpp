@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "checkpoint.hpp"
@@ -43,8 +44,11 @@ inline bool is_gguf_path(const std::string& path) {
 // checked; an HF folder keeps its tokenizer in tokenizer.json / tokenizer.model, so
 // there `*vocab` is set to an empty Vocabulary (tokens.empty()) and progress is only
 // called with 0 and 1.
+// `backend`: the one the model runs on (null: CpuBackend from the environment, model.hpp).
 inline Gemma3ForCausalLM load_model(const std::string& path, Vocabulary* vocab = nullptr,
-                                    std::function<void(double fraction)> progress = {}) {
+                                    std::function<void(double fraction)> progress = {},
+                                    std::shared_ptr<const Backend> backend = nullptr) {
+  if (backend) return load_model(path, vocab, std::move(progress)).with_backend(std::move(backend));
   if (is_gguf_path(path)) return load_gguf_model(path, vocab, std::move(progress));
   std::error_code ec;
   if (!std::filesystem::is_directory(path, ec)) {

@@ -6,14 +6,15 @@
 //   gate_proj, up_proj: [intermediate_size, hidden_size]; down_proj: [hidden_size, intermediate_size]
 // The tanh approximation ("gelu_pytorch_tanh") is what every Gemma 3 config names;
 // the exact erf GELU is the common wrong choice.
-// gelu_tanh and the fused gelu_tanh(gate) * up kernel (scalar twin + AVX2 / WASM
-// SIMD128 twins, split over the thread pool) live in kernels/gelu.hpp.
+// The projections and the elementwise gelu_tanh(gate) * up run on the backend
+// (backend.hpp): plainly in backends/reference.hpp, with the SIMD twins of
+// kernels/gelu.hpp in backends/cpu.hpp.
 //
 // Mirrors Gemma3MLP. Pinned by tests/test_components.cpp.
 #pragma once
 
-#include "kernels/gelu.hpp"
-#include "kernels/matmul.hpp"
+#include "backend.hpp"
+#include "kernels/weight.hpp"
 #include "tensor.hpp"
 
 namespace gemma3 {
@@ -25,11 +26,11 @@ struct Gemma3MLPWeights {
 };
 
 // out [T, hidden] = MLP(x [T, hidden])
-inline void gemma3_mlp(const Gemma3MLPWeights& w, const Matrix& x, Matrix& out) {
-  Matrix gate, up;       // [T, intermediate_size]
-  linear_many(x, {{&w.gate_proj, &gate}, {&w.up_proj, &up}});  // = linear(gate_proj, x, gate); linear(up_proj, x, up)
-  gelu_tanh_mul(gate.data(), up.data(), gate.size());  // gate = gelu_tanh(gate) * up
-  linear(w.down_proj, gate, out);
+inline void gemma3_mlp(const Backend& backend, const Gemma3MLPWeights& w, const Matrix& x, Matrix& out) {
+  Matrix gate, up;  // [T, intermediate_size]
+  backend.linear_many(x, {{&w.gate_proj, &gate}, {&w.up_proj, &up}});
+  backend.gelu_tanh_mul(gate, up);  // gate = gelu_tanh(gate) * up
+  backend.linear(w.down_proj, gate, out);
 }
 
 }  // namespace gemma3

@@ -17,6 +17,11 @@
 // (NOT scaled by sqrt(hidden_size)), and attention lets each image's soft tokens
 // see each other (attention_mask.hpp). Without it, nothing changes.
 //
+// The model is given a backend (backend.hpp) when it is made: the one that runs its
+// linear layers, GeGLU, attention and KV cache. Without one it makes a CpuBackend
+// (backends/cpu.hpp) from the environment's options (all cores, the best instruction
+// set); ReferenceBackend (backends/reference.hpp) is the plain one to read.
+//
 // Mirrors Gemma3ForCausalLM (Gemma3TextModel + tied lm_head) and, with images, the
 // language-model half of Gemma3ForConditionalGeneration. Pinned by
 // tests/test_model.cpp and tests/test_vision_model.cpp against transformers on
@@ -30,10 +35,11 @@
 #include <string>
 #include <vector>
 
+#include "backend.hpp"
+#include "backends/cpu.hpp"
 #include "config.hpp"
 #include "decoder_layer.hpp"
 #include "embedding.hpp"
-#include "kernels/matmul.hpp"
 #include "kv_cache.hpp"
 #include "rms_norm.hpp"
 #include "rope.hpp"
@@ -66,24 +72,37 @@ struct ForwardTrace {
 
 class Gemma3ForCausalLM {
  public:
-  Gemma3ForCausalLM(Gemma3TextConfig config, Gemma3TextWeights weights)
+  // backend: null makes CpuBackend(CpuBackend::Options::from_environment()).
+  Gemma3ForCausalLM(Gemma3TextConfig config, Gemma3TextWeights weights, std::shared_ptr<const Backend> backend = nullptr)
       : config_(std::move(config)),
         weights_(std::move(weights)),
+        backend_(backend ? std::move(backend)
+                         : std::make_shared<const CpuBackend>(CpuBackend::Options::from_environment())),
         rope_local_(config_.head_dim, config_.rope_for(LayerType::sliding_attention)),
         rope_global_(config_.head_dim, config_.rope_for(LayerType::full_attention)),
         embed_scale_(embed_scale(config_.hidden_size)) {}
 
   const Gemma3TextConfig& config() const { return config_; }
   const Gemma3TextWeights& weights() const { return weights_; }
+  const Backend& backend() const { return *backend_; }
+  std::shared_ptr<const Backend> backend_ptr() const { return backend_; }
+
+  // The same model (its weights shared, not copied) on another backend.
+  Gemma3ForCausalLM with_backend(std::shared_ptr<const Backend> backend) const {
+    Gemma3ForCausalLM m = *this;
+    m.backend_ = backend ? std::move(backend) : std::make_shared<const CpuBackend>(CpuBackend::Options::from_environment());
+    return m;
+  }
 
   // The factor the embedding is multiplied by. Defaults to float32 sqrt(hidden_size),
   // as HF does for a float32 model; set embed_scale(H, DType::BF16) to mirror a bf16 one.
   float embed_scale_value() const { return embed_scale_; }
   void set_embed_scale(float s) { embed_scale_ = s; }
 
-  // A cache for sequences of up to max_cache_len tokens (default: the model's context).
-  KVCache new_cache(int max_cache_len = 0, DType kv_dtype = DType::F32) const {
-    return KVCache(config_, max_cache_len > 0 ? max_cache_len : config_.max_position_embeddings, kv_dtype);
+  // A cache for sequences of up to max_cache_len tokens (default: the model's context),
+  // made by the backend, in kv_dtype or the backend's own choice.
+  KVCache new_cache(int max_cache_len = 0, std::optional<DType> kv_dtype = std::nullopt) const {
+    return backend_->new_cache(config_, max_cache_len > 0 ? max_cache_len : config_.max_position_embeddings, kv_dtype);
   }
 
   // Run input_ids at positions cache.length() ..; returns logits [T, vocab_size]
@@ -94,9 +113,9 @@ class Gemma3ForCausalLM {
     Matrix logits;  // [T or 1, vocab_size]
     if (which == Logits::last) {
       const Matrix last = h.bottomRows(1);
-      linear(weights_.embed_tokens, last, logits);
+      backend_->linear(weights_.embed_tokens, last, logits);
     } else {
-      linear(weights_.embed_tokens, h, logits);
+      backend_->linear(weights_.embed_tokens, h, logits);
     }
     softcap_logits(logits.data(), logits.size());
     return logits;
@@ -114,7 +133,7 @@ class Gemma3ForCausalLM {
   Vector last_logits(const std::vector<int>& input_ids, KVCache& cache) const {
     const Matrix h = final_hidden(input_ids, cache, nullptr, nullptr);
     Vector logits(weights_.embed_tokens.rows);
-    matvec(weights_.embed_tokens, h.row(h.rows() - 1).data(), logits.data());
+    backend_->lm_head_row(weights_.embed_tokens, h.row(h.rows() - 1).data(), logits.data());
     softcap_logits(logits.data(), logits.size());
     return logits;
   }
@@ -151,8 +170,8 @@ class Gemma3ForCausalLM {
 
     for (int i = 0; i < config_.num_hidden_layers; ++i) {
       const bool sliding = config_.is_sliding(i);
-      gemma3_decoder_layer(config_, sliding, weights_.layers[std::size_t(i)], sliding ? rope_local_ : rope_global_,
-                           h, pos0, cache.layer(i), groups ? &*groups : nullptr);
+      gemma3_decoder_layer(*backend_, config_, sliding, weights_.layers[std::size_t(i)],
+                           sliding ? rope_local_ : rope_global_, h, pos0, cache.layer(i), groups ? &*groups : nullptr);
       if (trace) trace->layer_outputs.push_back(h);
     }
     cache.advance(T);
@@ -183,6 +202,7 @@ class Gemma3ForCausalLM {
 
   Gemma3TextConfig config_;
   Gemma3TextWeights weights_;
+  std::shared_ptr<const Backend> backend_;
   RotaryEmbedding rope_local_;   // sliding layers: rope_local_base_freq, unscaled
   RotaryEmbedding rope_global_;  // global layers: rope_theta, / rope_scaling.factor
   float embed_scale_;

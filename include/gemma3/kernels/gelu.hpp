@@ -34,11 +34,11 @@
 //   64 ms (std::tanh), AVX2 2.2 ms (29x) on one thread, 1.4 ms split over two.
 //
 // gelu_tanh_mul(gate, up, n, isa) runs one twin on the calling thread;
-// gelu_tanh_mul(gate, up, n) uses active_isa() and splits n over the global thread
-// pool (default_pool()). Every element is computed the same way wherever a split or a
+// gelu_tanh_mul(gate, up, n, isa, pool) splits n over a pool (CpuBackend's);
+// gelu_tanh_mul(gate, up, n) uses best_isa() and default_pool(). Every element is computed the same way wherever a split or a
 // tail falls (the last < 8 elements go through the same vector code via a small
 // buffer), so the result does not depend on the thread count.
-// Used by gemma3_mlp (mlp.hpp). Pinned by tests/test_kernels.cpp.
+// Used by CpuBackend (backends/cpu.hpp) for the GeGLU of mlp.hpp. Pinned by tests/test_kernels.cpp.
 #pragma once
 
 #include <algorithm>
@@ -149,12 +149,15 @@ inline void gelu_tanh_mul(float* gate, const float* up, std::int64_t n, Isa isa)
   kernels::gelu_tanh_mul_scalar(gate, up, n);
 }
 
-// gate[i] = gelu_tanh(gate[i]) * up[i] with active_isa(), split over default_pool().
-inline void gelu_tanh_mul(float* gate, const float* up, std::int64_t n) {
-  const Isa isa = active_isa();
+// gate[i] = gelu_tanh(gate[i]) * up[i] with `isa`, split over `pool`.
+inline void gelu_tanh_mul(float* gate, const float* up, std::int64_t n, Isa isa, ThreadPool& pool) {
   constexpr std::int64_t kGrain = 16384;  // elements per chunk at least: ~10 us of work
-  default_pool().parallel_for(0, n, [&](std::int64_t b, std::int64_t e) { gelu_tanh_mul(gate + b, up + b, e - b, isa); },
-                              kGrain);
+  pool.parallel_for(0, n, [&](std::int64_t b, std::int64_t e) { gelu_tanh_mul(gate + b, up + b, e - b, isa); },
+                    kGrain);
+}
+// ... with best_isa(), split over default_pool().
+inline void gelu_tanh_mul(float* gate, const float* up, std::int64_t n) {
+  gelu_tanh_mul(gate, up, n, best_isa(), default_pool());
 }
 
 }  // namespace gemma3

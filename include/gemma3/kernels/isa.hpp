@@ -12,36 +12,13 @@
 //                 kernel has no avx512 twin the avx2 one is used;
 //   wasm_simd128  WebAssembly SIMD128, compiled when the build uses -msimd128.
 //
-// active_isa() is the best one available unless a test or benchmark forces another
-// with set_isa(). That switch is global and not synchronised: set it between
-// kernel calls, never while one is running on another thread.
-//
-// A second global switch picks how quantized weights are multiplied (matmul.hpp):
-//   int16 activations (the default where active_isa() is avx512): x is quantized
-//     per block of 32 to int16 in [-16383, 16383] (quant/q16.hpp; a relative error
-//     of at most 3.1e-5 of the block's largest value) and each weight block is
-//     widened to int16 and dotted with VNNI's vpdpwssd in exact int32. About 250x
-//     finer than int8 activations, and fast: see docs/performance.md.
-//   float activations (the default on avx2 and the other Isas): x stays float32 and each weight block is
-//     dequantized in registers and FMA'd against it (quant/fdot.hpp, AVX2; other
-//     Isas dequantize a row to float32 and use the f32 dot). Equals the
-//     dequantized-weights product to float rounding (prefill vs decode 1.6e-6 on
-//     the same prompt), and on the real 270M Q4_K_M file the greedy continuation
-//     equals transformers' on every reference prompt (tests/test_real_model.cpp).
-//   int8 activations (opt-in: set_int8_activations(true), or the environment
-//     variable GEMMA3_INT8_ACTIVATIONS=1 read at first use): x is quantized to
-//     8-bit blocks once per matvec and dotted with the weight blocks in integers,
-//     as llama.cpp does. Faster, and not exact: on the real 270M Q4_K_M file the
-//     logits of a 6-token prompt differ from the float path by 3.5% rms (max |diff|
-//     5% of max |logit|), prefill and decode differ by up to 1.6% of max |logit|,
-//     and that is enough to flip near-ties: the greedy continuation leaves
-//     transformers' after 13 tokens on one reference prompt and at the first token
-//     on another. Hence not the default.
+// Which one runs is chosen by the caller: CpuBackend (backends/cpu.hpp) holds an Isa,
+// best_isa() by default, and hands it to every kernel; the kernel overloads that take
+// no Isa use best_isa(). Nothing here is a process-wide switch.
 // Pinned by tests/test_quant.cpp (every Isa available here against scalar) and
 // tests/wasm/ (wasm_simd128 under node).
 #pragma once
 
-#include <atomic>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -145,37 +122,7 @@ inline Isa best_isa() {
   return Isa::scalar;
 }
 
-namespace detail {
-inline std::atomic<int>& isa_slot() {
-  static std::atomic<int> slot{-1};  // -1: not forced, use best_isa()
-  return slot;
-}
-inline std::atomic<bool>& int8_activations_slot() {
-  static std::atomic<bool> slot{[] {
-    const char* e = std::getenv("GEMMA3_INT8_ACTIVATIONS");
-    return e != nullptr && e[0] != '\0' && e[0] != '0';
-  }()};
-  return slot;
-}
-}  // namespace detail
-
-// The instruction set the kernels use now.
-inline Isa active_isa() {
-  const int forced = detail::isa_slot().load(std::memory_order_relaxed);
-  return forced < 0 ? best_isa() : Isa(forced);
-}
-
-// Force an instruction set (tests, benchmarks); throws if it cannot run here.
-inline void set_isa(Isa i) {
-  if (!isa_available(i)) throw std::invalid_argument(std::string("set_isa: ") + isa_name(i) + " is not available here");
-  detail::isa_slot().store(int(i), std::memory_order_relaxed);
-}
-
-// Back to the best available.
-inline void reset_isa() { detail::isa_slot().store(-1, std::memory_order_relaxed); }
-
-// int8 activations for quantized weights (true, opt-in) or float32 ones (false, default).
-inline void set_int8_activations(bool on) { detail::int8_activations_slot().store(on, std::memory_order_relaxed); }
-inline bool int8_activations() { return detail::int8_activations_slot().load(std::memory_order_relaxed); }
+// The instruction set of the kernel overloads that take none: best_isa().
+inline Isa active_isa() { return best_isa(); }
 
 }  // namespace gemma3

@@ -1,63 +1,40 @@
-// gemma3/kernels/matmul.hpp -- the one entry point for y = x . W^T.
+// gemma3/kernels/matmul.hpp -- the CPU kernels for y = x . W^T.
 //
 //   matvec:  y[r]    = sum_c W[r, c] * x[c]           W [out, in], x [in],    y [out]
 //   matmul:  Y[t, r] = sum_c W[r, c] * X[t, c]        X [T, in],             Y [T, out]
 //   linear:  matvec when T == 1 (decode), matmul otherwise (prefill).
 //
-// W is a Weight in any DType (f32, bf16, f16 or a GGUF block type); the model
-// never sees the layout. No full float32 copy of a weight ever exists.
+// W is a Weight in any DType (f32, bf16, f16 or a GGUF block type); no full float32
+// copy of a weight ever exists. Each call takes the instruction set, the thread pool
+// and the activation rounding explicitly (CpuBackend, backends/cpu.hpp, holds them);
+// the overloads without them use best_isa() and default_pool().
 //
-// matvec (decode) reads every weight byte once, so it is bound by memory bandwidth
-// for large W and by the per-row kernel for small ones:
+// matvec (decode) reads every weight byte once:
 //   f32 / bf16 / f16: row . x with SIMD (kernels/dot.hpp), bf16 and f16 widened in
 //     registers;
-//   GGUF blocks on Isa::avx512 (the default there, kernels/isa.hpp): x is quantized
-//     once to int16 blocks (quant/q16.hpp, 3.1e-5 of each block's max), and split
-//     into two bytes per value for the byte kernels; each row is an
-//     exact-int32-per-block dot (vpdpbusd on byte weights for Q5_0 and the K-quants,
+//   GGUF blocks, int16 activations (Isa::avx512 and int16 = true, the default there):
+//     x is quantized once to int16 blocks (quant/q16.hpp, 3.1e-5 of each block's max)
+//     and split into two bytes per value for the byte kernels; each row is an exact
+//     int32-per-block dot (vpdpbusd on byte weights for Q5_0 and the K-quants,
 //     vpmaddwd on int16-widened weights for the others);
-//   GGUF blocks, float activations (the default on other Isas): each row is a
+//   GGUF blocks, float activations (other Isas, or int16 = false): each row is a
 //     fused dequantize-and-FMA dot against float32 x (quant/fdot.hpp, AVX2), with the
 //     per-32 sums of x computed once per matvec for the types with a minimum; on
-//     other Isas (scalar, wasm) each row is dequantized to a float32 scratch row and
-//     dotted with the f32 dot. Exact to float rounding.
-//   GGUF blocks, int8 activations (opt-in, set_int8_activations(true)): x is quantized
-//     once to 8-bit blocks (block_q8_32, or block_q8_K for the K-quants) and each row
-//     is an integer dot product (quant/), as llama.cpp does. bench_quant, 1 thread,
-//     AVX2: about 1.5x (Q8_0) to 2x (Q4_K, Q6_K) the fused float dots' speed on
-//     cache-resident weights, 1.3x on the 178 MB Q8_0 LM head.
-//   Rows are split over the global thread pool (set_num_threads); every row is
-//   computed the same way whatever the split, so results do not depend on the
-//   thread count.
+//     scalar and wasm each row is dequantized to a float32 scratch row and dotted.
+//   Rows are split over the pool; every row is computed the same way whatever the
+//   split, so results do not depend on the thread count.
 //
 // matmul (prefill, T > 1) on quantized weights:
-//   int16 GEMM (Isa::avx512, the default there): X is quantized once to int16 blocks
-//     and multiplied by 16-row tiles of W packed to int16 pairs with VNNI's vpdpwssd
-//     (kernels/gemm_q16.hpp: ~2.2x the dequantize + Eigen GEMM below, one thread);
-//     threads split W's rows in whole tiles.
-// Otherwise two ways, picked by what Eigen can do in this build
-// (quantized_matmul_uses_gemm()):
-//   int8 (Eigen without AVX: the default portable x86 build, WebAssembly): the T rows
-//     of X are quantized once and every output is the same integer row kernel as
-//     in matvec, walked in tiles of 16 weight rows x all T tokens so a tile's weights
-//     stay in L1. Row t of the result is then bit for bit matvec of token t.
-//   GEMM (Eigen built with AVX or better, e.g. -march=native): 64 rows at a time are
-//     dequantized to a float32 scratch block (quant::dequantize_fn: AVX2 twins of
-//     the scalar dequantizers, bit for bit) and multiplied by Eigen's GEMM.
-// Why: bench/bench_quant BM_matmul_quant (T = 64, 270M shapes, one thread, CPU time,
-// AMD EPYC with AVX-512): in the portable build (Eigen on SSE2) the integer path was
-// 1.1x (Q5_0) to 1.5x (Q8_0, Q4_K, Q6_K) faster than dequantize + GEMM; with
-// -mavx2 -mfma Eigen's GEMM was 1.3x (Q8_0) to 2x (Q5_0) faster than the integer
-// path (2.1-2.6 ms vs 3.3-5.0 ms), and it also keeps float32 activations. Under node (wasm SIMD128, Eigen not
-// vectorized) the two were within 1.5x of each other either way (Q8_0, Q4_K faster
-// as int8; Q5_0, Q6_K as GEMM); int8 is kept there so that prefill uses the same
-// kernels as decode. With float activations (the default) matmul always uses GEMM:
-// looping the fused float dot over the T tokens would cost about T matvecs (T = 64:
-// ~7 ms for Q4_K [640, 2048] from BM_matvec_dtype) against 4.7-5.5 ms for
-// dequantize + GEMM (BM_matmul_quant int8 0, portable build).
+//   int16 GEMM (Isa::avx512, int16): X is quantized once to int16 blocks and
+//     multiplied by 16-row tiles of W packed to int16 pairs with VNNI's vpdpwssd
+//     (kernels/gemm_q16.hpp); threads split W's rows in whole tiles;
+//   otherwise 64 rows at a time are dequantized to a float32 scratch block
+//     (quant::dequantize_fn: AVX2 twins of the scalar dequantizers, bit for bit) and
+//     multiplied by Eigen's GEMM.
+// The measurements behind these choices are in docs/kernels.md.
 //
 // matvec_scalar is the plain-loop twin every faster path is tested against.
-// Pinned by tests/test_kernels.cpp and tests/test_quant.cpp.
+// Pinned by tests/test_kernels.cpp, tests/test_quant.cpp and tests/test_q16.cpp.
 #pragma once
 
 #include <algorithm>
@@ -90,19 +67,8 @@ inline void matvec_scalar(const Weight& W, const float* x, float* y) {
   }
 }
 
-// Whether matmul multiplies quantized weights by dequantize + Eigen GEMM (Eigen has
-// AVX here) rather than by the int8 kernels; see the header comment.
-constexpr bool quantized_matmul_uses_gemm() {
-#if defined(EIGEN_VECTORIZE_AVX)
-  return true;
-#else
-  return false;
-#endif
-}
-
 namespace detail {
 constexpr std::int64_t kRowBlock = 64;               // rows widened per step for the GEMM paths
-constexpr std::int64_t kTileRows = 16;               // weight rows per tile of the integer matmul
 constexpr std::size_t kParallelMinBytes = 64 << 10;  // smaller weights: one thread (waking costs more)
 constexpr std::size_t kChunkMinBytes = 16 << 10;     // a chunk of rows reads at least this much
 
@@ -126,10 +92,6 @@ inline std::int64_t rows_per_chunk(const Weight& W, std::int64_t T = 1) {
 }
 
 // Per-thread scratch buffers (reused across calls: no allocation per matvec).
-inline std::vector<unsigned char>& scratch_bytes() {
-  thread_local std::vector<unsigned char> b;
-  return b;
-}
 inline std::vector<float>& scratch_floats() {
   thread_local std::vector<float> b;
   return b;
@@ -206,8 +168,8 @@ inline void matmul_q16(const Weight& W, const Q16Matrix& Xq, float* Y, std::int6
 }
 
 // Whether quantized weights take the int16-activation kernels (quant/q16.hpp).
-inline bool use_q16(const Weight& W, Isa isa) {
-  return isa == Isa::avx512 && dtype_is_quantized(W.dtype) && !int8_activations();
+inline bool use_q16(const Weight& W, Isa isa, bool int16) {
+  return int16 && isa == Isa::avx512 && dtype_is_quantized(W.dtype);
 }
 
 // n rows of W starting at r0 -> float32 dst [n, cols] (exact), SIMD for bf16/f16.
@@ -225,13 +187,14 @@ inline void widen_rows(const Weight& W, std::int64_t r0, std::int64_t n, float* 
 }
 }  // namespace detail
 
-// y [out] = W [out, in] . x [in], with an explicit instruction set and pool.
-inline void matvec(const Weight& W, const float* x, float* y, Isa isa, ThreadPool& pool) {
+// y [out] = W [out, in] . x [in], with an explicit instruction set, pool and
+// activation rounding (int16: int16 activations for quantized W on Isa::avx512).
+inline void matvec(const Weight& W, const float* x, float* y, Isa isa, ThreadPool& pool, bool int16 = true) {
   detail::check_weight(W, "matvec");
   const quant::RowKernels& k = quant::row_kernels(W.dtype);
   const std::int64_t cols = W.cols, grain = detail::rows_per_chunk(W);
 
-  if (detail::use_q16(W, isa)) {  // int16 activations, VNNI dots (quant/q16.hpp)
+  if (detail::use_q16(W, isa, int16)) {  // int16 activations, VNNI dots (quant/q16.hpp)
     const quant::Q16Row xq = detail::quantize_q16(x, 1, cols, isa, quant::q16_uses_bytes(W.dtype)).row(0, cols);
     const quant::Q16RowsFn dot_rows = quant::q16_dot_rows(W.dtype, isa);
     const std::size_t row_bytes = W.row_bytes();
@@ -241,7 +204,7 @@ inline void matvec(const Weight& W, const float* x, float* y, Isa isa, ThreadPoo
     return;
   }
 
-  if (dtype_is_quantized(W.dtype) && !int8_activations()) {  // float activations (the default)
+  if (dtype_is_quantized(W.dtype)) {  // float activations
     const quant::FusedDotFn fused = isa == Isa::scalar ? nullptr : quant::fused_dot(W.dtype, isa);
     if (fused) {  // fused dequantize-and-FMA per block (quant/fdot.hpp)
       std::vector<float>& xs = detail::scratch_xsum();
@@ -266,24 +229,17 @@ inline void matvec(const Weight& W, const float* x, float* y, Isa isa, ThreadPoo
     return;
   }
 
-  const void* xp = x;  // x as the row kernel reads it
-  if (k.act != quant::ActivationFormat::f32) {
-    std::vector<unsigned char>& buf = detail::scratch_bytes();
-    buf.resize(quant::activation_bytes(k.act, cols));
-    quant::prepare_activations(k.act, x, cols, buf.data());
-    xp = buf.data();
-  }
-  const quant::RowDotFn dot = k.for_isa(isa);
+  const quant::RowDotFn dot = k.for_isa(isa);  // f32 / bf16 / f16 rows against float32 x
   pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
-    for (std::int64_t r = r0; r < r1; ++r) y[r] = dot(W.row_ptr(r), xp, cols);
+    for (std::int64_t r = r0; r < r1; ++r) y[r] = dot(W.row_ptr(r), x, cols);
   }, grain);
 }
 
 // y [out] = W [out, in] . x [in]
-inline void matvec(const Weight& W, const float* x, float* y) { matvec(W, x, y, active_isa(), default_pool()); }
+inline void matvec(const Weight& W, const float* x, float* y) { matvec(W, x, y, best_isa(), default_pool()); }
 
-// Y [T, out] = X [T, in] . W^T, with an explicit instruction set and pool.
-inline void matmul(const Weight& W, const Matrix& X, Matrix& Y, Isa isa, ThreadPool& pool) {
+// Y [T, out] = X [T, in] . W^T, with an explicit instruction set, pool and activation rounding.
+inline void matmul(const Weight& W, const Matrix& X, Matrix& Y, Isa isa, ThreadPool& pool, bool int16 = true) {
   detail::check_weight(W, "matmul");
   if (X.cols() != W.cols)
     throw std::invalid_argument("matmul: X has " + std::to_string(X.cols()) + " columns, W has " +
@@ -300,30 +256,9 @@ inline void matmul(const Weight& W, const Matrix& X, Matrix& Y, Isa isa, ThreadP
     return;
   }
 
-  if (detail::use_q16(W, isa)) {  // int16 activations, VNNI GEMM on packed tiles (kernels/gemm_q16.hpp)
+  if (detail::use_q16(W, isa, int16)) {  // int16 activations, VNNI GEMM on packed tiles (kernels/gemm_q16.hpp)
     const detail::Q16Scratch& xq = detail::quantize_q16(X.data(), T, cols, isa, false, &pool);
     detail::matmul_q16(W, Q16Matrix{xq.q.data(), xq.d.data(), xq.s.data(), T, cols}, Y.data(), grain, pool);
-    return;
-  }
-
-  const quant::RowKernels& k = quant::row_kernels(W.dtype);
-  if (dtype_is_quantized(W.dtype) && int8_activations() && !quantized_matmul_uses_gemm()) {  // integer kernels, tiled
-    const std::size_t act_bytes = quant::activation_bytes(k.act, cols);
-    std::vector<unsigned char>& buf = detail::scratch_bytes();
-    buf.resize(act_bytes * std::size_t(T));
-    for (std::int64_t t = 0; t < T; ++t) quant::prepare_activations(k.act, X.row(t).data(), cols, buf.data() + t * act_bytes);
-    const unsigned char* acts = buf.data();
-    const quant::RowDotFn dot = k.for_isa(isa);
-    float* out = Y.data();
-    const std::int64_t ldy = W.rows;
-    pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
-      for (std::int64_t tile = r0; tile < r1; tile += detail::kTileRows) {
-        const std::int64_t tile_end = std::min(r1, tile + detail::kTileRows);
-        for (std::int64_t t = 0; t < T; ++t)
-          for (std::int64_t r = tile; r < tile_end; ++r)
-            out[t * ldy + r] = dot(W.row_ptr(r), acts + std::size_t(t) * act_bytes, cols);
-      }
-    }, std::max(detail::rows_per_chunk(W, T), detail::kTileRows));
     return;
   }
 
@@ -341,17 +276,18 @@ inline void matmul(const Weight& W, const Matrix& X, Matrix& Y, Isa isa, ThreadP
 }
 
 // Y [T, out] = X [T, in] . W^T
-inline void matmul(const Weight& W, const Matrix& X, Matrix& Y) { matmul(W, X, Y, active_isa(), default_pool()); }
+inline void matmul(const Weight& W, const Matrix& X, Matrix& Y) { matmul(W, X, Y, best_isa(), default_pool()); }
 
 // Y [T, out] = X [T, in] . W^T, by matvec for one token and matmul for many.
-inline void linear(const Weight& W, const Matrix& X, Matrix& Y) {
+inline void linear(const Weight& W, const Matrix& X, Matrix& Y, Isa isa, ThreadPool& pool, bool int16 = true) {
   if (X.rows() == 1) {
     Y.resize(1, W.rows);
-    matvec(W, X.data(), Y.data());
+    matvec(W, X.data(), Y.data(), isa, pool, int16);
   } else {
-    matmul(W, X, Y);
+    matmul(W, X, Y, isa, pool, int16);
   }
 }
+inline void linear(const Weight& W, const Matrix& X, Matrix& Y) { linear(W, X, Y, best_isa(), default_pool()); }
 
 // Several weights that read the same input: (*Y_i) = X . W_i^T for each pair
 // (W_i, Y_i), as linear() does one by one. On the int16 path (quantized weights,
@@ -359,22 +295,22 @@ inline void linear(const Weight& W, const Matrix& X, Matrix& Y) {
 // weights are also one parallel job: one wake-up of the pool instead of one per weight
 // (decode: q/k/v, gate/up). Every output is computed as linear() computes it, so the
 // results are bit for bit linear()'s.
-inline void linear_many(const Matrix& X, std::initializer_list<std::pair<const Weight*, Matrix*>> jobs) {
-  const Isa isa = active_isa();
+inline void linear_many(const Matrix& X, std::initializer_list<std::pair<const Weight*, Matrix*>> jobs, Isa isa,
+                        ThreadPool& pool, bool int16 = true) {
   bool fused = jobs.size() > 1 && X.rows() > 0;
-  for (const auto& j : jobs) fused = fused && detail::use_q16(*j.first, isa) && j.first->cols == X.cols();
+  for (const auto& j : jobs) fused = fused && detail::use_q16(*j.first, isa, int16) && j.first->cols == X.cols();
   if (!fused) {
-    for (const auto& j : jobs) linear(*j.first, X, *j.second);
+    for (const auto& j : jobs) linear(*j.first, X, *j.second, isa, pool, int16);
     return;
   }
   if (X.rows() > 1) {  // many tokens: X quantized once, then each weight's int16 GEMM (as matmul)
     const std::int64_t T = X.rows();
-    const detail::Q16Scratch& xq = detail::quantize_q16(X.data(), T, X.cols(), isa);
+    const detail::Q16Scratch& xq = detail::quantize_q16(X.data(), T, X.cols(), isa, false, &pool);
     const Q16Matrix Xq{xq.q.data(), xq.d.data(), xq.s.data(), T, X.cols()};
     for (const auto& j : jobs) {
       detail::check_weight(*j.first, "linear_many");
       j.second->resize(T, j.first->rows);
-      detail::matmul_q16(*j.first, Xq, j.second->data(), detail::matmul_grain(*j.first, T), default_pool());
+      detail::matmul_q16(*j.first, Xq, j.second->data(), detail::matmul_grain(*j.first, T), pool);
     }
     return;
   }
@@ -402,12 +338,16 @@ inline void linear_many(const Matrix& X, std::initializer_list<std::pair<const W
   const std::int64_t grain = std::int64_t(bytes) < std::int64_t(detail::kParallelMinBytes)
                                  ? rows
                                  : std::max<std::int64_t>(1, std::int64_t(detail::kChunkMinBytes) / avg_row);
-  default_pool().parallel_for(0, rows, [&](std::int64_t r0, std::int64_t r1) {
+  pool.parallel_for(0, rows, [&](std::int64_t r0, std::int64_t r1) {
     for (const Part& p : parts) {  // the piece of [r0, r1) that falls in each weight
       const std::int64_t a = std::max(r0, p.first), b = std::min(r1, p.first + p.W->rows);
       if (a < b) p.dot_rows(p.W->row_ptr(a - p.first), p.W->row_bytes(), b - a, xq, cols, p.y + (a - p.first));
     }
   }, grain);
+}
+
+inline void linear_many(const Matrix& X, std::initializer_list<std::pair<const Weight*, Matrix*>> jobs) {
+  linear_many(X, jobs, best_isa(), default_pool());
 }
 
 }  // namespace gemma3

@@ -4,9 +4,9 @@
 //   pool.parallel_for(begin, end, fn);       fn(chunk_begin, chunk_end) over disjoint
 //                                            chunks covering [begin, end); returns when
 //                                            every chunk is done
-//   gemma3::set_num_threads(n);              size of the global pool the kernels use
-//   gemma3::default_pool();                  that pool (1 thread unless set, or unless the
-//                                            environment variable GEMMA3_NUM_THREADS says)
+//   gemma3::default_pool();                  the pool of the kernel overloads that take
+//                                            none (1 thread, or GEMMA3_NUM_THREADS); the
+//                                            model's backend owns its own (backends/cpu.hpp)
 //
 // How it works: parallel_for publishes the job (a type-erased fn and the range cut
 // into at most 4 chunks per thread) and bumps a generation counter; the workers and
@@ -27,8 +27,6 @@
 //   OpenMP. Under Emscripten it needs -pthread and a pre-spawned worker pool
 //   (-sPTHREAD_POOL_SIZE=n, or the pool's constructor blocks a browser main thread);
 //   built without -pthread, every pool has size 1.
-// - set_num_threads replaces the global pool: call it between kernel calls, never
-//   while one runs.
 // Pinned by tests/test_quant.cpp ("thread pool") and tests/wasm/.
 #pragma once
 
@@ -228,24 +226,12 @@ inline int threads_from_env() {
 }
 }  // namespace detail
 
-// The pool the kernels (matvec, matmul) use.
+// The pool of the kernel overloads that take none (matvec(W, x, y), ...).
 inline ThreadPool& default_pool() {
   std::lock_guard<std::mutex> lock(detail::default_pool_mutex());
   std::unique_ptr<ThreadPool>& p = detail::default_pool_slot();
   if (!p) p = std::make_unique<ThreadPool>(detail::threads_from_env());
   return *p;
 }
-
-// Resize the global pool (n < 1 means 1). Not while a kernel is running.
-inline void set_num_threads(int n) {
-  n = std::max(1, n);
-  std::lock_guard<std::mutex> lock(detail::default_pool_mutex());
-  std::unique_ptr<ThreadPool>& p = detail::default_pool_slot();
-  if (p && p->size() == n) return;
-  p.reset();
-  p = std::make_unique<ThreadPool>(n);
-}
-
-inline int num_threads() { return default_pool().size(); }
 
 }  // namespace gemma3

@@ -147,13 +147,21 @@ class Gemma3ForConditionalGeneration {
 
   bool has_vision() const { return config_.has_value(); }
   const Gemma3ForCausalLM& language_model() const { return language_model_; }
+  const Backend& backend() const { return language_model_.backend(); }
+
+  // The same model (weights shared) with its language model on another backend.
+  Gemma3ForConditionalGeneration with_backend(std::shared_ptr<const Backend> backend) const {
+    Gemma3ForConditionalGeneration m = *this;
+    m.language_model_ = language_model_.with_backend(std::move(backend));
+    return m;
+  }
   const Gemma3VisionConfig& vision_config() const {
     require_vision("vision_config");
     return *config_;
   }
   const Gemma3VisionWeights& vision_weights() const { return weights_; }
 
-  KVCache new_cache(int max_cache_len = 0, DType kv_dtype = DType::F32) const {
+  KVCache new_cache(int max_cache_len = 0, std::optional<DType> kv_dtype = std::nullopt) const {
     return language_model_.new_cache(max_cache_len, kv_dtype);
   }
 
