@@ -181,9 +181,9 @@ class Gemma3ForConditionalGeneration {
   Matrix encode_image(const Matrix& pixel_values, Matrix* vision_hidden = nullptr,
                       SiglipTrace* trace = nullptr) const {
     require_vision("encode_image");
-    const Matrix v = siglip_vision_tower(config_->vision_config, weights_.vision_tower, pixel_values, trace);
+    const Matrix v = siglip_vision_tower(backend(), config_->vision_config, weights_.vision_tower, pixel_values, trace);
     if (vision_hidden) *vision_hidden = v;
-    return gemma3_multimodal_projector(*config_, weights_.multi_modal_projector, v);
+    return gemma3_multimodal_projector(backend(), *config_, weights_.multi_modal_projector, v);
   }
 
   // Run a prompt whose soft tokens (image_token_index) come in groups of

@@ -26,7 +26,7 @@
 
 #include <string>
 
-#include "../kernels/matmul.hpp"
+#include "../backend.hpp"
 #include "../rms_norm.hpp"
 #include "../tensor.hpp"
 #include "config.hpp"
@@ -54,8 +54,8 @@ inline Matrix average_pool_patches(const Matrix& x, int patches_per_side, int k)
 }
 
 // vision tower output [P * P, vision_hidden] -> soft tokens [mm_tokens_per_image, text_hidden].
-inline Matrix gemma3_multimodal_projector(const Gemma3VisionConfig& c, const Gemma3MultiModalProjectorWeights& w,
-                                          const Matrix& vision_hidden) {
+inline Matrix gemma3_multimodal_projector(const Backend& backend, const Gemma3VisionConfig& c,
+                                          const Gemma3MultiModalProjectorWeights& w, const Matrix& vision_hidden) {
   const SiglipVisionConfig& v = c.vision_config;
   if (vision_hidden.rows() != v.num_patches() || vision_hidden.cols() != v.hidden_size)
     throw std::invalid_argument("gemma3_multimodal_projector: input [" + std::to_string(vision_hidden.rows()) + ", " +
@@ -64,7 +64,7 @@ inline Matrix gemma3_multimodal_projector(const Gemma3VisionConfig& c, const Gem
   Matrix tokens = average_pool_patches(vision_hidden, v.patches_per_side(), c.pool_kernel());  // [256, 1152]
   rms_norm_rows(tokens, w.mm_soft_emb_norm, float(v.layer_norm_eps));
   Matrix features;  // [256, text_hidden]
-  linear(w.mm_input_projection, tokens, features);  // tokens . M  (M^T is what is stored)
+  backend.linear(w.mm_input_projection, tokens, features);  // tokens . M  (M^T is what is stored)
   return features;
 }
 

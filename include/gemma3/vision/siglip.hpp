@@ -15,6 +15,8 @@
 // has a bias; attention is fully bidirectional. There is no class token and, at
 // 896 x 896, no position-embedding interpolation. The attention-pooling head
 // (vision_use_head) exists in SigLIP but Gemma 3 never uses it.
+// The linear layers run on the language model's backend (backend.hpp); the rest is
+// plain Eigen here.
 //
 // Mirrors transformers' SiglipVisionModel (SiglipVisionEmbeddings, SiglipEncoderLayer
 // with eager attention, post_layernorm). Pinned by tests/test_vision_model.cpp:
@@ -26,8 +28,8 @@
 #include <string>
 #include <vector>
 
+#include "../backend.hpp"
 #include "../kernels/gelu.hpp"  // gelu_tanh
-#include "../kernels/matmul.hpp"
 #include "../tensor.hpp"
 #include "config.hpp"
 
@@ -71,8 +73,8 @@ inline void layer_norm_rows(Matrix& x, const LayerNormWeights& w, float eps) {
 }
 
 // y [T, out] = x [T, in] . W^T + b
-inline void linear_bias(const Weight& W, const Vector& b, const Matrix& x, Matrix& y) {
-  linear(W, x, y);
+inline void linear_bias(const Backend& backend, const Weight& W, const Vector& b, const Matrix& x, Matrix& y) {
+  backend.linear(W, x, y);
   y.rowwise() += b.transpose();
 }
 
@@ -93,14 +95,14 @@ inline Matrix patchify(const Matrix& pixel_values, const SiglipVisionConfig& c) 
 }
 
 // Multi-head self-attention over all T tokens (no mask); x [T, hidden] -> out [T, hidden].
-inline void siglip_attention(const SiglipVisionConfig& c, const SiglipEncoderLayerWeights& w, const Matrix& x,
-                             Matrix& out) {
+inline void siglip_attention(const Backend& backend, const SiglipVisionConfig& c, const SiglipEncoderLayerWeights& w,
+                             const Matrix& x, Matrix& out) {
   const int T = int(x.rows()), H = c.num_attention_heads, D = c.head_dim();
   const float scale = 1.0f / std::sqrt(float(D));
   Matrix q, k, v;  // [T, hidden] each; head h is columns h * D .. h * D + D - 1
-  linear_bias(w.q_proj, w.q_bias, x, q);
-  linear_bias(w.k_proj, w.k_bias, x, k);
-  linear_bias(w.v_proj, w.v_bias, x, v);
+  linear_bias(backend, w.q_proj, w.q_bias, x, q);
+  linear_bias(backend, w.k_proj, w.k_bias, x, k);
+  linear_bias(backend, w.v_proj, w.v_bias, x, v);
   Matrix context(T, Eigen::Index(H) * D);  // [T, hidden]
   constexpr int kQueryBlock = 256;         // bounds the score matrix at [256, T] (T = 4096 at 896 x 896)
   Matrix scores;                           // [queries in block, T]
@@ -110,31 +112,32 @@ inline void siglip_attention(const SiglipVisionConfig& c, const SiglipEncoderLay
       scores.noalias() = q.block(t0, h * D, tb, D) * k.middleCols(h * D, D).transpose();
       scores *= scale;
       for (int r = 0; r < tb; ++r) {  // softmax over every key, float32
-        auto row = scores.row(r);
+        Eigen::Ref<RowVector> row = scores.row(r);
         row = (row.array() - row.maxCoeff()).exp();
         row /= row.sum();
       }
       context.block(t0, h * D, tb, D).noalias() = scores * v.middleCols(h * D, D);
     }
-  linear_bias(w.out_proj, w.out_bias, context, out);
+  linear_bias(backend, w.out_proj, w.out_bias, context, out);
 }
 
 // One pre-LayerNorm encoder layer, x [T, hidden] updated in place.
-inline void siglip_encoder_layer(const SiglipVisionConfig& c, const SiglipEncoderLayerWeights& w, Matrix& x) {
+inline void siglip_encoder_layer(const Backend& backend, const SiglipVisionConfig& c, const SiglipEncoderLayerWeights& w,
+                                 Matrix& x) {
   const float eps = float(c.layer_norm_eps);
   Matrix a = x;  // [T, hidden]
   layer_norm_rows(a, w.layer_norm1, eps);
   Matrix attn;   // [T, hidden]
-  siglip_attention(c, w, a, attn);
+  siglip_attention(backend, c, w, a, attn);
   x += attn;
 
   Matrix m = x;  // [T, hidden]
   layer_norm_rows(m, w.layer_norm2, eps);
   Matrix hidden;  // [T, intermediate]
-  linear_bias(w.fc1, w.fc1_bias, m, hidden);
+  linear_bias(backend, w.fc1, w.fc1_bias, m, hidden);
   hidden = hidden.unaryExpr([](float u) { return gelu_tanh(u); });
   Matrix mlp;     // [T, hidden]
-  linear_bias(w.fc2, w.fc2_bias, hidden, mlp);
+  linear_bias(backend, w.fc2, w.fc2_bias, hidden, mlp);
   x += mlp;
 }
 
@@ -145,14 +148,14 @@ struct SiglipTrace {
 };
 
 // pixel values [3, S * S] -> last_hidden_state [num_patches, hidden].
-inline Matrix siglip_vision_tower(const SiglipVisionConfig& c, const SiglipVisionWeights& w,
+inline Matrix siglip_vision_tower(const Backend& backend, const SiglipVisionConfig& c, const SiglipVisionWeights& w,
                                   const Matrix& pixel_values, SiglipTrace* trace = nullptr) {
   if (pixel_values.rows() != c.num_channels || pixel_values.cols() != Eigen::Index(c.image_size) * c.image_size)
     throw std::invalid_argument("siglip_vision_tower: pixel values [" + std::to_string(pixel_values.rows()) + ", " +
                                 std::to_string(pixel_values.cols()) + "], expected [3, " +
                                 std::to_string(c.image_size) + " * " + std::to_string(c.image_size) + "]");
   Matrix x;  // [num_patches, hidden]
-  linear_bias(w.patch_embedding, w.patch_bias, patchify(pixel_values, c), x);
+  linear_bias(backend, w.patch_embedding, w.patch_bias, patchify(pixel_values, c), x);
   Vector pos(c.hidden_size);  // one row of position_embedding
   for (Eigen::Index p = 0; p < x.rows(); ++p) {
     w.position_embedding.row_to_f32(p, pos.data());
@@ -161,7 +164,7 @@ inline Matrix siglip_vision_tower(const SiglipVisionConfig& c, const SiglipVisio
   if (trace) { trace->embeddings = x; trace->layer_outputs.clear(); }
 
   for (const SiglipEncoderLayerWeights& layer : w.layers) {
-    siglip_encoder_layer(c, layer, x);
+    siglip_encoder_layer(backend, c, layer, x);
     if (trace) trace->layer_outputs.push_back(x);
   }
   layer_norm_rows(x, w.post_layernorm, float(c.layer_norm_eps));
