@@ -4,8 +4,9 @@
 //   folder/model.safetensors                               one file, or
 //   folder/model.safetensors.index.json + its shards       {"weight_map": {tensor: shard file}}
 //
-// Tensor names (gemma3-spec.md section 6) are accepted under every prefix
-// transformers has written for the text decoder:
+// Tensor names: the HF column of weight_names.hpp's table (kTextWeightNames; printed in
+// docs/weights.md), read in its order by read_text_weights. They are accepted under
+// every prefix transformers has written for the text decoder:
 //   model.                   Gemma3ForCausalLM                  model.layers.0.self_attn.q_proj.weight
 //   language_model.model.    released multimodal checkpoints    language_model.model.layers.0...
 //   model.language_model.    transformers >= 4.52 re-saves       model.language_model.layers.0...
@@ -33,6 +34,7 @@
 #include "config_json.hpp"
 #include "model.hpp"
 #include "safetensors.hpp"
+#include "weight_names.hpp"
 
 namespace gemma3 {
 
@@ -199,34 +201,14 @@ class HfCheckpoint {
   std::map<std::string, Entry> by_name_;
 };
 
-// Load the text decoder from an opened checkpoint folder.
+// Load the text decoder from an opened checkpoint folder: every tensor of
+// weight_names.hpp's table under its HF name, checked against the config.
 inline Gemma3ForCausalLM load_hf_model(const HfCheckpoint& ckpt) {
   const Gemma3TextConfig& c = ckpt.config();
-  const std::int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
-  const std::int64_t q_width = std::int64_t(c.num_attention_heads) * D;
-  const std::int64_t kv_width = std::int64_t(c.num_key_value_heads) * D;
-
-  Gemma3TextWeights w;
-  w.embed_tokens = ckpt.matrix("embed_tokens.weight", c.vocab_size, H);
-  w.norm = ckpt.vector("norm.weight", H);
-  for (int i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = "layers." + std::to_string(i) + ".";
-    Gemma3DecoderLayerWeights l;
-    l.input_layernorm = ckpt.vector(p + "input_layernorm.weight", H);
-    l.self_attn.q_proj = ckpt.matrix(p + "self_attn.q_proj.weight", q_width, H);
-    l.self_attn.k_proj = ckpt.matrix(p + "self_attn.k_proj.weight", kv_width, H);
-    l.self_attn.v_proj = ckpt.matrix(p + "self_attn.v_proj.weight", kv_width, H);
-    l.self_attn.o_proj = ckpt.matrix(p + "self_attn.o_proj.weight", H, q_width);
-    l.self_attn.q_norm = ckpt.vector(p + "self_attn.q_norm.weight", D);
-    l.self_attn.k_norm = ckpt.vector(p + "self_attn.k_norm.weight", D);
-    l.post_attention_layernorm = ckpt.vector(p + "post_attention_layernorm.weight", H);
-    l.pre_feedforward_layernorm = ckpt.vector(p + "pre_feedforward_layernorm.weight", H);
-    l.mlp.gate_proj = ckpt.matrix(p + "mlp.gate_proj.weight", I, H);
-    l.mlp.up_proj = ckpt.matrix(p + "mlp.up_proj.weight", I, H);
-    l.mlp.down_proj = ckpt.matrix(p + "mlp.down_proj.weight", H, I);
-    l.post_feedforward_layernorm = ckpt.vector(p + "post_feedforward_layernorm.weight", H);
-    w.layers.push_back(std::move(l));
-  }
+  Gemma3TextWeights w = read_text_weights(
+      c, &TextWeightName::hf,
+      [&](const std::string& name, std::int64_t rows, std::int64_t cols) { return ckpt.matrix(name, rows, cols); },
+      [&](const std::string& name, std::int64_t n) { return ckpt.vector(name, n); });
   w.storage = ckpt.storage();
   return Gemma3ForCausalLM(c, std::move(w));
 }

@@ -30,27 +30,16 @@
 //                                                <end_of_turn> when the vocabulary has it (llama.cpp
 //                                                adds it to the end-of-generation set, HF lists [1, 106])
 //
-// Tensors (gguf.md 3.2): GGUF dims are [ne0 = in_features, ne1 = out_features], i.e. the
-// bytes are row-major [out, in] exactly like HF's nn.Linear, so a matrix maps onto
-// Weight{dtype, data, rows = ne1, cols = ne0} with no copy. The norm vectors are f32 in
-// the file and hold 1 + w: llama.cpp's converter adds 1 to every HF norm weight
-// (gguf.md 3.3) and multiplies by the stored value at run time. This library's RMSNorm
-// computes (1 + w) itself (rms_norm.hpp), so the loader SUBTRACTS 1 from every norm
-// vector it reads (output_norm, attn_norm, post_attention_norm, ffn_norm,
-// post_ffw_norm, attn_q_norm, attn_k_norm).
-//
-//   GGUF name                         HF name (checkpoint.hpp)               shape checked (ne0, ne1)
-//   token_embd.weight                 embed_tokens (also the tied LM head)  (H, V)
-//   output_norm.weight                norm                                  (H)
-//   blk.N.attn_norm.weight            layers.N.input_layernorm              (H)
-//   blk.N.attn_q / attn_k / attn_v    self_attn.q_proj / k_proj / v_proj    (H, heads*D) / (H, kv*D) / (H, kv*D)
-//   blk.N.attn_output.weight          self_attn.o_proj                      (heads*D, H)
-//   blk.N.attn_q_norm / attn_k_norm   self_attn.q_norm / k_norm             (D)
-//   blk.N.post_attention_norm         post_attention_layernorm              (H)
-//   blk.N.ffn_norm                    pre_feedforward_layernorm             (H)
-//   blk.N.ffn_gate / ffn_up           mlp.gate_proj / up_proj               (H, I)
-//   blk.N.ffn_down                    mlp.down_proj                         (I, H)
-//   blk.N.post_ffw_norm               post_feedforward_layernorm            (H)
+// Tensors: the GGUF column of weight_names.hpp's table (kTextWeightNames; printed in
+// docs/weights.md), read in its order by read_text_weights. GGUF dims are
+// [ne0 = in_features, ne1 = out_features], i.e. the bytes are row-major [out, in] exactly
+// like HF's nn.Linear, so a matrix maps onto Weight{dtype, data, rows = ne1, cols = ne0}
+// with no copy. The norm vectors are f32 in the file and hold 1 + w: llama.cpp's
+// converter adds 1 to every HF norm weight (gguf.md 3.3) and multiplies by the stored
+// value at run time. This library's RMSNorm computes (1 + w) itself (rms_norm.hpp), so
+// the loader SUBTRACTS 1 from every norm vector it reads (the table's vector entries:
+// output_norm, attn_norm, post_attention_norm, ffn_norm, post_ffw_norm, attn_q_norm,
+// attn_k_norm).
 //
 // Every one of these must be present with that shape, matrices in a type the kernels
 // multiply (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K), norms in
@@ -60,12 +49,14 @@
 // transformers fixtures converted to GGUF) and tests/test_gguf_errors.cpp.
 #pragma once
 
+#include <cmath>
+#include <cstdint>
 #include <functional>
-#include <limits>
-#include <memory>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <string>
-#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "config.hpp"
@@ -73,6 +64,7 @@
 #include "gguf_vocabulary.hpp"
 #include "model.hpp"
 #include "vocabulary.hpp"
+#include "weight_names.hpp"
 
 namespace gemma3 {
 
@@ -327,32 +319,11 @@ inline Gemma3ForCausalLM load_gguf_model(const GgufFile& f, Vocabulary* vocab = 
                       " tokens (the rows of token_embd.weight), found " + std::to_string(tokens->count));
   }
 
-  const std::int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
-  const std::int64_t q_width = std::int64_t(c.num_attention_heads) * D;
-  const std::int64_t kv_width = std::int64_t(c.num_key_value_heads) * D;
-
   detail::GgufTensorReader r(f, progress);
-  Gemma3TextWeights w;
-  w.embed_tokens = r.matrix("token_embd.weight", c.vocab_size, H);
-  w.norm = r.norm("output_norm.weight", H);
-  for (int i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = "blk." + std::to_string(i) + ".";
-    Gemma3DecoderLayerWeights l;
-    l.input_layernorm = r.norm(p + "attn_norm.weight", H);
-    l.self_attn.q_proj = r.matrix(p + "attn_q.weight", q_width, H);
-    l.self_attn.k_proj = r.matrix(p + "attn_k.weight", kv_width, H);
-    l.self_attn.v_proj = r.matrix(p + "attn_v.weight", kv_width, H);
-    l.self_attn.o_proj = r.matrix(p + "attn_output.weight", H, q_width);
-    l.self_attn.q_norm = r.norm(p + "attn_q_norm.weight", D);
-    l.self_attn.k_norm = r.norm(p + "attn_k_norm.weight", D);
-    l.post_attention_layernorm = r.norm(p + "post_attention_norm.weight", H);
-    l.pre_feedforward_layernorm = r.norm(p + "ffn_norm.weight", H);
-    l.mlp.gate_proj = r.matrix(p + "ffn_gate.weight", I, H);
-    l.mlp.up_proj = r.matrix(p + "ffn_up.weight", I, H);
-    l.mlp.down_proj = r.matrix(p + "ffn_down.weight", H, I);
-    l.post_feedforward_layernorm = r.norm(p + "post_ffw_norm.weight", H);
-    w.layers.push_back(std::move(l));
-  }
+  Gemma3TextWeights w = read_text_weights(
+      c, &TextWeightName::gguf,
+      [&](const std::string& name, std::int64_t rows, std::int64_t cols) { return r.matrix(name, rows, cols); },
+      [&](const std::string& name, std::int64_t n) { return r.norm(name, n); });
   r.check_all_used();
   w.storage = {f.storage()};
   if (progress) progress(1.0);
