@@ -41,11 +41,11 @@
 // This is transformers 5.24 (Gemma3Model.forward -> create_masks_for_vision_model):
 // global layers OR(causal, blockwise); sliding layers AND(sliding_window, OR(causal,
 // blockwise)) -- the window still bounds how far BACK an image token sees. Other
-// spellings of the rule: gemma3-spec.md 3.5 writes (causal AND window) OR same_image;
+// spellings of the rule: (causal AND window) OR same_image, the image rule ORed last;
 // JAX ANDs a symmetric window |q - k| < W. All three agree whenever an image group
 // is no longer than the window (256 soft tokens < W = 512 or 1024 in every real
 // Gemma 3); the tiny fixture has W = 3 < 4 soft tokens, so it pins HF's spelling
-// (tests/test_vision_model.cpp; the spec's spelling is 3 % off there).
+// (tests/test_vision_model.cpp; the OR-last spelling is 3 % off there).
 // Without token_type_ids HF silently falls back to the causal rule; transformers
 // 4.50 put all images in one group, so images saw later images. Both are wrong and
 // both are held off by tests/test_vision_model.cpp.

@@ -12,7 +12,8 @@
 //     (8 on 4B, 12B, 27B; none on 270M and 1B);
 //   attention scale = query_pre_attn_scalar ^ -0.5 (168 on 27B, not head_dim 128).
 //
-// Presets: gemma3-spec.md section 1.1 (values of the released config.json files).
+// Presets: the values of the released config.json files (the Hugging Face Hub's
+// google/gemma-3-270m, -1b-it, -4b-it, -12b-it, -27b-it).
 // Reading config.json (all three spellings): config_json.hpp.
 // Pinned by tests/test_config.cpp.
 #pragma once
@@ -158,7 +159,7 @@ struct Gemma3TextConfig {
   }
 };
 
-// --- presets: the released text configs (gemma3-spec.md 1.1) -----------------
+// --- presets: the released text configs (their config.json on the Hub) ------
 
 namespace detail {
 inline Gemma3TextConfig make_preset(int vocab, int hidden, int inter, int layers, int heads, int kv, int head_dim,

@@ -19,10 +19,10 @@
 // tensor. Each failure throws GgufError naming the file, the field or tensor, what was
 // expected and what was found. Tensors are views into the mapped file: nothing is copied.
 //
-// Format and rules: ../shared/reference/gguf.md sections 1.1-1.7 (ggml docs/gguf.md,
-// src/gguf.cpp). Block sizes: ggml's type traits (gguf.md 1.4, 2.1; gguf-py's
-// GGML_QUANT_SIZES). Pinned by tests/test_gguf.cpp, tests/test_gguf_errors.cpp and the
-// fuzz target fuzz/fuzz_gguf.cpp.
+// Format and rules: the GGUF spec (docs/gguf.md in the ggml repository) and ggml's own
+// reader, src/gguf.cpp. Block sizes: ggml's type_traits (src/ggml.c; llama.cpp's
+// gguf-py/gguf/constants.py GGML_QUANT_SIZES). Pinned by tests/test_gguf.cpp,
+// tests/test_gguf_errors.cpp and the fuzz target fuzz/fuzz_gguf.cpp.
 #pragma once
 
 #include <algorithm>
@@ -48,7 +48,7 @@ struct GgufError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Metadata value types (gguf.md 1.2).
+// Metadata value types (the GGUF spec's gguf_metadata_value_type).
 enum class GgufType : std::uint32_t {
   UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6,
   BOOL = 7, STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12
@@ -228,8 +228,9 @@ struct GgufTensorInfo {
   }
 };
 
-// ggml's storage types: elements per block and bytes per block (gguf.md 1.4 and 2.1;
-// gguf-py constants.py GGML_QUANT_SIZES; Q8_1 as in ggml-common.h, 2 x f16 + 32).
+// ggml's storage types: elements per block and bytes per block (the GGUF spec's ggml_type
+// ids; llama.cpp's gguf-py/gguf/constants.py GGML_QUANT_SIZES; Q8_1 as in ggml's
+// src/ggml-common.h, 2 x f16 + 32).
 // Ids 4, 5, 31-33, 36-38 were removed from ggml; newer ids this table does not know
 // are rejected as unknown.
 struct GgmlTypeInfo {

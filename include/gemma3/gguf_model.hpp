@@ -2,7 +2,8 @@
 // Gemma3ForCausalLM and its config; load_gguf_model also hands back the tokenizer
 // vocabulary (read by gguf_vocabulary.hpp, which needs no model).
 //
-// Config (gguf.md 3.1; llama.cpp src/llama-model.cpp load_hparams, case LLM_ARCH_GEMMA3):
+// Config (key names: llama.cpp's gguf-py/gguf/constants.py; how llama.cpp reads them:
+// src/llama-model.cpp load_hparams, case LLM_ARCH_GEMMA3):
 //   gemma3.context_length                     -> max_position_embeddings
 //   gemma3.embedding_length                   -> hidden_size
 //   gemma3.block_count                        -> num_hidden_layers (1..512, LLAMA_MAX_LAYERS)
@@ -22,8 +23,9 @@
 //   gemma3.attention.query_pre_attn_scalar    -> query_pre_attn_scalar, if present (no llama.cpp converter
 //                                                writes it). Else head_dim, except the 27B (hidden 5376,
 //                                                62 layers): hidden / heads = 168, the rule llama.cpp applies
-//                                                (gguf.md 3.1: f_attention_scale = 1/sqrt(n_embd/n_head)
-//                                                for LLM_TYPE_27B, 1/sqrt(key_length) otherwise).
+//                                                (llama.cpp's src/llama-model.cpp: f_attention_scale =
+//                                                1/sqrt(n_embd/n_head) for LLM_TYPE_27B, 1/sqrt(key_length)
+//                                                otherwise).
 //   gemma3.final_logit_softcapping, gemma3.attn_logit_softcapping -> the soft-caps, if present
 //   token_embd.weight rows (ne1)              -> vocab_size
 //   tokenizer.ggml.bos/eos/padding_token_id   -> bos / eos / pad ids; eos_token_id also gets
@@ -35,11 +37,11 @@
 // [ne0 = in_features, ne1 = out_features], i.e. the bytes are row-major [out, in] exactly
 // like HF's nn.Linear, so a matrix maps onto Weight{dtype, data, rows = ne1, cols = ne0}
 // with no copy. The norm vectors are f32 in the file and hold 1 + w: llama.cpp's
-// converter adds 1 to every HF norm weight (gguf.md 3.3) and multiplies by the stored
-// value at run time. This library's RMSNorm computes (1 + w) itself (rms_norm.hpp), so
-// the loader SUBTRACTS 1 from every norm vector it reads (the table's vector entries:
-// output_norm, attn_norm, post_attention_norm, ffn_norm, post_ffw_norm, attn_q_norm,
-// attn_k_norm).
+// converter (its Gemma3Model class, convert_hf_to_gguf.py) adds 1 to every HF norm
+// weight, and llama.cpp multiplies by the stored value at run time. This library's
+// RMSNorm computes (1 + w) itself (rms_norm.hpp), so the loader SUBTRACTS 1 from every
+// norm vector it reads (the table's vector entries: output_norm, attn_norm,
+// post_attention_norm, ffn_norm, post_ffw_norm, attn_q_norm, attn_k_norm).
 //
 // Every one of these must be present with that shape, matrices in a type the kernels
 // multiply (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K), norms in
@@ -70,7 +72,7 @@ namespace gemma3 {
 
 namespace detail {
 
-inline constexpr int kGgufMaxLayers = 512;  // LLAMA_MAX_LAYERS (gguf.md 1.7 item 10)
+inline constexpr int kGgufMaxLayers = 512;  // LLAMA_MAX_LAYERS (llama.cpp's src/llama-hparams.h)
 
 inline std::string gguf_num(double v) {
   std::ostringstream os;

@@ -16,9 +16,10 @@
 
 namespace gemma3 {
 
-// Plain element types, then GGUF's block-quantized types (gguf.md; ggml's
-// block layouts). A quantized row of `cols` values is cols / block_size blocks of
-// block_bytes each; cols must be a multiple of the block size.
+// Plain element types, then GGUF's block-quantized types (the GGUF spec, docs/gguf.md
+// in the ggml repository; block layouts: ggml's src/ggml-common.h). A quantized row
+// of `cols` values is cols / block_size blocks of block_bytes each; cols must be a
+// multiple of the block size.
 enum class DType { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K };
 
 inline const char* dtype_name(DType t) {

@@ -1,7 +1,9 @@
 // gemma3/quant/common.hpp -- what every GGUF block type shares: the 8-bit activation
 // blocks that the integer dot products read, and small SIMD helpers.
 //
-// How a quantized matvec works (the approach of llama.cpp's CPU backend, gguf.md 2.5):
+// How a quantized matvec works (the approach of llama.cpp's CPU backend: each weight
+// type's vec_dot_type in ggml/src/ggml-cpu/ggml-cpu.c, the row quantizers in
+// ggml/src/ggml-quants.c):
 // the activation vector x [n] is quantized ONCE per matvec to 8-bit blocks,
 //
 //   block_q8_32  (for the 32-wide types Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)     40 bytes

@@ -21,8 +21,8 @@
 //   y[j+16] = (qs[j] >>   4) * d + m
 //
 // The nibbles are not interleaved: byte j holds values j (low) and j+16 (high).
-// Gemma 3's Q4_K_M files use neither (gguf.md 2.6); Q4_0 appears in QAT / Q4_0
-// files, Q4_1 for robustness.
+// Gemma 3's Q4_K_M files use neither (llama.cpp's src/llama-quant.cpp); Q4_0
+// appears in QAT / Q4_0 files, Q4_1 for robustness.
 //
 // Integer dot with block_q8_32 activations (common.hpp):
 //   Q4_0: sum += d_w * d_x * sum_j (q_j - 8) * qx_j

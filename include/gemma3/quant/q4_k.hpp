@@ -27,7 +27,7 @@
 //   y = (d * sc_j) * q - (dmin * m_j)          q in 0..15 (Q4_K) or 0..31 (Q5_K)
 //
 // Gemma 3 270M Q4_K_M stores attn_output (rows of 1024) and some ffn_down (rows of
-// 2048) in Q4_K (gguf.md 2.6); Q5_K is here for other files.
+// 2048) in Q4_K (llama.cpp's src/llama-quant.cpp); Q5_K is here for other files.
 //
 // Integer dot with block_q8_K activations (common.hpp), per super-block:
 //   sumi = sum_j sc_j * sum_{i in j} q_i * qx_i          (exact int32)

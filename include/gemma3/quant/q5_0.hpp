@@ -21,7 +21,8 @@
 //
 // Gemma 3 270M Q4_K_M stores attn_q, attn_k, ffn_gate, ffn_up (and most attn_v) in
 // Q5_0: their rows of 640 (1152 for 1B) are not a multiple of 256, so llama.cpp
-// falls back from Q4_K to Q5_0 (gguf.md 2.6). It is the most used type of the file.
+// falls back from Q4_K to Q5_0 (src/llama-quant.cpp). It is the most used type of
+// the file.
 //
 // Integer dot with block_q8_32 activations (common.hpp):
 //   Q5_0: sum += d_w * d_x * sum_j (q_j - 16) * qx_j

@@ -17,7 +17,8 @@
 //
 //   y[o] = (d * scales[o / 16]) * (q - 32)          q in 0..63
 //
-// Gemma 3 270M Q4_K_M stores ffn_down of the "more bits" layers in Q6_K (gguf.md 2.6).
+// Gemma 3 270M Q4_K_M stores ffn_down of the "more bits" layers in Q6_K
+// (llama.cpp's src/llama-quant.cpp).
 //
 // Integer dot with block_q8_K activations (common.hpp), per super-block:
 //   isum = sum_o scales[o / 16] * (q_o - 32) * qx_o                  (exact int32)

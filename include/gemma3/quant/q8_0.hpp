@@ -10,7 +10,7 @@
 //   y[j] = qs[j] * d                                    j = 0..31
 //
 // Gemma 3's Q4_K_M files store token_embd (the embedding table, which is also the
-// tied LM head) and some attn_v weights in Q8_0 (gguf.md 2.6).
+// tied LM head) and some attn_v weights in Q8_0 (llama.cpp's src/llama-quant.cpp).
 //
 // Kernels: dequantize_row_q8_0 (exact, equals the gguf package bit for bit),
 // dot_q8_0_f32 (row . float32 x, the plain reference), and the integer dot with

@@ -99,7 +99,8 @@ struct Gemma3VisionConfig {
   }
 };
 
-// The released 4B / 12B / 27B values (gemma3-spec.md 1.2).
+// The released 4B / 12B / 27B values (vision_config in the config.json of
+// google/gemma-3-4b-it, -12b-it, -27b-it on the Hugging Face Hub).
 inline Gemma3VisionConfig gemma3_vision_preset() { return Gemma3VisionConfig{}; }
 
 // The vision config of a config.json's text, or nullopt for a text-only model

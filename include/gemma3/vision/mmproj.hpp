@@ -1,8 +1,9 @@
 // gemma3/vision/mmproj.hpp -- the vision tower and projector from a llama.cpp "mmproj" GGUF.
 //
 // llama.cpp keeps Gemma 3's vision part in a separate GGUF (mmproj-*.gguf) beside the
-// text model's. Its metadata (clip.*) and tensors, as tools/mtmd/clip-impl.h names
-// them (gguf.md 4.7), mapped onto this library's SigLIP / projector weights:
+// text model's. Its metadata (clip.*) and tensors, as llama.cpp's tools/mtmd/clip-impl.h
+// names them (used by build_siglip in tools/mtmd/clip.cpp), mapped onto this library's
+// SigLIP / projector weights:
 //
 //   clip.projector_type (or clip.vision.projector_type) = "gemma3"
 //   clip.vision.image_size 896, .patch_size 14, .embedding_length 1152,
