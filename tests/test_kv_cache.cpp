@@ -3,6 +3,7 @@
 #include "catch.hpp"
 
 #include "gemma3/attention_mask.hpp"
+#include "gemma3/backends/cpu.hpp"
 #include "gemma3/kv_cache.hpp"
 
 #include <cmath>
@@ -98,12 +99,23 @@ TEST_CASE("a float16 cache: half the bytes; rows come back rounded to float16", 
     }
   }
   CHECK(some_changed);
-  // The view reads the same rows (widened one at a time) as the float32 matrix.
+  // The CPU backend's SIMD conversions keep the same bits: a view of the rows widened
+  // in place, a row written and read back, a matrix rounded.
   const gemma3::KVView v = store.view(1, 2);
   CHECK(v.rows == 2);
-  const float* row = v.row(1, back.data());
-  for (int i = 0; i < 40; ++i) CHECK(row[i] == rounded(2, i));
-  gemma3::Matrix buf;
-  const auto m = v.block(0, 8, 2, 16).as_f32(buf);
-  CHECK(m == rounded.block(1, 8, 2, 16));
+  for (gemma3::Isa isa : {gemma3::Isa::scalar, gemma3::Isa::avx2, gemma3::Isa::avx512}) {
+    if (!gemma3::isa_available(isa)) continue;
+    INFO(gemma3::isa_name(isa));
+    gemma3::Matrix buf;
+    const gemma3::Matrix m = gemma3::cpu::as_f32(v.block(0, 8, 2, 16), buf, isa);
+    CHECK(m == rounded.block(1, 8, 2, 16));
+    gemma3::KVRowStore simd(gemma3::DType::F16, 1, 40);
+    gemma3::cpu::store_row(simd, 0, x.row(2).data(), isa);
+    std::vector<float> row(40);
+    gemma3::cpu::load_row(simd, 0, row.data(), isa);
+    for (int i = 0; i < 40; ++i) CHECK(row[std::size_t(i)] == rounded(2, i));
+    gemma3::Matrix r = x;
+    gemma3::cpu::round_to_store(simd, r, isa);
+    CHECK(r == rounded);
+  }
 }

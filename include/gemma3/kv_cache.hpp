@@ -14,15 +14,10 @@
 //   kv_dtype = F32   row bytes = 2 * KV * D * 4       (K and V)
 //   kv_dtype = F16   row bytes = 2 * KV * D * 2       half the memory and half the
 //                                                     bytes decode attention reads
-// A float16 cache rounds each K and V value to nearest, ties to even, when it is
-// stored; attention.hpp rounds the chunk's own keys and values the same way
-// (KVRowStore::round) before its queries use them, so a prompt read whole, in chunks
-// or token by token reads the same float16 keys (up to a value whose float32 inputs
-// differed in the last bit between the GEMM and the matvec and round to neighbouring
-// float16 values: logits 1e-4 of max apart on the test fixtures, against ~1e-6 with
-// float32). Attention reads rows through KVView: decode hands the rows to
-// kernels/kv_dot.hpp as they are stored; prefill's GEMMs map float32 rows in place
-// and widen float16 ones to a float32 block first (KVView::as_f32).
+// A float16 row is each value rounded to nearest, ties to even, when it is stored.
+// This header only holds the rows (plain loops for store / load / round); the
+// backends read and write them: backends/reference.hpp row by row in float32,
+// backends/cpu.hpp through KVView with SIMD conversions and in place.
 // Pinned by tests/test_kv_cache.cpp (ring wrap, memory arithmetic, float16 rounding)
 // and the prefill/decode equality tests in tests/test_model.cpp.
 #pragma once
@@ -35,14 +30,13 @@
 #include <vector>
 
 #include "config.hpp"
-#include "kernels/dot.hpp"
 #include "kernels/dtype.hpp"
 #include "tensor.hpp"
 
 namespace gemma3 {
 
-// A [rows, cols] block of cached keys or values as attention reads it: row j starts
-// `stride` values after row j - 1, in float32 or float16.
+// A [rows, cols] block of cached keys or values, in place: row j starts `stride`
+// values after row j - 1, in float32 or float16.
 struct KVView {
   DType dtype = DType::F32;  // F32 or F16
   const void* data = nullptr;
@@ -51,30 +45,16 @@ struct KVView {
   KVView() = default;
   KVView(DType t, const void* d, Eigen::Index r, Eigen::Index c, Eigen::Index s)
       : dtype(t), data(d), rows(r), cols(c), stride(s) {}
-  // A float32 matrix, whole (implicit: attention over plain matrices, as tests do).
+  // A float32 matrix, whole.
   KVView(const Matrix& m) : KVView(DType::F32, m.data(), m.rows(), m.cols(), m.cols()) {}
 
   // Rows r0 .. r0 + n - 1, columns c0 .. c0 + m - 1.
   KVView block(Eigen::Index r0, Eigen::Index c0, Eigen::Index n, Eigen::Index m) const {
     return KVView(dtype, element(r0, c0), n, m, stride);
   }
-  // Row j as float32 [cols]: a pointer into the cache (F32) or widened into buf (F16).
-  const float* row(Eigen::Index j, float* buf) const {
-    if (dtype == DType::F32) return static_cast<const float*>(element(j, 0));
-    kernels::widen_f16(element(j, 0), buf, cols);
-    return buf;
-  }
   // Where value (r, c) is stored.
   const void* element(Eigen::Index r, Eigen::Index c) const {
     return static_cast<const unsigned char*>(data) + std::size_t(r * stride + c) * dtype_size(dtype);
-  }
-  // The block as a float32 matrix [rows, cols]: mapped in place (F32) or widened into buf (F16).
-  Eigen::Map<const Matrix, 0, Eigen::OuterStride<>> as_f32(Matrix& buf) const {
-    using StridedMap = Eigen::Map<const Matrix, 0, Eigen::OuterStride<>>;
-    if (dtype == DType::F32) return StridedMap(static_cast<const float*>(data), rows, cols, Eigen::OuterStride<>(stride));
-    buf.resize(rows, cols);
-    for (Eigen::Index j = 0; j < rows; ++j) kernels::widen_f16(element(j, 0), buf.row(j).data(), cols);
-    return StridedMap(buf.data(), rows, cols, Eigen::OuterStride<>(cols));
   }
 };
 
@@ -95,23 +75,22 @@ class KVRowStore {
   // Row r = x [width], rounded to the store's dtype.
   void store(int r, const float* x) {
     if (dtype_ == DType::F32) std::copy(x, x + width_, reinterpret_cast<float*>(row_ptr(r)));
-    else kernels::narrow_f16(x, row_ptr(r), width_);
+    else for (int i = 0; i < width_; ++i) reinterpret_cast<std::uint16_t*>(row_ptr(r))[i] = f32_to_f16(x[i]);
+  }
+  // Row r as float32 into out [width].
+  void load(int r, float* out) const {
+    if (dtype_ == DType::F32) std::copy_n(reinterpret_cast<const float*>(row_ptr(r)), width_, out);
+    else for (int i = 0; i < width_; ++i) out[i] = f16_to_f32(reinterpret_cast<const std::uint16_t*>(row_ptr(r))[i]);
   }
   // Each value of x [T, width] replaced by what storing it would keep (F32: unchanged).
   void round(Matrix& x) const {
     if (dtype_ == DType::F32) return;
-    thread_local std::vector<std::uint16_t> half;
-    half.resize(std::size_t(x.size()));
-    kernels::narrow_f16(x.data(), half.data(), x.size());
-    kernels::widen_f16(half.data(), x.data(), x.size());
+    for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = f16_to_f32(f32_to_f16(x.data()[i]));
   }
-  // Rows r0 .. r0 + n - 1.
+  // Rows r0 .. r0 + n - 1, in place.
   KVView view(int r0, int n) const { return KVView(dtype_, row_ptr(r0), n, width_, width_); }
-  // Row r as float32 into out [width].
-  void load(int r, float* out) const {
-    const float* p = view(r, 1).row(0, out);
-    if (p != out) std::copy(p, p + width_, out);
-  }
+  // Row r's bytes (a backend may write them itself, e.g. with SIMD conversions).
+  unsigned char* row_data(int r) { return row_ptr(r); }
 
  private:
   const unsigned char* row_ptr(int r) const { return bytes_.data() + std::size_t(r) * std::size_t(width_) * dtype_size(dtype_); }

@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -34,6 +35,7 @@
 
 #include "../backend.hpp"
 #include "../kernels/argmax.hpp"
+#include "../kernels/dot.hpp"
 #include "../kernels/gelu.hpp"
 #include "../kernels/isa.hpp"
 #include "../kernels/kv_dot.hpp"
@@ -44,6 +46,38 @@
 namespace gemma3 {
 
 namespace cpu {
+
+// ---- the cache's rows, converted with SIMD ----------------------------------------
+
+// A block of cached rows as a float32 matrix: mapped in place (F32) or widened into buf (F16).
+inline Eigen::Map<const Matrix, 0, Eigen::OuterStride<>> as_f32(const KVView& v, Matrix& buf, Isa isa) {
+  using StridedMap = Eigen::Map<const Matrix, 0, Eigen::OuterStride<>>;
+  if (v.dtype == DType::F32)
+    return StridedMap(static_cast<const float*>(v.data), v.rows, v.cols, Eigen::OuterStride<>(v.stride));
+  buf.resize(v.rows, v.cols);
+  for (Eigen::Index j = 0; j < v.rows; ++j) kernels::widen_f16(isa, v.element(j, 0), buf.row(j).data(), v.cols);
+  return StridedMap(buf.data(), v.rows, v.cols, Eigen::OuterStride<>(v.cols));
+}
+// Row r of the store = x [width], rounded to its dtype (the same bits as KVRowStore::store).
+inline void store_row(KVRowStore& s, int r, const float* x, Isa isa) {
+  if (s.dtype() == DType::F32) std::copy(x, x + s.width(), reinterpret_cast<float*>(s.row_data(r)));
+  else kernels::narrow_f16(isa, x, s.row_data(r), s.width());
+}
+// Row r of the store as float32 into out [width].
+inline void load_row(const KVRowStore& s, int r, float* out, Isa isa) {
+  const KVView v = s.view(r, 1);
+  if (s.dtype() == DType::F32) std::copy_n(static_cast<const float*>(v.data), s.width(), out);
+  else kernels::widen_f16(isa, v.data, out, s.width());
+}
+// x [T, width] := what storing it would keep (the same bits as KVRowStore::round).
+inline void round_to_store(const KVRowStore& s, Matrix& x, Isa isa) {
+  if (s.dtype() == DType::F32) return;
+  std::vector<std::uint16_t> half(std::size_t(x.size()));
+  kernels::narrow_f16(isa, x.data(), half.data(), x.size());
+  kernels::widen_f16(isa, half.data(), x.data(), x.size());
+}
+
+// ---- attention ----------------------------------------------------------------------
 
 // The two products of one decoding token, spread over the thread pool. Eigen's GEMM
 // would first pack the [n, D] keys (or values) for a product with only `group` rows,
@@ -89,7 +123,7 @@ inline void weighted_values_one_token(const Matrix& p, const KVView& values, Mat
 // The `group` query heads that share one kv head are stacked into one matrix, so
 // each key and value row is read once per kv head, not once per query head.
 // `images` (multimodal prefill only) lets image soft tokens see forward within their image.
-// keys and values are float32 or float16 (kv_cache.hpp's KVView; a Matrix converts).
+// keys and values are float32 or float16 rows in place (kv_cache.hpp's KVView; a Matrix converts).
 inline void grouped_query_attention(const AttentionShape& s, const AttentionMask& mask, const Matrix& q,
                                     const KVView& keys, const KVView& values, int ctx0, Matrix& out, Isa isa,
                                     ThreadPool& pool) {
@@ -119,7 +153,7 @@ inline void grouped_query_attention(const AttentionShape& s, const AttentionMask
           q_group.row(t * group + g) = q.block(t0 + t, (kv * group + g) * D, 1, D);
 
       if (tb == 1) scores_one_token(q_group, keys.block(k_lo, kv * D, n, D), scores, isa, pool);  // decode
-      else scores.noalias() = q_group * keys.block(k_lo, kv * D, n, D).as_f32(widened).transpose();
+      else scores.noalias() = q_group * as_f32(keys.block(k_lo, kv * D, n, D), widened, isa).transpose();
       scores *= s.scale;
       if (s.softcap) {
         const float c = float(*s.softcap);
@@ -156,7 +190,7 @@ inline void grouped_query_attention(const AttentionShape& s, const AttentionMask
         row /= sum;
       }
       if (tb == 1) weighted_values_one_token(scores, values.block(k_lo, kv * D, n, D), o_group, isa, pool);
-      else o_group.noalias() = scores * values.block(k_lo, kv * D, n, D).as_f32(widened);
+      else o_group.noalias() = scores * as_f32(values.block(k_lo, kv * D, n, D), widened, isa);
       for (int t = 0; t < tb; ++t)
         for (int g = 0; g < group; ++g)
           out.block(t0 + t, (kv * group + g) * D, 1, D) = o_group.row(t * group + g);
@@ -246,8 +280,8 @@ class CpuBackend : public Backend {
     if (cache.k.dtype() != DType::F32) {
       k_rounded = k_in;
       v_rounded = v_in;
-      cache.k.round(k_rounded);
-      cache.v.round(v_rounded);
+      cpu::round_to_store(cache.k, k_rounded, opts_.isa);
+      cpu::round_to_store(cache.v, v_rounded, opts_.isa);
     }
     const Matrix& k = cache.k.dtype() != DType::F32 ? k_rounded : k_in;
     const Matrix& v = cache.v.dtype() != DType::F32 ? v_rounded : v_in;
@@ -256,8 +290,8 @@ class CpuBackend : public Backend {
     if (!mask.sliding) {
       // Global layer: write this chunk's rows, then attend over positions 0 .. pos0+T-1 in place.
       for (int t = 0; t < T; ++t) {
-        cache.k.store(pos0 + t, k.row(t).data());
-        cache.v.store(pos0 + t, v.row(t).data());
+        cpu::store_row(cache.k, pos0 + t, k.row(t).data(), isa);
+        cpu::store_row(cache.v, pos0 + t, v.row(t).data(), isa);
       }
       cpu::grouped_query_attention(s, mask, q, cache.k.view(0, pos0 + T), cache.v.view(0, pos0 + T), 0, context, isa,
                                    pool);
@@ -268,8 +302,8 @@ class CpuBackend : public Backend {
       // until the ring wraps, a rotation of them after. All n are visible, and
       // attention over keys that are all visible does not depend on their order (RoPE
       // is already in the keys), so the ring is used in place: no copy per token.
-      cache.k.store(cache.slot(pos0), k.data());
-      cache.v.store(cache.slot(pos0), v.data());
+      cpu::store_row(cache.k, cache.slot(pos0), k.data(), isa);
+      cpu::store_row(cache.v, cache.slot(pos0), v.data(), isa);
       const int n = std::min(pos0 + 1, cache.capacity);
       cpu::grouped_query_attention(s, mask, q, cache.k.view(0, n), cache.v.view(0, n), pos0 + 1 - n, context, isa, pool);
     } else {
@@ -279,15 +313,15 @@ class CpuBackend : public Backend {
       const int n_old = pos0 - ctx0;
       Matrix keys(n_old + T, k.cols()), values(n_old + T, v.cols());  // [n_old + T, KV * D]
       for (int j = 0; j < n_old; ++j) {
-        cache.k.load(cache.slot(ctx0 + j), keys.row(j).data());
-        cache.v.load(cache.slot(ctx0 + j), values.row(j).data());
+        cpu::load_row(cache.k, cache.slot(ctx0 + j), keys.row(j).data(), isa);
+        cpu::load_row(cache.v, cache.slot(ctx0 + j), values.row(j).data(), isa);
       }
       keys.bottomRows(T) = k;
       values.bottomRows(T) = v;
       cpu::grouped_query_attention(s, mask, q, keys, values, ctx0, context, isa, pool);
       for (int t = std::max(0, T - cache.capacity); t < T; ++t) {
-        cache.k.store(cache.slot(pos0 + t), k.row(t).data());
-        cache.v.store(cache.slot(pos0 + t), v.row(t).data());
+        cpu::store_row(cache.k, cache.slot(pos0 + t), k.row(t).data(), isa);
+        cpu::store_row(cache.v, cache.slot(pos0 + t), v.row(t).data(), isa);
       }
     }
   }

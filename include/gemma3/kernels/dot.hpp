@@ -205,13 +205,16 @@ inline void widen_f16(Isa isa, const void* w, float* y, std::int64_t n) {
   (void)isa;
   widen_f16_scalar(w, y, n);
 }
-inline void widen_f16(const void* w, float* y, std::int64_t n) { widen_f16(active_isa(), w, y, n); }
-inline void narrow_f16(const float* x, void* w, std::int64_t n) {
+inline void narrow_f16(Isa isa, const float* x, void* w, std::int64_t n) {
 #if GEMMA3_HAVE_X86_SIMD
-  if (isa_has_avx2(active_isa())) return narrow_f16_avx2(x, w, n);
+  if (isa_has_avx2(isa)) return narrow_f16_avx2(x, w, n);
 #endif
+  (void)isa;
   narrow_f16_scalar(x, w, n);
 }
+// ... with best_isa().
+inline void widen_f16(const void* w, float* y, std::int64_t n) { widen_f16(best_isa(), w, y, n); }
+inline void narrow_f16(const float* x, void* w, std::int64_t n) { narrow_f16(best_isa(), x, w, n); }
 
 }  // namespace kernels
 }  // namespace gemma3
