@@ -169,7 +169,8 @@ class KVCache {
 };
 
 // Closed-form KV bytes for a config at sequence length T, for the memory tables
-// (gemma3-spec.md 7.2): sum over layers of cache_len * 2 * kv_heads * head_dim * bytes.
+// (docs/architecture.md, "KV-cache arithmetic"): sum over layers of
+// cache_len * 2 * kv_heads * head_dim * bytes.
 inline double kv_cache_bytes(const Gemma3TextConfig& c, double T, double bytes_per_element, bool interleaved) {
   double rows = 0;
   for (int i = 0; i < c.num_hidden_layers; ++i)

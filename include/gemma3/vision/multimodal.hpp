@@ -16,8 +16,8 @@
 // _token_utils.add_extra_tokens_for_images). This header does the JAX thing, because
 // it needs no tokenizer: the two agree except where HF's tokenizer merges the "\n"
 // ending "user\n" with the "\n\n" that starts the block into one "\n\n\n" piece
-// (gemma3-spec.md 8.12). For Pan-and-Scan the phrases "Here is the original image "
-// etc. must be tokenized by the caller (PanAndScanPromptIds); HF again tokenizes
+// (docs/vision.md; transformers' processing_gemma3.py builds the text). For
+// Pan-and-Scan the phrases "Here is the original image " etc. must be tokenized by the caller (PanAndScanPromptIds); HF again tokenizes
 // them together with the rest of the string.
 //
 // Limits checked before any work: an image given to a text-only model (270M / 1B
