@@ -1,17 +1,17 @@
 // bench/bench_quant.cpp -- matvec on every weight dtype, scalar vs SIMD, 1 and 2 threads,
 // at Gemma 3 270M shapes, plus the memory bandwidth that bounds it.
 //
-//   BM_matvec_dtype/dtype/out/in/simd/threads/int8   y = W x         bytes/s = weight bytes read
+//   BM_matvec_dtype/dtype/out/in/simd/threads/int16   y = W x     bytes/s = weight bytes read
 //   BM_matvec_cold/dtype/out/in/threads         y = W x, W from DRAM bytes/s = weight bytes read
-//   BM_matmul_quant/dtype/out/in/int8/threads   Y = X W^T, T = 64    bytes/s = weight bytes (once per call)
+//   BM_matmul_quant/dtype/out/in/int16/threads  Y = X W^T, T = 64    bytes/s = weight bytes (once per call)
 //   BM_memory_read/MB/threads                   sum of a buffer      bytes/s = bytes read
 //   BM_memory_copy/MB/threads                   memcpy               bytes/s = bytes read + written
 //
 // dtype is the DType enum value (the label spells it); simd 0 = scalar twins, 1 = the
-// best SIMD this machine runs (AVX2 here); int8 1 = int8 activations and integer
-// kernels (opt-in), 0 = float activations (the default): matvec with the fused
-// dequantize-and-FMA dots (quant/fdot.hpp), matmul as kernels/matmul.hpp picks (int8
-// 1 also means GEMM when Eigen itself was built with AVX: see kernels/matmul.hpp).
+// best SIMD this machine runs; int16 1 = int16 activations and VNNI kernels for
+// quantized weights on avx512 (quant/q16.hpp, kernels/gemm_q16.hpp; the default there),
+// 0 = float activations: matvec with the fused dequantize-and-FMA dots
+// (quant/fdot.hpp), matmul with dequantize + Eigen GEMM (kernels/matmul.hpp).
 // Shapes (270M): [2048, 640] q/k/v/gate/up-like, [640, 2048] ffn_down, [640, 1024]
 // attn_output (K-quants need in % 256 == 0, so they use the last two), and the tied
 // LM head [262144, 640] in Q8_0 (178 MB: the one weight far bigger than the caches,

@@ -1,4 +1,4 @@
-// tests/test_quant_helpers.hpp -- random valid GGUF blocks and activation blocks for
+// tests/test_quant_helpers.hpp -- random valid GGUF blocks and float vectors for
 // the kernel tests (tests/test_quant.cpp), the wasm test (tests/wasm/) and
 // bench/bench_quant.cpp. No Catch2, no Eigen: plain C++17.
 //
@@ -85,48 +85,6 @@ inline std::vector<float> random_floats(std::size_t n, Rng& rng, float a = 1.0f)
   std::vector<float> v(n);
   for (float& x : v) x = rng.uniform(-a, a);
   return v;
-}
-
-// Activation blocks with d = 1 and random quants in [-127, 127] (Scales::integer
-// tests): the activation values are the integers themselves.
-inline std::vector<unsigned char> integer_activations(gemma3::quant::ActivationFormat f, std::int64_t n, Rng& rng) {
-  using namespace gemma3::quant;
-  std::vector<unsigned char> out(activation_bytes(f, n));
-  if (f == ActivationFormat::q8_32) {
-    auto* a = reinterpret_cast<block_q8_32*>(out.data());
-    for (std::int64_t b = 0; b < n / QK; ++b) {
-      int sum = 0;
-      for (int j = 0; j < QK; ++j) sum += a[b].qs[j] = std::int8_t(rng.integer(-127, 127));
-      a[b].d = 1.0f;
-      a[b].s = float(sum);
-    }
-  } else if (f == ActivationFormat::q8_K) {
-    auto* a = reinterpret_cast<block_q8_K*>(out.data());
-    for (std::int64_t b = 0; b < n / QK_K; ++b) {
-      for (int j = 0; j < QK_K; ++j) a[b].qs[j] = std::int8_t(rng.integer(-127, 127));
-      for (int g = 0; g < QK_K / 16; ++g) {
-        int s = 0;
-        for (int j = 0; j < 16; ++j) s += a[b].qs[16 * g + j];
-        a[b].bsums[g] = std::int16_t(s);
-      }
-      a[b].d = 1.0f;
-    }
-  }
-  return out;
-}
-
-// The float values activation blocks stand for (d * qs).
-inline std::vector<float> activation_values(gemma3::quant::ActivationFormat f, const unsigned char* act, std::int64_t n) {
-  using namespace gemma3::quant;
-  std::vector<float> x(std::size_t(n), 0.0f);
-  if (f == ActivationFormat::q8_32) {
-    const auto* a = reinterpret_cast<const block_q8_32*>(act);
-    for (std::int64_t i = 0; i < n; ++i) x[std::size_t(i)] = a[i / QK].d * float(a[i / QK].qs[i % QK]);
-  } else if (f == ActivationFormat::q8_K) {
-    const auto* a = reinterpret_cast<const block_q8_K*>(act);
-    for (std::int64_t i = 0; i < n; ++i) x[std::size_t(i)] = a[i / QK_K].d * float(a[i / QK_K].qs[i % QK_K]);
-  }
-  return x;
 }
 
 // A Weight viewing rows x cols values of dtype t stored in bytes (which must outlive it).

@@ -8,9 +8,10 @@
 // minimum costs one multiply per 32 values instead of one per value:
 //   sum_i (d q_i + m) x_i = d * sum_i q_i x_i + m * xsum.
 // Per block (or sub-block) the quants are unpacked to 32 bytes in a register with the
-// same SIMD as the integer kernels (Q8_0: read straight from the block), widened 8 at
-// a time (vpmovsx/zx to int32, vcvtdq2ps) and FMA'd against x in float32; the block's float sum is then scaled
-// once by its scale (d, or d * sc_j for the K-quants). Nothing is rounded to 8 bits:
+// AVX2 helpers of the dequantizers (common.hpp, q4_k.hpp, q6_k.hpp; Q8_0: read
+// straight from the block), widened 8 at a time (vpmovsx/zx to int32, vcvtdq2ps) and
+// FMA'd against x in float32; the block's float sum is then scaled once by its scale
+// (d, or d * sc_j for the K-quants). Nothing is rounded to 8 bits:
 // the result is the float32 dot of the dequantized row with x, to float rounding.
 //
 // The scalar twins are the plain references dot_<type>_f32 (dequantize a block,

@@ -6,7 +6,7 @@
 //   q_i   = round(x_i / d_b)  in [-16383, 16383]      int16      x_i ~= d_b * q_i
 //   s_b   = sum_i x_i                                  float32 (the exact float sum)
 // The rounding error is at most d_b / 2 = 3.1e-5 of the block's largest |x|, about
-// 250x finer than 8-bit activations (llama.cpp's, and our opt-in int8 path).
+// 250x finer than llama.cpp's 8-bit activations.
 //
 // Weights, per block of 32 values of any GGUF block type (unpack_q16_block):
 //   w_i = scale_b * u_i + min_b          u_i int16, scale_b and min_b float32
@@ -39,7 +39,7 @@
 // Speed (bench/bench_quant BM_matvec_dtype, one thread, cache-resident, AMD EPYC Zen 4),
 // int16 walk -> byte kernel: Q5_0 [2048 x 640] 75 -> 60 us (-> 55 us in 256-bit form),
 // Q4_K [640 x 2048] 76 -> 47 us, Q6_K [640 x 2048] 88 -> 53 us. The int16 activations
-// cost nothing in speed against 8-bit ones and are 129x finer.
+// measured no slower than 8-bit ones (docs/kernels.md) and are 129x finer.
 // The int16 unpacking feeds the prefill GEMM (kernels/gemm_q16.hpp).
 // Pinned by tests/test_q16.cpp.
 #pragma once

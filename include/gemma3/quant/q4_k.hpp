@@ -29,12 +29,10 @@
 // Gemma 3 270M Q4_K_M stores attn_output (rows of 1024) and some ffn_down (rows of
 // 2048) in Q4_K (llama.cpp's src/llama-quant.cpp); Q5_K is here for other files.
 //
-// Integer dot with block_q8_K activations (common.hpp), per super-block:
-//   sumi = sum_j sc_j * sum_{i in j} q_i * qx_i          (exact int32)
-//   summ = sum_j m_j * (bsums[2j] + bsums[2j+1])          (sum of qx over sub-block j)
-//   sum += (d_w * d_x) * sumi - (dmin_w * d_x) * summ
-// The SIMD twins compute the same two integers (horizontal sum once per super-block)
-// and then the same float expression, so they equal the scalar twin exactly.
+// Kernels: dequantize_row_q4_K / _q5_K (exact, equal the gguf package bit for bit),
+// the AVX2 twin of dequantize_row_q4_K (bit for bit), dot_q4_K_f32 / dot_q5_K_f32
+// (row . float32 x, the plain references), and the unpacking helpers the fused and
+// int16 kernels share (unpack_scales_k4_bytes, avx2::unpack_k4_chunk).
 // Pinned by tests/test_quant.cpp and tests/fixtures/quant/.
 #pragma once
 
@@ -111,24 +109,6 @@ inline void dequantize_k4(float d, float dmin, const std::uint8_t* scales, const
     for (int l = 0; l < 32; ++l) y[32 * j + l] = d1 * float(q[32 * j + l]) - m1;
   }
 }
-// summ of one super-block: the minimums times the activation sums of their sub-blocks.
-inline int mins_dot_bsums(const int m[8], const block_q8_K& a) {
-  int summ = 0;
-  for (int j = 0; j < 8; ++j) summ += m[j] * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
-  return summ;
-}
-// sumi and summ of one super-block (see the header comment).
-inline void int_dot_k4(const std::uint8_t* scales, const int* q, const block_q8_K& a, int& sumi, int& summ) {
-  int sc[8], m[8];
-  unpack_scales_k4(scales, sc, m);
-  sumi = 0;
-  for (int j = 0; j < 8; ++j) {
-    int s = 0;
-    for (int l = 0; l < 32; ++l) s += q[32 * j + l] * a.qs[32 * j + l];
-    sumi += sc[j] * s;
-  }
-  summ = mins_dot_bsums(m, a);
-}
 }  // namespace detail
 
 inline void dequantize_row_q4_K(const void* src, float* y, std::int64_t n) {
@@ -202,139 +182,6 @@ inline float dot_q4_K_f32(const void* row, const float* x, std::int64_t n) {
 inline float dot_q5_K_f32(const void* row, const float* x, std::int64_t n) {
   return dot_f32_by_blocks<QK_K, sizeof(block_q5_K)>(row, x, n, dequantize_row_q5_K);
 }
-
-// ---- integer dot with block_q8_K activations: scalar twins ----
-
-inline float vec_dot_q4_K_scalar(const void* w_row, const void* act, std::int64_t n) {
-  const auto* w = static_cast<const block_q4_K*>(w_row);
-  const auto* a = static_cast<const block_q8_K*>(act);
-  float sum = 0.0f;
-  int q[QK_K];
-  for (std::int64_t b = 0; b < n / QK_K; ++b) {
-    unpack_q4_K(w[b].qs, nullptr, q);
-    int sumi, summ;
-    detail::int_dot_k4(w[b].scales, q, a[b], sumi, summ);
-    const float d = f16_to_f32(w[b].d) * a[b].d, dmin = f16_to_f32(w[b].dmin) * a[b].d;
-    sum += d * float(sumi) - dmin * float(summ);
-  }
-  return sum;
-}
-
-inline float vec_dot_q5_K_scalar(const void* w_row, const void* act, std::int64_t n) {
-  const auto* w = static_cast<const block_q5_K*>(w_row);
-  const auto* a = static_cast<const block_q8_K*>(act);
-  float sum = 0.0f;
-  int q[QK_K];
-  for (std::int64_t b = 0; b < n / QK_K; ++b) {
-    unpack_q4_K(w[b].qs, w[b].qh, q);
-    int sumi, summ;
-    detail::int_dot_k4(w[b].scales, q, a[b], sumi, summ);
-    const float d = f16_to_f32(w[b].d) * a[b].d, dmin = f16_to_f32(w[b].dmin) * a[b].d;
-    sum += d * float(sumi) - dmin * float(summ);
-  }
-  return sum;
-}
-
-
-// ---- AVX2 ----
-#if GEMMA3_HAVE_X86_SIMD
-// Q4_K and Q5_K in one body (Q5: OR in the 5th bits from qh). The scales and
-// minimums are widened to int16 once per super-block; summ is one _mm_madd_epi16 of
-// the minimums with the activation sums of the 8 sub-blocks (pairs of bsums).
-template <bool Q5>
-GEMMA3_TARGET_AVX2 inline float vec_dot_k4_avx2(const std::uint8_t* base, std::size_t block_bytes, const void* act,
-                                                std::int64_t n) {
-  const auto* a = static_cast<const block_q8_K*>(act);
-  float sum = 0.0f;
-  for (std::int64_t b = 0; b < n / QK_K; ++b) {
-    const std::uint8_t* blk = base + std::size_t(b) * block_bytes;
-    const block_q4_K& w4 = *reinterpret_cast<const block_q4_K*>(blk);  // d, dmin, scales are in the same place
-    const std::uint8_t* qs = Q5 ? reinterpret_cast<const block_q5_K*>(blk)->qs : w4.qs;
-    std::uint8_t sm[16];
-    unpack_scales_k4_bytes(w4.scales, sm);
-    const __m256i sm16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sm)));
-    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm16));  // sc_0..7, in both lanes
-    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].bsums));
-    const __m128i sub_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-    __m128i mins = _mm_madd_epi16(_mm256_extracti128_si256(sm16, 1), sub_sums);  // 4 lanes of m_j * sum_j
-    mins = _mm_add_epi32(mins, _mm_shuffle_epi32(mins, 0x4e));
-    mins = _mm_add_epi32(mins, _mm_shuffle_epi32(mins, 0xb1));
-
-    __m256i hb = Q5 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const block_q5_K*>(blk)->qh))
-                    : _mm256_setzero_si256();
-    __m256i acc = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {
-      // sc_2c and sc_2c+1 broadcast to 16 int16 lanes (byte pairs 4c, 4c+1 and 4c+2, 4c+3)
-      const __m256i sc_lo = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(short(0x0100 + 0x0404 * c)));
-      const __m256i sc_hi = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(short(0x0302 + 0x0404 * c)));
-      __m256i lo, hi;
-      avx2::unpack_k4_chunk<Q5>(qs, c, hb, lo, hi);
-      const __m256i ylo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs + 64 * c));
-      const __m256i yhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs + 64 * c + 32));
-      // maddubs: pairs of q * qx in int16 (|.| <= 2 * 31 * 127); madd by the sub-block scale: int32
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ylo), sc_lo));
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yhi), sc_hi));
-    }
-    const int sumi = avx2::hsum_i32(acc), summ = _mm_cvtsi128_si32(mins);
-    const float d = avx2::f16(w4.d) * a[b].d, dmin = avx2::f16(w4.dmin) * a[b].d;
-    sum += d * float(sumi) - dmin * float(summ);
-  }
-  return sum;
-}
-
-GEMMA3_TARGET_AVX2 inline float vec_dot_q4_K_avx2(const void* w_row, const void* act, std::int64_t n) {
-  return vec_dot_k4_avx2<false>(static_cast<const std::uint8_t*>(w_row), sizeof(block_q4_K), act, n);
-}
-GEMMA3_TARGET_AVX2 inline float vec_dot_q5_K_avx2(const void* w_row, const void* act, std::int64_t n) {
-  return vec_dot_k4_avx2<true>(static_cast<const std::uint8_t*>(w_row), sizeof(block_q5_K), act, n);
-}
-#endif
-
-// ---- WASM SIMD128 ----
-#if GEMMA3_HAVE_WASM_SIMD
-template <bool Q5>
-inline float vec_dot_k4_wasm(const std::uint8_t* base, std::size_t block_bytes, const void* act, std::int64_t n) {
-  const auto* a = static_cast<const block_q8_K*>(act);
-  const v128_t m4 = wasm_i8x16_splat(0x0f), b4 = wasm_i8x16_splat(0x10);
-  float sum = 0.0f;
-  for (std::int64_t b = 0; b < n / QK_K; ++b) {
-    const std::uint8_t* blk = base + std::size_t(b) * block_bytes;
-    const block_q4_K& w4 = *reinterpret_cast<const block_q4_K*>(blk);
-    const std::uint8_t* qs = Q5 ? reinterpret_cast<const block_q5_K*>(blk)->qs : w4.qs;
-    const std::uint8_t* qh = Q5 ? reinterpret_cast<const block_q5_K*>(blk)->qh : nullptr;
-    int sc[8], m[8];
-    unpack_scales_k4(w4.scales, sc, m);
-    v128_t acc = wasm_i32x4_splat(0);
-    for (int c = 0; c < 4; ++c) {
-      for (int half = 0; half < 2; ++half) {  // 16 of the 32 bytes at a time
-        const v128_t bits = wasm_v128_load(qs + 32 * c + 16 * half);
-        v128_t lo = wasm_v128_and(bits, m4), hi = wasm_u8x16_shr(bits, 4);
-        if (Q5) {  // bit 2c (2c+1) of each qh byte -> 0x10, by compare (no variable byte shifts)
-          const v128_t h = wasm_v128_load(qh + 16 * half);
-          const v128_t blo = wasm_i8x16_splat(char(1 << (2 * c))), bhi = wasm_i8x16_splat(char(1 << (2 * c + 1)));
-          lo = wasm_v128_or(lo, wasm_v128_and(wasm_i8x16_eq(wasm_v128_and(h, blo), blo), b4));
-          hi = wasm_v128_or(hi, wasm_v128_and(wasm_i8x16_eq(wasm_v128_and(h, bhi), bhi), b4));
-        }
-        const v128_t plo = wasm::dot_i8(lo, wasm_v128_load(a[b].qs + 64 * c + 16 * half));
-        const v128_t phi = wasm::dot_i8(hi, wasm_v128_load(a[b].qs + 64 * c + 32 + 16 * half));
-        acc = wasm_i32x4_add(acc, wasm_i32x4_mul(plo, wasm_i32x4_splat(sc[2 * c])));
-        acc = wasm_i32x4_add(acc, wasm_i32x4_mul(phi, wasm_i32x4_splat(sc[2 * c + 1])));
-      }
-    }
-    const int sumi = wasm::hsum_i32(acc), summ = detail::mins_dot_bsums(m, a[b]);
-    const float d = wasm::f16(w4.d) * a[b].d, dmin = wasm::f16(w4.dmin) * a[b].d;
-    sum += d * float(sumi) - dmin * float(summ);
-  }
-  return sum;
-}
-
-inline float vec_dot_q4_K_wasm(const void* w_row, const void* act, std::int64_t n) {
-  return vec_dot_k4_wasm<false>(static_cast<const std::uint8_t*>(w_row), sizeof(block_q4_K), act, n);
-}
-inline float vec_dot_q5_K_wasm(const void* w_row, const void* act, std::int64_t n) {
-  return vec_dot_k4_wasm<true>(static_cast<const std::uint8_t*>(w_row), sizeof(block_q5_K), act, n);
-}
-#endif
 
 }  // namespace quant
 }  // namespace gemma3

@@ -24,12 +24,11 @@
 // falls back from Q4_K to Q5_0 (src/llama-quant.cpp). It is the most used type of
 // the file.
 //
-// Integer dot with block_q8_32 activations (common.hpp):
-//   Q5_0: sum += d_w * d_x * sum_j (q_j - 16) * qx_j
-//   Q5_1: sum += d_w * d_x * sum_j q_j * qx_j + m_w * s_x
-// The SIMD versions build the 5-bit values as bytes: spread the 32 bits of h into
-// 32 bytes (0xff / 0x00), then OR 0x10 (Q5_1) or, for Q5_0, OR 0xF0 where the bit is
-// CLEAR: as int8, (q4 | 0xF0) = q4 - 16 and (q4 | 0x10) - 16 = q4, i.e. q - 16.
+// Kernels: dequantize_row_q5_0 / _q5_1 (exact, equal the gguf package bit for bit),
+// the AVX2 twin of dequantize_row_q5_0 (bit for bit), dot_q5_0_f32 / dot_q5_1_f32
+// (row . float32 x, the plain references). The AVX2 code builds the 5-bit values as
+// bytes: the 32 bits of h spread into 32 bytes (0xff / 0x00, avx2::bits32), then
+// q = nibble | (0x10 where the bit is set).
 // Pinned by tests/test_quant.cpp and tests/fixtures/quant/.
 #pragma once
 
@@ -109,117 +108,6 @@ inline float dot_q5_0_f32(const void* row, const float* x, std::int64_t n) {
 inline float dot_q5_1_f32(const void* row, const float* x, std::int64_t n) {
   return dot_f32_by_blocks<QK, sizeof(block_q5_1)>(row, x, n, dequantize_row_q5_1);
 }
-
-// ---- integer dot with block_q8_32 activations: scalar twins ----
-
-inline float vec_dot_q5_0_scalar(const void* w_row, const void* act, std::int64_t n) {
-  const auto* w = static_cast<const block_q5_0*>(w_row);
-  const auto* a = static_cast<const block_q8_32*>(act);
-  float sum = 0.0f;
-  int q[QK];
-  for (std::int64_t b = 0; b < n / QK; ++b) {
-    unpack_q5(w[b].qh, w[b].qs, q);
-    int isum = 0;
-    for (int j = 0; j < QK; ++j) isum += (q[j] - 16) * a[b].qs[j];
-    sum += f16_to_f32(w[b].d) * a[b].d * float(isum);
-  }
-  return sum;
-}
-
-inline float vec_dot_q5_1_scalar(const void* w_row, const void* act, std::int64_t n) {
-  const auto* w = static_cast<const block_q5_1*>(w_row);
-  const auto* a = static_cast<const block_q8_32*>(act);
-  float sum = 0.0f;
-  int q[QK];
-  for (std::int64_t b = 0; b < n / QK; ++b) {
-    unpack_q5(w[b].qh, w[b].qs, q);
-    int isum = 0;
-    for (int j = 0; j < QK; ++j) isum += q[j] * a[b].qs[j];
-    sum += f16_to_f32(w[b].d) * a[b].d * float(isum) + f16_to_f32(w[b].m) * a[b].s;
-  }
-  return sum;
-}
-
-// ---- AVX2 ----
-#if GEMMA3_HAVE_X86_SIMD
-GEMMA3_TARGET_AVX2 inline float vec_dot_q5_0_avx2(const void* w_row, const void* act, std::int64_t n) {
-  const auto* w = static_cast<const block_q5_0*>(w_row);
-  const auto* a = static_cast<const block_q8_32*>(act);
-  const __m256i f0 = _mm256_set1_epi8(char(0xf0));
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  const std::int64_t nb = n / QK;
-  std::int64_t b = 0;
-  for (; b + 1 < nb; b += 2) {  // two blocks per step: two independent FMA chains
-    const __m256i q0 = _mm256_or_si256(avx2::nibbles32(w[b].qs), _mm256_andnot_si256(avx2::bits32(w[b].qh), f0));
-    const __m256i q1 =
-        _mm256_or_si256(avx2::nibbles32(w[b + 1].qs), _mm256_andnot_si256(avx2::bits32(w[b + 1].qh), f0));
-    const __m256i p0 = avx2::dot_i8(q0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs)));
-    const __m256i p1 = avx2::dot_i8(q1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b + 1].qs)));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(avx2::f16(w[b].d) * a[b].d), _mm256_cvtepi32_ps(p0), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(avx2::f16(w[b + 1].d) * a[b + 1].d), _mm256_cvtepi32_ps(p1), acc1);
-  }
-  for (; b < nb; ++b) {
-    const __m256i q = _mm256_or_si256(avx2::nibbles32(w[b].qs), _mm256_andnot_si256(avx2::bits32(w[b].qh), f0));
-    const __m256i p = avx2::dot_i8(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs)));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(avx2::f16(w[b].d) * a[b].d), _mm256_cvtepi32_ps(p), acc0);
-  }
-  return avx2::hsum(_mm256_add_ps(acc0, acc1));
-}
-
-GEMMA3_TARGET_AVX2 inline float vec_dot_q5_1_avx2(const void* w_row, const void* act, std::int64_t n) {
-  const auto* w = static_cast<const block_q5_1*>(w_row);
-  const auto* a = static_cast<const block_q8_32*>(act);
-  const __m256i b4 = _mm256_set1_epi8(0x10);
-  __m256 acc = _mm256_setzero_ps();
-  float summ = 0.0f;
-  for (std::int64_t b = 0; b < n / QK; ++b) {
-    const __m256i q = _mm256_or_si256(avx2::nibbles32(w[b].qs), _mm256_and_si256(avx2::bits32(w[b].qh), b4));
-    const __m256i p = avx2::dot_u8_i8(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs)));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(avx2::f16(w[b].d) * a[b].d), _mm256_cvtepi32_ps(p), acc);
-    summ += avx2::f16(w[b].m) * a[b].s;
-  }
-  return avx2::hsum(acc) + summ;
-}
-#endif
-
-// ---- WASM SIMD128 ----
-#if GEMMA3_HAVE_WASM_SIMD
-inline float vec_dot_q5_0_wasm(const void* w_row, const void* act, std::int64_t n) {
-  const auto* w = static_cast<const block_q5_0*>(w_row);
-  const auto* a = static_cast<const block_q8_32*>(act);
-  const v128_t m4 = wasm_i8x16_splat(0x0f), f0 = wasm_i8x16_splat(char(0xf0));
-  v128_t acc = wasm_f32x4_splat(0.0f);
-  for (std::int64_t b = 0; b < n / QK; ++b) {
-    const std::uint32_t h = load_u32_le(w[b].qh);
-    const v128_t v = wasm_v128_load(w[b].qs);
-    const v128_t lo = wasm_v128_or(wasm_v128_and(v, m4), wasm_v128_andnot(f0, wasm::bits16(h, 0)));
-    const v128_t hi = wasm_v128_or(wasm_u8x16_shr(v, 4), wasm_v128_andnot(f0, wasm::bits16(h, 16)));
-    const v128_t isum =
-        wasm_i32x4_add(wasm::dot_i8(lo, wasm_v128_load(a[b].qs)), wasm::dot_i8(hi, wasm_v128_load(a[b].qs + 16)));
-    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum), wasm_f32x4_splat(wasm::f16(w[b].d) * a[b].d)));
-  }
-  return wasm::hsum(acc);
-}
-
-inline float vec_dot_q5_1_wasm(const void* w_row, const void* act, std::int64_t n) {
-  const auto* w = static_cast<const block_q5_1*>(w_row);
-  const auto* a = static_cast<const block_q8_32*>(act);
-  const v128_t m4 = wasm_i8x16_splat(0x0f), b4 = wasm_i8x16_splat(0x10);
-  v128_t acc = wasm_f32x4_splat(0.0f);
-  float summ = 0.0f;
-  for (std::int64_t b = 0; b < n / QK; ++b) {
-    const std::uint32_t h = load_u32_le(w[b].qh);
-    const v128_t v = wasm_v128_load(w[b].qs);
-    const v128_t lo = wasm_v128_or(wasm_v128_and(v, m4), wasm_v128_and(wasm::bits16(h, 0), b4));
-    const v128_t hi = wasm_v128_or(wasm_u8x16_shr(v, 4), wasm_v128_and(wasm::bits16(h, 16), b4));
-    const v128_t isum =
-        wasm_i32x4_add(wasm::dot_i8(lo, wasm_v128_load(a[b].qs)), wasm::dot_i8(hi, wasm_v128_load(a[b].qs + 16)));
-    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum), wasm_f32x4_splat(wasm::f16(w[b].d) * a[b].d)));
-    summ += wasm::f16(w[b].m) * a[b].s;
-  }
-  return wasm::hsum(acc) + summ;
-}
-#endif
 
 }  // namespace quant
 }  // namespace gemma3

@@ -20,13 +20,9 @@
 // Gemma 3 270M Q4_K_M stores ffn_down of the "more bits" layers in Q6_K
 // (llama.cpp's src/llama-quant.cpp).
 //
-// Integer dot with block_q8_K activations (common.hpp), per super-block:
-//   isum = sum_o scales[o / 16] * (q_o - 32) * qx_o                  (exact int32)
-//        = sum_o scales[o / 16] * q_o * qx_o - 32 * sum_g scales[g] * bsums[g]
-//   sum += (d_w * d_x) * isum
-// AVX2 uses the second form (q_o is unsigned, as _mm256_maddubs_epi16 wants); the
-// SIMD twins reduce isum once per super-block and then do the scalar twin's float
-// arithmetic, so they equal it exactly.
+// Kernels: dequantize_row_q6_K (exact, equals the gguf package bit for bit) and its
+// AVX2 twin (bit for bit), dot_q6_K_f32 (row . float32 x, the plain reference), and
+// avx2::unpack_q6_K_half, which the fused and int16 kernels share.
 // Pinned by tests/test_quant.cpp and tests/fixtures/quant/.
 #pragma once
 
@@ -125,90 +121,6 @@ GEMMA3_TARGET_AVX2 inline void dequantize_row_q6_K_avx2(const void* src, float* 
 inline float dot_q6_K_f32(const void* row, const float* x, std::int64_t n) {
   return dot_f32_by_blocks<QK_K, sizeof(block_q6_K)>(row, x, n, dequantize_row_q6_K);
 }
-
-// ---- integer dot with block_q8_K activations ----
-
-inline float vec_dot_q6_K_scalar(const void* w_row, const void* act, std::int64_t n) {
-  const auto* w = static_cast<const block_q6_K*>(w_row);
-  const auto* a = static_cast<const block_q8_K*>(act);
-  float sum = 0.0f;
-  int q[QK_K];
-  for (std::int64_t b = 0; b < n / QK_K; ++b) {
-    unpack_q6_K(w[b], q);
-    int isum = 0;
-    for (int g = 0; g < QK_K / 16; ++g) {
-      int s = 0;
-      for (int l = 0; l < 16; ++l) s += (q[16 * g + l] - 32) * a[b].qs[16 * g + l];
-      isum += w[b].scales[g] * s;
-    }
-    sum += f16_to_f32(w[b].d) * a[b].d * float(isum);
-  }
-  return sum;
-}
-
-#if GEMMA3_HAVE_X86_SIMD
-GEMMA3_TARGET_AVX2 inline float vec_dot_q6_K_avx2(const void* w_row, const void* act, std::int64_t n) {
-  const auto* w = static_cast<const block_q6_K*>(w_row);
-  const auto* a = static_cast<const block_q8_K*>(act);
-  float sum = 0.0f;
-  for (std::int64_t b = 0; b < n / QK_K; ++b) {
-    // the 16 scales as int16; 32 * sum_g scales[g] * bsums[g] goes out of the sum at the end
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales)));
-    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].bsums));
-    __m256i acc = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5);
-    acc = _mm256_sub_epi32(_mm256_setzero_si256(), acc);
-    for (int h = 0; h < 2; ++h) {
-      __m256i q[4];
-      avx2::unpack_q6_K_half(w[b], h, q);
-      // scales 8h .. 8h+7 (int16) in both 128-bit lanes
-      const __m256i sc = _mm256_broadcastsi128_si256(h == 0 ? _mm256_castsi256_si128(sc16) : _mm256_extracti128_si256(sc16, 1));
-      for (int k = 0; k < 4; ++k) {
-        const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs + 128 * h + 32 * k));
-        // int16 lanes 0..7 hold outputs 0..15 (sub-block 8h+2k), lanes 8..15 outputs 16..31 (8h+2k+1):
-        // low lane gets scale 2k (bytes 4k, 4k+1), high lane scale 2k+1 (bytes 4k+2, 4k+3)
-        const __m256i s = _mm256_shuffle_epi8(
-            sc, _mm256_set_m128i(_mm_set1_epi16(short(0x0302 + 0x0404 * k)), _mm_set1_epi16(short(0x0100 + 0x0404 * k))));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], y), s));
-      }
-    }
-    sum += avx2::f16(w[b].d) * a[b].d * float(avx2::hsum_i32(acc));
-  }
-  return sum;
-}
-#endif
-
-#if GEMMA3_HAVE_WASM_SIMD
-inline float vec_dot_q6_K_wasm(const void* w_row, const void* act, std::int64_t n) {
-  const auto* w = static_cast<const block_q6_K*>(w_row);
-  const auto* a = static_cast<const block_q8_K*>(act);
-  const v128_t m4 = wasm_i8x16_splat(0x0f), m2 = wasm_i8x16_splat(3), off = wasm_i8x16_splat(32);
-  float sum = 0.0f;
-  for (std::int64_t b = 0; b < n / QK_K; ++b) {
-    const std::int8_t* sc = w[b].scales;
-    v128_t acc = wasm_i32x4_splat(0);
-    for (int h = 0; h < 2; ++h) {
-      for (int half = 0; half < 2; ++half) {  // outputs l = 16 * half .. 16 * half + 15 of each group
-        const v128_t L0 = wasm_v128_load(w[b].ql + 64 * h + 16 * half);
-        const v128_t L1 = wasm_v128_load(w[b].ql + 64 * h + 32 + 16 * half);
-        const v128_t H = wasm_v128_load(w[b].qh + 32 * h + 16 * half);
-        const v128_t q[4] = {
-            wasm_v128_or(wasm_v128_and(L0, m4), wasm_i8x16_shl(wasm_v128_and(H, m2), 4)),
-            wasm_v128_or(wasm_v128_and(L1, m4), wasm_i8x16_shl(wasm_v128_and(wasm_u8x16_shr(H, 2), m2), 4)),
-            wasm_v128_or(wasm_u8x16_shr(L0, 4), wasm_i8x16_shl(wasm_v128_and(wasm_u8x16_shr(H, 4), m2), 4)),
-            wasm_v128_or(wasm_u8x16_shr(L1, 4), wasm_i8x16_shl(wasm_u8x16_shr(H, 6), 4)),
-        };
-        for (int k = 0; k < 4; ++k) {
-          const int o = 128 * h + 32 * k + 16 * half;  // first output of these 16 = sub-block o / 16
-          const v128_t p = wasm::dot_i8(wasm_i8x16_sub(q[k], off), wasm_v128_load(a[b].qs + o));
-          acc = wasm_i32x4_add(acc, wasm_i32x4_mul(p, wasm_i32x4_splat(sc[o / 16])));
-        }
-      }
-    }
-    sum += wasm::f16(w[b].d) * a[b].d * float(wasm::hsum_i32(acc));
-  }
-  return sum;
-}
-#endif
 
 }  // namespace quant
 }  // namespace gemma3

@@ -1,25 +1,21 @@
-// gemma3/quant/quant.hpp -- one table that maps every DType to its kernels.
+// gemma3/quant/quant.hpp -- one table that maps every DType to its row kernels.
 //
 //   dequantize_row(t, src, dst, n)     n stored values of dtype t -> float32 (exact)
 //   dequantize_fn(t, isa)              the same for one Isa (AVX2 twins, bit-identical)
-//   row_kernels(t)                     for matmul.hpp: how to prepare x, and the
-//                                      row . x kernel for each Isa
+//   row_kernels(t)                     for matmul.hpp: the dequantizer, the plain
+//                                      reference row . float32 x, and (plain dtypes)
+//                                      the SIMD row . x for each Isa
 //
 // The model never comes here: it calls matvec / matmul / linear (kernels/matmul.hpp)
 // and Weight::row_to_f32 (the embedding lookup), which use this table.
 //
-//   dtype   x is handed to the kernel as          row kernel
-//   F32     float32                               dot_f32_*        (kernels/dot.hpp)
-//   BF16    float32                               dot_bf16_*
-//   F16     float32                               dot_f16_*
-//   Q8_0    block_q8_32 (quantized once per x)    vec_dot_q8_0_*   (quant/q8_0.hpp)
-//   Q4_0    block_q8_32                           vec_dot_q4_0_*   (quant/q4_0.hpp)
-//   Q4_1    block_q8_32                           vec_dot_q4_1_*
-//   Q5_0    block_q8_32                           vec_dot_q5_0_*   (quant/q5_0.hpp)
-//   Q5_1    block_q8_32                           vec_dot_q5_1_*
-//   Q4_K    block_q8_K                            vec_dot_q4_K_*   (quant/q4_k.hpp)
-//   Q5_K    block_q8_K                            vec_dot_q5_K_*
-//   Q6_K    block_q8_K                            vec_dot_q6_K_*   (quant/q6_k.hpp)
+//   dtype            dot[isa]: row . float32 x     dequantize             dot_f32 (reference)
+//   F32, BF16, F16   dot_<dtype>_* (kernels/dot.hpp)  widen_<dtype>          dot_<dtype>_ref
+//   Q8_0 .. Q6_K     none (below)                     dequantize_row_<type>  dot_<type>_f32
+// with the block types in quant/q8_0.hpp, q4_0.hpp (Q4_0, Q4_1), q5_0.hpp (Q5_0, Q5_1),
+// q4_k.hpp (Q4_K, Q5_K) and q6_k.hpp. The block types' fast dots are the fused float
+// dots (quant/fdot.hpp) and the int16-activation dots (quant/q16.hpp), which
+// matmul.hpp picks.
 // Pinned by tests/test_quant.cpp.
 #pragma once
 
@@ -41,52 +37,27 @@
 namespace gemma3 {
 namespace quant {
 
-// What form x takes for a dtype's row kernel.
-enum class ActivationFormat { f32, q8_32, q8_K };
-
-// Bytes of x [n] in that form.
-inline std::size_t activation_bytes(ActivationFormat f, std::int64_t n) {
-  switch (f) {
-    case ActivationFormat::f32: return std::size_t(n) * sizeof(float);
-    case ActivationFormat::q8_32: return std::size_t(n / QK) * sizeof(block_q8_32);
-    case ActivationFormat::q8_K: return std::size_t(n / QK_K) * sizeof(block_q8_K);
-  }
-  return 0;
-}
-
-// x [n] -> out (activation_bytes(f, n) bytes). For f32 it is a copy.
-inline void prepare_activations(ActivationFormat f, const float* x, std::int64_t n, void* out) {
-  switch (f) {
-    case ActivationFormat::f32: std::memcpy(out, x, std::size_t(n) * sizeof(float)); return;
-    case ActivationFormat::q8_32: quantize_row_q8_32(x, static_cast<block_q8_32*>(out), n); return;
-    case ActivationFormat::q8_K: quantize_row_q8_K(x, static_cast<block_q8_K*>(out), n); return;
-  }
-}
-
-// row . x, x in the dtype's ActivationFormat; n = values in the row.
-using RowDotFn = float (*)(const void* row, const void* x, std::int64_t n);
+// row . x with x float32 [n]; n = values in the row.
+using RowDotFn = float (*)(const void* row, const float* x, std::int64_t n);
 using DequantizeFn = void (*)(const void* src, float* dst, std::int64_t n);
-using DotF32Fn = float (*)(const void* row, const float* x, std::int64_t n);
+using DotF32Fn = RowDotFn;
 
 struct RowKernels {
-  ActivationFormat act = ActivationFormat::f32;
-  RowDotFn dot[3] = {nullptr, nullptr, nullptr};  // by Isa: scalar, avx2, wasm_simd128 (null: not built)
-  DequantizeFn dequantize = nullptr;              // exact widening of one row
-  DotF32Fn dot_f32 = nullptr;                     // plain reference row . float32 x
+  // by Isa: scalar, avx2, wasm_simd128 (null: not built); all null for the block
+  // types, whose dots are quant/fdot.hpp's and quant/q16.hpp's
+  RowDotFn dot[3] = {nullptr, nullptr, nullptr};
+  DequantizeFn dequantize = nullptr;  // exact widening of one row
+  DotF32Fn dot_f32 = nullptr;         // plain reference row . float32 x (double accumulation)
 
+  // The row . x of the plain dtypes for Isa i (the scalar one where i has none).
   RowDotFn for_isa(Isa i) const {
-    if (i == Isa::avx512) i = Isa::avx2;  // the int8 kernels have no avx512 twins
+    if (i == Isa::avx512) i = Isa::avx2;  // the plain row dots have no avx512 twins
     const RowDotFn f = dot[int(i)];
     return f ? f : dot[0];
   }
 };
 
 namespace detail {
-// Adapters: the plain-dtype kernels take float x; RowDotFn takes void*.
-template <float (*F)(const void*, const float*, std::int64_t)>
-inline float as_row_dot(const void* row, const void* x, std::int64_t n) {
-  return F(row, static_cast<const float*>(x), n);
-}
 inline void widen_f32(const void* src, float* dst, std::int64_t n) { std::memcpy(dst, src, std::size_t(n) * 4); }
 inline void widen_bf16(const void* src, float* dst, std::int64_t n) { to_f32(DType::BF16, src, dst, std::size_t(n)); }
 inline void widen_f16(const void* src, float* dst, std::int64_t n) { to_f32(DType::F16, src, dst, std::size_t(n)); }
@@ -115,18 +86,13 @@ inline float dot_f16_ref(const void* r, const float* x, std::int64_t n) { return
 #else
 #  define GEMMA3_WASM_OR_NULL(f) nullptr
 #endif
-#define GEMMA3_QUANT_KERNELS(name, act)                                                              \
-  RowKernels {                                                                                              \
-    ActivationFormat::act,                                                                                  \
-        {vec_dot_##name##_scalar, GEMMA3_AVX2_OR_NULL(vec_dot_##name##_avx2), GEMMA3_WASM_OR_NULL(vec_dot_##name##_wasm)}, \
-        dequantize_row_##name, dot_##name##_f32                                                             \
-  }
-#define GEMMA3_PLAIN_KERNELS(name)                                                                 \
-  RowKernels {                                                                                     \
-    ActivationFormat::f32,                                                                         \
-        {as_row_dot<kernels::dot_##name##_scalar>, GEMMA3_AVX2_OR_NULL(as_row_dot<kernels::dot_##name##_avx2>), \
-         GEMMA3_WASM_OR_NULL(as_row_dot<kernels::dot_##name##_wasm>)},                             \
-        widen_##name, dot_##name##_ref                                                             \
+#define GEMMA3_QUANT_KERNELS(name) \
+  RowKernels { {nullptr, nullptr, nullptr}, dequantize_row_##name, dot_##name##_f32 }
+#define GEMMA3_PLAIN_KERNELS(name)                                                                      \
+  RowKernels {                                                                                          \
+    {kernels::dot_##name##_scalar, GEMMA3_AVX2_OR_NULL(kernels::dot_##name##_avx2),                     \
+     GEMMA3_WASM_OR_NULL(kernels::dot_##name##_wasm)},                                                  \
+        widen_##name, dot_##name##_ref                                                                  \
   }
 }  // namespace detail
 
@@ -137,14 +103,14 @@ inline const RowKernels& row_kernels(DType t) {
       GEMMA3_PLAIN_KERNELS(f32),              // F32
       GEMMA3_PLAIN_KERNELS(f16),              // F16
       GEMMA3_PLAIN_KERNELS(bf16),             // BF16
-      GEMMA3_QUANT_KERNELS(q8_0, q8_32),   // Q8_0
-      GEMMA3_QUANT_KERNELS(q4_0, q8_32),   // Q4_0
-      GEMMA3_QUANT_KERNELS(q4_1, q8_32),   // Q4_1
-      GEMMA3_QUANT_KERNELS(q5_0, q8_32),   // Q5_0
-      GEMMA3_QUANT_KERNELS(q5_1, q8_32),   // Q5_1
-      GEMMA3_QUANT_KERNELS(q4_K, q8_K),    // Q4_K
-      GEMMA3_QUANT_KERNELS(q5_K, q8_K),    // Q5_K
-      GEMMA3_QUANT_KERNELS(q6_K, q8_K),    // Q6_K
+      GEMMA3_QUANT_KERNELS(q8_0),   // Q8_0
+      GEMMA3_QUANT_KERNELS(q4_0),   // Q4_0
+      GEMMA3_QUANT_KERNELS(q4_1),   // Q4_1
+      GEMMA3_QUANT_KERNELS(q5_0),   // Q5_0
+      GEMMA3_QUANT_KERNELS(q5_1),   // Q5_1
+      GEMMA3_QUANT_KERNELS(q4_K),    // Q4_K
+      GEMMA3_QUANT_KERNELS(q5_K),    // Q5_K
+      GEMMA3_QUANT_KERNELS(q6_K),    // Q6_K
   };
   static_assert(sizeof(table) / sizeof(table[0]) == 11, "one entry per DType, in enum order");
   const int i = int(t);
