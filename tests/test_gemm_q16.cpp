@@ -26,6 +26,7 @@
 
 #include "gemma3/kernels/gemm_q16.hpp"
 #include "gemma3/kernels/isa.hpp"
+#include "gemma3/kernels/dot_q16.hpp"
 #include "gemma3/quant/q16.hpp"
 #include "test_quant_helpers.hpp"
 

@@ -1,4 +1,4 @@
-// int16 activations (quant/q16.hpp): the quantizer, the unpacking of every block type,
+// int16 activations (quant/q16.hpp, kernels/dot_q16.hpp): the quantizer, the unpacking of every block type,
 // the dot products (avx512 twin against the scalar reference, and both against the
 // float product with a rigorous error bound), and matvec on that path.
 #include <cmath>
@@ -9,6 +9,7 @@
 
 #include "gemma3/kernels/matmul.hpp"
 #include "gemma3/kernels/thread_pool.hpp"
+#include "gemma3/kernels/dot_q16.hpp"
 #include "gemma3/quant/q16.hpp"
 #include "gemma3/quant/quant.hpp"
 #include "test_quant_helpers.hpp"

@@ -20,7 +20,8 @@
 //   the fast CPU backend            backends/cpu.hpp    CpuBackend, CpuBackend::Options
 //   weights and matmul kernels      kernels/            Weight, matvec, matmul, linear, linear_many, ThreadPool
 //   GGUF blocks (Q4_K, Q8_0, ...)   quant/              dequantize_row_*, dot products
-//   int16 activations (AVX-512)     quant/q16.hpp       quantize_row_q16, split_q16_bytes, q16_dot
+//   int16 activations (AVX-512)     quant/q16.hpp       Q16Row, quantize_row_q16_scalar, dot_q16_scalar
+//                                   kernels/dot_q16.hpp quantize_row_q16, split_q16_bytes, q16_dot
 //   prefill GEMM on int16           kernels/gemm_q16.hpp matmul_q16_avx512
 //   GELU-tanh, softmax exp (SIMD)   kernels/gelu.hpp    gelu_tanh, gelu_tanh_mul;  kernels/softmax.hpp exp_shift_sum
 //   GGUF files                      gguf.hpp            GgufFile

@@ -2,7 +2,8 @@
 // for a quantized weight W and T tokens, in exact int32 per block of 32 with
 // AVX-512 VNNI (vpdpwssd).
 //
-// Formula (quant/q16.hpp has the two unpackings it rests on). Per block b of 32:
+// Formula (quant/q16.hpp has the two unpackings it rests on, kernels/dot_q16.hpp
+// their AVX-512 twins). Per block b of 32:
 //   weight row r:  w_i = scale_b[r] * u_i[r] + min_b[r]       u int16, |u| <= 4096
 //   token t:       x_i ~= d_b[t] * q_i[t],  s_b[t] = sum_i x_i  q int16, |q| <= 16383
 //   Y[t, r] = sum_b  scale_b[r] * d_b[t] * isum_b[r, t]  +  min_b[r] * s_b[t]
@@ -88,7 +89,7 @@
 #include <string>
 #include <vector>
 
-#include "../quant/q16.hpp"
+#include "dot_q16.hpp"
 #include "isa.hpp"
 #include "weight.hpp"
 

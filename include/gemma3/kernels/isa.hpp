@@ -8,7 +8,7 @@
 //                 three (every x86 CPU with AVX2 has FMA and F16C: Haswell, Zen and later);
 //   avx512        x86-64 AVX-512 F/BW/VL/DQ + VNNI (Ice Lake, Zen 4 and later), on top
 //                 of everything avx2 has, compiled with a target attribute the same
-//                 way. Its kernels read int16 activations (quant/q16.hpp); where a
+//                 way. Its kernels read int16 activations (kernels/dot_q16.hpp); where a
 //                 kernel has no avx512 twin the avx2 one is used;
 //   wasm_simd128  WebAssembly SIMD128, compiled when the build uses -msimd128.
 //

@@ -14,7 +14,8 @@
 //     registers;
 //   GGUF blocks, int16 activations (Isa::avx512 and int16 = true, the default there):
 //     x is quantized once to int16 blocks (quant/q16.hpp, 3.1e-5 of each block's max)
-//     and split into two bytes per value for the byte kernels; each row is an exact
+//     and split into two bytes per value for the byte kernels (kernels/dot_q16.hpp);
+//     each row is an exact
 //     int32-per-block dot (vpdpbusd on byte weights for Q5_0 and the K-quants,
 //     vpmaddwd on int16-widened weights for the others);
 //   GGUF blocks, float activations (other Isas, or int16 = false): each row is a
@@ -45,10 +46,10 @@
 #include <utility>
 #include <vector>
 
-#include "../quant/q16.hpp"
 #include "../quant/quant.hpp"
 #include "../tensor.hpp"
 #include "dot.hpp"
+#include "dot_q16.hpp"
 #include "gemm_q16.hpp"
 #include "isa.hpp"
 #include "thread_pool.hpp"
@@ -167,7 +168,7 @@ inline void matmul_q16(const Weight& W, const Q16Matrix& Xq, float* Y, std::int6
   }, std::max<std::int64_t>(1, grain / 16));
 }
 
-// Whether quantized weights take the int16-activation kernels (quant/q16.hpp).
+// Whether quantized weights take the int16-activation kernels (kernels/dot_q16.hpp).
 inline bool use_q16(const Weight& W, Isa isa, bool int16) {
   return int16 && isa == Isa::avx512 && dtype_is_quantized(W.dtype);
 }
@@ -194,7 +195,7 @@ inline void matvec(const Weight& W, const float* x, float* y, Isa isa, ThreadPoo
   const quant::RowKernels& k = quant::row_kernels(W.dtype);
   const std::int64_t cols = W.cols, grain = detail::rows_per_chunk(W);
 
-  if (detail::use_q16(W, isa, int16)) {  // int16 activations, VNNI dots (quant/q16.hpp)
+  if (detail::use_q16(W, isa, int16)) {  // int16 activations, VNNI dots (kernels/dot_q16.hpp)
     const quant::Q16Row xq = detail::quantize_q16(x, 1, cols, isa, quant::q16_uses_bytes(W.dtype)).row(0, cols);
     const quant::Q16RowsFn dot_rows = quant::q16_dot_rows(W.dtype, isa);
     const std::size_t row_bytes = W.row_bytes();

@@ -1,7 +1,7 @@
 // gemma3/quant/common.hpp -- what every GGUF block type shares: the block sizes,
 // round-to-nearest, the block-by-block reference dot with float32 x, and the small
 // AVX2 helpers of the dequantizer twins (quant/q*.hpp), the fused float dots
-// (quant/fdot.hpp) and the int16-activation kernels (quant/q16.hpp).
+// (quant/fdot.hpp) and the int16-activation kernels (kernels/dot_q16.hpp).
 //
 //   QK   = 32    values per block of the legacy types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)
 //   QK_K = 256   values per super-block of the K-quants (Q4_K, Q5_K, Q6_K)

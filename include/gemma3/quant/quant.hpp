@@ -14,7 +14,7 @@
 //   Q8_0 .. Q6_K     none (below)                     dequantize_row_<type>  dot_<type>_f32
 // with the block types in quant/q8_0.hpp, q4_0.hpp (Q4_0, Q4_1), q5_0.hpp (Q5_0, Q5_1),
 // q4_k.hpp (Q4_K, Q5_K) and q6_k.hpp. The block types' fast dots are the fused float
-// dots (quant/fdot.hpp) and the int16-activation dots (quant/q16.hpp), which
+// dots (quant/fdot.hpp) and the int16-activation dots (kernels/dot_q16.hpp), which
 // matmul.hpp picks.
 // Pinned by tests/test_quant.cpp.
 #pragma once
@@ -44,7 +44,7 @@ using DotF32Fn = RowDotFn;
 
 struct RowKernels {
   // by Isa: scalar, avx2, wasm_simd128 (null: not built); all null for the block
-  // types, whose dots are quant/fdot.hpp's and quant/q16.hpp's
+  // types, whose dots are quant/fdot.hpp's and kernels/dot_q16.hpp's
   RowDotFn dot[3] = {nullptr, nullptr, nullptr};
   DequantizeFn dequantize = nullptr;  // exact widening of one row
   DotF32Fn dot_f32 = nullptr;         // plain reference row . float32 x (double accumulation)
