@@ -85,8 +85,9 @@ struct SamplingOptions {
 };
 
 // Index of the largest logit (the first one on ties; NaN never wins). n must be >= 1.
-// (kernels/argmax.hpp: a scalar and an AVX2 twin; this picks by the active Isa.)
-inline int argmax(const float* logits, std::size_t n) { return int(argmax(logits, n, active_isa())); }
+// (kernels/argmax.hpp: a scalar and an AVX2 twin; this uses best_isa(). The model's own
+// greedy pick is its backend's argmax, generate.hpp.)
+inline int argmax(const float* logits, std::size_t n) { return int(argmax(logits, n, best_isa())); }
 
 class Sampler {
  public:

@@ -55,6 +55,6 @@ inline float exp_shift_sum(float* x, std::int64_t n, float m, Isa isa) {
   (void)isa;
   return kernels::exp_shift_sum_scalar(x, n, m);
 }
-inline float exp_shift_sum(float* x, std::int64_t n, float m) { return exp_shift_sum(x, n, m, active_isa()); }
+inline float exp_shift_sum(float* x, std::int64_t n, float m) { return exp_shift_sum(x, n, m, best_isa()); }
 
 }  // namespace gemma3

@@ -17,8 +17,9 @@
 // it needs no tokenizer: the two agree except where HF's tokenizer merges the "\n"
 // ending "user\n" with the "\n\n" that starts the block into one "\n\n\n" piece
 // (docs/vision.md; transformers' processing_gemma3.py builds the text). For
-// Pan-and-Scan the phrases "Here is the original image " etc. must be tokenized by the caller (PanAndScanPromptIds); HF again tokenizes
-// them together with the rest of the string.
+// Pan-and-Scan the phrases "Here is the original image " etc. must be tokenized by
+// the caller (PanAndScanPromptIds); HF again tokenizes them together with the rest
+// of the string.
 //
 // Limits checked before any work: an image given to a text-only model (270M / 1B
 // checkpoints have no vision tower); a prompt whose soft-token groups do not match
