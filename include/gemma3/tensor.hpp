@@ -10,9 +10,9 @@
 // name the concrete type, as every function here does.
 #pragma once
 
-// Before Eigen: with -mavx512f Eigen includes <immintrin.h> itself, and isa.hpp's
-// include of it is the one that silences GCC 12's false -Wuninitialized there.
-#include "kernels/isa.hpp"
+// Before Eigen: when the build enables AVX, Eigen includes <immintrin.h> itself, and
+// this include of it is the one that silences GCC 12's false -Wuninitialized there.
+#include "detail/immintrin.hpp"
 
 #include <Eigen/Core>
 

@@ -26,18 +26,7 @@
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #  define GEMMA3_HAVE_X86_SIMD 1
 #  include <cpuid.h>
-// GCC 12's AVX-512 intrinsics initialise their "undefined" operands from themselves
-// (__Y = __Y), which -Wuninitialized reports once inlined (GCC bug 105593). The
-// warning state is tied to the header's own lines, so silence it around the include.
-#  if defined(__GNUC__) && !defined(__clang__)
-#    pragma GCC diagnostic push
-#    pragma GCC diagnostic ignored "-Wuninitialized"
-#    pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#  endif
-#  include <immintrin.h>
-#  if defined(__GNUC__) && !defined(__clang__)
-#    pragma GCC diagnostic pop
-#  endif
+#  include "../detail/immintrin.hpp"  // <immintrin.h>, without GCC 12's false warnings
 // Functions compiled for AVX2 + FMA + F16C whatever the build's -march says.
 #  define GEMMA3_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 // ... and for AVX-512 with VNNI (a superset, so avx2 helpers inline into these).
