@@ -36,9 +36,9 @@
 #include <string>
 #include <vector>
 
+#include <gemma3/kernels/dequantize_simd.hpp>
 #include <gemma3/kernels/gemm_q16.hpp>
 #include <gemma3/kernels/isa.hpp>
-#include <gemma3/quant/quant.hpp>
 #include <gemma3/tensor.hpp>
 
 #include "../tests/test_quant_helpers.hpp"

@@ -11,7 +11,7 @@
 // best SIMD this machine runs; int16 1 = int16 activations and VNNI kernels for
 // quantized weights on avx512 (quant/q16.hpp, kernels/gemm_q16.hpp; the default there),
 // 0 = float activations: matvec with the fused dequantize-and-FMA dots
-// (quant/fdot.hpp), matmul with dequantize + Eigen GEMM (kernels/matmul.hpp).
+// (kernels/fdot.hpp), matmul with dequantize + Eigen GEMM (kernels/matmul.hpp).
 // Shapes (270M): [2048, 640] q/k/v/gate/up-like, [640, 2048] ffn_down, [640, 1024]
 // attn_output (K-quants need in % 256 == 0, so they use the last two), and the tied
 // LM head [262144, 640] in Q8_0 (178 MB: the one weight far bigger than the caches,

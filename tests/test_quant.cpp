@@ -16,6 +16,7 @@
 #include "gemma3/embedding.hpp"
 #include "gemma3/kernels/matmul.hpp"
 #include "gemma3/kernels/thread_pool.hpp"
+#include "gemma3/kernels/row_kernels.hpp"
 #include "gemma3/quant/quant.hpp"
 #include "test_quant_helpers.hpp"
 
@@ -166,7 +167,7 @@ TEST_CASE("dequantize_fn: SIMD == scalar dequantize_row bitwise", "[quant]") {
 #endif
 }
 
-// The fused float-activation dots (quant/fdot.hpp): SIMD == the double reference
+// The fused float-activation dots (kernels/fdot.hpp): SIMD == the double reference
 // dot_<type>_f32 to float rounding, on real-valued blocks and random float x.
 TEST_CASE("fused float dots: SIMD == scalar reference to float rounding", "[quant]") {
   const DType t = GENERATE(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,

@@ -23,6 +23,7 @@
 #include "gemma3/kernels/gelu.hpp"
 #include "gemma3/kernels/kv_dot.hpp"
 #include "gemma3/kernels/matmul.hpp"
+#include "gemma3/kernels/row_kernels.hpp"
 #include "gemma3/kernels/thread_pool.hpp"
 #include "gemma3/quant/quant.hpp"
 #include "../test_quant_helpers.hpp"

@@ -32,6 +32,7 @@
 #include <type_traits>
 
 #include "../quant/q16.hpp"
+#include "dequantize_simd.hpp"
 #include "isa.hpp"
 
 namespace gemma3 {

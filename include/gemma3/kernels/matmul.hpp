@@ -19,7 +19,7 @@
 //     int32-per-block dot (vpdpbusd on byte weights for Q5_0 and the K-quants,
 //     vpmaddwd on int16-widened weights for the others);
 //   GGUF blocks, float activations (other Isas, or int16 = false): each row is a
-//     fused dequantize-and-FMA dot against float32 x (quant/fdot.hpp, AVX2), with the
+//     fused dequantize-and-FMA dot against float32 x (kernels/fdot.hpp, AVX2), with the
 //     per-32 sums of x computed once per matvec for the types with a minimum; on
 //     scalar and wasm each row is dequantized to a float32 scratch row and dotted.
 //   Rows are split over the pool; every row is computed the same way whatever the
@@ -30,8 +30,8 @@
 //     multiplied by 16-row tiles of W packed to int16 pairs with VNNI's vpdpwssd
 //     (kernels/gemm_q16.hpp); threads split W's rows in whole tiles;
 //   otherwise 64 rows at a time are dequantized to a float32 scratch block
-//     (quant::dequantize_fn: AVX2 twins of the scalar dequantizers, bit for bit) and
-//     multiplied by Eigen's GEMM.
+//     (quant::dequantize_fn, kernels/dequantize_simd.hpp: AVX2 twins of the scalar
+//     dequantizers, bit for bit) and multiplied by Eigen's GEMM.
 // The measurements behind these choices are in docs/kernels.md.
 //
 // matvec_scalar is the plain-loop twin every faster path is tested against.
@@ -46,12 +46,12 @@
 #include <utility>
 #include <vector>
 
-#include "../quant/quant.hpp"
 #include "../tensor.hpp"
 #include "dot.hpp"
 #include "dot_q16.hpp"
 #include "gemm_q16.hpp"
 #include "isa.hpp"
+#include "row_kernels.hpp"
 #include "thread_pool.hpp"
 #include "weight.hpp"
 
@@ -207,7 +207,7 @@ inline void matvec(const Weight& W, const float* x, float* y, Isa isa, ThreadPoo
 
   if (dtype_is_quantized(W.dtype)) {  // float activations
     const quant::FusedDotFn fused = isa == Isa::scalar ? nullptr : quant::fused_dot(W.dtype, isa);
-    if (fused) {  // fused dequantize-and-FMA per block (quant/fdot.hpp)
+    if (fused) {  // fused dequantize-and-FMA per block (kernels/fdot.hpp)
       std::vector<float>& xs = detail::scratch_xsum();
       xs.resize(std::size_t(cols / quant::QK));
       quant::block_sums_32(x, xs.data(), cols, isa);

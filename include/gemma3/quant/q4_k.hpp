@@ -30,9 +30,9 @@
 // 2048) in Q4_K (llama.cpp's src/llama-quant.cpp); Q5_K is here for other files.
 //
 // Kernels: dequantize_row_q4_K / _q5_K (exact, equal the gguf package bit for bit),
-// the AVX2 twin of dequantize_row_q4_K (bit for bit), dot_q4_K_f32 / dot_q5_K_f32
-// (row . float32 x, the plain references), and the unpacking helpers the fused and
-// int16 kernels share (unpack_scales_k4_bytes, avx2::unpack_k4_chunk).
+// dot_q4_K_f32 / dot_q5_K_f32 (row . float32 x, the plain references), and
+// unpack_scales_k4_bytes, which the SIMD kernels share (kernels/dequantize_simd.hpp
+// has the AVX2 twin of dequantize_row_q4_K and the chunk unpacking).
 // Pinned by tests/test_quant.cpp and tests/fixtures/quant/.
 #pragma once
 
@@ -128,53 +128,6 @@ inline void dequantize_row_q5_K(const void* src, float* y, std::int64_t n) {
     detail::dequantize_k4(f16_to_f32(x[b].d), f16_to_f32(x[b].dmin), x[b].scales, q, y);
   }
 }
-
-#if GEMMA3_HAVE_X86_SIMD
-namespace avx2 {
-// Chunk c (0..3) of a Q4_K / Q5_K super-block -> its sub-blocks 2c (lo) and 2c + 1
-// (hi) as 32 bytes each, values 0..15 (Q4_K) or 0..31 (Q5_K). For Q5_K, hb starts as
-// the 32 qh bytes and moves one bit per sub-block: bit 2c, then 2c + 1, of every qh
-// byte goes to bit 4 (16-bit shifts cannot leak: only bit 0 of each byte is used).
-template <bool Q5>
-GEMMA3_TARGET_AVX2 inline void unpack_k4_chunk(const std::uint8_t* qs, int c, __m256i& hb, __m256i& lo, __m256i& hi) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
-  const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
-  lo = _mm256_and_si256(bits, m4);
-  hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-  if (Q5) {
-    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-    hb = _mm256_srli_epi16(hb, 1);
-    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-    hb = _mm256_srli_epi16(hb, 1);
-  }
-}
-}  // namespace avx2
-
-// dequantize_row_q4_K with AVX2, bit for bit: per sub-block the scalar d1 and m1, then
-// (d1 * float(q)) - m1 as a separate multiply and subtract (no FMA, like the scalar).
-GEMMA3_TARGET_AVX2 inline void dequantize_row_q4_K_avx2(const void* src, float* y, std::int64_t n) {
-  const auto* x = static_cast<const block_q4_K*>(src);
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-  for (std::int64_t b = 0; b < n / QK_K; ++b, y += QK_K) {
-    const float d = avx2::f16(x[b].d), dmin = avx2::f16(x[b].dmin);
-    int sc[8], m[8];
-    unpack_scales_k4(x[b].scales, sc, m);
-    for (int c = 0; c < 4; ++c) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * c));
-      const __m256i nib[2] = {_mm256_and_si256(bytes, m4), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), m4)};
-      for (int h = 0; h < 2; ++h) {
-        const int j = 2 * c + h;
-        const __m256 d1 = _mm256_set1_ps(d * float(sc[j])), m1 = _mm256_set1_ps(dmin * float(m[j]));
-        const __m128i lo = _mm256_castsi256_si128(nib[h]), hi = _mm256_extracti128_si256(nib[h], 1);
-        const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
-        float* out = y + 32 * j;
-        for (int k = 0; k < 4; ++k)
-          _mm256_storeu_ps(out + 8 * k, _mm256_sub_ps(_mm256_mul_ps(d1, avx2::i8x8_to_ps(parts[k])), m1));
-      }
-    }
-  }
-}
-#endif
 
 inline float dot_q4_K_f32(const void* row, const float* x, std::int64_t n) {
   return dot_f32_by_blocks<QK_K, sizeof(block_q4_K)>(row, x, n, dequantize_row_q4_K);

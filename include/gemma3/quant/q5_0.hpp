@@ -25,10 +25,8 @@
 // the file.
 //
 // Kernels: dequantize_row_q5_0 / _q5_1 (exact, equal the gguf package bit for bit),
-// the AVX2 twin of dequantize_row_q5_0 (bit for bit), dot_q5_0_f32 / dot_q5_1_f32
-// (row . float32 x, the plain references). The AVX2 code builds the 5-bit values as
-// bytes: the 32 bits of h spread into 32 bytes (0xff / 0x00, avx2::bits32), then
-// q = nibble | (0x10 where the bit is set).
+// dot_q5_0_f32 / dot_q5_1_f32 (row . float32 x, the plain references). The AVX2 twin
+// of dequantize_row_q5_0 is in kernels/dequantize_simd.hpp.
 // Pinned by tests/test_quant.cpp and tests/fixtures/quant/.
 #pragma once
 
@@ -78,19 +76,6 @@ inline void dequantize_row_q5_0(const void* src, float* y, std::int64_t n) {
     for (int j = 0; j < QK; ++j) y[j] = d * float(q[j] - 16);
   }
 }
-
-#if GEMMA3_HAVE_X86_SIMD
-// dequantize_row_q5_0 with AVX2: q - 16 is exact in int8, then the same d * float(q - 16).
-GEMMA3_TARGET_AVX2 inline void dequantize_row_q5_0_avx2(const void* src, float* y, std::int64_t n) {
-  const auto* x = static_cast<const block_q5_0*>(src);
-  const __m256i bit4 = _mm256_set1_epi8(0x10);
-  for (std::int64_t b = 0; b < n / QK; ++b, y += QK) {
-    const __m256 d = _mm256_set1_ps(avx2::f16(x[b].d));
-    const __m256i q = _mm256_or_si256(avx2::nibbles32(x[b].qs), _mm256_and_si256(avx2::bits32(x[b].qh), bit4));
-    avx2::store_scaled_i8x32(_mm256_sub_epi8(q, bit4), d, y);
-  }
-}
-#endif
 
 inline void dequantize_row_q5_1(const void* src, float* y, std::int64_t n) {
   const auto* x = static_cast<const block_q5_1*>(src);

@@ -20,9 +20,9 @@
 // Gemma 3 270M Q4_K_M stores ffn_down of the "more bits" layers in Q6_K
 // (llama.cpp's src/llama-quant.cpp).
 //
-// Kernels: dequantize_row_q6_K (exact, equals the gguf package bit for bit) and its
-// AVX2 twin (bit for bit), dot_q6_K_f32 (row . float32 x, the plain reference), and
-// avx2::unpack_q6_K_half, which the fused and int16 kernels share.
+// Kernels: dequantize_row_q6_K (exact, equals the gguf package bit for bit) and
+// dot_q6_K_f32 (row . float32 x, the plain reference). Its AVX2 twin and the
+// half-super-block unpacking the SIMD kernels share are in kernels/dequantize_simd.hpp.
 // Pinned by tests/test_quant.cpp and tests/fixtures/quant/.
 #pragma once
 
@@ -70,53 +70,6 @@ inline void dequantize_row_q6_K(const void* src, float* y, std::int64_t n) {
     }
   }
 }
-
-#if GEMMA3_HAVE_X86_SIMD
-namespace avx2 {
-// Half h of a Q6_K super-block -> its four groups of 32 outputs as bytes 0..63:
-// q[k] holds outputs 128h + 32k .. 128h + 32k + 31 (16-bit shifts cannot leak
-// across bytes: every value is masked before it moves).
-GEMMA3_TARGET_AVX2 inline void unpack_q6_K_half(const block_q6_K& w, int h, __m256i q[4]) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
-  const __m256i L0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.ql + 64 * h));
-  const __m256i L1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.ql + 64 * h + 32));
-  const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh + 32 * h));
-  q[0] = _mm256_or_si256(_mm256_and_si256(L0, m4), _mm256_slli_epi16(_mm256_and_si256(H, m2), 4));
-  q[1] = _mm256_or_si256(_mm256_and_si256(L1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m2), 4));
-  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L0, 4), m4),
-                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m2), 4));
-  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L1, 4), m4),
-                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m2), 4));
-}
-}  // namespace avx2
-#endif
-
-#if GEMMA3_HAVE_X86_SIMD
-// dequantize_row_q6_K with AVX2, bit for bit: q - 32 is exact in int8, then the same
-// dg * float(q - 32) with the scalar dg = d * float(scales[g]).
-GEMMA3_TARGET_AVX2 inline void dequantize_row_q6_K_avx2(const void* src, float* y, std::int64_t n) {
-  const auto* x = static_cast<const block_q6_K*>(src);
-  const __m256i off = _mm256_set1_epi8(32);
-  for (std::int64_t b = 0; b < n / QK_K; ++b, y += QK_K) {
-    const float d = avx2::f16(x[b].d);
-    for (int h = 0; h < 2; ++h) {
-      __m256i q[4];
-      avx2::unpack_q6_K_half(x[b], h, q);
-      for (int k = 0; k < 4; ++k) {
-        const __m256i v = _mm256_sub_epi8(q[k], off);  // q - 32 in [-32, 31]
-        const int g = (128 * h + 32 * k) / 16;
-        const __m256 d0 = _mm256_set1_ps(d * float(x[b].scales[g])), d1 = _mm256_set1_ps(d * float(x[b].scales[g + 1]));
-        const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
-        float* out = y + 128 * h + 32 * k;
-        _mm256_storeu_ps(out + 0, _mm256_mul_ps(d0, avx2::i8x8_to_ps(lo)));
-        _mm256_storeu_ps(out + 8, _mm256_mul_ps(d0, avx2::i8x8_to_ps(_mm_srli_si128(lo, 8))));
-        _mm256_storeu_ps(out + 16, _mm256_mul_ps(d1, avx2::i8x8_to_ps(hi)));
-        _mm256_storeu_ps(out + 24, _mm256_mul_ps(d1, avx2::i8x8_to_ps(_mm_srli_si128(hi, 8))));
-      }
-    }
-  }
-}
-#endif
 
 inline float dot_q6_K_f32(const void* row, const float* x, std::int64_t n) {
   return dot_f32_by_blocks<QK_K, sizeof(block_q6_K)>(row, x, n, dequantize_row_q6_K);

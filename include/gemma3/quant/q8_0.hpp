@@ -12,8 +12,9 @@
 // Gemma 3's Q4_K_M files store token_embd (the embedding table, which is also the
 // tied LM head) and some attn_v weights in Q8_0 (llama.cpp's src/llama-quant.cpp).
 //
-// Kernels: dequantize_row_q8_0 (exact, equals the gguf package bit for bit) and its
-// AVX2 twin (bit for bit), dot_q8_0_f32 (row . float32 x, the plain reference).
+// Kernels: dequantize_row_q8_0 (exact, equals the gguf package bit for bit) and
+// dot_q8_0_f32 (row . float32 x, the plain reference). Its AVX2 twin is in
+// kernels/dequantize_simd.hpp.
 // Pinned by tests/test_quant.cpp and tests/fixtures/quant/.
 #pragma once
 
@@ -40,17 +41,6 @@ inline void dequantize_row_q8_0(const void* src, float* y, std::int64_t n) {
     for (int j = 0; j < QK; ++j) y[b * QK + j] = float(x[b].qs[j]) * d;
   }
 }
-
-#if GEMMA3_HAVE_X86_SIMD
-// dequantize_row_q8_0 with AVX2: the same float multiply per value, bit for bit.
-GEMMA3_TARGET_AVX2 inline void dequantize_row_q8_0_avx2(const void* src, float* y, std::int64_t n) {
-  const auto* x = static_cast<const block_q8_0*>(src);
-  for (std::int64_t b = 0; b < n / QK; ++b, y += QK) {
-    const __m256 d = _mm256_set1_ps(avx2::f16(x[b].d));
-    avx2::store_scaled_i8x32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs)), d, y);
-  }
-}
-#endif
 
 inline float dot_q8_0_f32(const void* row, const float* x, std::int64_t n) {
   return dot_f32_by_blocks<QK, sizeof(block_q8_0)>(row, x, n, dequantize_row_q8_0);

@@ -1,4 +1,4 @@
-// gemma3/quant/fdot.hpp -- fused "dequantize a block and FMA it against float32 x"
+// gemma3/kernels/fdot.hpp -- fused "dequantize a block and FMA it against float32 x"
 // dot products: the float-activation path of matvec (the default, kernels/isa.hpp).
 //
 //   float fdot_<type>_avx2(row, x, xsum, n)     row . x, x float32 [n]
@@ -8,26 +8,24 @@
 // minimum costs one multiply per 32 values instead of one per value:
 //   sum_i (d q_i + m) x_i = d * sum_i q_i x_i + m * xsum.
 // Per block (or sub-block) the quants are unpacked to 32 bytes in a register with the
-// AVX2 helpers of the dequantizers (common.hpp, q4_k.hpp, q6_k.hpp; Q8_0: read
+// AVX2 helpers of the dequantizers (kernels/dequantize_simd.hpp; Q8_0: read
 // straight from the block), widened 8 at a time (vpmovsx/zx to int32, vcvtdq2ps) and
 // FMA'd against x in float32; the block's float sum is then scaled once by its scale
 // (d, or d * sc_j for the K-quants). Nothing is rounded to 8 bits:
 // the result is the float32 dot of the dequantized row with x, to float rounding.
 //
-// The scalar twins are the plain references dot_<type>_f32 (dequantize a block,
-// accumulate in double). Under WebAssembly (and on CPUs without AVX2) matvec keeps
+// The scalar twins are the plain references dot_<type>_f32 (quant/: dequantize a
+// block, accumulate in double). Under WebAssembly (and on CPUs without AVX2) matvec keeps
 // the former path: dequantize a row to float32 and use the SIMD f32 dot.
 // Pinned by tests/test_quant.cpp ("fused float dots").
 #pragma once
 
 #include <cstdint>
 
-#include "common.hpp"
-#include "q4_0.hpp"
-#include "q4_k.hpp"
-#include "q5_0.hpp"
-#include "q6_k.hpp"
-#include "q8_0.hpp"
+#include "../quant/quant.hpp"
+#include "dequantize_simd.hpp"
+#include "dtype.hpp"
+#include "isa.hpp"
 
 namespace gemma3 {
 namespace quant {
