@@ -111,7 +111,4 @@ inline Isa best_isa() {
   return Isa::scalar;
 }
 
-// The instruction set of the kernel overloads that take none: best_isa().
-inline Isa active_isa() { return best_isa(); }
-
 }  // namespace gemma3
