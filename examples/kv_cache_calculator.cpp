@@ -6,7 +6,7 @@
 //   kv_cache_calculator 4b 27b 8K 128K     any mix of presets and contexts
 //   kv_cache_calculator --help
 //
-// The arithmetic (gemma3-spec.md section 7.2, gemma3::kv_cache_bytes in kv_cache.hpp):
+// The arithmetic (docs/architecture.md, "KV-cache arithmetic"; gemma3::kv_cache_bytes in kv_cache.hpp):
 //
 //   bytes = sum over layers of  cache_len(layer) * 2 (K and V) * num_key_value_heads * head_dim * bytes_per_element
 //

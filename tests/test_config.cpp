@@ -1,5 +1,5 @@
 // Gemma3TextConfig: the three config.json spellings, the two file shapes, and the
-// presets' released values (gemma3-spec.md section 1.1).
+// presets' released values (the released config.json files).
 #include "catch.hpp"
 #include "fixture_helpers.hpp"
 

@@ -1,5 +1,5 @@
 // The KV cache: ring slots for sliding layers, full rows for global ones, the
-// mask edge, and the memory arithmetic of gemma3-spec.md section 7.2.
+// mask edge, and the memory arithmetic of docs/architecture.md ("KV-cache arithmetic").
 #include "catch.hpp"
 
 #include "gemma3/attention_mask.hpp"
@@ -51,7 +51,7 @@ TEST_CASE("cache bytes: allocated, used, and the all-global comparison", "[kv]")
   CHECK(double(cache.bytes_all_global()) == gemma3::kv_cache_bytes(c, T, 4, false));
 }
 
-TEST_CASE("KV memory arithmetic reproduces gemma3-spec.md section 7.2 (bf16)", "[kv]") {
+TEST_CASE("KV memory arithmetic reproduces the table of docs/architecture.md (bf16)", "[kv]") {
   // Bytes, from the spec's table: global-only vs 5:1 interleaved.
   CHECK(gemma3::kv_cache_bytes(gemma3::gemma3_1b(), 32768, 2, false) == 26.0 * 32768 * 1024);
   CHECK(gemma3::kv_cache_bytes(gemma3::gemma3_1b(), 32768, 2, true) == 4.0 * 32768 * 1024 + 22.0 * 512 * 1024);

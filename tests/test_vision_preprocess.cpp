@@ -99,7 +99,7 @@ TEST_CASE("Pan-and-Scan crop boxes equal HF's for every fixture case", "[vision]
   }
 }
 
-TEST_CASE("Pan-and-Scan worked examples (gemma3-spec.md 4.2)", "[vision]") {
+TEST_CASE("Pan-and-Scan worked examples (transformers' Gemma3ImageProcessor rules)", "[vision]") {
   using gemma3::CropBox;
   using V = std::vector<CropBox>;
   CHECK(gemma3::pan_and_scan_crops(1000, 800) == V{{0, 0, 500, 800}, {500, 0, 500, 800}});

@@ -53,7 +53,7 @@ SMALL = 56  # the tiny model's image_size; every pixel fixture is stored in full
 BIG = 896  # the released size; hashed + three rows
 BIG_ROWS = [0, 447, 895]
 
-# Released preprocessor_config.json + Gemma3Processor defaults (gemma3-spec.md 4.1, 4.2).
+# Released preprocessor_config.json + Gemma3Processor defaults (transformers' image_processing_gemma3.py).
 PROC_KW = dict(
     resample=2,
     do_rescale=True,
@@ -362,7 +362,7 @@ def mask_dict(token_type_ids: torch.Tensor, rule: str) -> dict:
     """4D additive masks for each layer type under a given image rule (0 = may attend, float32 min = not).
 
     hf:     global  causal OR same_image;  sliding  (k > q - W) AND (causal OR same_image)   (transformers 5.24)
-    or:     global  causal OR same_image;  sliding  (causal AND k > q - W) OR same_image     (gemma3-spec.md 3.5 text)
+    or:     global  causal OR same_image;  sliding  (causal AND k > q - W) OR same_image     (the older transformers spelling)
     causal: no image rule (what HF does without token_type_ids)
     one_group: every image token in one group (transformers 4.50's bug: images see later images)
     """
@@ -542,7 +542,7 @@ def make_tiny(out_root: str) -> None:
             "logits": "F32 [T, 320]: model(input_ids, pixel_values, token_type_ids, use_cache=False).logits[0]",
             "causal_logits": "F32 [T, 320]: the same without token_type_ids (HF falls back to causal masks)",
             "alt_logits_or_rule": "F32 [T, 320]: with explicit masks where sliding layers use (causal AND window) OR "
-            "same_image (gemma3-spec.md 3.5 wording) instead of HF 5.24's window AND (causal OR same_image)",
+            "same_image (the older transformers spelling) instead of HF 5.24's window AND (causal OR same_image)",
             "alt_logits_one_group": "F32 [T, 320]: with every image token in one group (v4.50's bug)",
             "greedy_continuation": f"I64 [{NUM_GENERATE}]: greedy tokens from no-cache full forwards",
             "greedy_logits": f"F32 [{NUM_GENERATE}, 320]: the last-position logits that chose them",
