@@ -12,8 +12,8 @@
 #include <memory>
 #include <vector>
 
-#include <gemma3/kernels/dtype.hpp>
-#include <gemma3/kernels/weight.hpp>
+#include <gemma3/dtype.hpp>
+#include <gemma3/weight.hpp>
 #include <gemma3/kv_cache.hpp>
 #include <gemma3/tensor.hpp>
 

@@ -270,7 +270,7 @@ TEST_CASE("matmul_q16_avx512: one-hot activations read back each weight", "[quan
     gemma3::matmul_q16_avx512(W, a.m, y.data(), rows, 0, rows);
     std::vector<float> w(static_cast<std::size_t>(cols));
     for (std::int64_t r = 0; r < rows; ++r) {
-      W.row_to_f32(r, w.data());
+      dequantize_row(W, r, w.data());
       for (std::int64_t i = 0; i < cols; ++i) {
         INFO(gemma3::dtype_name(t) << " row " << r << " col " << i);
         // e_i: d_b = 1/16383, q_i = 16383, s_b = 1: Y = w_i to float rounding (a few

@@ -592,7 +592,7 @@ TEST_CASE("checkpoint: a valid tiny folder loads and runs (positive control)", "
     CHECK(model.config().num_hidden_layers == kLayers);
     // The embedding is a view of the bytes we wrote.
     std::vector<float> row(kHidden);
-    model.weights().embed_tokens.row_to_f32(3, row.data());
+    dequantize_row(model.weights().embed_tokens, 3, row.data());
     const std::vector<float> expected = pattern(std::size_t(kVocab * kHidden), 0);
     for (int c = 0; c < kHidden; ++c) CHECK(row[std::size_t(c)] == expected[std::size_t(3 * kHidden + c)]);
     check_model_runs(model);

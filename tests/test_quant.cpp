@@ -125,11 +125,11 @@ TEST_CASE("dequantize_row equals the gguf package on the committed fixtures", "[
   // exact. A 1-ulp difference is reported, not failed.
   if (differing) WARN(gemma3::dtype_name(t) << ": " << differing << " values 1 ulp off the gguf package (FMA contraction?)");
 
-  // Weight::row_to_f32 and the per-type float dot agree with it.
+  // dequantize_row(W, r, out) and the per-type float dot agree with it.
   const std::int64_t cols = std::int64_t(gemma3::dtype_block_size(t)) * 4;
   const Weight W = quant_test::weight_view(t, n / cols, cols, blocks);
   std::vector<float> row(static_cast<std::size_t>(cols));
-  W.row_to_f32(1, row.data());
+  dequantize_row(W, 1, row.data());
   CHECK(std::memcmp(row.data(), ours.data() + cols, std::size_t(cols) * 4) == 0);
   Rng rng(3);
   const std::vector<float> x = quant_test::random_floats(std::size_t(cols), rng);

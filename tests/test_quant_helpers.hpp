@@ -14,8 +14,8 @@
 #include <cstring>
 #include <vector>
 
-#include "gemma3/kernels/dtype.hpp"
-#include "gemma3/kernels/weight.hpp"
+#include "gemma3/dtype.hpp"
+#include "gemma3/weight.hpp"
 #include "gemma3/quant/quant.hpp"
 
 namespace quant_test {

@@ -33,8 +33,8 @@
 
 #include "attention_mask.hpp"
 #include "config.hpp"
-#include "kernels/dtype.hpp"
-#include "kernels/weight.hpp"
+#include "dtype.hpp"
+#include "weight.hpp"
 #include "kv_cache.hpp"
 #include "tensor.hpp"
 

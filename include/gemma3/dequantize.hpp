@@ -15,13 +15,14 @@
 #include <vector>
 
 #include "model.hpp"
+#include "quant/quant.hpp"
 
 namespace gemma3 {
 
 namespace detail {
 inline Weight widen(const Weight& w, std::vector<std::shared_ptr<const void>>& storage) {
   auto buffer = std::make_shared<std::vector<float>>(std::size_t(w.rows) * std::size_t(w.cols));
-  for (std::int64_t r = 0; r < w.rows; ++r) w.row_to_f32(r, buffer->data() + std::size_t(r) * std::size_t(w.cols));
+  for (std::int64_t r = 0; r < w.rows; ++r) dequantize_row(w, r, buffer->data() + std::size_t(r) * std::size_t(w.cols));
   Weight out;
   out.dtype = DType::F32;
   out.data = buffer->data();

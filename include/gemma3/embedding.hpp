@@ -18,9 +18,10 @@
 #include <string>
 #include <vector>
 
-#include "kernels/dtype.hpp"
-#include "kernels/weight.hpp"
+#include "dtype.hpp"
+#include "quant/quant.hpp"
 #include "tensor.hpp"
+#include "weight.hpp"
 
 namespace gemma3 {
 
@@ -36,7 +37,7 @@ inline void embed(const Weight& embed_tokens, const std::vector<int>& input_ids,
     if (id < 0 || id >= embed_tokens.rows)
       throw std::out_of_range("token id " + std::to_string(id) + " at position " + std::to_string(t) +
                               " is outside the vocabulary [0, " + std::to_string(embed_tokens.rows) + ")");
-    embed_tokens.row_to_f32(id, out.row(Eigen::Index(t)).data());
+    dequantize_row(embed_tokens, id, out.row(Eigen::Index(t)).data());
   }
   out *= scale;
 }

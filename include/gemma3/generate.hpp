@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "chat.hpp"
-#include "kernels/dtype.hpp"
+#include "dtype.hpp"
 #include "sampler.hpp"
 #include "tokenizer.hpp"
 

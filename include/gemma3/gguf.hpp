@@ -39,7 +39,7 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/dtype.hpp"
+#include "dtype.hpp"
 #include "mapped_file.hpp"
 
 namespace gemma3 {

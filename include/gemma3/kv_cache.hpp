@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "config.hpp"
-#include "kernels/dtype.hpp"
+#include "dtype.hpp"
 #include "tensor.hpp"
 
 namespace gemma3 {

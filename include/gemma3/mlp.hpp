@@ -14,7 +14,7 @@
 #pragma once
 
 #include "backend.hpp"
-#include "kernels/weight.hpp"
+#include "weight.hpp"
 #include "tensor.hpp"
 
 namespace gemma3 {

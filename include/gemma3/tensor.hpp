@@ -3,7 +3,7 @@
 // Activations are float32 and row-major, one token per row, so a [T, H] matrix
 // reads like the reference's hidden_states[0] (batch dropped). Weights are NOT
 // Eigen matrices: they are views over the checkpoint file in whatever dtype it
-// stores (see kernels/weight.hpp); the model only ever multiplies by them through
+// stores (see weight.hpp); the model only ever multiplies by them through
 // kernels/matmul.hpp.
 //
 // Rule for readers: never capture an Eigen expression in `auto` (it can dangle);

@@ -27,6 +27,7 @@
 
 #include "../backend.hpp"
 #include "../kernels/gelu.hpp"
+#include "../quant/quant.hpp"
 
 namespace gemma3 {
 
@@ -105,7 +106,7 @@ class ReferenceBackend : public Backend {
     Matrix& m = widened_->by_weight[{W.data, W.rows, W.cols}];
     if (m.size() == 0) {
       m.resize(W.rows, W.cols);
-      for (std::int64_t r = 0; r < W.rows; ++r) W.row_to_f32(r, m.row(r).data());
+      for (std::int64_t r = 0; r < W.rows; ++r) dequantize_row(W, r, m.row(r).data());
     }
     return Eigen::Map<const Matrix>(m.data(), m.rows(), m.cols());
   }

@@ -19,7 +19,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "dtype.hpp"
+#include "../dtype.hpp"
 #include "isa.hpp"
 
 namespace gemma3 {

@@ -24,7 +24,7 @@
 
 #include "../quant/quant.hpp"
 #include "dequantize_simd.hpp"
-#include "dtype.hpp"
+#include "../dtype.hpp"
 #include "isa.hpp"
 
 namespace gemma3 {

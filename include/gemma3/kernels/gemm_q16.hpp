@@ -91,7 +91,7 @@
 
 #include "dot_q16.hpp"
 #include "isa.hpp"
-#include "weight.hpp"
+#include "../weight.hpp"
 
 namespace gemma3 {
 

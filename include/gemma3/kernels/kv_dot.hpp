@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "dot.hpp"
-#include "dtype.hpp"
+#include "../dtype.hpp"
 #include "isa.hpp"
 
 namespace gemma3 {

@@ -46,14 +46,15 @@
 #include <utility>
 #include <vector>
 
+#include "../quant/quant.hpp"
 #include "../tensor.hpp"
+#include "../weight.hpp"
 #include "dot.hpp"
 #include "dot_q16.hpp"
 #include "gemm_q16.hpp"
 #include "isa.hpp"
 #include "row_kernels.hpp"
 #include "thread_pool.hpp"
-#include "weight.hpp"
 
 namespace gemma3 {
 
@@ -61,7 +62,7 @@ namespace gemma3 {
 inline void matvec_scalar(const Weight& W, const float* x, float* y) {
   std::vector<float> row(std::size_t(W.cols));
   for (std::int64_t r = 0; r < W.rows; ++r) {
-    W.row_to_f32(r, row.data());
+    dequantize_row(W, r, row.data());
     double acc = 0.0;
     for (std::int64_t c = 0; c < W.cols; ++c) acc += double(row[std::size_t(c)]) * double(x[c]);
     y[r] = float(acc);

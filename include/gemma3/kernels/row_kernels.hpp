@@ -21,7 +21,7 @@
 #include "../quant/quant.hpp"
 #include "dequantize_simd.hpp"
 #include "dot.hpp"
-#include "dtype.hpp"
+#include "../dtype.hpp"
 #include "fdot.hpp"
 #include "isa.hpp"
 

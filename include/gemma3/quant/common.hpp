@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "../kernels/dtype.hpp"
+#include "../dtype.hpp"
 
 namespace gemma3 {
 namespace quant {

@@ -11,7 +11,7 @@
 // q4_k.hpp (Q4_K, Q5_K) and q6_k.hpp.
 //
 // The model never comes here: it calls matvec / matmul / linear (kernels/matmul.hpp)
-// and Weight::row_to_f32 (the embedding lookup). The SIMD twins and the choice by Isa
+// and dequantize_row(W, r, out) below (the embedding lookup). The SIMD twins and the choice by Isa
 // are in kernels/: row_kernels (kernels/row_kernels.hpp), dequantize_fn
 // (kernels/dequantize_simd.hpp), fused_dot (kernels/fdot.hpp), q16_dot
 // (kernels/dot_q16.hpp).
@@ -23,7 +23,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "../kernels/dtype.hpp"
+#include "../dtype.hpp"
+#include "../weight.hpp"
 #include "common.hpp"
 #include "q4_0.hpp"
 #include "q4_k.hpp"
@@ -94,6 +95,11 @@ inline void dequantize_row(DType t, const void* src, float* dst, std::int64_t n)
     throw std::invalid_argument(std::string("dequantize_row: ") + std::to_string(n) + " values is not a multiple of " +
                                 dtype_name(t) + "'s block size " + std::to_string(dtype_block_size(t)));
   quant::scalar_kernels(t).dequantize(src, dst, n);
+}
+
+// Row r of W ([W.cols]) widened to float32, for any dtype; exact.
+inline void dequantize_row(const Weight& W, std::int64_t r, float* out) {
+  dequantize_row(W.dtype, W.row_ptr(r), out, W.cols);
 }
 
 }  // namespace gemma3

@@ -174,7 +174,7 @@ inline std::pair<Gemma3VisionConfig, Gemma3VisionWeights> load_mmproj(std::share
   const DType md = r.dtype(M, true);
   Matrix m_f32(static_cast<Eigen::Index>(Hv), static_cast<Eigen::Index>(Ht));  // [vision_hidden, text_hidden]
   const Weight as_rows{md, M.data, std::int64_t(Hv), std::int64_t(Ht)};
-  for (std::int64_t row = 0; row < std::int64_t(Hv); ++row) as_rows.row_to_f32(row, m_f32.row(row).data());
+  for (std::int64_t row = 0; row < std::int64_t(Hv); ++row) dequantize_row(as_rows, row, m_f32.row(row).data());
   auto transposed = std::make_shared<Matrix>(m_f32.transpose());  // [text_hidden, vision_hidden], once at load
   m.mm_input_projection = Weight{DType::F32, transposed->data(), std::int64_t(Ht), std::int64_t(Hv)};
   w.storage.push_back(file);

@@ -30,6 +30,7 @@
 
 #include "../backend.hpp"
 #include "../kernels/gelu.hpp"  // gelu_tanh
+#include "../quant/quant.hpp"
 #include "../tensor.hpp"
 #include "config.hpp"
 
@@ -158,7 +159,7 @@ inline Matrix siglip_vision_tower(const Backend& backend, const SiglipVisionConf
   linear_bias(backend, w.patch_embedding, w.patch_bias, patchify(pixel_values, c), x);
   Vector pos(c.hidden_size);  // one row of position_embedding
   for (Eigen::Index p = 0; p < x.rows(); ++p) {
-    w.position_embedding.row_to_f32(p, pos.data());
+    dequantize_row(w.position_embedding, p, pos.data());
     x.row(p) += pos.transpose();
   }
   if (trace) { trace->embeddings = x; trace->layer_outputs.clear(); }

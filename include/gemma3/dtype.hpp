@@ -1,4 +1,4 @@
-// gemma3/kernels/dtype.hpp -- storage dtypes of weights and their conversion to float32.
+// gemma3/dtype.hpp -- storage dtypes of weights and their conversion to float32.
 //
 //   bf16: the top 16 bits of an IEEE float32 (1 sign, 8 exponent, 7 mantissa bits).
 //         to f32: bits << 16 (exact). from f32: round to nearest, ties to even.

@@ -1,4 +1,4 @@
-// gemma3/kernels/weight.hpp -- a weight matrix as a view over checkpoint bytes.
+// gemma3/weight.hpp -- a weight matrix as a view over checkpoint bytes.
 //
 //   W : [rows = out_features, cols = in_features], row-major, HF's nn.Linear layout,
 //   element (r, c) at data + (r * cols + c) * dtype_size.
@@ -6,17 +6,17 @@
 //   A GGUF block type stores each row as cols / block_size blocks (quant/), so the
 //   row stride is dtype_row_bytes(dtype, cols), not cols * an element size.
 //
-// The model never reads a Weight's bytes itself: it hands the Weight to matvec /
-// matmul (kernels/matmul.hpp) or asks for one row (the embedding lookup, which
-// dequantizes it with quant/quant.hpp). That is the seam where the storage types
-// (f32, bf16, f16, GGUF blocks) plug in.
+// A core type: it knows the layout, not the block formats. The model never reads a
+// Weight's bytes itself: its backend multiplies by it (backend.hpp), or it asks for
+// one row in float32 (the embedding lookup: dequantize_row(W, r, out) in
+// quant/quant.hpp). That is where the storage types (f32, bf16, f16, GGUF blocks)
+// plug in.
 // Pinned by tests/test_kernels.cpp.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-#include "../quant/quant.hpp"
 #include "dtype.hpp"
 
 namespace gemma3 {
@@ -31,8 +31,6 @@ struct Weight {
   const void* row_ptr(std::int64_t r) const {
     return static_cast<const unsigned char*>(data) + std::size_t(r) * row_bytes();
   }
-  // Widen (dequantize) row r ([cols]) to float32, for any dtype; exact.
-  void row_to_f32(std::int64_t r, float* out) const { dequantize_row(dtype, row_ptr(r), out, cols); }
 };
 
 }  // namespace gemma3
