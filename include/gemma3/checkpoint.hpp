@@ -203,17 +203,20 @@ class HfCheckpoint {
 
 // Load the text decoder from an opened checkpoint folder: every tensor of
 // weight_names.hpp's table under its HF name, checked against the config.
-inline Gemma3ForCausalLM load_hf_model(const HfCheckpoint& ckpt) {
+// `backend`: the one the model runs on (null: the default of model.hpp).
+inline Gemma3ForCausalLM load_hf_model(const HfCheckpoint& ckpt, std::shared_ptr<const Backend> backend = nullptr) {
   const Gemma3TextConfig& c = ckpt.config();
   Gemma3TextWeights w = read_text_weights(
       c, &TextWeightName::hf,
       [&](const std::string& name, std::int64_t rows, std::int64_t cols) { return ckpt.matrix(name, rows, cols); },
       [&](const std::string& name, std::int64_t n) { return ckpt.vector(name, n); });
   w.storage = ckpt.storage();
-  return Gemma3ForCausalLM(c, std::move(w));
+  return Gemma3ForCausalLM(c, std::move(w), std::move(backend));
 }
 
 // Load the text decoder from a checkpoint folder (see the top of this file).
-inline Gemma3ForCausalLM load_hf_model(const std::string& folder) { return load_hf_model(HfCheckpoint(folder)); }
+inline Gemma3ForCausalLM load_hf_model(const std::string& folder, std::shared_ptr<const Backend> backend = nullptr) {
+  return load_hf_model(HfCheckpoint(folder), std::move(backend));
+}
 
 }  // namespace gemma3

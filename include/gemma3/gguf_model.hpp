@@ -54,6 +54,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -304,9 +305,11 @@ class GgufTensorReader {
 // file alive through weights().storage). `vocab`, if given, receives the tokenizer
 // data; a tokenizer whose size differs from token_embd's rows is an error either way.
 // `progress` is called with 0, then after each tensor is checked (fraction of the
-// file's tensors), and 1 at the end.
+// file's tensors), and 1 at the end. `backend`: the one the model runs on (null: the
+// default of model.hpp).
 inline Gemma3ForCausalLM load_gguf_model(const GgufFile& f, Vocabulary* vocab = nullptr,
-                                         std::function<void(double fraction)> progress = {}) {
+                                         std::function<void(double fraction)> progress = {},
+                                         std::shared_ptr<const Backend> backend = nullptr) {
   if (progress) progress(0.0);
   const Gemma3TextConfig c = config_from_gguf(f);
 
@@ -329,14 +332,15 @@ inline Gemma3ForCausalLM load_gguf_model(const GgufFile& f, Vocabulary* vocab = 
   r.check_all_used();
   w.storage = {f.storage()};
   if (progress) progress(1.0);
-  return Gemma3ForCausalLM(c, std::move(w));
+  return Gemma3ForCausalLM(c, std::move(w), std::move(backend));
 }
 
 // The model from a .gguf file, memory-mapped (see the overload above).
 inline Gemma3ForCausalLM load_gguf_model(const std::string& path, Vocabulary* vocab = nullptr,
-                                         std::function<void(double fraction)> progress = {}) {
+                                         std::function<void(double fraction)> progress = {},
+                                         std::shared_ptr<const Backend> backend = nullptr) {
   const GgufFile f(path);
-  return load_gguf_model(f, vocab, std::move(progress));
+  return load_gguf_model(f, vocab, std::move(progress), std::move(backend));
 }
 
 }  // namespace gemma3

@@ -48,8 +48,7 @@ inline bool is_gguf_path(const std::string& path) {
 inline Gemma3ForCausalLM load_model(const std::string& path, Vocabulary* vocab = nullptr,
                                     std::function<void(double fraction)> progress = {},
                                     std::shared_ptr<const Backend> backend = nullptr) {
-  if (backend) return load_model(path, vocab, std::move(progress)).with_backend(std::move(backend));
-  if (is_gguf_path(path)) return load_gguf_model(path, vocab, std::move(progress));
+  if (is_gguf_path(path)) return load_gguf_model(path, vocab, std::move(progress), std::move(backend));
   std::error_code ec;
   if (!std::filesystem::is_directory(path, ec)) {
     if (!std::filesystem::exists(path, ec))
@@ -58,7 +57,7 @@ inline Gemma3ForCausalLM load_model(const std::string& path, Vocabulary* vocab =
                            "folder (config.json + model.safetensors), found a file that is neither");
   }
   if (progress) progress(0.0);
-  Gemma3ForCausalLM model = load_hf_model(path);
+  Gemma3ForCausalLM model = load_hf_model(path, std::move(backend));
   if (vocab) *vocab = Vocabulary{};
   if (progress) progress(1.0);
   return model;

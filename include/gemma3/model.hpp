@@ -76,8 +76,7 @@ class Gemma3ForCausalLM {
   Gemma3ForCausalLM(Gemma3TextConfig config, Gemma3TextWeights weights, std::shared_ptr<const Backend> backend = nullptr)
       : config_(std::move(config)),
         weights_(std::move(weights)),
-        backend_(backend ? std::move(backend)
-                         : std::make_shared<const CpuBackend>(CpuBackend::Options::from_environment())),
+        backend_(backend ? std::move(backend) : default_backend()),
         rope_local_(config_.head_dim, config_.rope_for(LayerType::sliding_attention)),
         rope_global_(config_.head_dim, config_.rope_for(LayerType::full_attention)),
         embed_scale_(embed_scale(config_.hidden_size)) {}
@@ -90,7 +89,7 @@ class Gemma3ForCausalLM {
   // The same model (its weights shared, not copied) on another backend.
   Gemma3ForCausalLM with_backend(std::shared_ptr<const Backend> backend) const {
     Gemma3ForCausalLM m = *this;
-    m.backend_ = backend ? std::move(backend) : std::make_shared<const CpuBackend>(CpuBackend::Options::from_environment());
+    m.backend_ = backend ? std::move(backend) : default_backend();
     return m;
   }
 
@@ -128,6 +127,11 @@ class Gemma3ForCausalLM {
   Vector decode(int token_id, KVCache& cache) const { return last_logits({token_id}, cache); }
 
  private:
+  // The backend of a model made without one.
+  static std::shared_ptr<const Backend> default_backend() {
+    return std::make_shared<const CpuBackend>(CpuBackend::Options::from_environment());
+  }
+
   // The logits of the last token, made in place (no [1, vocab] matrix to copy: 1 MB
   // per decoded token at Gemma 3's vocabulary).
   Vector last_logits(const std::vector<int>& input_ids, KVCache& cache) const {
