@@ -75,14 +75,14 @@ void run_attention(benchmark::State& state, bool sliding, int T, gemma3::DType k
   fill_random(rng, layer.k);  // stands in for `context` earlier tokens (ring rows for a local layer)
   fill_random(rng, layer.v);
 
-  const Matrix x = random_matrix(rng, T, H);
+  const gemma3::Activations x(random_matrix(rng, T, H));
   const gemma3::CpuBackend cpu(gemma3::CpuBackend::Options::from_environment());
-  Matrix out;
+  gemma3::Activations out;
   for (auto _ : state) {
     cache.clear();
     cache.advance(context);  // every iteration: T new tokens at positions context ..
     gemma3::gemma3_attention(cpu, c, sliding, w, rope, x, cache.length(), layer, out);
-    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(out.host().data());
     benchmark::ClobberMemory();
   }
 

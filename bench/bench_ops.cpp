@@ -101,12 +101,12 @@ static void BM_mlp(benchmark::State& state) {
   w.gate_proj = random_weight(rng, dt, I, H, storage);
   w.up_proj = random_weight(rng, dt, I, H, storage);
   w.down_proj = random_weight(rng, dt, H, I, storage);
-  const Matrix x = random_matrix(rng, T, H);
+  const gemma3::Activations x(random_matrix(rng, T, H));
   const gemma3::CpuBackend cpu(gemma3::CpuBackend::Options::from_environment());
-  Matrix out;
+  gemma3::Activations out;
   for (auto _ : state) {
     gemma3::gemma3_mlp(cpu, w, x, out);
-    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(out.host().data());
   }
   const std::int64_t bytes = weight_bytes(w.gate_proj) + weight_bytes(w.up_proj) + weight_bytes(w.down_proj);
   state.SetBytesProcessed(std::int64_t(state.iterations()) * bytes);

@@ -78,6 +78,9 @@ struct ScriptedModel {
     ++c.len;
     return logits(c);
   }
+  int prefill_greedy(const std::vector<int>& ids, Cache& c) const { return pick(prefill(ids, c)); }
+  int decode_greedy(int id, Cache& c) const { return pick(decode(id, c)); }
+  int pick(const std::vector<float>& z) const { return reference.argmax(z.data(), z.size()); }
 };
 
 }  // namespace

@@ -119,3 +119,44 @@ TEST_CASE("a float16 cache: half the bytes; rows come back rounded to float16", 
     CHECK(r == rounded);
   }
 }
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+
+// Resident bytes of [p, p + n) (whole pages), from mincore().
+static std::size_t resident_bytes(const void* p, std::size_t n) {
+  const std::size_t page = std::size_t(sysconf(_SC_PAGESIZE));
+  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p) / page * page;
+  const std::size_t len = reinterpret_cast<std::uintptr_t>(p) + n - a;
+  std::vector<unsigned char> in((len + page - 1) / page);
+  REQUIRE(mincore(reinterpret_cast<void*>(a), len, in.data()) == 0);
+  std::size_t pages = 0;
+  for (unsigned char c : in) pages += c & 1;
+  return pages * page;
+}
+
+TEST_CASE("a long cache is resident only where rows are written", "[kv]") {
+  // 1B shapes at a 32768-token context: a global layer reserves 32768 rows of 256 floats
+  // (32 MiB for K); writing 100 positions makes only their 100 KiB resident.
+  const gemma3::Gemma3TextConfig c = gemma3::gemma3_1b();
+  gemma3::KVCache cache(c, 32768, gemma3::DType::F32);
+  gemma3::LayerKVCache& global = cache.layer(5);
+  REQUIRE(!global.sliding);
+  const std::size_t total = global.k.bytes();
+  CHECK(total == std::size_t(32768) * 256 * 4);
+  CHECK(resident_bytes(global.k.row_data(0), total) == 0);
+  const std::vector<float> row(256, 1.0f);
+  for (int p = 0; p < 100; ++p) global.k.store(p, row.data());
+  const std::size_t resident = resident_bytes(global.k.row_data(0), total);
+  INFO("resident " << resident << " of " << total << " bytes");
+  CHECK(resident >= std::size_t(100) * 256 * 4);
+  // the written rows, to the page; where transparent huge pages are always on, to 2 MiB
+  CHECK(resident <= std::size_t(100) * 256 * 4 + std::size_t(2) * 1024 * 1024);
+  std::vector<float> back(256);
+  global.k.load(99, back.data());
+  CHECK(back[255] == 1.0f);
+  global.k.load(100, back.data());  // never written: zero
+  CHECK(back[0] == 0.0f);
+}
+#endif

@@ -13,7 +13,7 @@
 //     o_h   = sum_j p[j] v_j
 //   out = concat_h(o_h) Wo^T   [T, hidden_size]
 //
-// The projections and the softmax-weighted sum run on the backend (backend.hpp):
+// Every step runs on the backend (backend.hpp), on its Activations:
 // backends/reference.hpp spells the score / mask / softmax / GQA loop plainly, and
 // backends/cpu.hpp runs the same over a float32 or float16 cache with SIMD and threads.
 // The backend also stores this call's k and v in the layer's KV cache (kv_cache.hpp),
@@ -49,21 +49,21 @@ struct Gemma3AttentionWeights {
 
 // out [T, hidden_size] = attention over x [T, hidden_size] at positions pos0 .. pos0+T-1.
 inline void gemma3_attention(const Backend& backend, const Gemma3TextConfig& c, bool sliding,
-                             const Gemma3AttentionWeights& w, const RotaryEmbedding& rope, const Matrix& x, int pos0,
-                             LayerKVCache& cache, Matrix& out, const ImageGroups* images = nullptr) {
+                             const Gemma3AttentionWeights& w, const RotaryEmbedding& rope, const Activations& x,
+                             int pos0, LayerKVCache& cache, Activations& out, const ImageGroups* images = nullptr) {
   const int D = c.head_dim;
   const float eps = float(c.rms_norm_eps);
-  Matrix q, k, v;  // [T, NH * D], [T, KV * D], [T, KV * D]
+  Activations q, k, v;  // [T, NH * D], [T, KV * D], [T, KV * D]
   backend.linear_many(x, {{&w.q_proj, &q}, {&w.k_proj, &k}, {&w.v_proj, &v}});
-  rms_norm_heads(q, D, w.q_norm, eps);  // QK-norm comes before RoPE
-  rms_norm_heads(k, D, w.k_norm, eps);
-  rope.apply(q, pos0);
-  rope.apply(k, pos0);
+  backend.rms_norm_heads(q, D, w.q_norm, eps);  // QK-norm comes before RoPE
+  backend.rms_norm_heads(k, D, w.k_norm, eps);
+  backend.rope(q, rope, pos0);
+  backend.rope(k, rope, pos0);
 
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, D, c.attention_scale(),
                              c.attn_logit_softcapping};
   const AttentionMask mask{sliding, c.sliding_window, pos0, images};
-  Matrix context;  // [T, NH * D]
+  Activations context;  // [T, NH * D]
   backend.attention(shape, mask, q, k, v, cache, context);
   backend.linear(w.o_proj, context, out);
 }

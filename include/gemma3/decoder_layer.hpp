@@ -27,25 +27,25 @@ struct Gemma3DecoderLayerWeights {
 
 // h [T, hidden_size], the tokens at positions pos0 .. pos0+T-1, updated in place.
 // `images`: the chunk's image groups (multimodal prefill), passed on to attention.
-// The projections, GeGLU and attention run on `backend` (backend.hpp).
+// Every step runs on `backend` (backend.hpp).
 inline void gemma3_decoder_layer(const Backend& backend, const Gemma3TextConfig& c, bool sliding,
-                                 const Gemma3DecoderLayerWeights& w, const RotaryEmbedding& rope, Matrix& h, int pos0,
-                                 LayerKVCache& cache, const ImageGroups* images = nullptr) {
+                                 const Gemma3DecoderLayerWeights& w, const RotaryEmbedding& rope, Activations& h,
+                                 int pos0, LayerKVCache& cache, const ImageGroups* images = nullptr) {
   const float eps = float(c.rms_norm_eps);
 
-  Matrix a = h;  // [T, hidden_size]
-  rms_norm_rows(a, w.input_layernorm, eps);
-  Matrix attn;   // [T, hidden_size]
+  Activations a;     // [T, hidden_size]
+  backend.rms_norm(h, w.input_layernorm, eps, a);
+  Activations attn;  // [T, hidden_size]
   gemma3_attention(backend, c, sliding, w.self_attn, rope, a, pos0, cache, attn, images);
-  rms_norm_rows(attn, w.post_attention_layernorm, eps);
-  h += attn;
+  backend.rms_norm(attn, w.post_attention_layernorm, eps, attn);
+  backend.add(h, attn);
 
-  Matrix m = h;  // [T, hidden_size]
-  rms_norm_rows(m, w.pre_feedforward_layernorm, eps);
-  Matrix ffn;    // [T, hidden_size]
+  Activations m;     // [T, hidden_size]
+  backend.rms_norm(h, w.pre_feedforward_layernorm, eps, m);
+  Activations ffn;   // [T, hidden_size]
   gemma3_mlp(backend, w.mlp, m, ffn);
-  rms_norm_rows(ffn, w.post_feedforward_layernorm, eps);
-  h += ffn;
+  backend.rms_norm(ffn, w.post_feedforward_layernorm, eps, ffn);
+  backend.add(h, ffn);
 }
 
 }  // namespace gemma3

@@ -2,7 +2,9 @@
 //
 //   logits = model.prefill(prompt)              one batched pass over the whole prompt
 //   repeat:
-//     token = sampler(logits)                   greedy (the backend's argmax) / temperature / top-k / top-p
+//     token = sampler(logits)                   temperature / top-k / top-p; greedy runs
+//                                               prefill_greedy / decode_greedy instead,
+//                                               which return the backend's argmax id
 //     stop if token is a stop token (<eos> 1, <end_of_turn> 106), or on max_new_tokens,
 //          or when the callback returns false, or when the KV cache is full
 //     on_token(text, token)                     text: only whole UTF-8 characters
@@ -84,7 +86,8 @@ using TokenCallback = std::function<bool(std::string_view text, int token_id)>;
 
 // Continue the sequence in `cache` with prompt_ids, then generate. Model: Gemma3ForCausalLM, or
 // any type with config() (vocab_size, max_position_embeddings), prefill(ids, cache) and
-// decode(id, cache) returning logits with data()/size().
+// decode(id, cache) returning logits with data()/size(), and prefill_greedy(ids, cache) and
+// decode_greedy(id, cache) returning the argmax id.
 template <class Model, class Cache>
 GenerateResult generate(const Model& model, const Tokenizer& tokenizer, Cache& cache, const std::vector<int>& prompt_ids,
                         const GenerateOptions& opts = {}, const TokenCallback& on_token = {}) {
@@ -109,16 +112,20 @@ GenerateResult generate(const Model& model, const Tokenizer& tokenizer, Cache& c
   Sampler sampler(opts.sampling);
   TokenStreamDecoder stream(tokenizer, opts.decode);
 
+  // Greedy decoding asks the model for the id alone (prefill_greedy / decode_greedy: the
+  // backend's argmax, where the activations are); sampling needs the logits.
+  const bool greedy = opts.sampling.temperature <= 0.0f;
+  decltype(model.prefill(prompt_ids, cache)) logits{};
+  int next = -1;  // greedy: the id the last model call picked
   auto t0 = clock::now();
-  auto logits = model.prefill(prompt_ids, cache);
+  if (greedy) next = model.prefill_greedy(prompt_ids, cache);
+  else logits = model.prefill(prompt_ids, cache);
   r.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
 
   bool stopped = false;
   while (!stopped) {
     if (int(r.tokens.size()) >= opts.max_new_tokens) { r.stop_reason = StopReason::max_new_tokens; break; }
-    // greedy: the backend's argmax (the same token as Sampler's, computed where the logits are)
-    const int token = opts.sampling.temperature <= 0.0f ? model.backend().argmax(logits.data(), std::size_t(logits.size()))
-                                                        : sampler.sample(logits);
+    const int token = greedy ? next : sampler.sample(logits);
     if (std::find(opts.stop_tokens.begin(), opts.stop_tokens.end(), token) != opts.stop_tokens.end()) {
       r.stop_reason = StopReason::stop_token;
       r.stop_token = token;
@@ -131,7 +138,8 @@ GenerateResult generate(const Model& model, const Tokenizer& tokenizer, Cache& c
     if (int(r.tokens.size()) >= opts.max_new_tokens) { r.stop_reason = StopReason::max_new_tokens; break; }
     if (cache.length() >= context) { r.stop_reason = StopReason::context_full; break; }
     t0 = clock::now();
-    logits = model.decode(token, cache);
+    if (greedy) next = model.decode_greedy(token, cache);
+    else logits = model.decode(token, cache);
     r.decode_seconds += std::chrono::duration<double>(clock::now() - t0).count();
     ++r.decode_calls;
   }
@@ -145,7 +153,7 @@ GenerateResult generate(const Model& model, const Tokenizer& tokenizer, Cache& c
 
 // Generate after prompt_ids with a fresh KV cache (of opts.kv_dtype) sized for prompt +
 // max_new_tokens (at most the model's context, or opts.max_context). Model also needs
-// new_cache(max_cache_len, kv_dtype) and backend().
+// new_cache(max_cache_len, kv_dtype).
 template <class Model>
 GenerateResult generate(const Model& model, const Tokenizer& tokenizer, const std::vector<int>& prompt_ids,
                         const GenerateOptions& opts = {}, const TokenCallback& on_token = {}) {

@@ -7,7 +7,10 @@
 // (attention_mask.hpp), so keeping W rows is enough: the row for p overwrites the
 // row for p-W, which no later query can see. With 5 sliding layers per global one
 // this is where Gemma 3's ~5x KV saving at long context comes from;
-// bytes_allocated() vs bytes_all_global() reports it live.
+// bytes_allocated() vs bytes_all_global() reports it live. The rows are reserved
+// for max_cache_len positions but committed by the OS only as they are written
+// (detail/zeroed_pages.hpp), so resident memory follows bytes_used(), not
+// bytes_allocated().
 //
 // Rows are [num_key_value_heads * head_dim], after QK-norm and RoPE, stored as
 // float32 (the default: the reference) or float16 (IEEE half, llama.cpp's default):
@@ -25,11 +28,13 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "config.hpp"
+#include "detail/zeroed_pages.hpp"
 #include "dtype.hpp"
 #include "tensor.hpp"
 
@@ -65,7 +70,8 @@ class KVRowStore {
   KVRowStore(DType dtype, int rows, int width) : dtype_(dtype), rows_(rows), width_(width) {
     if (dtype != DType::F32 && dtype != DType::F16)
       throw std::invalid_argument(std::string("KV cache: the cache holds f32 or f16 values, not ") + dtype_name(dtype));
-    bytes_.assign(std::size_t(rows) * std::size_t(width) * dtype_size(dtype), 0);  // zeroed
+    // zeroed; resident only where rows are written (detail/zeroed_pages.hpp)
+    bytes_ = detail::ZeroedPages(std::size_t(rows) * std::size_t(width) * dtype_size(dtype));
   }
   DType dtype() const { return dtype_; }
   int rows() const { return rows_; }
@@ -98,7 +104,7 @@ class KVRowStore {
 
   DType dtype_ = DType::F32;
   int rows_ = 0, width_ = 0;
-  std::vector<unsigned char> bytes_;
+  detail::ZeroedPages bytes_;
 };
 
 struct LayerKVCache {
@@ -106,6 +112,14 @@ struct LayerKVCache {
   int capacity = 0;  // rows: max_cache_len (global) or min(sliding_window, max_cache_len) (sliding)
   KVRowStore k;      // [capacity, num_key_value_heads * head_dim]
   KVRowStore v;      // [capacity, num_key_value_heads * head_dim]
+  std::shared_ptr<void> device;  // a device backend's K and V rows (k and v above then hold none)
+
+  // The host rows, or an error naming the mismatch (a cache made by a device backend).
+  void require_host_rows(const char* who) const {
+    if (k.rows() != capacity || v.rows() != capacity)
+      throw std::invalid_argument(std::string(who) + ": this KV cache's rows are not in host memory (it was made by "
+                                  "another backend); make the cache with the model's own new_cache()");
+  }
 
   int slot(int position) const { return sliding ? position % capacity : position; }
 };
@@ -114,7 +128,8 @@ class KVCache {
  public:
   // max_cache_len: the longest sequence this cache will hold (prompt + generated).
   // kv_dtype: DType::F32 (the reference) or DType::F16 (half the memory).
-  KVCache(const Gemma3TextConfig& config, int max_cache_len, DType kv_dtype = DType::F32)
+  // host_rows = false: the layers' rows are left to a device backend (LayerKVCache::device).
+  KVCache(const Gemma3TextConfig& config, int max_cache_len, DType kv_dtype = DType::F32, bool host_rows = true)
       : max_cache_len_(max_cache_len), dtype_(kv_dtype) {
     if (max_cache_len < 1 || max_cache_len > config.max_position_embeddings)
       throw std::invalid_argument("KVCache: max_cache_len must be in [1, max_position_embeddings = " +
@@ -128,6 +143,7 @@ class KVCache {
       LayerKVCache& l = layers_[std::size_t(i)];
       l.sliding = config.is_sliding(i);
       l.capacity = l.sliding ? std::min(config.sliding_window, max_cache_len) : max_cache_len;
+      if (!host_rows) continue;
       l.k = KVRowStore(kv_dtype, l.capacity, row_width_);
       l.v = KVRowStore(kv_dtype, l.capacity, row_width_);
     }

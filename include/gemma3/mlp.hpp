@@ -26,8 +26,8 @@ struct Gemma3MLPWeights {
 };
 
 // out [T, hidden] = MLP(x [T, hidden])
-inline void gemma3_mlp(const Backend& backend, const Gemma3MLPWeights& w, const Matrix& x, Matrix& out) {
-  Matrix gate, up;  // [T, intermediate_size]
+inline void gemma3_mlp(const Backend& backend, const Gemma3MLPWeights& w, const Activations& x, Activations& out) {
+  Activations gate, up;  // [T, intermediate_size]
   backend.linear_many(x, {{&w.gate_proj, &gate}, {&w.up_proj, &up}});
   backend.gelu_tanh_mul(gate, up);  // gate = gelu_tanh(gate) * up
   backend.linear(w.down_proj, gate, out);

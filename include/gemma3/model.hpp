@@ -17,8 +17,8 @@
 // (NOT scaled by sqrt(hidden_size)), and attention lets each image's soft tokens
 // see each other (attention_mask.hpp). Without it, nothing changes.
 //
-// The model is given a backend (backend.hpp) when it is made: the one that runs its
-// linear layers, GeGLU, attention and KV cache. Without one it makes a CpuBackend
+// The model is given a backend (backend.hpp) when it is made: every step on the
+// activations and the KV cache runs there, and the model only orders the steps. Without one it makes a CpuBackend
 // (backends/cpu.hpp) from the environment's options (all cores, the best instruction
 // set); ReferenceBackend (backends/reference.hpp) is the plain one to read.
 //
@@ -108,13 +108,15 @@ class Gemma3ForCausalLM {
   // (Logits::all) or [1, vocab_size] (Logits::last). `images`: see ImageTokens.
   Matrix forward(const std::vector<int>& input_ids, KVCache& cache, Logits which = Logits::all,
                  ForwardTrace* trace = nullptr, const ImageTokens* images = nullptr) const {
-    const Matrix h = final_hidden(input_ids, cache, trace, images);  // [T, hidden_size]
+    const Activations h = final_hidden(input_ids, cache, trace, images);  // [T, hidden_size]
     Matrix logits;  // [T or 1, vocab_size]
     if (which == Logits::last) {
-      const Matrix last = h.bottomRows(1);
-      backend_->linear(weights_.embed_tokens, last, logits);
+      logits.resize(1, weights_.embed_tokens.rows);
+      backend_->lm_head_last(weights_.embed_tokens, h, logits.data());
     } else {
-      backend_->linear(weights_.embed_tokens, h, logits);
+      Activations all;
+      backend_->linear(weights_.embed_tokens, h, all);
+      logits = backend_->download(all);
     }
     softcap_logits(logits.data(), logits.size());
     return logits;
@@ -126,6 +128,15 @@ class Gemma3ForCausalLM {
   // One token; its logits [vocab_size].
   Vector decode(int token_id, KVCache& cache) const { return last_logits({token_id}, cache); }
 
+  // The same two steps for greedy decoding: only the chosen id comes back, computed by
+  // the backend where the activations are (a GPU backend sends back 4 bytes, not the
+  // logits). final_logit_softcapping is monotone, so it does not change the pick.
+  int prefill_greedy(const std::vector<int>& input_ids, KVCache& cache, const ImageTokens* images = nullptr) const {
+    const Activations h = final_hidden(input_ids, cache, nullptr, images);
+    return backend_->lm_head_argmax(weights_.embed_tokens, h);
+  }
+  int decode_greedy(int token_id, KVCache& cache) const { return prefill_greedy({token_id}, cache); }
+
  private:
   // The backend of a model made without one.
   static std::shared_ptr<const Backend> default_backend() {
@@ -135,9 +146,9 @@ class Gemma3ForCausalLM {
   // The logits of the last token, made in place (no [1, vocab] matrix to copy: 1 MB
   // per decoded token at Gemma 3's vocabulary).
   Vector last_logits(const std::vector<int>& input_ids, KVCache& cache) const {
-    const Matrix h = final_hidden(input_ids, cache, nullptr, nullptr);
+    const Activations h = final_hidden(input_ids, cache, nullptr, nullptr);
     Vector logits(weights_.embed_tokens.rows);
-    backend_->lm_head_row(weights_.embed_tokens, h.row(h.rows() - 1).data(), logits.data());
+    backend_->lm_head_last(weights_.embed_tokens, h, logits.data());
     softcap_logits(logits.data(), logits.size());
     return logits;
   }
@@ -151,8 +162,8 @@ class Gemma3ForCausalLM {
 
   // Embedding, every decoder layer (the cache advances by T) and the final norm:
   // the hidden states [T, hidden_size] the tied LM head reads.
-  Matrix final_hidden(const std::vector<int>& input_ids, KVCache& cache, ForwardTrace* trace,
-                      const ImageTokens* images) const {
+  Activations final_hidden(const std::vector<int>& input_ids, KVCache& cache, ForwardTrace* trace,
+                           const ImageTokens* images) const {
     const int T = int(input_ids.size());
     const int pos0 = cache.length();
     if (T == 0) throw std::invalid_argument("forward: input_ids is empty");
@@ -163,45 +174,44 @@ class Gemma3ForCausalLM {
                               std::to_string(pos0) + " would run past the KV cache's " +
                               std::to_string(cache.max_cache_len()) + " positions");
 
-    Matrix h;  // [T, hidden_size]
-    embed(weights_.embed_tokens, input_ids, embed_scale_, h);
+    Activations h;  // [T, hidden_size]
+    backend_->embed(weights_.embed_tokens, input_ids, embed_scale_, h);
     std::optional<ImageGroups> groups;  // multimodal only: which tokens are which image's soft tokens
     if (images) {
-      place_image_features(*images, h);  // soft tokens := image features, unscaled
+      backend_->set_rows(h, image_rows(*images, T, h.cols()), images->features);  // soft tokens := features, unscaled
       groups.emplace(images->group_ids, pos0);
     }
-    if (trace) { trace->embeddings = h; trace->layer_outputs.clear(); }
+    if (trace) { trace->embeddings = backend_->download(h); trace->layer_outputs.clear(); }
 
     for (int i = 0; i < config_.num_hidden_layers; ++i) {
       const bool sliding = config_.is_sliding(i);
       gemma3_decoder_layer(*backend_, config_, sliding, weights_.layers[std::size_t(i)],
                            sliding ? rope_local_ : rope_global_, h, pos0, cache.layer(i), groups ? &*groups : nullptr);
-      if (trace) trace->layer_outputs.push_back(h);
+      if (trace) trace->layer_outputs.push_back(backend_->download(h));
     }
     cache.advance(T);
 
-    rms_norm_rows(h, weights_.norm, float(config_.rms_norm_eps));
-    if (trace) trace->final_hidden = h;
+    backend_->rms_norm(h, weights_.norm, float(config_.rms_norm_eps), h);
+    if (trace) trace->final_hidden = backend_->download(h);
     return h;
   }
 
-  // h's rows at image soft tokens (group id >= 0), in order, become the image features.
-  void place_image_features(const ImageTokens& images, Matrix& h) const {
-    const Eigen::Index T = h.rows();
-    if (Eigen::Index(images.group_ids.size()) != T)
+  // The rows of h at image soft tokens (group id >= 0), in order: where the image
+  // features go.
+  static std::vector<int> image_rows(const ImageTokens& images, int T, Eigen::Index hidden_size) {
+    if (int(images.group_ids.size()) != T)
       throw std::invalid_argument("forward: " + std::to_string(images.group_ids.size()) +
                                   " image group ids for " + std::to_string(T) + " tokens");
-    if (images.features.cols() != h.cols())
+    if (images.features.cols() != hidden_size)
       throw std::invalid_argument("forward: image features of width " + std::to_string(images.features.cols()) +
-                                  ", expected hidden_size " + std::to_string(h.cols()));
-    Eigen::Index soft = 0;
-    for (int g : images.group_ids) soft += g >= 0;
-    if (soft != images.features.rows())
-      throw std::invalid_argument("forward: " + std::to_string(soft) + " image soft tokens but " +
+                                  ", expected hidden_size " + std::to_string(hidden_size));
+    std::vector<int> rows;
+    for (int t = 0; t < T; ++t)
+      if (images.group_ids[std::size_t(t)] >= 0) rows.push_back(t);
+    if (Eigen::Index(rows.size()) != images.features.rows())
+      throw std::invalid_argument("forward: " + std::to_string(rows.size()) + " image soft tokens but " +
                                   std::to_string(images.features.rows()) + " rows of image features");
-    Eigen::Index next = 0;
-    for (Eigen::Index t = 0; t < T; ++t)
-      if (images.group_ids[std::size_t(t)] >= 0) h.row(t) = images.features.row(next++);
+    return rows;
   }
 
   Gemma3TextConfig config_;

@@ -254,25 +254,36 @@ class CpuBackend : public Backend {
            ", " + dtype_name(opts_.kv_dtype) + " cache";
   }
 
-  void linear(const Weight& W, const Matrix& X, Matrix& Y) const override {
+  // Activations are host matrices; backend.hpp's host defaults run the small steps.
+  void linear(const Weight& W, const Activations& X, Activations& Y) const override {
+    gemma3::linear(W, X.host(), Y.host(), opts_.isa, *pool_, opts_.int16_activations);
+  }
+  void linear_host(const Weight& W, const Matrix& X, Matrix& Y) const override {
     gemma3::linear(W, X, Y, opts_.isa, *pool_, opts_.int16_activations);
   }
-  void linear_many(const Matrix& X, std::initializer_list<std::pair<const Weight*, Matrix*>> jobs) const override {
-    gemma3::linear_many(X, jobs, opts_.isa, *pool_, opts_.int16_activations);
+  void linear_many(const Activations& X,
+                   std::initializer_list<std::pair<const Weight*, Activations*>> jobs) const override {
+    std::vector<std::pair<const Weight*, Matrix*>> host_jobs;
+    for (const auto& j : jobs) host_jobs.emplace_back(j.first, &j.second->host());
+    gemma3::linear_many(X.host(), host_jobs, opts_.isa, *pool_, opts_.int16_activations);
   }
-  void gelu_tanh_mul(Matrix& gate, const Matrix& up) const override {
-    gemma3::gelu_tanh_mul(gate.data(), up.data(), gate.size(), opts_.isa, *pool_);
+  void gelu_tanh_mul(Activations& gate, const Activations& up) const override {
+    gemma3::gelu_tanh_mul(gate.host().data(), up.host().data(), gate.host().size(), opts_.isa, *pool_);
   }
   KVCache new_cache(const Gemma3TextConfig& config, int max_cache_len, std::optional<DType> kv_dtype) const override {
     return KVCache(config, max_cache_len, kv_dtype.value_or(opts_.kv_dtype));
   }
-  void lm_head_row(const Weight& W, const float* h, float* logits) const override {
-    matvec(W, h, logits, opts_.isa, *pool_, opts_.int16_activations);
+  void lm_head_last(const Weight& W, const Activations& h, float* logits) const override {
+    const Matrix& x = h.host();
+    matvec(W, x.row(x.rows() - 1).data(), logits, opts_.isa, *pool_, opts_.int16_activations);
   }
   int argmax(const float* x, std::size_t n) const override { return int(gemma3::argmax(x, n, opts_.isa)); }
 
-  void attention(const AttentionShape& s, const AttentionMask& mask, const Matrix& q, const Matrix& k_in,
-                 const Matrix& v_in, LayerKVCache& cache, Matrix& context) const override {
+  void attention(const AttentionShape& s, const AttentionMask& mask, const Activations& q_a, const Activations& k_a,
+                 const Activations& v_a, LayerKVCache& cache, Activations& context_a) const override {
+    const Matrix &q = q_a.host(), &k_in = k_a.host(), &v_in = v_a.host();
+    Matrix& context = context_a.host();
+    cache.require_host_rows("CpuBackend");
     const int T = int(q.rows()), pos0 = mask.pos0;
     // A float16 cache keeps K and V rounded to float16: round this chunk's own rows the
     // same way first, so its queries see what later tokens will read back.

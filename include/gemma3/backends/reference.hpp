@@ -35,12 +35,18 @@ class ReferenceBackend : public Backend {
  public:
   std::string name() const override { return "reference"; }
 
-  void linear(const Weight& W, const Matrix& X, Matrix& Y) const override {
+  // Activations are host matrices (backend.hpp's host defaults run embed, RMSNorm,
+  // RoPE and the residual adds with the plain functions of their headers).
+  void linear(const Weight& W, const Activations& X, Activations& Y) const override {
+    linear_host(W, X.host(), Y.host());
+  }
+  void linear_host(const Weight& W, const Matrix& X, Matrix& Y) const override {
     Y.noalias() = X * as_f32(W).transpose();  // [T, in] . [in, out]
   }
 
-  void gelu_tanh_mul(Matrix& gate, const Matrix& up) const override {
-    gate = gate.binaryExpr(up, [](float g, float u) { return gelu_tanh(g) * u; });
+  void gelu_tanh_mul(Activations& gate_a, const Activations& up_a) const override {
+    Matrix& gate = gate_a.host();
+    gate = gate.binaryExpr(up_a.host(), [](float g, float u) { return gelu_tanh(g) * u; });
   }
 
   KVCache new_cache(const Gemma3TextConfig& config, int max_cache_len, std::optional<DType> kv_dtype) const override {
@@ -50,8 +56,11 @@ class ReferenceBackend : public Backend {
     return KVCache(config, max_cache_len, DType::F32);
   }
 
-  void attention(const AttentionShape& s, const AttentionMask& mask, const Matrix& q, const Matrix& k,
-                 const Matrix& v, LayerKVCache& cache, Matrix& context) const override {
+  void attention(const AttentionShape& s, const AttentionMask& mask, const Activations& q_a, const Activations& k_a,
+                 const Activations& v_a, LayerKVCache& cache, Activations& context_a) const override {
+    const Matrix &q = q_a.host(), &k = k_a.host(), &v = v_a.host();  // [T, NH * D], [T, KV * D], [T, KV * D]
+    Matrix& context = context_a.host();                                 // [T, NH * D]
+    cache.require_host_rows("ReferenceBackend");
     if (cache.k.dtype() != DType::F32) throw std::invalid_argument("ReferenceBackend: needs a float32 KV cache");
     const int T = int(q.rows()), D = s.head_dim, group = s.num_attention_heads / s.num_key_value_heads;
     // The keys this call may see: positions first .. pos0 + T - 1, the earlier ones
@@ -86,8 +95,9 @@ class ReferenceBackend : public Backend {
     }
   }
 
-  void lm_head_row(const Weight& W, const float* h, float* logits) const override {
-    Eigen::Map<Vector>(logits, W.rows) = as_f32(W) * Eigen::Map<const Vector>(h, W.cols);
+  void lm_head_last(const Weight& W, const Activations& h, float* logits) const override {
+    const Matrix& x = h.host();
+    Eigen::Map<RowVector>(logits, W.rows).noalias() = x.row(x.rows() - 1) * as_f32(W).transpose();
   }
 
   int argmax(const float* x, std::size_t n) const override {

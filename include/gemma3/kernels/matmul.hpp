@@ -40,7 +40,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -297,7 +296,7 @@ inline void linear(const Weight& W, const Matrix& X, Matrix& Y) { linear(W, X, Y
 // weights are also one parallel job: one wake-up of the pool instead of one per weight
 // (decode: q/k/v, gate/up). Every output is computed as linear() computes it, so the
 // results are bit for bit linear()'s.
-inline void linear_many(const Matrix& X, std::initializer_list<std::pair<const Weight*, Matrix*>> jobs, Isa isa,
+inline void linear_many(const Matrix& X, const std::vector<std::pair<const Weight*, Matrix*>>& jobs, Isa isa,
                         ThreadPool& pool, bool int16 = true) {
   bool fused = jobs.size() > 1 && X.rows() > 0;
   for (const auto& j : jobs) fused = fused && detail::use_q16(*j.first, isa, int16) && j.first->cols == X.cols();
@@ -348,7 +347,7 @@ inline void linear_many(const Matrix& X, std::initializer_list<std::pair<const W
   }, grain);
 }
 
-inline void linear_many(const Matrix& X, std::initializer_list<std::pair<const Weight*, Matrix*>> jobs) {
+inline void linear_many(const Matrix& X, const std::vector<std::pair<const Weight*, Matrix*>>& jobs) {
   linear_many(X, jobs, best_isa(), default_pool());
 }
 

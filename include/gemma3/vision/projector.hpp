@@ -64,7 +64,7 @@ inline Matrix gemma3_multimodal_projector(const Backend& backend, const Gemma3Vi
   Matrix tokens = average_pool_patches(vision_hidden, v.patches_per_side(), c.pool_kernel());  // [256, 1152]
   rms_norm_rows(tokens, w.mm_soft_emb_norm, float(v.layer_norm_eps));
   Matrix features;  // [256, text_hidden]
-  backend.linear(w.mm_input_projection, tokens, features);  // tokens . M  (M^T is what is stored)
+  backend.linear_host(w.mm_input_projection, tokens, features);  // tokens . M  (M^T is what is stored)
   return features;
 }
 

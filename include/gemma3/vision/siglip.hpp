@@ -75,7 +75,7 @@ inline void layer_norm_rows(Matrix& x, const LayerNormWeights& w, float eps) {
 
 // y [T, out] = x [T, in] . W^T + b
 inline void linear_bias(const Backend& backend, const Weight& W, const Vector& b, const Matrix& x, Matrix& y) {
-  backend.linear(W, x, y);
+  backend.linear_host(W, x, y);
   y.rowwise() += b.transpose();
 }
 
