@@ -108,6 +108,10 @@ int main(int argc, char** argv) {
     if (prompt.empty() == prompt_ids.empty()) throw std::invalid_argument("give exactly one of --prompt and --prompt-ids");
     if (!prompt.empty() && tokenizer_path.empty() && mmproj_path.empty())
       throw std::invalid_argument("--prompt needs --tokenizer VOCAB.gguf (or use --prompt-ids)");
+    if (pan_and_scan && tokenizer_path.empty() && mmproj_path.empty())
+      throw std::invalid_argument("--pan-and-scan needs --tokenizer VOCAB.gguf: the crops are introduced by text "
+                                  "phrases (\"Here is the original image ... and here are some crops\") that "
+                                  "must be tokenized");
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     usage(std::cerr);
@@ -159,7 +163,12 @@ int main(int argc, char** argv) {
     }
 
     // The prompt with one <start_of_image> per image, then expanded.
-    const gemma3::Gemma3VisionConfig vc = model.has_vision() ? model.vision_config() : gemma3::Gemma3VisionConfig{};
+    gemma3::Gemma3VisionConfig vc = model.has_vision() ? model.vision_config() : gemma3::Gemma3VisionConfig{};
+    if (tok) {  // the "\n\n" around each image, as this vocabulary spells it
+      const int nn = tok->find("\n\n");
+      if (nn < 0) throw std::runtime_error(tokenizer_path + ": the vocabulary has no \"\\n\\n\" piece to put around images");
+      vc.double_newline_token_id = nn;
+    }
     std::vector<int> ids;
     if (tok) {
       std::vector<gemma3::ChatPart> parts(images.size(), gemma3::ChatPart::make_image());
@@ -178,7 +187,7 @@ int main(int argc, char** argv) {
       pas.before_crops = tok->encode(" and here are some crops to help you see better ", e);
       pas.between_crops = tok->encode(" ", e);
     }
-    if (!images.empty()) ids = gemma3::expand_image_tokens(ids, num_crops, vc, &pas);
+    if (!images.empty()) ids = gemma3::expand_image_tokens(ids, num_crops, vc, tok ? &pas : nullptr);
     std::printf("prompt    %zu tokens (%zu image soft tokens)\n", ids.size(),
                 std::size_t(std::count(ids.begin(), ids.end(), vc.image_token_index)));
 

@@ -2,18 +2,22 @@
 //
 //   gemma3-cli generate --model PATH --prompt "Why is the sky blue?"     one answer, streamed
 //   gemma3-cli chat     --model PATH [--system "Be brief."]              interactive, multi-turn
+//   gemma3-cli tokenize --model PATH --prompt TEXT                       the ids and pieces
 //
 // PATH is a GGUF file (default: models/gemma-3-270m-q4_k_m.gguf, which
 // `make run` / scripts/fetch-model.sh puts there) or a Hugging Face folder with
 // config.json, model.safetensors and tokenizer.model. The prompt goes through the
-// Gemma chat template unless --raw is given. At the end it prints prefill and decode
-// speed and the KV cache against what an all-global cache would need.
+// Gemma chat template when the model has one (an instruction-tuned file); a base
+// model's file has none, and its prompt is continued as plain text (--chat / --raw
+// choose). At the end it prints prefill and decode speed and the KV cache against
+// what an all-global cache would need.
 // Run `gemma3-cli --help` for every flag.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <fstream>
 #include <iostream>
@@ -23,6 +27,8 @@
 #include <vector>
 
 #include <gemma3/gemma3.hpp>
+
+#include <unistd.h>  // isatty
 
 namespace {
 
@@ -35,6 +41,8 @@ struct Args {
   std::string prompt_ids_file;  // whitespace- or comma-separated token ids instead of --prompt
   std::string system;
   bool raw = false;             // no chat template
+  bool chat_template = false;   // the chat template even when the model has none
+  bool print_ids = false;       // print the prompt's and the answer's token ids
   bool ignore_eos = false;
   bool stats_json = false;
   int max_tokens = 256;
@@ -51,13 +59,18 @@ struct Args {
 void usage(std::ostream& os) {
   os << "usage: gemma3-cli generate [options] --prompt TEXT\n"
         "       gemma3-cli chat     [options]\n"
+        "       gemma3-cli tokenize [--model PATH] [--chat | --raw] --prompt TEXT\n"
         "\n"
         "options:\n"
         "  --model PATH         GGUF file or HF checkpoint folder (default " << kDefaultModel << ")\n"
         "  --prompt TEXT        the user's message (generate)\n"
         "  --prompt-ids-file F  token ids (separated by spaces, commas or newlines) instead of --prompt\n"
         "  --system TEXT        system instructions, folded into the first user turn\n"
-        "  --raw                feed the prompt as is, without the chat template\n"
+        "  --raw                feed the prompt as is, without the chat template (the default\n"
+        "                       when the model has no chat template: a base model)\n"
+        "  --chat               wrap the prompt in Gemma's chat template (the default when the\n"
+        "                       model has one: an instruction-tuned model)\n"
+        "  --print-ids          print the prompt's and the answer's token ids (stderr)\n"
         "  --max-tokens N       most tokens to generate per answer (default 256)\n"
         "  --temperature T      sampling temperature (default 1.0; 0 = greedy)\n"
         "  --top-k K            keep the K most likely tokens (default 64; 0 = off)\n"
@@ -100,8 +113,8 @@ Args parse_args(int argc, char** argv) {
   if (argc < 2) throw std::invalid_argument("no command given (generate or chat)");
   a.command = argv[1];
   if (a.command == "-h" || a.command == "--help") return a;
-  if (a.command != "generate" && a.command != "chat")
-    throw std::invalid_argument("unknown command '" + a.command + "' (expected generate or chat)");
+  if (a.command != "generate" && a.command != "chat" && a.command != "tokenize")
+    throw std::invalid_argument("unknown command '" + a.command + "' (expected generate, chat or tokenize)");
   for (int i = 2; i < argc; ++i) {
     const std::string f = argv[i];
     auto value = [&]() -> std::string {
@@ -114,6 +127,8 @@ Args parse_args(int argc, char** argv) {
     else if (f == "--prompt-ids-file") a.prompt_ids_file = value();
     else if (f == "--system") a.system = value();
     else if (f == "--raw") a.raw = true;
+    else if (f == "--chat") a.chat_template = true;
+    else if (f == "--print-ids") a.print_ids = true;
     else if (f == "--max-tokens") a.max_tokens = int(parse_long(f, value(), 0, 1 << 20));
     else if (f == "--temperature") a.sampling.temperature = parse_float(f, value(), 0.0f, 100.0f);
     else if (f == "--top-k") a.sampling.top_k = int(parse_long(f, value(), 0, 1 << 24));
@@ -145,6 +160,8 @@ Args parse_args(int argc, char** argv) {
   }
   if (a.command == "generate" && a.prompt.empty() && a.prompt_ids_file.empty())
     throw std::invalid_argument("generate needs --prompt TEXT or --prompt-ids-file FILE");
+  if (a.command == "tokenize" && a.prompt.empty()) throw std::invalid_argument("tokenize needs --prompt TEXT");
+  if (a.raw && a.chat_template) throw std::invalid_argument("--raw and --chat contradict each other");
   return a;
 }
 
@@ -169,6 +186,29 @@ gemma3::Tokenizer load_tokenizer(const std::string& model_path, const gemma3::Vo
   throw std::runtime_error(model_path + ": expected a tokenizer (GGUF metadata or tokenizer.model), found none");
 }
 
+// Whether the checkpoint carries a chat template (instruction-tuned) or not (base).
+bool has_chat_template(const std::string& model_path, const gemma3::Vocabulary& from_gguf) {
+  if (!from_gguf.tokens.empty()) return from_gguf.has_chat_template();
+  return !gemma3::load_hf_chat_template(model_path).empty();
+}
+
+// The prompt's ids: the chat template of [system], user, or the text as it is.
+std::vector<int> prompt_ids(const Args& args, const gemma3::Tokenizer& tokenizer, bool use_template) {
+  if (!use_template) return tokenizer.encode(args.prompt);
+  std::vector<gemma3::ChatMessage> messages;
+  if (!args.system.empty()) messages.emplace_back("system", args.system);
+  messages.emplace_back("user", args.prompt);
+  return gemma3::encode_chat(tokenizer, messages);
+}
+
+void print_ids(const char* what, const std::vector<int>& ids) {
+  std::fprintf(stderr, "[%s ids (%zu):", what, ids.size());
+  for (int id : ids) std::fprintf(stderr, " %d", id);
+  std::fprintf(stderr, "]\n");
+}
+
+// The loading bar, drawn only on a terminal (into a pipe or a file it would be dozens
+// of carriage-return redraws).
 void progress_bar(double fraction) {
   const int width = 40, filled = int(fraction * width + 0.5);
   std::fprintf(stderr, "\rloading [%s%s] %3d%%", std::string(std::size_t(filled), '#').c_str(),
@@ -182,7 +222,8 @@ double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
 void print_stats(const gemma3::GenerateResult& r, const gemma3::KVCache& cache, bool json) {
   std::fprintf(stderr,
                "\n[prefill %d tokens: %.1f tok/s | decode %d tokens: %.1f tok/s | stop: %s]\n"
-               "[kv cache (%s): %.1f MiB for %d positions (%.1f MiB in use); all-global would need %.1f MiB, %.2fx]\n",
+               "[kv cache (%s): %.1f MiB reserved for %d positions, %.1f MiB of it written (only that is resident); "
+               "all-global would need %.1f MiB, %.2fx]\n",
                r.prompt_tokens, r.prefill_tokens_per_second(), r.decode_calls, r.decode_tokens_per_second(),
                gemma3::stop_reason_name(r.stop_reason), gemma3::dtype_name(cache.dtype()), mib(double(cache.bytes_allocated())), cache.max_cache_len(),
                mib(double(cache.bytes_used())), mib(double(cache.bytes_all_global())),
@@ -233,9 +274,29 @@ int main(int argc, char** argv) {
       o.kv_dtype = args.kv_type;
       backend = std::make_shared<const gemma3::CpuBackend>(o);
     }
+    if (args.command == "tokenize") {  // the tokenizer alone: no weights are read
+      gemma3::Vocabulary vocab;
+      if (gemma3::is_gguf_path(args.model)) vocab = gemma3::vocabulary_from_gguf(gemma3::GgufFile(args.model));
+      const gemma3::Tokenizer tokenizer = load_tokenizer(args.model, vocab);
+      const bool use_template = !args.raw && (args.chat_template || has_chat_template(args.model, vocab));
+      const std::vector<int> ids = prompt_ids(args, tokenizer, use_template);
+      std::printf("%zu tokens (%s)\n", ids.size(), use_template ? "chat template" : "raw text");
+      for (int id : ids) {
+        std::string shown;
+        for (char ch : tokenizer.piece(id)) {
+          if (ch == '\n') shown += "\\n";
+          else if (ch == '\t') shown += "\\t";
+          else shown += ch;
+        }
+        std::printf("%8d  %s\n", id, shown.c_str());
+      }
+      return 0;
+    }
     gemma3::Vocabulary vocab;
     const auto t0 = std::chrono::steady_clock::now();
-    const gemma3::Gemma3ForCausalLM model = gemma3::load_model(args.model, &vocab, progress_bar, backend);
+    const bool tty = isatty(fileno(stderr));
+    const gemma3::Gemma3ForCausalLM model =
+        gemma3::load_model(args.model, &vocab, tty ? std::function<void(double)>(progress_bar) : nullptr, backend);
     const gemma3::Tokenizer tokenizer = load_tokenizer(args.model, vocab);
     const gemma3::Gemma3TextConfig& c = model.config();
     std::fprintf(stderr, "[%s: %d layers (%d global), hidden %d, vocab %d, %s weights, backend %s, loaded in %.2f s]\n",
@@ -254,25 +315,31 @@ int main(int argc, char** argv) {
       return true;
     };
 
+    const bool model_has_template = has_chat_template(args.model, vocab);
     if (args.command == "generate") {
       std::vector<int> ids;
       if (!args.prompt_ids_file.empty()) {
         ids = read_ids(args.prompt_ids_file);
-      } else if (args.raw) {
-        ids = tokenizer.encode(args.prompt);
       } else {
-        std::vector<gemma3::ChatMessage> messages;
-        if (!args.system.empty()) messages.emplace_back("system", args.system);
-        messages.emplace_back("user", args.prompt);
-        ids = gemma3::encode_chat(tokenizer, messages);
+        const bool use_template = !args.raw && (args.chat_template || model_has_template);
+        if (!use_template && !args.raw)
+          std::fprintf(stderr, "[%s has no chat template (a base model): the prompt is continued as plain text; "
+                               "--chat applies Gemma's chat template anyway]\n", args.model.c_str());
+        ids = prompt_ids(args, tokenizer, use_template);
       }
+      if (args.print_ids) print_ids("prompt", ids);
       const int want = int(ids.size()) + args.max_tokens;
       gemma3::KVCache cache = model.new_cache(std::min(args.context > 0 ? args.context : want, c.max_position_embeddings), args.kv_type);
       const gemma3::GenerateResult r = gemma3::generate(model, tokenizer, cache, ids, opts, stream);
       std::cout << "\n";
+      if (args.print_ids) print_ids("generated", r.tokens);
       print_stats(r, cache, args.stats_json);
       return 0;
     }
+    const bool use_template = !args.raw && (args.chat_template || model_has_template);
+    if (!use_template && !args.raw)
+      std::fprintf(stderr, "[%s has no chat template (a base model): each line you type is continued as plain "
+                           "text; --chat applies Gemma's chat template anyway]\n", args.model.c_str());
 
     // chat: one KV cache for the whole conversation. The first turn is the chat template
     // of [system], user; each later turn feeds only what the template adds after the
@@ -287,7 +354,11 @@ int main(int argc, char** argv) {
       if (first && !args.system.empty()) turn.emplace_back("system", args.system);
       turn.emplace_back("user", line);
       std::vector<int> ids;
-      if (first) {
+      if (!use_template) {  // completion: the line continues the text so far
+        gemma3::EncodeOptions e;
+        e.add_bos = first;
+        ids = tokenizer.encode(first ? line : "\n" + line, e);
+      } else if (first) {
         ids = gemma3::encode_chat(tokenizer, turn);
       } else {
         gemma3::ChatTemplateOptions no_bos;
@@ -304,6 +375,7 @@ int main(int argc, char** argv) {
         break;
       }
       std::cout << "\n";
+      if (args.print_ids) print_ids("generated", r.tokens);
       print_stats(r, cache, args.stats_json);
     }
     return 0;

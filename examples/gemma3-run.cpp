@@ -1,12 +1,12 @@
-// gemma3-run -- load a Gemma 3 checkpoint folder and greedily continue a prompt.
+// gemma3-run -- load a Gemma 3 checkpoint and greedily continue a prompt given as ids.
 //
-//   gemma3-run MODEL_DIR [--prompt-ids 2,818,5279] [--max-tokens 16] [--context 4096]
+//   gemma3-run MODEL [--prompt-ids 2,818,5279] [--max-tokens 16] [--context 4096]
 //
-// MODEL_DIR is a Hugging Face folder: config.json + model.safetensors (or a
-// sharded index), f32, bf16 or f16. There is no tokenizer yet (it arrives with
-// the GGUF work), so the prompt is given as token ids; without --prompt-ids the
-// program uses the fixture's own input_ids when MODEL_DIR has an
-// expected.safetensors (the test fixtures do), else "2" (<bos>).
+// MODEL is anything load_model() takes: a GGUF file, or a Hugging Face folder
+// (config.json + model.safetensors or a sharded index; f32, bf16 or f16). The prompt
+// is token ids (gemma3-cli takes text); without --prompt-ids the program uses the
+// fixture's own input_ids when MODEL is a folder with an expected.safetensors (the
+// test fixtures have one), else "2" (<bos>).
 //
 // It prints the model's shape and layer pattern, the continuation, prefill and
 // decode speed, and the KV cache against what an all-global cache would need.
@@ -26,8 +26,8 @@
 namespace {
 
 void usage(std::ostream& os) {
-  os << "usage: gemma3-run MODEL_DIR [--prompt-ids ID,ID,...] [--max-tokens N] [--context N]\n"
-        "  MODEL_DIR      Hugging Face checkpoint folder (config.json + model.safetensors)\n"
+  os << "usage: gemma3-run MODEL [--prompt-ids ID,ID,...] [--max-tokens N] [--context N]\n"
+        "  MODEL          a GGUF file or a Hugging Face checkpoint folder (config.json + model.safetensors)\n"
         "  --prompt-ids   comma-separated token ids (default: the fixture's input_ids, else 2)\n"
         "  --max-tokens   tokens to generate greedily (default 16)\n"
         "  --context      KV cache length in tokens (default: prompt + max-tokens)\n";
@@ -76,9 +76,9 @@ int main(int argc, char** argv) {
       else if (a == "--context") context = parse_count(a, value());
       else if (!a.empty() && a[0] == '-') throw std::invalid_argument("unknown option " + a);
       else if (model_dir.empty()) model_dir = a;
-      else throw std::invalid_argument("more than one MODEL_DIR given");
+      else throw std::invalid_argument("more than one MODEL given");
     }
-    if (model_dir.empty()) throw std::invalid_argument("no MODEL_DIR given");
+    if (model_dir.empty()) throw std::invalid_argument("no MODEL given");
   } catch (const std::exception& e) {
     std::cerr << "gemma3-run: " << e.what() << "\n";
     usage(std::cerr);
@@ -88,13 +88,13 @@ int main(int argc, char** argv) {
   try {
     using clock = std::chrono::steady_clock;
     const auto t_load = clock::now();
-    const gemma3::Gemma3ForCausalLM model = gemma3::load_hf_model(model_dir);
+    const gemma3::Gemma3ForCausalLM model = gemma3::load_model(model_dir);
     const double load_s = std::chrono::duration<double>(clock::now() - t_load).count();
     const gemma3::Gemma3TextConfig& c = model.config();
 
     if (prompt.empty()) {
       const std::string expected = model_dir + "/expected.safetensors";
-      if (std::ifstream(expected).good()) {
+      if (!gemma3::is_gguf_path(model_dir) && std::ifstream(expected).good()) {
         const gemma3::SafetensorsFile f(expected);
         const gemma3::TensorView& t = f.at("input_ids");
         for (std::int64_t i = 0; i < t.numel(); ++i) {

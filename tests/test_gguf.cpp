@@ -849,3 +849,18 @@ TEST_CASE("gguf: the real 270M runs from its quantized blocks: a sensible next t
     CHECK(top_f32 == 529);
   }
 }
+
+TEST_CASE("gguf: the vocabulary carries the file's chat template, or none (a base model)", "[gguf][tokenizer]") {
+  gguf_test::TinyModel t;
+  Writer w = t.writer();
+  const gemma3::Vocabulary base = gemma3::vocabulary_from_gguf(GgufFile(mem(w.bytes(), "base.gguf")));
+  CHECK(!base.has_chat_template());
+  const std::string tmpl = "{{ bos_token }}{% for message in messages %}<start_of_turn>...{% endfor %}";
+  w.add("tokenizer.chat_template", Value::string(tmpl));
+  const gemma3::Vocabulary it = gemma3::vocabulary_from_gguf(GgufFile(mem(w.bytes(), "it.gguf")));
+  CHECK(it.has_chat_template());
+  CHECK(it.chat_template == tmpl);
+  // The real 270M is a base model: no template.
+  const std::string path = real_model_path();
+  if (std::ifstream(path).good()) CHECK(!gemma3::vocabulary_from_gguf(GgufFile(path)).has_chat_template());
+}

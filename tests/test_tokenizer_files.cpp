@@ -49,3 +49,19 @@ TEST_CASE("a truncated or corrupt tokenizer.model is refused with the file named
   }
   std::remove(path.c_str());
 }
+
+TEST_CASE("an HF folder's chat template: chat_template.jinja, tokenizer_config.json, or none", "[tokenizer]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "gemma3_chat_template_test";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  CHECK(gemma3::load_hf_chat_template(dir.string()).empty());  // a base model's folder
+  std::ofstream(dir / "tokenizer_config.json") << R"({"add_bos_token": true, "chat_template": "{{ bos_token }}<start_of_turn>"})";
+  CHECK(gemma3::load_hf_chat_template(dir.string()) == "{{ bos_token }}<start_of_turn>");
+  std::ofstream(dir / "chat_template.jinja") << "{{ from the jinja file }}";
+  CHECK(gemma3::load_hf_chat_template(dir.string()) == "{{ from the jinja file }}");  // it wins
+  fs::remove(dir / "chat_template.jinja");
+  std::ofstream(dir / "tokenizer_config.json") << R"({"chat_template": )";  // truncated
+  CHECK_THROWS_WITH(gemma3::load_hf_chat_template(dir.string()), Catch::Matchers::Contains("tokenizer_config.json"));
+  fs::remove_all(dir);
+}

@@ -169,6 +169,10 @@ TEST_CASE("prompt ids: expand_image_tokens builds the fixture prompt", "[vision]
   CHECK_THROWS_AS(gemma3::expand_image_tokens(prompt, {0}, c), std::invalid_argument);
   CHECK_THROWS_AS(gemma3::expand_image_tokens(prompt, {0, 0, 0}, c), std::invalid_argument);
   CHECK_THROWS_AS(gemma3::expand_image_tokens(prompt, {2, 0}, c), std::invalid_argument);
+  const gemma3::PanAndScanPromptIds untokenized;  // no tokenizer: the phrases would be dropped silently
+  CHECK_THROWS_WITH(gemma3::expand_image_tokens(prompt, {2, 0}, c, &untokenized),
+                    Catch::Matchers::Contains("a tokenizer is needed"));
+  CHECK(gemma3::expand_image_tokens(prompt, {0, 0}, c, &untokenized).size() == prompt.size() + 2 * 7);  // no crops: fine
 }
 
 TEST_CASE("two images (5 groups) with text: embeddings, every layer, logits match transformers", "[vision]") {

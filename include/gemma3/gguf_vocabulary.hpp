@@ -73,6 +73,7 @@ inline Vocabulary vocabulary_from_gguf(const GgufFile& f) {
                       "; set tokenizer.ggml.*_token_id");
   if (f.find("tokenizer.ggml.add_bos_token")) v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token");
   if (f.find("tokenizer.ggml.add_space_prefix")) v.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix");
+  if (f.find("tokenizer.chat_template")) v.chat_template = f.get_string("tokenizer.chat_template");
 
   std::unordered_map<std::string, std::size_t> seen;
   seen.reserve(n);

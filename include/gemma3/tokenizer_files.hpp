@@ -14,12 +14,16 @@
 
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "detail/json.hpp"
 #include "gguf_vocabulary.hpp"
 #include "mapped_file.hpp"
 #include "tokenizer.hpp"
@@ -140,6 +144,32 @@ inline Vocabulary load_sentencepiece_model(const std::string& path) {
   }
   if (v.tokens.empty()) top.fail("at least one piece", "none");
   return v;
+}
+
+// The chat template of an HF folder: chat_template.jinja, else the "chat_template"
+// string of tokenizer_config.json (or of chat_template.json); "" when there is none
+// (a base model). Throws naming the file when one exists but cannot be read.
+inline std::string load_hf_chat_template(const std::string& folder) {
+  auto read = [](const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw std::runtime_error(path + ": cannot open the file");
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  };
+  const std::string jinja = folder + "/chat_template.jinja";
+  if (std::filesystem::exists(jinja)) return read(jinja);
+  for (const char* name : {"/chat_template.json", "/tokenizer_config.json"}) {
+    const std::string path = folder + name;
+    if (!std::filesystem::exists(path)) continue;
+    detail::Json j;
+    try {
+      j = detail::parse_json(read(path));
+    } catch (const detail::JsonError& e) {
+      throw std::runtime_error(path + ": " + e.what());
+    }
+    const detail::Json* t = j.is_object() ? j.find("chat_template") : nullptr;
+    if (t && t->is_string()) return t->string;
+  }
+  return "";
 }
 
 }  // namespace gemma3

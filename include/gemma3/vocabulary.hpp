@@ -24,6 +24,12 @@ struct Vocabulary {
   std::vector<int> token_types;
   int bos_id = 2, eos_id = 1, unk_id = 3, pad_id = 0;
   bool add_bos = true, add_space_prefix = false;
+  // The checkpoint's chat template (GGUF tokenizer.chat_template; in an HF folder,
+  // chat_template.jinja or tokenizer_config.json's "chat_template"). Instruction-tuned
+  // Gemma 3 files carry one; a base model's file has none, and a program should then
+  // feed prompts as plain text (the chat template makes a base model echo and ramble).
+  std::string chat_template;
+  bool has_chat_template() const { return !chat_template.empty(); }
 };
 
 }  // namespace gemma3

@@ -96,7 +96,11 @@ inline std::vector<int> expand_image_tokens(const std::vector<int>& ids, const s
       append(block);
       continue;
     }
-    if (!pas) throw std::invalid_argument("expand_image_tokens: an image with Pan-and-Scan crops needs PanAndScanPromptIds");
+    if (!pas || pas->before_original.empty() || pas->before_crops.empty() || pas->between_crops.empty())
+      throw std::invalid_argument("expand_image_tokens: image " + std::to_string(image - 1) + " has " +
+                                  std::to_string(n) + " Pan-and-Scan crops, which the prompt introduces with the "
+                                  "phrases \"Here is the original image\" and \"and here are some crops\": "
+                                  "PanAndScanPromptIds must hold them tokenized (a tokenizer is needed)");
     append(pas->before_original);
     append(block);
     append(pas->before_crops);
