@@ -1,9 +1,13 @@
 # gemma3 — the README's two commands:
 #   make run     build, fetch the default model, then chat with it (build/examples/gemma3-cli chat);
 #                with PROMPT="..." it answers that one prompt instead
-#   make test    build, then run every test with ctest (what .ci/run does)
-# Also: make deps | build | bench | clean.  Overridable: BUILD_DIR, BUILD_TYPE,
-# MODEL, PROMPT, ARGS (extra arguments for gemma3-cli), JOBS, CTEST_JOBS, CMAKE_ARGS.
+#   make test    build, then run every test with ctest (what .ci/run does), then the
+#                unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer
+#                (all but the real-model ones, which take 16-40 min each under ASan)
+# Also: make deps | build | sanitize | bench | clean.  make sanitize builds the tests with
+# ASan + UBSan and runs every one, the real-model tests included. Overridable: BUILD_DIR,
+# BUILD_TYPE, SAN_DIR, MODEL, PROMPT, ARGS (extra arguments for gemma3-cli), JOBS, CTEST_JOBS,
+# CMAKE_ARGS.
 
 BUILD_DIR  ?= build
 BUILD_TYPE ?= Release
@@ -13,12 +17,16 @@ ARGS       ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS ?= 2
 CMAKE_ARGS ?=
+SAN_DIR    ?= build-sanitize
+SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# leaks too; any UBSan report stops the run (-fno-sanitize-recover) with a stack
+SAN_ENV    := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 MAKEFLAGS += --no-print-directory
 
 RUN_EXE := $(BUILD_DIR)/examples/gemma3-cli
 
-.PHONY: all deps build test run bench clean
+.PHONY: all deps build test run bench clean sanitize sanitize-build sanitize-unit
 
 all: build
 
@@ -32,6 +40,23 @@ build: deps
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(CTEST_JOBS)
+	@$(MAKE) sanitize-unit
+
+# The test suite built with ASan + UBSan (tests only: no benchmarks, no examples).
+sanitize-build: deps
+	cmake -S . -B $(SAN_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA3_BUILD_BENCH=OFF \
+	  -DGEMMA3_BUILD_EXAMPLES=OFF -DGEMMA3_BUILD_WEB=OFF "-DCMAKE_CXX_FLAGS=$(SAN_FLAGS)" \
+	  "-DCMAKE_EXE_LINKER_FLAGS=$(SAN_FLAGS)" $(CMAKE_ARGS)
+	cmake --build $(SAN_DIR) -j$(JOBS) --target gemma3_tests
+
+# Every Catch2 test but the real-model ones ([real]), sanitized: part of make test.
+sanitize-unit: sanitize-build
+	@echo "== the unit tests under ASan + UBSan ($(SAN_DIR))"
+	cd $(SAN_DIR)/tests && $(SAN_ENV) ./gemma3_tests "~[real]"
+
+# Every test, sanitized, the real-model ones included (about an hour on 2 cores).
+sanitize: sanitize-build
+	cd $(SAN_DIR)/tests && $(SAN_ENV) ./gemma3_tests
 
 run: build
 ifeq ($(strip $(PROMPT)),)

@@ -3,8 +3,9 @@
 # for a bounded time over the committed seed corpus. Not part of the normal build or
 # `ctest` (it needs clang); docs/fuzzing.md has the numbers of the last run.
 #
-#   fuzz/run.sh                    # both targets, 120 s each
+#   fuzz/run.sh                    # every target, 120 s each
 #   fuzz/run.sh 600 gguf           # one target, 10 minutes
+#   RUNS=10000000 fuzz/run.sh 3600 # every target to 10M executions (or an hour)
 #   CXX=clang++-15 fuzz/run.sh     # another clang
 #
 # New inputs found go to build-fuzz/corpus/<target>/ (not committed); a crash is saved
@@ -17,7 +18,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECONDS_PER_TARGET="${1:-120}"
 shift || true
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(gguf safetensors)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(gguf safetensors image config_json tokenizer_model tokenizer_text)
 CXX="${CXX:-clang++-14}"
 OUT=build-fuzz
 MAX_LEN="${MAX_LEN:-65536}"
@@ -26,7 +27,7 @@ command -v "$CXX" >/dev/null || { echo "fuzz/run.sh: $CXX not found (apt-get ins
 EIGEN_INC="$(pkg-config --cflags-only-I eigen3 2>/dev/null || echo -I/usr/include/eigen3)"
 FLAGS=(-std=c++17 -g -O1 -fno-omit-frame-pointer
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -Iinclude $EIGEN_INC)
+       -DGEMMA3_HAVE_STB_IMAGE=1 -Iinclude $EIGEN_INC)
 
 mkdir -p "$OUT" fuzz/crashes
 probe="$OUT/probe.cpp"
@@ -46,7 +47,7 @@ for t in "${TARGETS[@]}"; do
   echo "== running fuzz_$t for ${SECONDS_PER_TARGET}s (max_len $MAX_LEN), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   set +e
   "$OUT/fuzz_$t" "$OUT/corpus/$t" "fuzz/corpus/$t" "${dict[@]}" \
-      -max_total_time="$SECONDS_PER_TARGET" -max_len="$MAX_LEN" -timeout=10 -rss_limit_mb=2048 \
+      -max_total_time="$SECONDS_PER_TARGET" ${RUNS:+-runs="$RUNS"} -max_len="$MAX_LEN" -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="fuzz/crashes/$t-" -print_final_stats=1 2>&1 | tee "$OUT/fuzz_$t.log"
   rc=${PIPESTATUS[0]}
   set -e

@@ -12,7 +12,10 @@
 //
 // The reference backend is also held to transformers directly on the tiny fixtures
 // (1e-4, as tests/test_model.cpp holds the default backend).
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -206,5 +209,21 @@ TEST_CASE("CPU backend on every Isa equals the reference backend: real 270M (qua
     INFO(name << ", " << model.backend().name() << ": " << d.str());
     CHECK(d.rel <= (rounded ? kRoundedTol : kQuantTol));
     CHECK(ours.greedy == ref.greedy);
+  }
+}
+
+TEST_CASE("a model made without a backend runs on every core (GEMMA3_NUM_THREADS overrides)", "[backends]") {
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  CHECK(gemma3::CpuBackend().options().threads == int(cores));
+  const char* env = std::getenv("GEMMA3_NUM_THREADS");
+  const gemma3::CpuBackend::Options from_env = gemma3::CpuBackend::Options::from_environment();
+  if (!env || !*env || std::atoi(env) <= 0) {
+    const gemma3::Gemma3ForCausalLM model = gemma3::load_hf_model(fixtures::path("tiny_global_last"));  // no backend given
+    const auto* cpu = dynamic_cast<const gemma3::CpuBackend*>(&model.backend());
+    REQUIRE(cpu != nullptr);
+    CHECK(cpu->options().threads == int(cores));
+    CHECK(from_env.threads == 0);  // 0: every hardware thread
+  } else {
+    CHECK(from_env.threads == std::atoi(env));
   }
 }

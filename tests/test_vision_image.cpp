@@ -2,6 +2,7 @@
 // and bad input -- missing, empty, truncated, corrupt files and absurd sizes.
 // Pixel-level agreement with the reference processor is in test_vision_preprocess.cpp.
 #include <fstream>
+#include <sstream>
 #include <iterator>
 
 #include "catch.hpp"
@@ -97,21 +98,22 @@ TEST_CASE("bad image files: missing, empty, truncated, corrupt, absurd header", 
   for (const std::size_t keep : {std::size_t(8), std::size_t(30), png.size() / 2, png.size() - 20}) {
     loader_errors::write_file(dir / "cut.png", loader_errors::Bytes(png.begin(), png.begin() + std::ptrdiff_t(keep)));
     INFO("PNG truncated to " << keep << " of " << png.size() << " bytes");
-    REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "cut.png").string()), "cut.png", "stb_image");
+    // inside the header: named by the header reader; later: by the decoder
+    REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "cut.png").string()), "cut.png (PNG)",
+                          keep < 33 ? "the file ends after" : "stb_image");
   }
 
   loader_errors::Bytes noise(4096);
   for (std::size_t i = 0; i < noise.size(); ++i) noise[i] = std::uint8_t((i * 2654435761u) >> 13);
   loader_errors::write_file(dir / "noise.jpg", noise);
   REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "noise.jpg").string()), "noise.jpg",
-                        "not a decodable image");
+                        "not a PNG, JPEG, GIF, BMP, PNM (P5/P6) or TGA file");
 
   loader_errors::write_file(dir / "text.png", std::string("this is not an image"));
   REQUIRE_THROWS_AS(gemma3::load_image((dir / "text.png").string()), gemma3::ImageError);
 
   // PNG headers claiming absurd sizes: refused from the header alone, before any
-  // pixel is allocated -- by our limits (20000 x 10 > max_width 16384), or already by
-  // stb_image's own 2^30-byte check (100000 x 100000).
+  // pixel is allocated, by our limits, with the size named.
   auto with_size = [&](std::uint32_t w, std::uint32_t h) {
     loader_errors::Bytes b(png.begin(), png.end());
     for (int i = 0; i < 4; ++i) {
@@ -124,13 +126,108 @@ TEST_CASE("bad image files: missing, empty, truncated, corrupt, absurd header", 
   REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "wide.png").string()), "wide.png", "20000 x 10",
                         "max_width");
   loader_errors::write_file(dir / "huge.png", with_size(100000, 100000));
-  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "huge.png").string()), "huge.png",
-                        "not a decodable image");
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "huge.png").string()), "huge.png (PNG)",
+                        "100000 x 100000", "max_width");
+  loader_errors::write_file(dir / "big.png", with_size(20000, 20000));
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "big.png").string()), "big.png (PNG)",
+                        "20000 x 20000", "max_width");
 
   // Custom limits apply to real files too.
   gemma3::ImageLimits tight;
   tight.max_width = 10;
   REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image(images_dir() + "/rgb.png", tight), "rgb.png", "24 x 16",
                         "max_width");
+}
+
+namespace {
+
+// The bytes of a GIF89a header claiming w x h, with a minimal (empty) image after it.
+std::vector<std::uint8_t> gif_claiming(int w, int h) {
+  return {'G', 'I', 'F', '8', '9', 'a', std::uint8_t(w), std::uint8_t(w >> 8), std::uint8_t(h), std::uint8_t(h >> 8),
+          0x80, 0, 0, 0, 0, 0, 255, 255, 255,                 // a 2-colour table
+          0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x44, 0x01, 0,  // one 1 x 1 image: LZW clear, 0, end
+          0x3B};
+}
+
+}  // namespace
+
+TEST_CASE("image files decode to the pixels Pillow gives transformers (16-bit gray PNG, BMP variants)", "[vision]") {
+  const std::string dir = images_dir() + "/pillow";
+  std::ifstream index(dir + "/index.txt");
+  REQUIRE(index.good());
+  std::string line;
+  int files = 0;
+  while (std::getline(index, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream ss(line);
+    std::string name;
+    int w = 0, h = 0;
+    ss >> name >> w >> h;
+    INFO(line);
+    const Image img = gemma3::load_image(dir + "/" + name);
+    const std::vector<std::uint8_t> want = read_bytes(dir + "/" + name + ".rgb");
+    REQUIRE(img.width == w);
+    REQUIRE(img.height == h);
+    REQUIRE(want.size() == img.pixels.size());
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) differ += want[i] != img.pixels[i];
+    CHECK(differ == 0);
+    ++files;
+  }
+  CHECK(files == 11);
+}
+
+TEST_CASE("hostile image headers: named by format, refused before the decoder allocates or overruns", "[vision]") {
+  loader_errors::TempDir dir;
+  // A JPEG whose Huffman table claims more than 256 codes: stb_image 2.27 would write
+  // past its 257-entry size array (UBSan: index 257 in stbi__build_huffman).
+  std::vector<std::uint8_t> jpg = read_bytes(images_dir() + "/photo.jpg");
+  std::size_t dht = 0;
+  for (std::size_t i = 2; i + 1 < jpg.size(); ++i)
+    if (jpg[i] == 0xFF && jpg[i + 1] == 0xC4) { dht = i; break; }
+  REQUIRE(dht > 0);
+  for (int k = 0; k < 16; ++k) jpg[dht + 5 + std::size_t(k)] = 20;  // 16 x 20 = 320 codes
+  loader_errors::write_file(dir / "huffman.jpg", loader_errors::Bytes(jpg.begin(), jpg.end()));
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "huffman.jpg").string()), "huffman.jpg (JPEG)",
+                        "defines 320 codes", "at most 256");
+
+  // A corrupt JPEG (a valid start, then noise) is named as a JPEG, not with a PNG reason.
+  std::vector<std::uint8_t> bad = read_bytes(images_dir() + "/photo.jpg");
+  for (std::size_t i = 20; i < 60; ++i) bad[i] = std::uint8_t(i * 37);
+  loader_errors::write_file(dir / "corrupt.jpg", loader_errors::Bytes(bad.begin(), bad.end()));
+  try {
+    (void)gemma3::load_image((dir / "corrupt.jpg").string());
+    FAIL("corrupt.jpg decoded");
+  } catch (const gemma3::ImageError& e) {
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find("corrupt.jpg (JPEG)") != std::string::npos);
+    CHECK(m.find("png") == std::string::npos);
+  }
+
+  // A 35-byte GIF claiming 14344 x 8272 (118.7 Mpx): over max_pixels, refused before
+  // stb_image allocates ~1.1 GB for it; 5000 x 4000 is under max_pixels but over the
+  // GIF limit (stb_image holds 9 bytes per pixel for a GIF).
+  const std::vector<std::uint8_t> bomb = gif_claiming(14344, 8272);
+  loader_errors::write_file(dir / "bomb.gif", loader_errors::Bytes(bomb.begin(), bomb.end()));
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "bomb.gif").string()), "bomb.gif (GIF)",
+                        "14344 x 8272", "max_pixels");
+  const std::vector<std::uint8_t> wide = gif_claiming(5000, 4000);
+  loader_errors::write_file(dir / "wide.gif", loader_errors::Bytes(wide.begin(), wide.end()));
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "wide.gif").string()), "wide.gif (GIF)",
+                        "5000 x 4000", "max_gif_pixels");
+  // ... and the same header at a sane size decodes (1 x 1 image in a 2 x 2 screen).
+  const std::vector<std::uint8_t> small = gif_claiming(2, 2);
+  CHECK(gemma3::decode_image(small.data(), small.size(), "small.gif").width == 2);
+
+  // Headers cut short, named by format.
+  const std::uint8_t bmp[] = {'B', 'M', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 40, 0};
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::decode_image(bmp, sizeof bmp, "x.bmp"), "x.bmp (BMP)",
+                        "the file ends after 16 bytes");
+  const std::uint8_t pnm[] = {'P', '6', ' ', '4', ' ', 'x'};
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::decode_image(pnm, sizeof pnm, "x.ppm"), "x.ppm (PNM)", "height");
+  const std::uint8_t jpeg_no_frame[] = {0xFF, 0xD8, 0xFF, 0xD9};
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::decode_image(jpeg_no_frame, sizeof jpeg_no_frame, "x.jpg"),
+                        "x.jpg (JPEG)", "no frame header");
 }
 #endif

@@ -99,8 +99,8 @@ class ProtoReader {
 // pieces, scores and types, the special ids from its TrainerSpec and add_dummy_prefix
 // from its NormalizerSpec (each defaulting to Gemma's: <pad> 0, <eos> 1, <bos> 2,
 // <unk> 3, no dummy prefix, when the file does not set it).
-inline Vocabulary load_sentencepiece_model(const std::string& path) {
-  const std::shared_ptr<const MappedFile> file = MappedFile::open(path);
+inline Vocabulary load_sentencepiece_model(const std::shared_ptr<const MappedFile>& file) {
+  const std::string& path = file->path();
   detail::ProtoReader top(file->data(), file->size(), path);
   Vocabulary v;  // Gemma's defaults (vocabulary.hpp) until the file says otherwise
   while (!top.done()) {
@@ -144,6 +144,9 @@ inline Vocabulary load_sentencepiece_model(const std::string& path) {
   }
   if (v.tokens.empty()) top.fail("at least one piece", "none");
   return v;
+}
+inline Vocabulary load_sentencepiece_model(const std::string& path) {
+  return load_sentencepiece_model(MappedFile::open(path));
 }
 
 // The chat template of an HF folder: chat_template.jinja, else the "chat_template"

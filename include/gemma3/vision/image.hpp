@@ -44,12 +44,20 @@ struct Image {
   std::uint8_t& at(int x, int y, int c) { return pixels[(std::size_t(y) * std::size_t(width) + std::size_t(x)) * 3 + std::size_t(c)]; }
 };
 
-// Largest image the library will decode or allocate. 16384^2 is far beyond what
-// the model sees (896 x 896, or a few crops of it) yet keeps an RGB copy < 1 GiB.
+// Largest image the library will decode or allocate. The model sees 896 x 896 (or
+// up to max_num_crops crops of that size), so anything a camera or a scanner makes
+// is far larger than it needs; the limits only stop files whose header promises
+// absurd sizes (a 58-byte GIF can claim 14344 x 8272).
+//   max_pixels     89,478,485: Pillow's Image.MAX_IMAGE_PIXELS, past which the
+//                  processor's own Pillow path warns of a decompression bomb
+//                  (256 MiB as RGB; a 48-megapixel phone photo fits)
+//   max_gif_pixels 16 Mpx: stb_image decodes a GIF into three full-frame buffers
+//                  (9 bytes per pixel: 151 MB at the limit) before it reads a pixel
 struct ImageLimits {
   int max_width = 16384;
   int max_height = 16384;
-  std::int64_t max_pixels = std::int64_t(16384) * 16384 / 2;  // 128 Mpx (384 MiB as RGB)
+  std::int64_t max_pixels = 89478485;
+  std::int64_t max_gif_pixels = std::int64_t(4096) * 4096;
 };
 
 // Throws ImageError naming `source` unless 1 <= width, height and the limits hold.

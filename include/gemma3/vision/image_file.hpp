@@ -12,21 +12,26 @@
 // has one stb_image implementation, define GEMMA3_STB_IMAGE_EXTERNAL before
 // including this header and only the declarations are used.
 //
-// Validation, before any pixel is allocated: the file must exist and be non-empty;
-// stbi_info must recognise its header; width, height and their product must pass
-// ImageLimits (image.hpp). Decoding failures (truncated or corrupt data) throw
-// ImageError with the file name and stb_image's reason.
+// Validation, before any pixel is allocated: the file must be non-empty; its header
+// (image_header.hpp) must name a known format and be well formed; width, height and
+// their product must pass ImageLimits (image.hpp). Decoding failures (truncated or
+// corrupt data) throw ImageError with the file name, the format and the decoder's
+// reason.
 //
-// Decoder differences from the reference (PIL): PNG, BMP, GIF, TGA and PNM decode to
-// the same bytes. JPEG does not necessarily: stb_image and libjpeg use different
-// IDCT and chroma-upsampling arithmetic, so a few pixel values may differ by small
-// amounts (tests/test_vision_image.cpp reports how many on its JPEG fixture).
-// 16-bit PNGs are reduced to 8 bits by stb_image (high byte).
+// Pixels: every format decodes to the bytes Pillow gives transformers' processor
+// (tests/test_vision_image.cpp checks Pillow-written files of each kind): PNG (1/2/4/8-bit
+// gray, palette with transparency, RGB, RGBA, 16-bit RGB/RGBA/gray+alpha, and 16-bit
+// gray, which Pillow clips to 255 and so does this header), BMP (8 and 24 bits; 32
+// bits without bit fields, whose 4th byte Pillow reads as padding and so does this
+// header), GIF, PNM and TGA. JPEG does not necessarily: stb_image and libjpeg use
+// different IDCT and chroma-upsampling arithmetic, so a few values differ by a few
+// levels (tests/test_vision_preprocess.cpp bounds and reports them).
 //
 // Pinned by tests/test_vision_image.cpp (every fixture image file; corrupt,
 // truncated, empty, absurdly large files).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 #include <iterator>
@@ -41,6 +46,15 @@
 #endif
 #ifndef STB_IMAGE_STATIC
 #define STB_IMAGE_STATIC
+#endif
+// Only the formats read_image_header() knows are compiled in (the HDR, PSD and PIC
+// decoders are where most of stb_image's published crashes were), and stb_image's own
+// size check matches ImageLimits.
+#define STBI_NO_HDR
+#define STBI_NO_PSD
+#define STBI_NO_PIC
+#ifndef STBI_MAX_DIMENSIONS
+#define STBI_MAX_DIMENSIONS 16384
 #endif
 #endif
 
@@ -66,6 +80,7 @@
 #endif
 
 #include "image.hpp"
+#include "image_header.hpp"
 
 namespace gemma3 {
 
@@ -75,14 +90,62 @@ inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std
   if (size == 0) throw ImageError(source + ": expected an image file, found 0 bytes");
   if (size > std::size_t(0x7fffffff))
     throw ImageError(source + ": expected at most 2 GiB of encoded data, found " + std::to_string(size) + " bytes");
+  const ImageHeader hd = read_image_header(bytes, size, source);  // the format and its sizes, checked
+  const std::string what = source + " (" + hd.format + ")";
+  check_image_size(hd.width, hd.height, limits, what);
+  if (hd.format == "GIF" && hd.width * hd.height > limits.max_gif_pixels)
+    throw ImageError(what + ": image size " + std::to_string(hd.width) + " x " + std::to_string(hd.height) +
+                     ": expected at most " + std::to_string(limits.max_gif_pixels) +
+                     " pixels for a GIF (ImageLimits::max_gif_pixels)");
+  auto stb_reason = [&]() {
+    const std::string r = stbi_failure_reason() ? stbi_failure_reason() : "no reason given";
+    // a reason from another format's decoder (stb tries each in turn) says nothing here
+    return r == "unknown image type" || (hd.format != "PNG" && r.find("png") != std::string::npos)
+               ? "stb_image does not take this " + hd.format + " file"
+               : "stb_image: " + r;
+  };
   int w = 0, h = 0, channels = 0;
   if (!stbi_info_from_memory(bytes, int(size), &w, &h, &channels))
-    throw ImageError(source + ": not a decodable image (stb_image: " + stbi_failure_reason() + ")");
-  check_image_size(w, h, limits, source);
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(bytes, int(size), &w, &h, &channels, 0),
-                                                 stbi_image_free);
-  if (!data) throw ImageError(source + ": cannot decode the image (stb_image: " + stbi_failure_reason() + ")");
-  return image_from_pixels(data.get(), w, h, channels, source, limits);
+    throw ImageError(what + ": not a decodable image (" + stb_reason() + ")");
+  if (w != hd.width || h != hd.height)
+    throw ImageError(what + ": the header says " + std::to_string(hd.width) + " x " + std::to_string(hd.height) +
+                     " but the decoder reads " + std::to_string(w) + " x " + std::to_string(h));
+
+  // Where Pillow (and so transformers) reads the pixels differently from stb_image:
+  //  - 16-bit grayscale PNG: Pillow's mode I;16 converts to RGB(A) by clipping each
+  //    value to 255; stb_image would keep the high byte.
+  //  - 32-bit BMP without bit fields (BI_RGB, as Pillow writes RGBA): Pillow reads the
+  //    4th byte as padding (mode RGB, "BGRX"); stb_image would read it as alpha.
+  if (hd.format == "PNG" && hd.png_color_type == 0 && hd.bit_depth == 16) {
+    std::unique_ptr<stbi_us, void (*)(void*)> data16(stbi_load_16_from_memory(bytes, int(size), &w, &h, &channels, 0),
+                                                     stbi_image_free);
+    if (!data16) throw ImageError(what + ": cannot decode the image (" + stb_reason() + ")");
+    std::vector<std::uint8_t> clipped(std::size_t(w) * std::size_t(h) * std::size_t(channels));
+    for (std::size_t i = 0; i < clipped.size(); ++i) {
+      const bool alpha = channels == 2 && i % 2 == 1;  // a tRNS colour key: 0 or 65535
+      clipped[i] = alpha ? std::uint8_t(data16.get()[i] >> 8) : std::uint8_t(std::min<int>(data16.get()[i], 255));
+    }
+    return image_from_pixels(clipped.data(), w, h, channels, what, limits);
+  }
+  const bool bmp_padding = hd.format == "BMP" && hd.bit_depth == 32 && hd.bmp_compression == 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(
+      stbi_load_from_memory(bytes, int(size), &w, &h, &channels, bmp_padding ? 3 : 0), stbi_image_free);
+  if (!data) throw ImageError(what + ": cannot decode the image (" + stb_reason() + ")");
+  Image img = image_from_pixels(data.get(), w, h, bmp_padding ? 3 : channels, what, limits);
+  //  - 16-bit BMP (5-5-5, or 5-6-5 bit fields): Pillow widens a b-bit value v to
+  //    v * 255 / (2^b - 1), rounded down; stb_image repeats its bits, (v << (8 - b)) | ...,
+  //    from which v is the top b bits.
+  if (hd.format == "BMP" && hd.bit_depth == 16) {
+    int bits[3] = {5, 5, 5};
+    const std::uint32_t* m = hd.bmp_masks;
+    if (hd.bmp_compression == 3 && m[0] == 0xF800 && m[1] == 0x07E0 && m[2] == 0x001F) bits[1] = 6;
+    else if (hd.bmp_compression == 3 && !(m[0] == 0x7C00 && m[1] == 0x03E0 && m[2] == 0x001F)) return img;  // Pillow refuses
+    for (std::size_t i = 0; i < img.pixels.size(); ++i) {
+      const int b = bits[i % 3];
+      img.pixels[i] = std::uint8_t((img.pixels[i] >> (8 - b)) * 255 / ((1 << b) - 1));
+    }
+  }
+  return img;
 }
 
 // Read and decode an image file.

@@ -6,6 +6,7 @@
 
 #include "../fuzz/fuzz_targets.hpp"
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -34,29 +35,46 @@ std::vector<fs::path> files_in(const fs::path& dir) {
 
 }  // namespace
 
-TEST_CASE("fuzz corpus: every seed and saved reproducer goes through the fuzz targets cleanly", "[gguf][fuzz]") {
-  const std::vector<fs::path> gguf = files_in(kFuzzDir + "/corpus/gguf");
-  const std::vector<fs::path> st = files_in(kFuzzDir + "/corpus/safetensors");
-  CHECK(gguf.size() >= 5);
-  CHECK(st.size() >= 5);
-  for (const fs::path& p : gguf) {
-    INFO(p.string());
-    const auto b = read_bytes(p);
-    CHECK(b.size() <= 16384);  // seeds stay small
-    CHECK(gemma3_fuzz::gguf_one_input(b.data(), b.size()) == 0);
+// Every fuzz target, by the name of its corpus folder and its crash-file prefix.
+struct Target {
+  const char* name;
+  int (*run)(const std::uint8_t*, std::size_t);
+  std::size_t min_seeds;
+};
+const Target kTargets[] = {
+    {"gguf", gemma3_fuzz::gguf_one_input, 5},
+    {"safetensors", gemma3_fuzz::safetensors_one_input, 5},
+#ifdef GEMMA3_HAVE_STB_IMAGE
+    {"image", gemma3_fuzz::image_one_input, 10},
+#endif
+    {"config_json", gemma3_fuzz::config_json_one_input, 5},
+    {"tokenizer_model", gemma3_fuzz::tokenizer_model_one_input, 3},
+    {"tokenizer_text", gemma3_fuzz::tokenizer_text_one_input, 10},
+};
+
+TEST_CASE("fuzz corpus: every seed and saved reproducer goes through the fuzz targets cleanly", "[fuzz]") {
+  for (const Target& t : kTargets) {
+    const std::vector<fs::path> seeds = files_in(kFuzzDir + "/corpus/" + t.name);
+    INFO(t.name);
+    CHECK(seeds.size() >= t.min_seeds);
+    for (const fs::path& p : seeds) {
+      INFO(p.string());
+      const auto b = read_bytes(p);
+      CHECK(b.size() <= 16384);  // seeds stay small
+      CHECK(t.run(b.data(), b.size()) == 0);
+    }
   }
-  for (const fs::path& p : st) {
-    INFO(p.string());
-    const auto b = read_bytes(p);
-    CHECK(b.size() <= 16384);
-    CHECK(gemma3_fuzz::safetensors_one_input(b.data(), b.size()) == 0);
-  }
-  for (const fs::path& p : files_in(kFuzzDir + "/crashes")) {  // reproducers, named by target
+  for (const fs::path& p : files_in(kFuzzDir + "/crashes")) {  // reproducers, named <target>-crash-<sha1>
     const std::string name = p.filename().string();
     INFO(p.string());
     const auto b = read_bytes(p);
-    if (name.rfind("gguf", 0) == 0) CHECK(gemma3_fuzz::gguf_one_input(b.data(), b.size()) == 0);
-    if (name.rfind("safetensors", 0) == 0) CHECK(gemma3_fuzz::safetensors_one_input(b.data(), b.size()) == 0);
+    bool known = false;
+    for (const Target& t : kTargets)
+      if (name.rfind(std::string(t.name) + "-", 0) == 0) {
+        CHECK(t.run(b.data(), b.size()) == 0);
+        known = true;
+      }
+    CHECK(known);
   }
 }
 

@@ -1,0 +1,6 @@
+// libFuzzer target: config_json (see fuzz_targets.hpp). Build and run: fuzz/run.sh (docs/fuzzing.md).
+#include "fuzz_targets.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  return gemma3_fuzz::config_json_one_input(data, size);
+}
