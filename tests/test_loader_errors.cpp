@@ -197,6 +197,14 @@ TEST_CASE("safetensors: shape with a negative or non-integer entry", "[errors][s
                           SafetensorsFile(mem(one_tensor(R"({"dtype":"F32","shape":[1.5],"data_offsets":[0,8]})", 8))),
                           kFile, "tensor 'w' shape", "non-negative integers", "1.5");
   }
+  SECTION("a number too large for any integer (1e3081 reads as infinity; found by fuzz_safetensors)") {
+    REQUIRE_THROWS_NAMING(SafetensorsError,
+                          SafetensorsFile(mem(one_tensor(R"({"dtype":"F32","shape":[1e3081],"data_offsets":[0,8]})", 8))),
+                          kFile, "tensor 'w' shape", "non-negative integers", "inf");
+    REQUIRE_THROWS_NAMING(SafetensorsError,
+                          SafetensorsFile(mem(one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[0,1e400]})", 8))),
+                          kFile, "tensor 'w'", "inf");
+  }
   SECTION("a string entry") {
     REQUIRE_THROWS_NAMING(SafetensorsError,
                           SafetensorsFile(mem(one_tensor(R"({"dtype":"F32","shape":["2"],"data_offsets":[0,8]})", 8))),

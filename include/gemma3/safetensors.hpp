@@ -137,7 +137,8 @@ class SafetensorsFile {
       if (!shape || !shape->is_array()) fail(where + " shape", "a list of integers", shape ? shape->kind_name() : "nothing");
       std::uint64_t numel = 1;
       for (const detail::Json& d : shape->array) {
-        if (!d.is_number() || d.number < 0 || d.number != double(std::int64_t(d.number)) || d.number > 9.0e15)
+        // range first: converting an out-of-range double (1e3081 parses as inf) is undefined
+        if (!d.is_number() || !(d.number >= 0 && d.number <= 9.0e15) || d.number != double(std::int64_t(d.number)))
           fail(where + " shape", "non-negative integers", d.is_number() ? std::to_string(d.number) : d.kind_name());
         const std::uint64_t dim = std::uint64_t(d.number);
         if (dim != 0 && numel > (std::uint64_t(1) << 62) / dim)
@@ -152,7 +153,7 @@ class SafetensorsFile {
       std::uint64_t be[2];
       for (int i = 0; i < 2; ++i) {
         const detail::Json& o = off->array[std::size_t(i)];
-        if (!o.is_number() || o.number < 0 || o.number != double(std::int64_t(o.number)) || o.number > 9.0e15)
+        if (!o.is_number() || !(o.number >= 0 && o.number <= 9.0e15) || o.number != double(std::int64_t(o.number)))
           fail(where + " data_offsets", "non-negative integers", o.is_number() ? std::to_string(o.number) : o.kind_name());
         be[i] = std::uint64_t(o.number);
       }
