@@ -1,6 +1,7 @@
 // Image files and the Image type: decoding (stb_image), RGB conversion, limits,
 // and bad input -- missing, empty, truncated, corrupt files and absurd sizes.
 // Pixel-level agreement with the reference processor is in test_vision_preprocess.cpp.
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <iterator>
@@ -219,6 +220,19 @@ TEST_CASE("hostile image headers: named by format, refused before the decoder al
   // ... and the same header at a sane size decodes (1 x 1 image in a 2 x 2 screen).
   const std::vector<std::uint8_t> small = gif_claiming(2, 2);
   CHECK(gemma3::decode_image(small.data(), small.size(), "small.gif").width == 2);
+
+  // An empty IDAT chunk before the data (stb_image would memcpy from NULL; found by
+  // fuzz_image) decodes to the same pixels as the file without it.
+  const std::vector<std::uint8_t> rgb = read_bytes(images_dir() + "/rgb.png");
+  std::size_t idat = 8;
+  while (std::memcmp(rgb.data() + idat + 4, "IDAT", 4) != 0)
+    idat += 12 + (std::size_t(rgb[idat]) << 24 | std::size_t(rgb[idat + 1]) << 16 | std::size_t(rgb[idat + 2]) << 8 | rgb[idat + 3]);
+  std::vector<std::uint8_t> with_empty(rgb.begin(), rgb.begin() + std::ptrdiff_t(idat));
+  const std::uint8_t empty_idat[] = {0, 0, 0, 0, 'I', 'D', 'A', 'T', 0x35, 0xAF, 0x06, 0x1E};
+  with_empty.insert(with_empty.end(), std::begin(empty_idat), std::end(empty_idat));
+  with_empty.insert(with_empty.end(), rgb.begin() + std::ptrdiff_t(idat), rgb.end());
+  CHECK(gemma3::decode_image(with_empty.data(), with_empty.size(), "empty_idat.png").pixels ==
+        gemma3::decode_image(rgb.data(), rgb.size(), "rgb.png").pixels);
 
   // Headers cut short, named by format.
   const std::uint8_t bmp[] = {'B', 'M', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 40, 0};
