@@ -3,7 +3,7 @@
 #                with PROMPT="..." it answers that one prompt instead
 #   make test    build, then run every test with ctest (what .ci/run does), then the
 #                unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer
-#                (all but the real-model ones, which take 16-40 min each under ASan)
+#                (all but the real-model ones, the slowest under ASan)
 # Also: make deps | build | sanitize | bench | clean.  make sanitize builds the tests with
 # ASan + UBSan and runs every one, the real-model tests included. Overridable: BUILD_DIR,
 # BUILD_TYPE, SAN_DIR, MODEL, PROMPT, ARGS (extra arguments for gemma3-cli), JOBS, CTEST_JOBS,
@@ -54,7 +54,7 @@ sanitize-unit: sanitize-build
 	@echo "== the unit tests under ASan + UBSan ($(SAN_DIR))"
 	cd $(SAN_DIR)/tests && $(SAN_ENV) ./gemma3_tests "~[real]"
 
-# Every test, sanitized, the real-model ones included (about an hour on 2 cores).
+# Every test, sanitized, the real-model ones included (the slowest part).
 sanitize: sanitize-build
 	cd $(SAN_DIR)/tests && $(SAN_ENV) ./gemma3_tests
 
