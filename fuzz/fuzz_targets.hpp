@@ -30,7 +30,7 @@
 #include <gemma3/tokenizer.hpp>
 #include <gemma3/tokenizer_files.hpp>
 #include <gemma3/vision/config.hpp>
-#ifdef GEMMA3_HAVE_STB_IMAGE  // the image target needs stb_image (fuzz/run.sh defines it)
+#ifdef GEMMA3_HAVE_IMAGE_DECODERS  // the image target needs stb_image (fuzz/run.sh defines it)
 #include <gemma3/vision/image_file.hpp>
 #include <gemma3/vision/pan_and_scan.hpp>
 #include <gemma3/vision/preprocess.hpp>
@@ -99,7 +99,7 @@ inline int safetensors_one_input(const std::uint8_t* data, std::size_t size) {
   return 0;
 }
 
-#ifdef GEMMA3_HAVE_STB_IMAGE
+#ifdef GEMMA3_HAVE_IMAGE_DECODERS
 // Image files: the header reader, the decoder, and what the processor does next
 // (Pan-and-Scan crop boxes, a resize), under limits small enough that every input
 // runs in milliseconds.

@@ -27,7 +27,7 @@ command -v "$CXX" >/dev/null || { echo "fuzz/run.sh: $CXX not found (apt-get ins
 EIGEN_INC="$(pkg-config --cflags-only-I eigen3 2>/dev/null || echo -I/usr/include/eigen3)"
 FLAGS=(-std=c++17 -g -O1 -fno-omit-frame-pointer
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -DGEMMA3_HAVE_STB_IMAGE=1 -Iinclude $EIGEN_INC)
+       -DGEMMA3_HAVE_IMAGE_DECODERS=1 -Iinclude $EIGEN_INC)
 
 mkdir -p "$OUT" fuzz/crashes
 probe="$OUT/probe.cpp"
@@ -40,7 +40,7 @@ fi
 status=0
 for t in "${TARGETS[@]}"; do
   echo "== building fuzz_$t"
-  "$CXX" "${FLAGS[@]}" "fuzz/fuzz_$t.cpp" -o "$OUT/fuzz_$t"
+  "$CXX" "${FLAGS[@]}" "fuzz/fuzz_$t.cpp" -o "$OUT/fuzz_$t" -ljpeg
   mkdir -p "$OUT/corpus/$t"
   dict=()
   [[ -f "fuzz/$t.dict" ]] && dict=(-dict="fuzz/$t.dict")

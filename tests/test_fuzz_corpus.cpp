@@ -44,7 +44,7 @@ struct Target {
 const Target kTargets[] = {
     {"gguf", gemma3_fuzz::gguf_one_input, 5},
     {"safetensors", gemma3_fuzz::safetensors_one_input, 5},
-#ifdef GEMMA3_HAVE_STB_IMAGE
+#ifdef GEMMA3_HAVE_IMAGE_DECODERS
     {"image", gemma3_fuzz::image_one_input, 10},
 #endif
     {"config_json", gemma3_fuzz::config_json_one_input, 5},

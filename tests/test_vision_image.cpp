@@ -1,6 +1,8 @@
 // Image files and the Image type: decoding (stb_image), RGB conversion, limits,
 // and bad input -- missing, empty, truncated, corrupt files and absurd sizes.
 // Pixel-level agreement with the reference processor is in test_vision_preprocess.cpp.
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -13,7 +15,7 @@
 #include "gemma3/vision/image.hpp"
 #include "gemma3/vision/pan_and_scan.hpp"
 #include "gemma3/vision/preprocess.hpp"
-#ifdef GEMMA3_HAVE_STB_IMAGE
+#ifdef GEMMA3_HAVE_IMAGE_DECODERS
 #include "gemma3/vision/image_file.hpp"
 #endif
 
@@ -47,7 +49,7 @@ TEST_CASE("image limits: zero and absurd sizes are refused before allocating", "
   REQUIRE_THROWS_AS(gemma3::pan_and_scan_crops(0, 5), gemma3::ImageError);
 }
 
-#ifdef GEMMA3_HAVE_STB_IMAGE
+#ifdef GEMMA3_HAVE_IMAGE_DECODERS
 namespace {
 
 std::vector<std::uint8_t> read_bytes(const std::string& path) {
@@ -104,6 +106,21 @@ TEST_CASE("bad image files: missing, empty, truncated, corrupt, absurd header", 
                           keep < 33 ? "the file ends after" : "stb_image");
   }
 
+  // A JPEG cut inside its compressed data: libjpeg would fill the rest with grey and warn;
+  // Pillow refuses it ("image file is truncated"), and so does decode_image. Cut inside
+  // the header segments, the header walk names the segment.
+  const std::vector<std::uint8_t> jpg = read_bytes(images_dir() + "/pillow/baseline_444.jpg");  // one scan
+  std::size_t first_scan = 0;
+  for (std::size_t i = 2; i + 1 < jpg.size() && !first_scan; ++i)
+    if (jpg[i] == 0xFF && jpg[i + 1] == 0xDA) first_scan = i;
+  REQUIRE(first_scan > 0);
+  for (const std::size_t keep : {std::size_t(30), first_scan + 20, (first_scan + jpg.size()) / 2, jpg.size() - 2}) {
+    loader_errors::write_file(dir / "cut.jpg", loader_errors::Bytes(jpg.begin(), jpg.begin() + std::ptrdiff_t(keep)));
+    INFO("JPEG truncated to " << keep << " of " << jpg.size() << " bytes");
+    REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "cut.jpg").string()), "cut.jpg (JPEG)",
+                          keep < first_scan ? "the file ends after" : "ends inside the compressed image data");
+  }
+
   loader_errors::Bytes noise(4096);
   for (std::size_t i = 0; i < noise.size(); ++i) noise[i] = std::uint8_t((i * 2654435761u) >> 13);
   loader_errors::write_file(dir / "noise.jpg", noise);
@@ -152,9 +169,14 @@ std::vector<std::uint8_t> gif_claiming(int w, int h) {
 
 }  // namespace
 
-TEST_CASE("image files decode to the pixels Pillow gives transformers (16-bit gray PNG, BMP variants)", "[vision]") {
+namespace {
+
+// Decode every file listed in tests/fixtures/vision_images/pillow/<index> ("NAME WIDTH
+// HEIGHT what") and compare with NAME.rgb, the RGB bytes Pillow decodes (written by
+// tests/reference/make_pillow_image_fixtures.py). Returns the number of files.
+int check_against_pillow(const std::string& index_name) {
   const std::string dir = images_dir() + "/pillow";
-  std::ifstream index(dir + "/index.txt");
+  std::ifstream index(dir + "/" + index_name);
   REQUIRE(index.good());
   std::string line;
   int files = 0;
@@ -171,11 +193,31 @@ TEST_CASE("image files decode to the pixels Pillow gives transformers (16-bit gr
     REQUIRE(img.height == h);
     REQUIRE(want.size() == img.pixels.size());
     std::size_t differ = 0;
-    for (std::size_t i = 0; i < want.size(); ++i) differ += want[i] != img.pixels[i];
+    int max_diff = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      const int d = std::abs(int(want[i]) - int(img.pixels[i]));
+      differ += d != 0;
+      max_diff = std::max(max_diff, d);
+    }
+    INFO(differ << " of " << want.size() << " values differ from Pillow's, max " << max_diff);
     CHECK(differ == 0);
     ++files;
   }
-  CHECK(files == 11);
+  return files;
+}
+
+}  // namespace
+
+TEST_CASE("image files decode to the pixels Pillow gives transformers (16-bit gray PNG, BMP variants)", "[vision]") {
+  CHECK(check_against_pillow("index.txt") == 11);
+}
+
+TEST_CASE("JPEG files of each scan layout decode to Pillow's pixels", "[vision]") {
+  // Progressive (DC first and refinement scans, AC bands), grayscale, 4:4:4, 4:2:2 at an
+  // odd width (where stb_image's JPEG decoder was up to 96 levels off in the last column),
+  // restart markers, CMYK. Each file must pass the header walk (every scan's tables) and
+  // decode to Pillow's bytes exactly.
+  CHECK(check_against_pillow("jpeg.txt") == 6);
 }
 
 TEST_CASE("hostile image headers: named by format, refused before the decoder allocates or overruns", "[vision]") {
@@ -191,6 +233,33 @@ TEST_CASE("hostile image headers: named by format, refused before the decoder al
   loader_errors::write_file(dir / "huffman.jpg", loader_errors::Bytes(jpg.begin(), jpg.end()));
   REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "huffman.jpg").string()), "huffman.jpg (JPEG)",
                         "defines 320 codes", "at most 256");
+
+  // A scan that names a Huffman table no DHT segment defined: stb_image 2.27 decodes it with
+  // whatever its uninitialised table memory holds (UBSan: a negative shift and a read past
+  // the table in stbi__jpeg_huff_decode). photo.jpg's scan names DC/AC tables 0 and 1;
+  // point the last component at DC table 3.
+  std::vector<std::uint8_t> no_table = read_bytes(images_dir() + "/photo.jpg");
+  std::size_t sos = 0;
+  for (std::size_t i = 2; i + 1 < no_table.size(); ++i)
+    if (no_table[i] == 0xFF && no_table[i + 1] == 0xDA) { sos = i; break; }
+  REQUIRE(sos > 0);
+  const std::size_t ns = no_table[sos + 4];
+  REQUIRE(ns == 3);
+  no_table[sos + 4 + 2 * ns] = std::uint8_t(0x30 | (no_table[sos + 4 + 2 * ns] & 15));
+  loader_errors::write_file(dir / "no_table.jpg", loader_errors::Bytes(no_table.begin(), no_table.end()));
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "no_table.jpg").string()),
+                        "no_table.jpg (JPEG)", "component 3 uses DC Huffman table 3",
+                        "no DHT segment before the scan defines");
+  // The same for a quantization table: the frame's first component names table 2.
+  std::vector<std::uint8_t> no_quant = read_bytes(images_dir() + "/photo.jpg");
+  std::size_t sof = 0;
+  for (std::size_t i = 2; i + 1 < no_quant.size(); ++i)
+    if (no_quant[i] == 0xFF && no_quant[i + 1] == 0xC0) { sof = i; break; }
+  REQUIRE(sof > 0);
+  no_quant[sof + 12] = 2;  // FF C0, length (2), precision, height (2), width (2), Nf, then C1 H/V Tq1
+  loader_errors::write_file(dir / "no_quant.jpg", loader_errors::Bytes(no_quant.begin(), no_quant.end()));
+  REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "no_quant.jpg").string()),
+                        "no_quant.jpg (JPEG)", "uses quantization table 2", "no DQT segment");
 
   // A corrupt JPEG (a valid start, then noise) is named as a JPEG, not with a PNG reason.
   std::vector<std::uint8_t> bad = read_bytes(images_dir() + "/photo.jpg");

@@ -6,7 +6,7 @@ over white). For each file here, NAME.rgb holds those pixels: height * width * 3
 index.txt lists "NAME WIDTH HEIGHT what-it-is". The files are the lossless kinds where a decoder
 can disagree with Pillow: 16-bit grayscale PNG (Pillow clips to 255), 32-bit BMP without bit
 fields (Pillow reads the 4th byte as padding), and BMP header variants (16-bit 5-5-5 and 5-6-5,
-32-bit with an alpha mask in a V4 header).
+32-bit with an alpha mask in a V4 header). jpeg.txt lists JPEG files in the same way.
 
     pip install pillow numpy && python3 tests/reference/make_pillow_image_fixtures.py
 """
@@ -101,6 +101,31 @@ def main() -> None:
 
     with open(os.path.join(OUT, "index.txt"), "w") as f:
         f.write(f"# Pillow {PIL.__version__}: NAME WIDTH HEIGHT what (tests/reference/make_pillow_image_fixtures.py)\n")
+        f.write("\n".join(index) + "\n")
+
+    # JPEG, listed apart (jpeg.txt): the scan layouts a decoder walks differently:
+    # progressive (DC first + refinement, AC bands), grayscale, no chroma subsampling,
+    # 4:2:2 at an odd width, restart markers, CMYK (Pillow reads it Adobe-inverted).
+    index = []
+    y, x = np.meshgrid(np.arange(23), np.arange(37), indexing="ij")
+    smooth = np.stack([(x * 6 + y * 3) % 256, 128 + 100 * np.sin(x / 5.0) * np.cos(y / 4.0), (y * 9 + 40) % 256], -1)
+    smooth = np.clip(smooth, 0, 255).astype(np.uint8)
+    jpegs = [
+        ("progressive.jpg", "RGB", dict(progressive=True, quality=90), "progressive RGB, 4:2:0"),
+        ("progressive_gray.jpg", "L", dict(progressive=True, quality=90), "progressive grayscale"),
+        ("baseline_444.jpg", "RGB", dict(quality=95, subsampling=0), "baseline RGB, 4:4:4"),
+        ("baseline_422.jpg", "RGB", dict(quality=85, subsampling=1), "baseline RGB, 4:2:2"),
+        ("restart.jpg", "RGB", dict(quality=90, restart_marker_blocks=2), "baseline RGB, 4:2:0, restart every 2 MCUs"),
+    ]
+    jpegs.append(("cmyk.jpg", "CMYK", dict(quality=90), "CMYK (Adobe marker)"))
+    for name, mode, options, what in jpegs:
+        im = Image.fromarray(smooth, "RGB")
+        if mode != "RGB":
+            im = im.convert(mode)
+        im.save(os.path.join(OUT, name), "JPEG", **options)
+        add(name, "JPEG, " + what)
+    with open(os.path.join(OUT, "jpeg.txt"), "w") as f:
+        f.write(f"# Pillow {PIL.__version__} (libjpeg-turbo): NAME WIDTH HEIGHT what (tests/reference/make_pillow_image_fixtures.py)\n")
         f.write("\n".join(index) + "\n")
 
 

@@ -1,10 +1,14 @@
 // gemma3/vision/image_file.hpp -- decode PNG / JPEG / BMP / GIF / TGA / PNM files into an RGB Image.
 //
-//   bytes --stb_image--> [height, width, channels] uint8 --image_from_pixels--> RGB Image
+//   bytes --read_image_header--> format, size, checked against ImageLimits
+//         --JPEG: libjpeg (image_jpeg.hpp); others: stb_image--> [height, width, channels]
+//         --image_from_pixels--> RGB Image
 //
-// The one optional dependency of the vision path: stb_image (public domain; Debian's
-// libstb-dev installs /usr/include/stb/stb_image.h). Only this header needs it; the
-// rest of gemma3/vision/ works on Image values and compiles without it.
+// The optional dependencies of the vision path: libjpeg (Debian: libjpeg-dev; the
+// decoder Pillow uses, linked as -ljpeg) and stb_image (public domain, header-only;
+// Debian's libstb-dev installs /usr/include/stb/stb_image.h). Only this header needs
+// them; the rest of gemma3/vision/ works on Image values and compiles without them.
+// CMake: link gemma3::images (gemma3::gemma3 plus libjpeg).
 //
 // Linking: by default this header compiles stb_image's implementation into every
 // translation unit that includes it, with STB_IMAGE_STATIC (internal linkage), so
@@ -23,9 +27,9 @@
 // gray, palette with transparency, RGB, RGBA, 16-bit RGB/RGBA/gray+alpha, and 16-bit
 // gray, which Pillow clips to 255 and so does this header), BMP (8 and 24 bits; 32
 // bits without bit fields, whose 4th byte Pillow reads as padding and so does this
-// header), GIF, PNM and TGA. JPEG does not necessarily: stb_image and libjpeg use
-// different IDCT and chroma-upsampling arithmetic, so a few values differ by a few
-// levels (tests/test_vision_preprocess.cpp bounds and reports them).
+// header), GIF, PNM, TGA, and JPEG, which goes to the same decoder as in Pillow
+// (libjpeg-turbo, image_jpeg.hpp), because stb_image's JPEG decoder rounds differently
+// and reads the last column of an odd-width 4:2:2 image up to 96 levels away.
 //
 // Pinned by tests/test_vision_image.cpp (every fixture image file; corrupt,
 // truncated, empty, absurdly large files).
@@ -54,6 +58,7 @@
 #define STBI_NO_HDR
 #define STBI_NO_PSD
 #define STBI_NO_PIC
+#define STBI_NO_JPEG  // JPEG goes to libjpeg (image_jpeg.hpp), as in Pillow
 #ifndef STBI_MAX_DIMENSIONS
 #define STBI_MAX_DIMENSIONS 16384
 #endif
@@ -82,6 +87,7 @@
 
 #include "image.hpp"
 #include "image_header.hpp"
+#include "image_jpeg.hpp"
 
 namespace gemma3 {
 
@@ -98,6 +104,7 @@ inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std
     throw ImageError(what + ": image size " + std::to_string(hd.width) + " x " + std::to_string(hd.height) +
                      ": expected at most " + std::to_string(limits.max_gif_pixels) +
                      " pixels for a GIF (ImageLimits::max_gif_pixels)");
+  if (hd.format == "JPEG") return decode_jpeg(bytes, size, what, limits);
   auto stb_reason = [&]() {
     const std::string r = stbi_failure_reason() ? stbi_failure_reason() : "no reason given";
     // a reason from another format's decoder (stb tries each in turn) says nothing here

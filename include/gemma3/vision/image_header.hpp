@@ -22,11 +22,14 @@
 // broken JPEG, "unknown image type" for a PNG too large for it). Reading the header
 // first gives an error that names the format and the real problem ("PNG: image size
 // 100000 x 100000: expected a width of at most 16384"), and applies ImageLimits
-// before a byte of pixels is allocated. The JPEG walk also rejects the Huffman tables
-// that stb_image 2.27 (Debian 12's) writes past its arrays on: more than 256 codes.
+// before a byte of pixels is allocated. The JPEG walk also names, by table and offset,
+// what the decoder would refuse with less to go on: a Huffman table of more than 256
+// codes, a scan whose component uses a quantization table, or a Huffman table other
+// than the standard ones (ids 0 and 1, which libjpeg supplies when a file leaves them
+// out, as motion-JPEG frames do), that no segment before it defines (ITU T.81, B.2.3).
 //
 // Pinned by tests/test_vision_image.cpp (every format's header, truncated and hostile
-// headers, an over-full Huffman table) and the image fuzz target (fuzz/).
+// headers, an over-full Huffman table, a scan naming an undefined table) and the image fuzz target (fuzz/).
 #pragma once
 
 #include <cstddef>
@@ -106,6 +109,14 @@ inline ImageHeader jpeg_header(HeaderReader& r) {
   ImageHeader h;
   h.format = "JPEG";
   bool have_frame = false;
+  bool progressive = false;
+  // What the scans may use: the tables defined so far (Huffman tables 0 and 1 have
+  // standard defaults in libjpeg), and each frame component's quantization table.
+  bool huffman_defined[2][4] = {{true, true, false, false}, {true, true, false, false}};  // [0 DC, 1 AC][id]
+  bool quant_defined[4] = {};
+  struct FrameComponent { unsigned id, quant; };
+  FrameComponent components[4];
+  std::size_t n_components = 0;
   std::size_t i = 2;
   while (i < r.n) {
     if (r.p[i] != 0xFF)
@@ -130,6 +141,57 @@ inline ImageHeader jpeg_header(HeaderReader& r) {
       if (h.height == 0)
         r.fail("the frame header gives height 0 (defined later by a DNL marker), which is not supported");
       have_frame = true;
+      progressive = (m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE);
+      const std::size_t nf = r.p[i + 7];
+      if (nf < 1 || nf > 4)
+        r.fail("the frame header has " + std::to_string(nf) + " components (1 to 4)");
+      if (len < 8 + 3 * nf)
+        r.fail("a frame header (SOF) of " + std::to_string(len) + " bytes for " + std::to_string(nf) +
+               " components (needs " + std::to_string(8 + 3 * nf) + ")");
+      for (std::size_t c = 0; c < nf; ++c) {
+        components[c] = {r.p[i + 8 + 3 * c], r.p[i + 10 + 3 * c]};
+        if (components[c].quant > 3)
+          r.fail("frame component " + std::to_string(components[c].id) + " names quantization table " +
+                 std::to_string(components[c].quant) + " (0 to 3)");
+      }
+      n_components = nf;
+    } else if (m == 0xDB) {  // DQT: one or more tables, 64 values of 8 or 16 bits each
+      std::size_t t = i + 2;
+      while (t < end) {
+        const unsigned precision = r.p[t] >> 4, id = r.p[t] & 15;
+        if (precision > 1 || id > 3)
+          r.fail("a quantization table (DQT) with precision " + std::to_string(precision) + " and id " +
+                 std::to_string(id) + " (precision 0 or 1, id 0 to 3)");
+        t += 1 + 64 * (precision + 1);
+        if (t > end) r.fail("a quantization table (DQT) at offset " + std::to_string(end - len) + " runs past its segment");
+        quant_defined[id] = true;
+      }
+    } else if (m == 0xDA && have_frame) {  // SOS: which components, which tables
+      if (len < 3) r.fail("a scan header (SOS) of 2 bytes, without its component count");
+      const std::size_t ns = r.p[i + 2];
+      if (len < 6 + 2 * ns)
+        r.fail("a scan header (SOS) of " + std::to_string(len) + " bytes for " + std::to_string(ns) +
+               " components (needs " + std::to_string(6 + 2 * ns) + ")");
+      const unsigned ss = r.p[i + 3 + 2 * ns], ah = r.p[i + 5 + 2 * ns] >> 4;
+      const bool uses_dc = !progressive || (ss == 0 && ah == 0);  // a DC refinement reads raw bits
+      const bool uses_ac = !progressive || ss > 0;
+      for (std::size_t c = 0; c < ns; ++c) {
+        const unsigned id = r.p[i + 3 + 2 * c], dc = r.p[i + 4 + 2 * c] >> 4, ac = r.p[i + 4 + 2 * c] & 15;
+        const std::string where = "the scan at offset " + std::to_string(i - 2) + ": component " + std::to_string(id);
+        std::size_t k = 0;
+        while (k < n_components && components[k].id != id) ++k;
+        if (k == n_components) r.fail(where + " is not in the frame header");
+        if (!quant_defined[components[k].quant])
+          r.fail(where + " uses quantization table " + std::to_string(components[k].quant) +
+                 ", which no DQT segment before the scan defines");
+        for (int cls = 0; cls < 2; ++cls) {
+          const unsigned t = cls == 0 ? dc : ac;
+          if (!(cls == 0 ? uses_dc : uses_ac)) continue;
+          if (t > 3 || !huffman_defined[cls][t])
+            r.fail(where + " uses " + (cls == 0 ? "DC" : "AC") + " Huffman table " + std::to_string(t) +
+                   ", which no DHT segment before the scan defines");
+        }
+      }
     } else if (m == 0xC4) {  // DHT: one or more tables
       std::size_t t = i + 2;
       while (t < end) {
@@ -145,6 +207,7 @@ inline ImageHeader jpeg_header(HeaderReader& r) {
                  std::to_string(t) + " defines " + std::to_string(codes) + " codes; a table holds at most 256");
         t += 17 + codes;
         if (t > end) r.fail("a Huffman table (DHT) at offset " + std::to_string(end - len) + " runs past its segment");
+        huffman_defined[cls][id] = true;
       }
     }
     i = end;
