@@ -101,9 +101,23 @@ TEST_CASE("bad image files: missing, empty, truncated, corrupt, absurd header", 
   for (const std::size_t keep : {std::size_t(8), std::size_t(30), png.size() / 2, png.size() - 20}) {
     loader_errors::write_file(dir / "cut.png", loader_errors::Bytes(png.begin(), png.begin() + std::ptrdiff_t(keep)));
     INFO("PNG truncated to " << keep << " of " << png.size() << " bytes");
-    // inside the header: named by the header reader; later: by the decoder
+    // inside IHDR or a later chunk: named by the header walk, with the chunk
     REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "cut.png").string()), "cut.png (PNG)",
-                          keep < 33 ? "the file ends after" : "stb_image");
+                          "the file ends after " + std::to_string(keep) + " bytes",
+                          keep < 33 ? "IHDR" : "inside chunk");
+  }
+  // A chunk stating more bytes than the file holds: stb_image would grow its buffer to the
+  // stated length (1 GiB here) before finding the data missing (found by fuzz_image).
+  {
+    loader_errors::Bytes b(png.begin(), png.end());
+    std::size_t idat = 8;
+    while (idat + 8 <= b.size() && std::memcmp(&b[idat + 4], "IDAT", 4) != 0)
+      idat += 12 + (std::size_t(b[idat]) << 24 | std::size_t(b[idat + 1]) << 16 | std::size_t(b[idat + 2]) << 8 | b[idat + 3]);
+    REQUIRE(idat + 8 <= b.size());
+    b[idat] = 0x40;  // 0x40xxxxxx: over 1 GiB
+    loader_errors::write_file(dir / "long_chunk.png", b);
+    REQUIRE_THROWS_NAMING(gemma3::ImageError, gemma3::load_image((dir / "long_chunk.png").string()),
+                          "long_chunk.png (PNG)", "inside chunk IDAT at offset " + std::to_string(idat));
   }
 
   // A JPEG cut inside its compressed data: libjpeg would fill the rest with grey and warn;

@@ -118,9 +118,9 @@ inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std
   std::vector<std::uint8_t> png_copy;
   if (hd.format == "PNG") {
     // chunks from byte 8: length (u32 BE), type, data, CRC; [i, chunk_end(i)) is one chunk
+    const detail::HeaderReader r{bytes, size, source, "PNG"};
     auto chunk_end = [&](std::size_t i) {
-      const std::size_t len = std::size_t(bytes[i]) << 24 | std::size_t(bytes[i + 1]) << 16 |
-                              std::size_t(bytes[i + 2]) << 8 | bytes[i + 3];
+      const std::size_t len = r.be32(i);
       return len > size - i - 12 ? size : i + 12 + len;
     };
     auto empty_idat = [&](std::size_t i) { return chunk_end(i) == i + 12 && std::memcmp(bytes + i + 4, "IDAT", 4) == 0; };

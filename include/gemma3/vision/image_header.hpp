@@ -6,7 +6,8 @@
 //
 // Formats, by their first bytes:
 //   PNG   89 50 4E 47 0D 0A 1A 0A, then the IHDR chunk: width, height (big-endian u32),
-//         bit depth, colour type                              (PNG spec, section 11.2.2)
+//         bit depth, colour type                              (PNG spec, section 11.2.2);
+//         then every chunk (length, type, data, CRC) must fit in the file
 //   JPEG  FF D8, then marker segments FF xx + big-endian length; the frame header
 //         SOFn holds height and width (u16). Every segment is walked, including the
 //         Huffman tables (DHT) between progressive scans: a table's 16 code counts
@@ -81,6 +82,21 @@ inline std::string hex_bytes(const std::uint8_t* p, std::size_t n) {
   return s;
 }
 
+// A 4-byte chunk or box type as text, with any unprintable byte as \xNN.
+inline std::string printable_tag(const std::uint8_t* p) {
+  std::string s;
+  for (int k = 0; k < 4; ++k) {
+    if (p[k] >= 0x20 && p[k] < 0x7F) {
+      s += char(p[k]);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02X", unsigned(p[k]));
+      s += buf;
+    }
+  }
+  return s;
+}
+
 inline ImageHeader png_header(HeaderReader& r) {
   r.need(33, "the IHDR chunk");
   if (r.be32(8) != 13 || r.p[12] != 'I' || r.p[13] != 'H' || r.p[14] != 'D' || r.p[15] != 'R')
@@ -98,6 +114,20 @@ inline ImageHeader png_header(HeaderReader& r) {
   if (!ok)
     r.fail("bit depth " + std::to_string(d) + " with colour type " + std::to_string(c) +
            " is not a PNG pixel format");
+  // Every chunk (length u32, type, data, CRC) must fit in the file: stb_image grows its
+  // buffer to an IDAT's stated length before it reads the data, so a 200-byte file
+  // claiming a 1 GiB chunk would allocate 1-2 GiB (found by fuzz_image).
+  std::size_t i = 8;
+  while (i + 8 <= r.n) {
+    const std::size_t len = r.be32(i);
+    const std::string type = printable_tag(r.p + i + 4);
+    if (len > 0x7fffffffu)
+      r.fail("chunk " + type + " at offset " + std::to_string(i) + " states a length of " + std::to_string(len) +
+             " (at most 2^31 - 1)");
+    r.need(i + 12 + len, ("chunk " + type + " at offset " + std::to_string(i)).c_str());
+    i += 12 + len;
+    if (type == "IEND") break;
+  }
   return h;
 }
 
