@@ -1,14 +1,17 @@
 // MappedFile::open on real files: the bytes read back are the file's, for sizes on
 // both sides of the 2 MiB huge-page threshold (where open() maps at a 2 MiB-aligned
 // address) and for an empty file; huge_mapped_bytes() answers within [0, size] on
-// Linux; a missing path or a directory throws FileError naming the path.
+// Linux; a missing path or a directory throws FileError naming the path; adopt() takes a
+// filled buffer without a copy and releases it once.
 #include "catch.hpp"
 
 #include <gemma3/mapped_file.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -94,4 +97,39 @@ TEST_CASE("MappedFile: a missing file and a directory throw FileError naming the
 #if defined(__unix__) && !defined(__EMSCRIPTEN__)
   REQUIRE_THROWS_AS(gemma3::MappedFile::open("/tmp"), gemma3::FileError);
 #endif
+}
+
+namespace {
+int g_released = 0;
+void count_and_free(void* p) {
+  ++g_released;
+  std::free(p);
+}
+}  // namespace
+
+TEST_CASE("MappedFile: adopt() takes a filled buffer without a copy and releases it once, after its last user",
+          "[mapped_file]") {
+  const std::vector<unsigned char> bytes = pattern(100000);
+  unsigned char* buf = static_cast<unsigned char*>(std::malloc(bytes.size()));
+  REQUIRE(buf);
+  std::copy(bytes.begin(), bytes.end(), buf);
+  g_released = 0;
+  {
+    std::shared_ptr<const gemma3::MappedFile> f = gemma3::MappedFile::adopt(buf, bytes.size(), count_and_free, "heap.gguf");
+    CHECK(f->data() == buf);  // the same memory, not a copy
+    CHECK(f->size() == bytes.size());
+    CHECK(f->path() == "heap.gguf");
+    CHECK(f->huge_mapped_bytes() == -1);
+    std::shared_ptr<const gemma3::MappedFile> reader = f;  // e.g. a GgufFile holding it
+    f.reset();
+    CHECK(g_released == 0);
+    CHECK(std::equal(bytes.begin(), bytes.end(), reader->data()));
+  }
+  CHECK(g_released == 1);
+
+  // Ownership kept by the caller: no release.
+  std::vector<unsigned char> mine = bytes;
+  { const auto f = gemma3::MappedFile::adopt(mine.data(), mine.size(), nullptr, "borrowed"); }
+  CHECK(mine == bytes);
+  REQUIRE_THROWS_AS(gemma3::MappedFile::adopt(nullptr, 10, nullptr, "none"), gemma3::FileError);
 }

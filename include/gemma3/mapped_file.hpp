@@ -3,7 +3,9 @@
 // Natively the file is mmap'd: loading a 1 GB checkpoint maps 1 GB of pages that
 // the OS reads on first touch and may drop under pressure; nothing is copied.
 // Under Emscripten (no mmap of user files) or on other platforms the bytes are
-// read into one heap buffer. Either way the model's weights are views into it.
+// read into one heap buffer of the file's size. Bytes already in memory come in
+// through from_bytes (a vector, moved) or adopt (a buffer, taken without a copy).
+// Either way the model's weights are views into it.
 //
 // Huge pages (Linux). A decode step streams every weight once, so TLB misses on
 // 4 KiB pages cost memory bandwidth (measured on a 2-vCPU Zen 4 VM: 1-thread
@@ -23,6 +25,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -75,17 +78,45 @@ class MappedFile {
     }
     ::close(fd);
 #else
+    // One buffer of the file's size, read in one go (not zero-filled first, not grown).
     std::FILE* fp = std::fopen(path.c_str(), "rb");
     if (!fp) throw FileError(path + ": cannot open the file (" + std::strerror(errno) + ")");
-    std::vector<unsigned char> buf;
-    unsigned char chunk[1 << 16];
-    std::size_t n;
-    while ((n = std::fread(chunk, 1, sizeof chunk, fp)) > 0) buf.insert(buf.end(), chunk, chunk + n);
+    long end = -1;
+    if (std::fseek(fp, 0, SEEK_END) == 0) end = std::ftell(fp);
+    if (end < 0 || std::fseek(fp, 0, SEEK_SET) != 0) {
+      std::fclose(fp);
+      throw FileError(path + ": cannot find the file's size (not a regular file?)");
+    }
+    unsigned char* buf = static_cast<unsigned char*>(std::malloc(end > 0 ? std::size_t(end) : 1));
+    if (!buf) {
+      std::fclose(fp);
+      throw FileError(path + ": cannot allocate " + std::to_string(end) + " bytes to read the file into");
+    }
+    f->owned_ = buf;
+    f->release_ = std::free;
+    const std::size_t got = std::fread(buf, 1, std::size_t(end), fp);
     std::fclose(fp);
-    f->buffer_ = std::move(buf);
-    f->data_ = f->buffer_.data();
-    f->size_ = f->buffer_.size();
+    if (got != std::size_t(end))
+      throw FileError(path + ": read " + std::to_string(got) + " of its " + std::to_string(end) + " bytes");
+    f->data_ = buf;
+    f->size_ = got;
 #endif
+    return f;
+  }
+
+  // Bytes the caller has already placed in one buffer, adopted without a copy: the
+  // browser streams a download straight into the wasm heap, then hands it over.
+  // release(data) is called once, when the last model and reader using it are gone
+  // (std::free for a buffer from malloc; nullptr to keep ownership).
+  static std::shared_ptr<const MappedFile> adopt(unsigned char* data, std::size_t size, void (*release)(void*),
+                                                 const std::string& name) {
+    if (!data && size > 0) throw FileError(name + ": adopt() was given no buffer for " + std::to_string(size) + " bytes");
+    std::shared_ptr<MappedFile> f(new MappedFile());
+    f->path_ = name;
+    f->data_ = data;
+    f->size_ = size;
+    f->owned_ = data;
+    f->release_ = release;
     return f;
   }
 
@@ -113,6 +144,7 @@ class MappedFile {
 #ifdef GEMMA3_HAVE_MMAP
     if (mapped_) ::munmap(mapped_, size_);
 #endif
+    if (release_ && owned_) release_(owned_);
   }
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -181,7 +213,9 @@ class MappedFile {
   const unsigned char* data_ = nullptr;
   std::size_t size_ = 0;
   void* mapped_ = nullptr;
-  std::vector<unsigned char> buffer_;
+  std::vector<unsigned char> buffer_;  // from_bytes
+  void* owned_ = nullptr;              // adopt, and open() without mmap: freed by release_
+  void (*release_)(void*) = nullptr;
 };
 
 }  // namespace gemma3
