@@ -157,7 +157,7 @@ class Backend {
     const Activations x = upload(X);
     Activations y;
     linear(W, x, y);
-    Y = download(y);
+    Y = y.on_device() ? download(y) : std::move(y.host());
   }
 
   // gate [T, I] = gelu_tanh(gate) * up, elementwise (mlp.hpp).

@@ -116,7 +116,8 @@ class Gemma3ForCausalLM {
     } else {
       Activations all;
       backend_->linear(weights_.embed_tokens, h, all);
-      logits = backend_->download(all);
+      // host activations are the logits already: move them (T x 262144 floats), do not copy
+      logits = all.on_device() ? backend_->download(all) : std::move(all.host());
     }
     softcap_logits(logits.data(), logits.size());
     return logits;
