@@ -116,8 +116,12 @@ inline int image_one_input(const std::uint8_t* data, std::size_t size) {
       if (b.x < 0 || b.y < 0 || b.x + b.width > img.width || b.y + b.height > img.height) std::abort();
       sink += unsigned(b.width);
     }
-    const gemma3::Image small = gemma3::resize_bilinear(img, 7, 5);
-    sink += touch(small.pixels.data(), small.pixels.size());
+    // The resize's cost grows with the image (each output pixel averages its share of the
+    // input) while its arithmetic is pinned to PIL's by the tests: fuzz it on small images.
+    if (img.pixels.size() <= 3 * 4096) {
+      const gemma3::Image small = gemma3::resize_bilinear(img, 7, 5);
+      sink += touch(small.pixels.data(), small.pixels.size());
+    }
     (void)sink;
   } catch (const gemma3::ImageError&) {
   }
