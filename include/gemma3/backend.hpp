@@ -138,6 +138,8 @@ class Backend {
   // A host matrix as the backend's activations, and back.
   virtual Activations upload(const Matrix& x) const { return Activations(x); }
   virtual Matrix download(const Activations& x) const { return x.host(); }
+  // The same for activations no longer needed: host ones are moved out, not copied.
+  Matrix download_moved(Activations&& x) const { return x.on_device() ? download(x) : std::move(x.host()); }
 
   // ---- the heavy steps: every backend implements these -------------------------------
 
@@ -157,7 +159,7 @@ class Backend {
     const Activations x = upload(X);
     Activations y;
     linear(W, x, y);
-    Y = y.on_device() ? download(y) : std::move(y.host());
+    Y = download_moved(std::move(y));
   }
 
   // gate [T, I] = gelu_tanh(gate) * up, elementwise (mlp.hpp).

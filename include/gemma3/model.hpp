@@ -116,8 +116,7 @@ class Gemma3ForCausalLM {
     } else {
       Activations all;
       backend_->linear(weights_.embed_tokens, h, all);
-      // host activations are the logits already: move them (T x 262144 floats), do not copy
-      logits = all.on_device() ? backend_->download(all) : std::move(all.host());
+      logits = backend_->download_moved(std::move(all));  // T x 262144 floats: not copied
     }
     softcap_logits(logits.data(), logits.size());
     return logits;

@@ -116,25 +116,21 @@ inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std
   // memcpy(NULL, p, 0), which is undefined behaviour (found by fuzz_image). An empty
   // IDAT carries no data: such chunks are dropped from a copy before decoding.
   std::vector<std::uint8_t> png_copy;
-  if (hd.format == "PNG") {
+  if (hd.png_empty_idat) {  // found by the header walk
     // chunks from byte 8: length (u32 BE), type, data, CRC; [i, chunk_end(i)) is one chunk
     const detail::HeaderReader r{bytes, size, source, "PNG"};
     auto chunk_end = [&](std::size_t i) {
       const std::size_t len = r.be32(i);
-      return len > size - i - 12 ? size : i + 12 + len;
+      return len > size - i - 12 ? size : i + 12 + len;  // past IEND, chunks are not checked
     };
-    auto empty_idat = [&](std::size_t i) { return chunk_end(i) == i + 12 && std::memcmp(bytes + i + 4, "IDAT", 4) == 0; };
-    bool found = false;
-    for (std::size_t i = 8; i + 12 <= size && !found; i = chunk_end(i)) found = empty_idat(i);
-    if (found) {
-      png_copy.assign(bytes, bytes + 8);
-      std::size_t i = 8;
-      for (; i + 12 <= size; i = chunk_end(i))
-        if (!empty_idat(i)) png_copy.insert(png_copy.end(), bytes + i, bytes + chunk_end(i));
-      png_copy.insert(png_copy.end(), bytes + i, bytes + size);  // a last partial chunk, as it is
-      bytes = png_copy.data();
-      size = png_copy.size();
-    }
+    png_copy.assign(bytes, bytes + 8);
+    std::size_t i = 8;
+    for (; i + 12 <= size; i = chunk_end(i))
+      if (!(chunk_end(i) == i + 12 && std::memcmp(bytes + i + 4, "IDAT", 4) == 0))
+        png_copy.insert(png_copy.end(), bytes + i, bytes + chunk_end(i));
+    png_copy.insert(png_copy.end(), bytes + i, bytes + size);  // a last partial chunk, as it is
+    bytes = png_copy.data();
+    size = png_copy.size();
   }
   int w = 0, h = 0, channels = 0;
   if (!stbi_info_from_memory(bytes, int(size), &w, &h, &channels))

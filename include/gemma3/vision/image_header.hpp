@@ -48,6 +48,7 @@ struct ImageHeader {
   std::int64_t height = 0;
   int bit_depth = 8;       // PNG: per channel; BMP, TGA: per pixel; PNM: 8 or 16
   int png_color_type = -1;  // PNG: 0 gray, 2 RGB, 3 palette, 4 gray + alpha, 6 RGBA
+  bool png_empty_idat = false;  // PNG: an IDAT chunk of length 0 (image_file.hpp drops it)
   int bmp_compression = -1;  // BMP: 0 BI_RGB, 1 RLE8, 2 RLE4, 3 BI_BITFIELDS, ...
   int bmp_header_size = 0;  // BMP: 12, 40, 52, 56, 108, 124
   std::uint32_t bmp_masks[3] = {0, 0, 0};  // BMP with bit fields: the red, green and blue masks
@@ -125,6 +126,7 @@ inline ImageHeader png_header(HeaderReader& r) {
       r.fail("chunk " + type + " at offset " + std::to_string(i) + " states a length of " + std::to_string(len) +
              " (at most 2^31 - 1)");
     r.need(i + 12 + len, ("chunk " + type + " at offset " + std::to_string(i)).c_str());
+    h.png_empty_idat = h.png_empty_idat || (len == 0 && type == "IDAT");
     i += 12 + len;
     if (type == "IEND") break;
   }
