@@ -4,7 +4,10 @@
 #   make test    build, then run every test with ctest (what .ci/run does), then the
 #                unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer
 #                (all but the real-model ones, the slowest under ASan)
-# Also: make deps | build | sanitize | bench | clean.  make sanitize builds the tests with
+# Also: make deps | build | sanitize | bench | web | web-run | clean.
+#   make web       the browser demo with emscripten (scripts/build-web.sh -> build-web/web/)
+#   make web-run   builds it, fetches the default model and serves the page on
+#                  http://127.0.0.1:8080 with the cross-origin isolation headers (web/serve.py)  make sanitize builds the tests with
 # ASan + UBSan and runs every one, the real-model tests included. Overridable: BUILD_DIR,
 # BUILD_TYPE, SAN_DIR, MODEL, PROMPT, ARGS (extra arguments for gemma3-cli), JOBS, CTEST_JOBS,
 # CMAKE_ARGS.
@@ -26,7 +29,10 @@ MAKEFLAGS += --no-print-directory
 
 RUN_EXE := $(BUILD_DIR)/examples/gemma3-cli
 
-.PHONY: all deps build test run bench clean sanitize sanitize-build sanitize-unit
+WEB_DIR    ?= build-web
+WEB_PORT   ?= 8080
+
+.PHONY: all deps build test run bench clean sanitize sanitize-build sanitize-unit web web-run
 
 all: build
 
@@ -69,5 +75,11 @@ bench: build
 	@set -e; for b in $(BUILD_DIR)/bench/bench_*; do \
 	  [ -x "$$b" ] || continue; echo "== $$b"; "$$b" $(ARGS); done
 
+web: deps
+	bash scripts/build-web.sh $(WEB_DIR)
+
+web-run: web
+	python3 web/serve.py --root $(WEB_DIR)/web --models models --port $(WEB_PORT)
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(WEB_DIR)

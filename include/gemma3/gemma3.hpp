@@ -14,6 +14,7 @@
 //   attention (GQA, QK-norm)        attention.hpp       gemma3_attention
 //   GeGLU MLP                       mlp.hpp             gemma3_mlp
 //   decoder block                   decoder_layer.hpp   gemma3_decoder_layer
+//   what a token attended to        attention_weights.hpp last_token_attention_weights
 //   the model                       model.hpp           Gemma3ForCausalLM::forward / prefill / decode
 //   checkpoint folder               checkpoint.hpp      load_hf_model
 //   safetensors                     safetensors.hpp     SafetensorsFile
@@ -50,6 +51,7 @@
 #include "attention.hpp"
 #include "mlp.hpp"
 #include "decoder_layer.hpp"
+#include "attention_weights.hpp"
 #include "model.hpp"
 #include "safetensors.hpp"
 #include "checkpoint.hpp"

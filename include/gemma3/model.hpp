@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "attention_weights.hpp"
 #include "backends/cpu.hpp"
 #include "config.hpp"
 #include "decoder_layer.hpp"
@@ -65,9 +66,14 @@ struct ImageTokens {
 
 // Optional taps for tests and for learners stepping through a forward pass.
 struct ForwardTrace {
+  bool hidden_states = true;          // fill embeddings, layer_outputs, final_hidden
+  bool attention = false;             // fill last_token_attention
   Matrix embeddings;                  // [T, hidden_size] after the sqrt(hidden_size) scale (and image features)
   std::vector<Matrix> layer_outputs;  // [num_hidden_layers] x [T, hidden_size]
   Matrix final_hidden;                // [T, hidden_size] after the final norm
+  // [num_hidden_layers] x [num_attention_heads, p + 1]: what the call's last token (at
+  // position p) attended to in each layer, 0 outside its mask (attention_weights.hpp).
+  std::vector<Matrix> last_token_attention;
 };
 
 class Gemma3ForCausalLM {
@@ -181,18 +187,26 @@ class Gemma3ForCausalLM {
       backend_->set_rows(h, image_rows(*images, T, h.cols()), images->features);  // soft tokens := features, unscaled
       groups.emplace(images->group_ids, pos0);
     }
-    if (trace) { trace->embeddings = backend_->download(h); trace->layer_outputs.clear(); }
+    const bool keep_hidden = trace && trace->hidden_states, keep_attention = trace && trace->attention;
+    if (trace) { trace->layer_outputs.clear(); trace->last_token_attention.clear(); }
+    if (keep_hidden) trace->embeddings = backend_->download(h);
 
     for (int i = 0; i < config_.num_hidden_layers; ++i) {
       const bool sliding = config_.is_sliding(i);
-      gemma3_decoder_layer(*backend_, config_, sliding, weights_.layers[std::size_t(i)],
-                           sliding ? rope_local_ : rope_global_, h, pos0, cache.layer(i), groups ? &*groups : nullptr);
-      if (trace) trace->layer_outputs.push_back(backend_->download(h));
+      const RotaryEmbedding& rope = sliding ? rope_local_ : rope_global_;
+      Matrix last_in;  // [1, hidden_size]: the last token's input to this layer
+      if (keep_attention) last_in = backend_->download(h).bottomRows(1);
+      gemma3_decoder_layer(*backend_, config_, sliding, weights_.layers[std::size_t(i)], rope, h, pos0, cache.layer(i),
+                           groups ? &*groups : nullptr);
+      if (keep_hidden) trace->layer_outputs.push_back(backend_->download(h));
+      if (keep_attention)
+        trace->last_token_attention.push_back(last_token_attention_weights(
+            *backend_, config_, sliding, weights_.layers[std::size_t(i)], rope, last_in, pos0 + T - 1, cache.layer(i)));
     }
     cache.advance(T);
 
     backend_->rms_norm(h, weights_.norm, float(config_.rms_norm_eps), h);
-    if (trace) trace->final_hidden = backend_->download(h);
+    if (keep_hidden) trace->final_hidden = backend_->download(h);
     return h;
   }
 
