@@ -2,9 +2,11 @@
 # tests/wasm/run_wasm_test.sh SOURCE_DIR BUILD_DIR [EIGEN_INCLUDE_DIR]
 #
 # Builds tests/wasm/test_wasm_kernels.cpp with em++ (-O2 -msimd128 -pthread) and runs
-# it under node: the WebAssembly SIMD128 kernels against their scalar twins, the
+# it under node: the WebAssembly SIMD128 kernels against their scalar twins (the
+# int16-activation quantizer, dots and GEMM of every GGUF block type included), the
 # dequantizers against the committed gguf fixtures, matvec / matmul through a
 # 2-thread pool. Registered with CTest as `wasm_simd128_kernels` (label wasm).
+# Timings: bench/wasm/run_wasm_bench.sh (not a test).
 #
 # Exit 77 (CTest: skipped) when em++ or node is missing. Debian 12: apt-get install
 # emscripten (3.1.6; ~110 MB download, ~800 MB installed, so it is not in

@@ -10,7 +10,14 @@
 //   argv[1] and node can read it: run_wasm_test.sh mounts it with NODERAWFS);
 // - matvec / matmul through a 2-thread pool (wasm pthreads) equal to the scalar Isa,
 //   and the thread pool's basic contract;
+// - int16 activations (quant/q16.hpp, kernels/dot_q16.hpp, kernels/gemm_q16.hpp), every
+//   GGUF block type: quantize_row_q16 and unpack_q16_row bit for bit the scalar twins,
+//   the row dots within float rounding of dot_q16_scalar (the bound of tests/test_q16.cpp),
+//   matmul_q16_wasm within the per-output rounding bound of tests/test_gemm_q16.cpp
+//   against matmul_q16_scalar (T = 1, 3, 17, 64; ragged row tiles; row sub-ranges;
+//   bit-identical row splits), and matvec / matmul / linear_many on that path;
 // - GELU-tanh (kernels/gelu.hpp): the SIMD128 twin against the scalar one over a sweep.
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -20,7 +27,9 @@
 #include <string>
 #include <vector>
 
+#include "gemma3/kernels/dot_q16.hpp"
 #include "gemma3/kernels/gelu.hpp"
+#include "gemma3/kernels/gemm_q16.hpp"
 #include "gemma3/kernels/kv_dot.hpp"
 #include "gemma3/kernels/matmul.hpp"
 #include "gemma3/kernels/row_kernels.hpp"
@@ -141,11 +150,11 @@ static void matvec_and_pool() {
     W.cols = cols;
     gemma3::Matrix X(3, cols);
     for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.uniform(-1.0f, 1.0f);
-    gemma3::Matrix Ys, Yv;
-    gemma3::matmul(W, X, Ys, Isa::scalar, pool);
-    gemma3::matmul(W, X, Yv, Isa::wasm_simd128, pool);
+    gemma3::Matrix Ys, Yv;  // float activations (int16 = false; the int16 path: q16_paths())
+    gemma3::matmul(W, X, Ys, Isa::scalar, pool, false);
+    gemma3::matmul(W, X, Yv, Isa::wasm_simd128, pool, false);
     std::vector<float> y(static_cast<std::size_t>(rows));
-    gemma3::matvec(W, X.row(2).data(), y.data(), Isa::wasm_simd128, pool);
+    gemma3::matvec(W, X.row(2).data(), y.data(), Isa::wasm_simd128, pool, false);
     const float tol = 1e-5f * std::max(1.0f, Ys.cwiseAbs().maxCoeff());
     CHECK((Ys - Yv).cwiseAbs().maxCoeff() <= tol, "%s matmul simd128 vs scalar: %g", gemma3::dtype_name(t),
           double((Ys - Yv).cwiseAbs().maxCoeff()));
@@ -191,6 +200,253 @@ static void kv_dot() {
   }
 }
 
+// ---- int16 activations (quant/q16.hpp; SIMD128 twins in kernels/dot_q16.hpp and
+//      kernels/gemm_q16.hpp) ----
+namespace {
+
+// Activations like a transformer's: mostly small, a few large outliers (as tests/test_q16.cpp).
+std::vector<float> activations(std::int64_t n, Rng& rng) {
+  std::vector<float> x = quant_test::random_floats(std::size_t(n), rng, 1.0f);
+  for (std::int64_t i = 0; i < n; i += 97) x[std::size_t(i)] *= 300.0f;
+  return x;
+}
+
+std::int64_t cols_for(DType t) { return gemma3::dtype_block_size(t) == 256 ? 1024 : 640; }
+bool is_k_quant(DType t) { return gemma3::dtype_block_size(t) == 256; }
+
+// T rows of int16 activations.
+struct Q16Acts {
+  std::vector<std::int16_t> q;
+  std::vector<float> d, s;
+  std::int64_t T = 0, n = 0;
+  Q16Acts(const std::vector<float>& x, std::int64_t T_, std::int64_t n_, Isa isa)
+      : q(std::size_t(T_ * n_)), d(std::size_t(T_ * n_ / 32)), s(d.size()), T(T_), n(n_) {
+    for (std::int64_t t = 0; t < T; ++t)
+      q::quantize_row_q16(x.data() + t * n, q.data() + t * n, d.data() + t * (n / 32), s.data() + t * (n / 32), n, isa);
+  }
+  gemma3::Q16Matrix m() const { return {q.data(), d.data(), s.data(), T, n}; }
+  q::Q16Row row(std::int64_t t) const { return m().row(t); }
+};
+
+}  // namespace
+
+static void q16_quantize() {
+  Rng rng(16);
+  for (std::int64_t n : {32, 640, 21 * 32, 2048}) {
+    std::vector<float> x = activations(n, rng);
+    if (n >= 96)
+      for (int i = 64; i < 96; ++i) x[std::size_t(i)] = 0.0f;  // an all-zero block
+    if (n >= 64) {  // block 1: d = 1 exactly, x / d on every half-integer (ties to even) and the extremes
+      x[32] = 16383.0f;
+      for (int i = 1; i < 32; ++i) x[std::size_t(32 + i)] = (i % 2 ? 1.0f : -1.0f) * (float(i) + 0.5f);
+    }
+    Q16Acts a(x, 1, n, Isa::scalar), v(x, 1, n, Isa::wasm_simd128);
+    CHECK(v.q == a.q, "quantize_row_q16 n %lld: q differs", (long long)n);
+    CHECK(v.d == a.d, "quantize_row_q16 n %lld: d differs", (long long)n);
+    for (std::int64_t b = 0; b < n / 32; ++b) {
+      double mag = 0.0;
+      for (int i = 0; i < 32; ++i) mag += std::fabs(double(x[std::size_t(32 * b + i)]));
+      CHECK(std::fabs(double(v.s[std::size_t(b)]) - double(a.s[std::size_t(b)])) <= 32.0 * std::ldexp(mag, -24),
+            "quantize_row_q16 n %lld block %lld: s %.9g vs %.9g", (long long)n, (long long)b, double(v.s[std::size_t(b)]),
+            double(a.s[std::size_t(b)]));
+    }
+    if (n >= 96) CHECK(a.d[2] == 0.0f && a.q[70] == 0, "zero block");
+  }
+}
+
+static void q16_unpack() {
+  for (DType t : quant_test::block_types()) {
+    Rng rng(1600 + std::uint64_t(t));
+    for (std::int64_t n : {cols_for(t), std::int64_t(is_k_quant(t) ? 256 : 96)}) {
+      const std::int64_t rows = 3;
+      const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, n, rng);
+      const std::size_t row_bytes = bytes.size() / rows;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const void* row = bytes.data() + std::size_t(r) * row_bytes;
+        std::vector<std::int16_t> u(static_cast<std::size_t>(n)), u2(u.size());
+        std::vector<float> scale(std::size_t(n / 32)), min(scale.size()), scale2(scale.size()), min2(scale.size(), -7.0f);
+        q::unpack_q16_row_scalar(t, row, n, u.data(), scale.data(), min.data());
+        q::unpack_q16_row(t, row, n, u2.data(), scale2.data(), min2.data(), Isa::wasm_simd128);
+        CHECK(u2 == u && scale2 == scale && min2 == min, "unpack_q16_row %s n %lld row %lld differs",
+              gemma3::dtype_name(t), (long long)n, (long long)r);
+      }
+    }
+  }
+}
+
+static void q16_dots() {
+  for (DType t : quant_test::block_types()) {
+    Rng rng(1700 + std::uint64_t(t));
+    const std::int64_t rows = 16;
+    const bool k = is_k_quant(t);
+    for (std::int64_t n : {2 * cols_for(t), std::int64_t(k ? 768 : 21 * 32), std::int64_t(k ? 256 : 32),
+                           std::int64_t(k ? 1280 : 23 * 32)}) {
+      const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, n, rng);
+      const std::size_t row_bytes = bytes.size() / rows;
+      const std::vector<float> x = activations(n, rng);
+      const Q16Acts xq(x, 1, n, Isa::wasm_simd128);
+      const q::Q16DotFn dot = q::q16_dot(t, Isa::wasm_simd128);
+      std::vector<float> y(static_cast<std::size_t>(rows));
+      q::q16_dot_rows(t, Isa::wasm_simd128)(bytes.data(), row_bytes, rows, xq.row(0), n, y.data());
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const void* row = bytes.data() + std::size_t(r) * row_bytes;
+        std::vector<float> w(static_cast<std::size_t>(n));
+        gemma3::dequantize_row(t, row, w.data(), n);
+        double mag = 0.0;
+        for (std::int64_t i = 0; i < n; ++i) mag += std::fabs(double(w[std::size_t(i)]) * double(x[std::size_t(i)]));
+        const float ref = q::dot_q16_scalar(t, row, xq.row(0), n), simd = dot(row, xq.row(0), n);
+        CHECK(std::fabs(double(simd) - double(ref)) <= 2e-6 * mag, "q16 dot %s n %lld row %lld: %.9g vs %.9g (mag %g)",
+              gemma3::dtype_name(t), (long long)n, (long long)r, double(simd), double(ref), mag);
+        CHECK(y[std::size_t(r)] == simd, "q16_dot_rows %s n %lld row %lld: %.9g vs q16_dot %.9g", gemma3::dtype_name(t),
+              (long long)n, (long long)r, double(y[std::size_t(r)]), double(simd));
+      }
+    }
+  }
+  // Q6_K at the extremes of u and q: int32 block sums just under 2^31
+  q::block_q6_K blk{};
+  for (auto& s : blk.scales) s = -128;  // ql = qh = 0: q - 32 = -32, u = 4096
+  blk.d = gemma3::f32_to_f16(1.0f);
+  const std::vector<float> ones(256, 1.0f);  // q = 16383 everywhere
+  const Q16Acts xq(ones, 1, 256, Isa::wasm_simd128);
+  const double expect = 256.0 * 4096.0;
+  const float got = q::q16_dot(DType::Q6_K, Isa::wasm_simd128)(&blk, xq.row(0), 256);
+  CHECK(std::fabs(got - expect) <= 1e-6 * expect, "Q6_K extreme dot: %.9g vs %.9g", double(got), expect);
+}
+
+// Both GEMM twins on rows [r0, r1) into a buffer with row stride ldy, the rest holding
+// a sentinel; each output within the rounding bound of tests/test_gemm_q16.cpp:
+// |simd - scalar| <= (2 n/32 + 4) 2^-24 S,  S = sum_b |scale_b d_b isum_b| + |min_b s_b|.
+static void q16_gemm_compare(const gemma3::Weight& W, const Q16Acts& a, std::int64_t ldy, std::int64_t r0, std::int64_t r1) {
+  const std::int64_t T = a.T, n = a.n, nb = n / 32;
+  const float sentinel = 12345.0f;
+  std::vector<float> ys(std::size_t(std::max<std::int64_t>(1, T) * ldy), sentinel), yv = ys;
+  gemma3::matmul_q16_scalar(W, a.m(), ys.data(), ldy, r0, r1);
+  gemma3::matmul_q16_wasm(W, a.m(), yv.data(), ldy, r0, r1);
+  std::vector<std::int16_t> u(static_cast<std::size_t>(n));
+  std::vector<float> scale(static_cast<std::size_t>(nb)), min(static_cast<std::size_t>(nb));
+  int bad = 0;
+  for (std::int64_t r = r0; r < r1; ++r) {
+    q::unpack_q16_row_scalar(W.dtype, W.row_ptr(r), n, u.data(), scale.data(), min.data());
+    for (std::int64_t t = 0; t < T; ++t) {
+      const q::Q16Row x = a.row(t);
+      double S = 0.0;
+      for (std::int64_t b = 0; b < nb; ++b) {
+        std::int64_t isum = 0;
+        for (std::int64_t i = b * 32; i < (b + 1) * 32; ++i) isum += std::int64_t(u[std::size_t(i)]) * x.q[i];
+        S += std::fabs(double(scale[std::size_t(b)]) * double(x.d[b]) * double(isum)) +
+             std::fabs(double(min[std::size_t(b)]) * double(x.s[b]));
+      }
+      const double ref = ys[std::size_t(t * ldy + r)], got = yv[std::size_t(t * ldy + r)];
+      if (!(std::fabs(got - ref) <= (2.0 * double(nb) + 4.0) * std::ldexp(1.0, -24) * S + 1e-30) && bad++ < 3)
+        CHECK(false, "matmul_q16_wasm %s T %lld row %lld token %lld: %.9g vs scalar %.9g (S %g)", gemma3::dtype_name(W.dtype),
+              (long long)T, (long long)r, (long long)t, got, ref, S);
+    }
+  }
+  CHECK(bad == 0, "matmul_q16_wasm %s T %lld rows [%lld, %lld): %d outputs outside the bound", gemma3::dtype_name(W.dtype),
+        (long long)T, (long long)r0, (long long)r1, bad);
+  bool untouched = true;
+  for (std::int64_t t = 0; t < T; ++t)
+    for (std::int64_t r = 0; r < ldy; ++r)
+      if ((r < r0 || r >= r1) && (ys[std::size_t(t * ldy + r)] != sentinel || yv[std::size_t(t * ldy + r)] != sentinel))
+        untouched = false;
+  CHECK(untouched, "matmul_q16 %s wrote outside rows [%lld, %lld)", gemma3::dtype_name(W.dtype), (long long)r0, (long long)r1);
+}
+
+static void q16_gemm() {
+  for (DType t : quant_test::block_types()) {
+    Rng rng(1900 + std::uint64_t(t));
+    const std::int64_t n = is_k_quant(t) ? 512 : 96, rows = 37;  // 37 rows: two full tiles and a ragged one of 5
+    const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, n, rng);
+    const gemma3::Weight W = quant_test::weight_view(t, rows, n, bytes);
+    for (std::int64_t T : {1, 3, 17, 64}) {
+      const Q16Acts a(activations(T * n, rng), T, n, Isa::wasm_simd128);
+      q16_gemm_compare(W, a, rows, 0, rows);
+    }
+    const Q16Acts a(activations(7 * n, rng), 7, n, Isa::wasm_simd128);
+    q16_gemm_compare(W, a, rows + 3, 5, 30);  // a sub-range, ldy > rows
+    q16_gemm_compare(W, a, rows, 36, 37);     // one row
+    // row chunks and single tokens: bit for bit the whole product
+    std::vector<float> whole(static_cast<std::size_t>(7 * rows)), split(whole.size(), -1.0f), one(static_cast<std::size_t>(rows));
+    gemma3::matmul_q16_wasm(W, a.m(), whole.data(), rows, 0, rows);
+    for (std::int64_t r0 : {0, 3, 19}) gemma3::matmul_q16_wasm(W, a.m(), split.data(), rows, r0, r0 == 0 ? 3 : r0 == 3 ? 19 : rows);
+    CHECK(split == whole, "matmul_q16_wasm %s: row chunks differ from the whole", gemma3::dtype_name(t));
+    bool same = true;
+    for (std::int64_t tk = 0; tk < 7; ++tk) {
+      const gemma3::Q16Matrix single{a.q.data() + tk * n, a.d.data() + tk * (n / 32), a.s.data() + tk * (n / 32), 1, n};
+      gemma3::matmul_q16_wasm(W, single, one.data(), rows, 0, rows);
+      same = same && std::equal(one.begin(), one.end(), whole.begin() + tk * rows);
+    }
+    CHECK(same, "matmul_q16_wasm %s: one token at a time differs", gemma3::dtype_name(t));
+  }
+  // Q6_K all-extreme blocks: every int32 block sum 32 * 4096 * 16383, just under 2^31
+  const std::int64_t n = 256, rows = 5, T = 3;
+  std::vector<unsigned char> bytes(std::size_t(rows) * sizeof(q::block_q6_K));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    q::block_q6_K blk{};
+    for (auto& s : blk.scales) s = -128;
+    blk.d = gemma3::f32_to_f16(1.0f);
+    std::memcpy(bytes.data() + std::size_t(r) * sizeof(blk), &blk, sizeof(blk));
+  }
+  const gemma3::Weight W = quant_test::weight_view(DType::Q6_K, rows, n, bytes);
+  const Q16Acts a(std::vector<float>(std::size_t(T * n), 1.0f), T, n, Isa::wasm_simd128);
+  std::vector<float> y(std::size_t(T * rows));
+  gemma3::matmul_q16_wasm(W, a.m(), y.data(), rows, 0, rows);
+  bool ok = true;
+  for (float v : y) ok = ok && std::fabs(v - 256.0 * 4096.0) <= 1e-6 * 256.0 * 4096.0;
+  CHECK(ok, "matmul_q16_wasm Q6_K extremes: %.9g", double(y[0]));
+}
+
+// matvec / matmul / linear_many with int16 activations (the default) on Isa::wasm_simd128,
+// through pools of 1 and 2 threads: matvec rows are the SIMD128 dot bit for bit, matmul
+// the SIMD128 GEMM bit for bit, linear_many linear() bit for bit.
+static void q16_paths() {
+  for (DType t : quant_test::block_types()) {
+    Rng rng(2000 + std::uint64_t(t));
+    const std::int64_t rows = 300, n = 512, T = 17;  // 300 rows: a ragged last tile of 12
+    const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, n, rng);
+    const gemma3::Weight W = quant_test::weight_view(t, rows, n, bytes);
+    gemma3::Matrix X(T, n);
+    const std::vector<float> xs = activations(T * n, rng);
+    std::memcpy(X.data(), xs.data(), xs.size() * sizeof(float));
+    const Q16Acts a(xs, T, n, Isa::wasm_simd128);
+    std::vector<float> ref(std::size_t(T * rows));
+    gemma3::matmul_q16_wasm(W, a.m(), ref.data(), rows, 0, rows);
+    const q::Q16DotFn dot = q::q16_dot(t, Isa::wasm_simd128);
+    for (int threads : {1, 2}) {
+      gemma3::ThreadPool pool(threads);
+      std::vector<float> y(static_cast<std::size_t>(rows));
+      gemma3::matvec(W, X.row(5).data(), y.data(), Isa::wasm_simd128, pool);
+      bool same = true;
+      for (std::int64_t r = 0; r < rows; ++r) same = same && y[std::size_t(r)] == dot(W.row_ptr(r), a.row(5), n);
+      CHECK(same, "%s %d threads: int16 matvec differs from the SIMD128 dot", gemma3::dtype_name(t), threads);
+      gemma3::Matrix Y;
+      gemma3::matmul(W, X, Y, Isa::wasm_simd128, pool);
+      CHECK(std::memcmp(Y.data(), ref.data(), ref.size() * sizeof(float)) == 0,
+            "%s %d threads: int16 matmul differs from matmul_q16_wasm", gemma3::dtype_name(t), threads);
+      float worst = 0.0f, ymax = 0.0f;  // prefill vs decode: the same int16 x, float rounding apart
+      for (std::int64_t r = 0; r < rows; ++r) {
+        worst = std::max(worst, std::fabs(y[std::size_t(r)] - Y(5, r)));
+        ymax = std::max(ymax, std::fabs(Y(5, r)));
+      }
+      CHECK(worst <= 1e-5f * ymax, "%s: int16 matmul row vs matvec: %g of %g", gemma3::dtype_name(t), double(worst),
+            double(ymax));
+      gemma3::Matrix Yf;  // and the float path, to the int16 rounding of x
+      gemma3::matmul(W, X, Yf, Isa::wasm_simd128, pool, false);
+      CHECK((Y - Yf).cwiseAbs().maxCoeff() <= 1e-3f * Yf.cwiseAbs().maxCoeff(), "%s: int16 vs float activations: %g",
+            gemma3::dtype_name(t), double((Y - Yf).cwiseAbs().maxCoeff()));
+      // linear_many: one token and many, bit for bit linear() of each weight
+      for (std::int64_t tokens : {std::int64_t(1), T}) {
+        const gemma3::Matrix Xt = X.topRows(tokens);
+        gemma3::Matrix A, B, A1, B1;
+        gemma3::linear_many(Xt, {{&W, &A}, {&W, &B}}, Isa::wasm_simd128, pool);
+        gemma3::linear(W, Xt, A1, Isa::wasm_simd128, pool);
+        CHECK(A == A1 && B == A1, "%s %d threads T %lld: linear_many differs from linear", gemma3::dtype_name(t), threads,
+              (long long)tokens);
+      }
+    }
+  }
+}
+
 int main(int argc, char** argv) {
   std::printf("isa %s, threads available: %s\n", gemma3::isa_name(gemma3::best_isa()),
 #if defined(__EMSCRIPTEN_PTHREADS__)
@@ -208,6 +464,11 @@ int main(int argc, char** argv) {
   matvec_and_pool();
   gelu();
   kv_dot();
+  q16_quantize();
+  q16_unpack();
+  q16_dots();
+  q16_gemm();
+  q16_paths();
   std::printf("%d checks, %d failed\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }

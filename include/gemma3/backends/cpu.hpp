@@ -3,7 +3,7 @@
 //
 // Where it departs from the reference, and why (docs/architecture.md, "The CPU backend"):
 //   linear      quantized weights are read in place, never widened to a float32 copy:
-//               fused dequantize-and-dot kernels (AVX2, WASM SIMD128), or on AVX-512 VNNI
+//               fused dequantize-and-dot kernels (AVX2), or on AVX-512 VNNI and WASM SIMD128
 //               int16 activations (quant/q16.hpp: 3.1e-5 of each block's max) with an
 //               integer row dot for decode and a packed-tile GEMM for prefill
 //               (kernels/matmul.hpp, kernels/gemm_q16.hpp); rows split over a thread pool;
@@ -212,7 +212,7 @@ inline Isa isa_from_name(const std::string& s) {
 struct CpuBackendOptions {
   Isa isa = best_isa();            // the kernels' instruction set
   int threads = 0;                 // threads in the pool; 0: every hardware thread
-  bool int16_activations = true;   // on Isa::avx512: quantized weights read int16 activations
+  bool int16_activations = true;   // on Isa::avx512 / wasm_simd128: quantized weights read int16 activations
   DType kv_dtype = DType::F32;     // the cache new_cache() makes: F32 or F16
 
   // Options from the environment, for programs that take no flags:
@@ -250,7 +250,7 @@ class CpuBackend : public Backend {
   std::string name() const override {
     return std::string("cpu ") + isa_name(opts_.isa) + ", " + std::to_string(opts_.threads) +
            (opts_.threads == 1 ? " thread" : " threads") +
-           (opts_.isa == Isa::avx512 ? (opts_.int16_activations ? ", int16 activations" : ", float activations") : "") +
+           (opts_.isa == Isa::avx512 || opts_.isa == Isa::wasm_simd128 ? (opts_.int16_activations ? ", int16 activations" : ", float activations") : "") +
            ", " + dtype_name(opts_.kv_dtype) + " cache";
   }
 

@@ -1,38 +1,51 @@
-// gemma3/kernels/dot_q16.hpp -- the AVX-512 VNNI kernels on int16 activations
-// (quant/q16.hpp has the format, the formulas and the scalar references), and the
-// dispatch by Isa that matvec (kernels/matmul.hpp) and the prefill GEMM
-// (kernels/gemm_q16.hpp) call:
+// gemma3/kernels/dot_q16.hpp -- the SIMD kernels on int16 activations, AVX-512 VNNI
+// and WebAssembly SIMD128 (quant/q16.hpp has the format, the formulas and the scalar
+// references), and the dispatch by Isa that matvec (kernels/matmul.hpp) and the prefill
+// GEMM (kernels/gemm_q16.hpp) call:
 //
 //   quantize_row_q16(x, q, d, s, n, isa)       x -> int16 activations (identical q, d)
 //   split_q16_bytes(q, d, n, hi, lo, dX, sum16, isa)   the byte split (identical)
 //   q16_dot(t, isa), q16_dot_rows(t, isa)     row . x for dtype t, one row / many rows
 //   unpack_q16_row(t, row, n, u, scale, min, isa)      w_i = scale_b * u_i + min_b
-// Each picks the avx512 twin under Isa::avx512 and the scalar reference otherwise.
-// The names stay in namespace gemma3::quant, next to the scalar references.
+// Each picks the avx512 twin under Isa::avx512, the wasm twin under Isa::wasm_simd128
+// (split_q16_bytes has none: the wasm dots never read the byte split) and the scalar
+// reference otherwise. The names stay in namespace gemma3::quant, next to the scalar
+// references.
 //
-// The avx512 dots come in two ways, which agree with the scalar to float rounding (the
-// order of the float additions differs):
-//   int16 walk (every type): AVX-512 BW's vpmaddwd does a block's 32 int16 products
-//     into 16 int32 lanes; the lanes are converted and FMA'd with scale_b * d_b.
-//   byte kernels (Q5_0, Q4_K, Q5_K, Q6_K, when x carries its byte split): the weights
-//     stay unsigned bytes and x is split as q = 256 hi + lo (split_q16_bytes): two
+// The SIMD dots agree with the scalar to float rounding (the block sums are the same
+// exact int32; the order of the float additions differs):
+//   avx512, int16 walk (every type): AVX-512 BW's vpmaddwd does a block's 32 int16
+//     products into 16 int32 lanes; the lanes are converted and FMA'd with scale_b * d_b.
+//   avx512, byte kernels (Q5_0, Q4_K, Q5_K, Q6_K, when x carries its byte split): the
+//     weights stay unsigned bytes and x is split as q = 256 hi + lo (split_q16_bytes): two
 //     vpdpbusd give the same exact int32 sums with 4 products per lane; Q4_K/Q5_K/Q6_K
 //     go 64 weights per 512-bit register, one float epilogue for two blocks, Q5_0 one
 //     block per 256-bit register (no cross-lane shuffle); a weight offset (Q5_0's 16,
 //     Q6_K's 32) becomes one float term per block from the integer block sums of q.
+//   wasm (every type): a block's 32 u are unpacked to four i16x8 (bytes first: nibbles,
+//     the 5th bits as byte masks, Q6_K's scales folded in with i16x8.mul), and four
+//     i32x4.dot_i16x8_s against q give its sum in four int32 lanes; a group of four
+//     blocks is summed across lanes into one vector (two rounds of interleave + add),
+//     converted once and multiplied by [scale_b d_b] of the four (their f16 scales
+//     converted four at a time); the minimums times s_b four at a time. No FMA in
+//     SIMD128: multiply, then add.
 // Speed (bench/bench_quant BM_matvec_dtype, one thread, cache-resident, AMD EPYC Zen 4),
-// int16 walk -> byte kernel: Q5_0 [2048 x 640] 75 -> 60 us (-> 55 us in 256-bit form),
-// Q4_K [640 x 2048] 76 -> 47 us, Q6_K [640 x 2048] 88 -> 53 us. The int16 activations
-// measured no slower than 8-bit ones (docs/kernels.md) and are 129x finer.
-// Pinned by tests/test_q16.cpp (and tests/test_gemm_q16.cpp for unpack_q16_row).
+// avx512 int16 walk -> byte kernel: Q5_0 [2048 x 640] 75 -> 60 us (-> 55 us in 256-bit
+// form), Q4_K [640 x 2048] 76 -> 47 us, Q6_K [640 x 2048] 88 -> 53 us. The int16
+// activations measured no slower than 8-bit ones (docs/kernels.md) and are 129x finer.
+// wasm under node: docs/performance.md (bench/wasm/run_wasm_bench.sh).
+// Pinned by tests/test_q16.cpp (and tests/test_gemm_q16.cpp for unpack_q16_row), and
+// tests/wasm/test_wasm_kernels.cpp for the wasm twins.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
 
 #include "../quant/q16.hpp"
 #include "dequantize_simd.hpp"
+#include "dot.hpp"
 #include "isa.hpp"
 
 namespace gemma3 {
@@ -419,6 +432,373 @@ GEMMA3_TARGET_AVX512 inline void unpack_q16_row(DType t, const void* row, std::i
 }  // namespace avx512
 #endif  // GEMMA3_HAVE_X86_SIMD
 
+#if GEMMA3_HAVE_WASM_SIMD
+namespace wasm {
+
+// f16 -> f32, exact: finite values by the magnitude trick of kernels/dot.hpp
+// (magnitude << 13 times 2^112, subnormals included), inf / NaN by the scalar.
+inline float f16(std::uint16_t h) {
+  if ((h & 0x7c00u) == 0x7c00u) return f16_to_f32(h);
+  const std::uint32_t mag = std::uint32_t(h & 0x7fffu) << 13;
+  float f;
+  std::memcpy(&f, &mag, 4);
+  f *= 5.192296858534828e33f;  // 2^112
+  return (h & 0x8000u) ? -f : f;
+}
+
+// x [n] -> q, d, s; q and d bit for bit the scalar twin's: the same max, the same
+// division and reciprocal, the same float multiply per value, f32x4.nearest rounding
+// to nearest even like nearest_int (|x / d| <= 16383.5 < 2^22), then the clamp.
+// s is the block sum added in another order (equal to float rounding).
+inline void quantize_row_q16(const float* x, std::int16_t* q, float* d, float* s, std::int64_t n) {
+  const v128_t lim = wasm_i32x4_splat(kQ16Max), nlim = wasm_i32x4_splat(-kQ16Max);
+  for (std::int64_t b = 0; b < n / QK; ++b, x += QK, q += QK) {
+    v128_t v[8];
+    for (int k = 0; k < 8; ++k) v[k] = wasm_v128_load(x + 4 * k);
+    v128_t m = wasm_f32x4_abs(v[0]), sum = v[0];
+    for (int k = 1; k < 8; ++k) {
+      m = wasm_f32x4_pmax(m, wasm_f32x4_abs(v[k]));
+      sum = wasm_f32x4_add(sum, v[k]);
+    }
+    const float amax = std::fmax(std::fmax(wasm_f32x4_extract_lane(m, 0), wasm_f32x4_extract_lane(m, 1)),
+                                 std::fmax(wasm_f32x4_extract_lane(m, 2), wasm_f32x4_extract_lane(m, 3)));
+    const float db = amax / float(kQ16Max);
+    const v128_t id = wasm_f32x4_splat(db != 0.0f ? 1.0f / db : 0.0f);
+    v128_t r[8];
+    for (int k = 0; k < 8; ++k) {
+      const v128_t i = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(v[k], id)));
+      r[k] = wasm_i32x4_max(nlim, wasm_i32x4_min(lim, i));
+    }
+    for (int k = 0; k < 4; ++k) wasm_v128_store(q + 8 * k, wasm_i16x8_narrow_i32x4(r[2 * k], r[2 * k + 1]));
+    d[b] = db;
+    s[b] = kernels::wasm::hsum(sum);
+  }
+}
+
+// The 32 int16 weights u of one block of 32, as four i16x8 (values 0..7, 8..15,
+// 16..23, 24..31).
+struct U32 {
+  v128_t v[4];
+};
+
+// 32 signed bytes (two v128, outputs 0..15 and 16..31) -> U32.
+inline U32 widen_s8(v128_t a, v128_t c) {
+  return {{wasm_i16x8_extend_low_i8x16(a), wasm_i16x8_extend_high_i8x16(a), wasm_i16x8_extend_low_i8x16(c),
+           wasm_i16x8_extend_high_i8x16(c)}};
+}
+// ... unsigned bytes.
+inline U32 widen_u8(v128_t a, v128_t c) {
+  return {{wasm_u16x8_extend_low_u8x16(a), wasm_u16x8_extend_high_u8x16(a), wasm_u16x8_extend_low_u8x16(c),
+           wasm_u16x8_extend_high_u8x16(c)}};
+}
+
+// Low and high nibbles of 16 bytes (16-bit shift, then the mask: no bit crosses a byte).
+inline v128_t lo_nibbles(v128_t t) { return wasm_v128_and(t, wasm_i8x16_splat(0x0f)); }
+inline v128_t hi_nibbles(v128_t t) { return wasm_v128_and(wasm_u16x8_shr(t, 4), wasm_i8x16_splat(0x0f)); }
+
+// The 32 bits of qh (little-endian) -> 32 bytes, 0xff where the bit is set: byte j
+// gets source byte j / 8 (a constant shuffle of the splat), tested against 1 << (j % 8).
+inline void bits32(const std::uint8_t* qh, v128_t& m0, v128_t& m1) {
+  std::uint32_t h;
+  std::memcpy(&h, qh, 4);
+  const v128_t v = wasm_i32x4_splat(std::int32_t(h));
+  const v128_t bit = wasm_i8x16_const(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  const v128_t b01 = wasm_i8x16_shuffle(v, v, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const v128_t b23 = wasm_i8x16_shuffle(v, v, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  m0 = wasm_i8x16_eq(wasm_v128_and(b01, bit), bit);
+  m1 = wasm_i8x16_eq(wasm_v128_and(b23, bit), bit);
+}
+
+// 4 f16 -> 4 f32, bit for bit f16() in four lanes (finite values by the magnitude
+// trick; a group with an inf / NaN takes the scalar).
+inline v128_t f16x4(std::uint16_t a, std::uint16_t b, std::uint16_t c, std::uint16_t d) {
+  const v128_t h = wasm_i32x4_make(a, b, c, d);
+  const v128_t exp = wasm_v128_and(h, wasm_i32x4_splat(0x7c00));
+  if (wasm_v128_any_true(wasm_i32x4_eq(exp, wasm_i32x4_splat(0x7c00)))) return wasm_f32x4_make(f16(a), f16(b), f16(c), f16(d));
+  const v128_t mag = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13);
+  const v128_t sign = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16);
+  return wasm_v128_or(wasm_f32x4_mul(mag, wasm_f32x4_splat(5.192296858534828e33f)), sign);
+}
+
+// ---- per type: walk a row's blocks of 32 in groups of four, handing them to a Sink:
+//        sink.block<Slot>(b, u)    block b = b0 + Slot of a group (Slot 0..3): its 32 u
+//        sink.scales(b0, s)        then the group's four scales (f32x4)
+//        sink.mins(b0, m)          and its four minimums (types with one)
+//        sink.tail(b, u, s, m)     a lone block (the last nb % 4 of a legacy row;
+//                                  m = 0 for the types without a minimum)
+//      The K-quants' super-blocks are two groups each. ----
+
+// The legacy 32-wide types: Unpack(block) gives the block's 32 u.
+template <class Block, bool HasMin, class Unpack, class Sink>
+inline void walk_legacy(const void* row, std::int64_t n, Unpack unpack, Sink& sink) {
+  const auto* w = static_cast<const Block*>(row);
+  const std::int64_t nb = n / QK;
+  std::int64_t b = 0;
+  for (; b + 3 < nb; b += 4) {
+    sink.template block<0>(b, unpack(w[b]));
+    sink.template block<1>(b + 1, unpack(w[b + 1]));
+    sink.template block<2>(b + 2, unpack(w[b + 2]));
+    sink.template block<3>(b + 3, unpack(w[b + 3]));
+    sink.scales(b, f16x4(w[b].d, w[b + 1].d, w[b + 2].d, w[b + 3].d));
+    if constexpr (HasMin) sink.mins(b, f16x4(w[b].m, w[b + 1].m, w[b + 2].m, w[b + 3].m));
+  }
+  for (; b < nb; ++b) {
+    float m = 0.0f;
+    if constexpr (HasMin) m = f16(w[b].m);
+    sink.tail(b, unpack(w[b]), f16(w[b].d), m);
+  }
+}
+
+struct UnpackQ8_0 {  // q
+  U32 operator()(const block_q8_0& b) const { return widen_s8(wasm_v128_load(b.qs), wasm_v128_load(b.qs + 16)); }
+};
+struct UnpackQ4_0 {  // nibble - 8 (in bytes, then widened)
+  U32 operator()(const block_q4_0& b) const {
+    const v128_t t = wasm_v128_load(b.qs), eight = wasm_i8x16_splat(8);
+    return widen_s8(wasm_i8x16_sub(lo_nibbles(t), eight), wasm_i8x16_sub(hi_nibbles(t), eight));
+  }
+};
+struct UnpackQ4_1 {  // nibble
+  U32 operator()(const block_q4_1& b) const {
+    const v128_t t = wasm_v128_load(b.qs);
+    return widen_u8(lo_nibbles(t), hi_nibbles(t));
+  }
+};
+struct UnpackQ5_0 {  // (nibble | bit << 4) - 16: nibble | 0xf0 (= nibble - 16 in a byte) where the bit is clear
+  U32 operator()(const block_q5_0& b) const {
+    const v128_t t = wasm_v128_load(b.qs), f0 = wasm_i8x16_splat(-16);
+    v128_t m0, m1;
+    bits32(b.qh, m0, m1);
+    return widen_s8(wasm_v128_or(lo_nibbles(t), wasm_v128_andnot(f0, m0)),
+                    wasm_v128_or(hi_nibbles(t), wasm_v128_andnot(f0, m1)));
+  }
+};
+struct UnpackQ5_1 {  // nibble | bit << 4
+  U32 operator()(const block_q5_1& b) const {
+    const v128_t t = wasm_v128_load(b.qs), sixteen = wasm_i8x16_splat(16);
+    v128_t m0, m1;
+    bits32(b.qh, m0, m1);
+    return widen_u8(wasm_v128_or(lo_nibbles(t), wasm_v128_and(sixteen, m0)),
+                    wasm_v128_or(hi_nibbles(t), wasm_v128_and(sixteen, m1)));
+  }
+};
+
+// The 12 scale bytes of a Q4_K / Q5_K super-block -> [sc_0..7, m_0..7] as 16 bytes in
+// a register: unpack_scales_k4_bytes (quant/q4_k.hpp) without the trip through memory.
+inline v128_t scales_k4(const std::uint8_t* s) {
+  constexpr std::uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+  std::uint32_t u[3];
+  std::memcpy(u, s, 12);
+  return wasm_u32x4_make(u[0] & kmask1, (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4), u[1] & kmask1,
+                         ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4));
+}
+// The u16 lanes 0..3 / 4..7 of v -> 4 f32 (exact).
+inline v128_t u16_lo_f32(v128_t v) { return wasm_f32x4_convert_i32x4(wasm_u32x4_extend_low_u16x8(v)); }
+inline v128_t u16_hi_f32(v128_t v) { return wasm_f32x4_convert_i32x4(wasm_u32x4_extend_high_u16x8(v)); }
+
+// Q4_K / Q5_K: chunk c (0..3) of a super-block reads qs[32c .. 32c + 31]; its low
+// nibbles are sub-block 2c, its high nibbles sub-block 2c + 1 (quant/q4_k.hpp); Q5_K
+// adds bit j of qh[l] as bit 4 of output l of sub-block j. Scales d * sc_j and minimums
+// -(dmin * m_j), four at a time (the scalar's float operations, lane by lane).
+template <bool Q5, class Sink>
+inline void walk_k4(const void* row, std::int64_t n, Sink& sink) {
+  const std::size_t bytes = Q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
+  const v128_t one = wasm_i8x16_splat(1);
+  for (std::int64_t sb = 0; sb < n / QK_K; ++sb) {
+    const std::uint8_t* blk = static_cast<const std::uint8_t*>(row) + std::size_t(sb) * bytes;
+    const auto* w4 = reinterpret_cast<const block_q4_K*>(blk);  // d, dmin, scales shared by both layouts
+    const std::uint8_t* qs = Q5 ? reinterpret_cast<const block_q5_K*>(blk)->qs : w4->qs;
+    const v128_t sm = scales_k4(w4->scales);
+    const v128_t sc16 = wasm_u16x8_extend_low_u8x16(sm), m16 = wasm_u16x8_extend_high_u8x16(sm);  // sc_0..7, m_0..7
+    const v128_t d = wasm_f32x4_splat(f16(w4->d)), ndmin = wasm_f32x4_splat(-f16(w4->dmin));
+    sink.mins(sb * 8, wasm_f32x4_mul(ndmin, u16_lo_f32(m16)));
+    sink.mins(sb * 8 + 4, wasm_f32x4_mul(ndmin, u16_hi_f32(m16)));
+    v128_t h0 = wasm_i8x16_splat(0), h1 = h0;
+    if (Q5) {
+      h0 = wasm_v128_load(reinterpret_cast<const block_q5_K*>(blk)->qh);
+      h1 = wasm_v128_load(reinterpret_cast<const block_q5_K*>(blk)->qh + 16);
+    }
+    auto chunk = [&](int c, auto slot) {  // sub-blocks 2c (Slot S) and 2c + 1 (Slot S + 1)
+      constexpr int S = decltype(slot)::value;
+      const v128_t a0 = wasm_v128_load(qs + 32 * c), a1 = wasm_v128_load(qs + 32 * c + 16);
+      v128_t l0 = lo_nibbles(a0), l1 = lo_nibbles(a1), u0 = hi_nibbles(a0), u1 = hi_nibbles(a1);
+      if (Q5) {  // bit 2c of qh -> bit 4 of the low sub-block, bit 2c + 1 of the high one (h0, h1 move one bit each time)
+        l0 = wasm_v128_or(l0, wasm_i16x8_shl(wasm_v128_and(h0, one), 4));
+        l1 = wasm_v128_or(l1, wasm_i16x8_shl(wasm_v128_and(h1, one), 4));
+        h0 = wasm_u16x8_shr(h0, 1);
+        h1 = wasm_u16x8_shr(h1, 1);
+        u0 = wasm_v128_or(u0, wasm_i16x8_shl(wasm_v128_and(h0, one), 4));
+        u1 = wasm_v128_or(u1, wasm_i16x8_shl(wasm_v128_and(h1, one), 4));
+        h0 = wasm_u16x8_shr(h0, 1);
+        h1 = wasm_u16x8_shr(h1, 1);
+      }
+      sink.template block<S>(sb * 8 + 2 * c, widen_u8(l0, l1));
+      sink.template block<S + 1>(sb * 8 + 2 * c + 1, widen_u8(u0, u1));
+    };
+    chunk(0, std::integral_constant<int, 0>{});
+    chunk(1, std::integral_constant<int, 2>{});
+    sink.scales(sb * 8, wasm_f32x4_mul(d, u16_lo_f32(sc16)));
+    chunk(2, std::integral_constant<int, 0>{});
+    chunk(3, std::integral_constant<int, 2>{});
+    sink.scales(sb * 8 + 4, wasm_f32x4_mul(d, u16_hi_f32(sc16)));
+  }
+}
+
+// Q6_K: half h of a super-block, outputs 128h + 32k + l (k = 0..3, l = 0..31), the
+// bytes of quant/q6_k.hpp as (low 4 bits of L) | (2 bits of H) << 4, minus 32,
+// widened and multiplied by the 8-bit scale of each 16 (u = sc * (q - 32), |u| <= 4096).
+//   k = 0: L[l] & 15,       H bits 0..1      k = 1: L[l + 32] & 15,  H bits 2..3
+//   k = 2: L[l] >> 4,       H bits 4..5      k = 3: L[l + 32] >> 4,  H bits 6..7
+// (16-bit shifts move H's field to bits 4..5; the mask 0x30 drops what crossed a byte.)
+inline v128_t q6_byte(v128_t L, v128_t H, int k) {
+  const v128_t m4 = wasm_i8x16_splat(0x0f), m2 = wasm_i8x16_splat(0x30);
+  const v128_t lo = k < 2 ? wasm_v128_and(L, m4) : wasm_v128_and(wasm_u16x8_shr(L, 4), m4);
+  const v128_t hi = k == 0 ? wasm_i16x8_shl(H, 4) : k == 1 ? wasm_i16x8_shl(H, 2) : k == 2 ? H : wasm_u16x8_shr(H, 2);
+  return wasm_i8x16_sub(wasm_v128_or(lo, wasm_v128_and(hi, m2)), wasm_i8x16_splat(32));
+}
+// 16 bytes q - 32 -> two i16x8 of sc * (q - 32).
+inline void q6_scaled(v128_t v, std::int8_t sc, v128_t& a, v128_t& b) {
+  const v128_t s = wasm_i16x8_splat(sc);
+  a = wasm_i16x8_mul(wasm_i16x8_extend_low_i8x16(v), s);
+  b = wasm_i16x8_mul(wasm_i16x8_extend_high_i8x16(v), s);
+}
+template <class Sink>
+inline void walk_q6_K(const void* row, std::int64_t n, Sink& sink) {
+  const auto* w = static_cast<const block_q6_K*>(row);
+  for (std::int64_t sb = 0; sb < n / QK_K; ++sb) {
+    const v128_t d = wasm_f32x4_splat(f16(w[sb].d));
+    const std::int8_t* sc = w[sb].scales;
+    for (int h = 0; h < 2; ++h) {  // blocks 8 sb + 4h + k, k = 0..3: one group
+      const std::uint8_t* L = w[sb].ql + 64 * h;
+      const std::uint8_t* H = w[sb].qh + 32 * h;
+      const v128_t La[2] = {wasm_v128_load(L), wasm_v128_load(L + 16)};       // L[l], l = 0..15, 16..31
+      const v128_t Lb[2] = {wasm_v128_load(L + 32), wasm_v128_load(L + 48)};  // L[l + 32]
+      const v128_t Hv[2] = {wasm_v128_load(H), wasm_v128_load(H + 16)};
+      auto pair = [&](int k, auto slot) {  // sub-blocks of 32: k (Slot S) and k + 1 (Slot S + 1)
+        constexpr int S = decltype(slot)::value;
+        U32 u0, u1;
+        const int g = 8 * h + 2 * k;  // the scale of outputs 128h + 32k + 0..15 (then g + 1)
+        q6_scaled(q6_byte(La[0], Hv[0], k), sc[g], u0.v[0], u0.v[1]);
+        q6_scaled(q6_byte(La[1], Hv[1], k), sc[g + 1], u0.v[2], u0.v[3]);
+        q6_scaled(q6_byte(Lb[0], Hv[0], k + 1), sc[g + 2], u1.v[0], u1.v[1]);
+        q6_scaled(q6_byte(Lb[1], Hv[1], k + 1), sc[g + 3], u1.v[2], u1.v[3]);
+        sink.template block<S>(sb * 8 + 4 * h + k, u0);
+        sink.template block<S + 1>(sb * 8 + 4 * h + k + 1, u1);
+      };
+      pair(0, std::integral_constant<int, 0>{});
+      pair(2, std::integral_constant<int, 2>{});
+      sink.scales(sb * 8 + 4 * h, d);
+    }
+  }
+}
+
+// Calls walk_<type>(row, n, sink) for dtype t; false if t has no walker.
+template <class Sink>
+inline bool walk_row(DType t, const void* row, std::int64_t n, Sink& sink) {
+  switch (t) {
+    case DType::Q8_0: walk_legacy<block_q8_0, false>(row, n, UnpackQ8_0{}, sink); return true;
+    case DType::Q4_0: walk_legacy<block_q4_0, false>(row, n, UnpackQ4_0{}, sink); return true;
+    case DType::Q4_1: walk_legacy<block_q4_1, true>(row, n, UnpackQ4_1{}, sink); return true;
+    case DType::Q5_0: walk_legacy<block_q5_0, false>(row, n, UnpackQ5_0{}, sink); return true;
+    case DType::Q5_1: walk_legacy<block_q5_1, true>(row, n, UnpackQ5_1{}, sink); return true;
+    case DType::Q4_K: walk_k4<false>(row, n, sink); return true;
+    case DType::Q5_K: walk_k4<true>(row, n, sink); return true;
+    case DType::Q6_K: walk_q6_K(row, n, sink); return true;
+    default: return false;
+  }
+}
+
+// The block's exact int32 sum  sum_i u_i q_i  in four lanes: four i32x4.dot_i16x8_s
+// (each lane two products of each), added (|lane| <= 8 * 4096 * 16383 < 2^31).
+inline v128_t block_isum(const U32& u, const std::int16_t* q) {
+  const v128_t p0 = wasm_i32x4_dot_i16x8(u.v[0], wasm_v128_load(q));
+  const v128_t p1 = wasm_i32x4_dot_i16x8(u.v[1], wasm_v128_load(q + 8));
+  const v128_t p2 = wasm_i32x4_dot_i16x8(u.v[2], wasm_v128_load(q + 16));
+  const v128_t p3 = wasm_i32x4_dot_i16x8(u.v[3], wasm_v128_load(q + 24));
+  return wasm_i32x4_add(wasm_i32x4_add(p0, p1), wasm_i32x4_add(p2, p3));
+}
+
+// Four blocks' lane vectors -> [sum of p[0], sum of p[1], sum of p[2], sum of p[3]]:
+// two rounds of interleave and add (6 shuffles, 3 adds).
+inline v128_t hsum4_i32(const v128_t p[4]) {
+  const v128_t s01 = wasm_i32x4_add(wasm_i32x4_shuffle(p[0], p[1], 0, 4, 1, 5), wasm_i32x4_shuffle(p[0], p[1], 2, 6, 3, 7));
+  const v128_t s23 = wasm_i32x4_add(wasm_i32x4_shuffle(p[2], p[3], 0, 4, 1, 5), wasm_i32x4_shuffle(p[2], p[3], 2, 6, 3, 7));
+  return wasm_i32x4_add(wasm_i32x4_shuffle(s01, s23, 0, 1, 4, 5), wasm_i32x4_shuffle(s01, s23, 2, 3, 6, 7));
+}
+
+// The dot-product sink. A group's four isum lane vectors are summed across lanes into
+// one vector [isum_b0 .. isum_b0+3] (exact int32), converted once and multiplied by
+// [scale_b d_b ..] (no FMA in SIMD128: multiply, then add); the minimums times the block
+// sums of x four at a time; a tail block alone.
+struct DotSink {
+  const std::int16_t* xq;
+  const float* xd;
+  const float* xs;
+  v128_t acc = wasm_f32x4_splat(0.0f), macc = wasm_f32x4_splat(0.0f);
+  float tail_sum = 0.0f;
+  v128_t p[4] = {};  // the isum lanes of the group's blocks
+  template <int Slot>
+  void block(std::int64_t b, const U32& u) {
+    p[Slot] = block_isum(u, xq + b * QK);
+  }
+  void scales(std::int64_t b0, v128_t s) {
+    const v128_t sd = wasm_f32x4_mul(s, wasm_v128_load(xd + b0));
+    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(hsum4_i32(p)), sd));
+  }
+  void mins(std::int64_t b0, v128_t m) { macc = wasm_f32x4_add(macc, wasm_f32x4_mul(m, wasm_v128_load(xs + b0))); }
+  void tail(std::int64_t b, const U32& u, float s, float m) {
+    const v128_t v = block_isum(u, xq + b * QK);
+    const v128_t h = wasm_i32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+    tail_sum += float(wasm_i32x4_extract_lane(h, 0) + wasm_i32x4_extract_lane(h, 1)) * (s * xd[b]);
+    if (m != 0.0f) tail_sum += m * xs[b];
+  }
+};
+
+// row . x on int16 activations (reads x.q, x.d and x.s; never the byte split).
+template <DType T>
+inline float dot_q16(const void* row, const Q16Row& x, std::int64_t n) {
+  DotSink sink{x.q, x.d, x.s};
+  walk_row(T, row, n, sink);
+  return kernels::wasm::hsum(wasm_f32x4_add(sink.acc, sink.macc)) + sink.tail_sum;
+}
+
+// `count` consecutive rows (row_bytes apart) dotted with x into y [count], the dot
+// inlined (no indirect call per row).
+template <DType T>
+inline void dot_q16_rows(const void* rows, std::size_t row_bytes, std::int64_t count, const Q16Row& x, std::int64_t n,
+                         float* y) {
+  const auto* p = static_cast<const unsigned char*>(rows);
+  for (std::int64_t r = 0; r < count; ++r) y[r] = dot_q16<T>(p + std::size_t(r) * row_bytes, x, n);
+}
+
+// The unpacking sink: u, scale and min to memory (the GEMM's packing step).
+struct StoreSink {
+  std::int16_t* u;
+  float* scale;
+  float* min;
+  template <int Slot>
+  void block(std::int64_t b, const U32& v) {
+    for (int k = 0; k < 4; ++k) wasm_v128_store(u + b * QK + 8 * k, v.v[k]);
+  }
+  void scales(std::int64_t b0, v128_t s) { wasm_v128_store(scale + b0, s); }
+  void mins(std::int64_t b0, v128_t m) { wasm_v128_store(min + b0, m); }
+  void tail(std::int64_t b, const U32& v, float s, float m) {
+    block<0>(b, v);
+    scale[b] = s;
+    min[b] = m;
+  }
+};
+
+// A row of dtype t -> u, scale, min (bit for bit the scalar twin's).
+inline void unpack_q16_row(DType t, const void* row, std::int64_t n, std::int16_t* u, float* scale, float* min) {
+  StoreSink sink{u, scale, min};
+  std::memset(min, 0, std::size_t(n / QK) * sizeof(float));  // the types with a minimum overwrite it (mins())
+  if (!walk_row(t, row, n, sink)) unpack_q16_row_scalar(t, row, n, u, scale, min);
+}
+
+}  // namespace wasm
+#endif  // GEMMA3_HAVE_WASM_SIMD
+
 // row . x with int16 activations.
 using Q16DotFn = float (*)(const void* row, const Q16Row& x, std::int64_t n);
 
@@ -459,31 +839,44 @@ inline Fn by_block_type(DType t, Pick pick) {
 }  // namespace detail
 
 // The int16-activation dot of dtype t for `isa`: the avx512 twin under Isa::avx512,
-// the scalar reference under any other Isa; nullptr for the plain dtypes.
+// the wasm twin under Isa::wasm_simd128, the scalar reference under any other Isa;
+// nullptr for the plain dtypes.
 inline Q16DotFn q16_dot(DType t, Isa isa) {
 #if GEMMA3_HAVE_X86_SIMD
   if (isa == Isa::avx512)
     return detail::by_block_type<Q16DotFn>(t, [](auto T) -> Q16DotFn { return avx512::dot_q16<decltype(T)::value>; });
 #endif
+#if GEMMA3_HAVE_WASM_SIMD
+  if (isa == Isa::wasm_simd128)
+    return detail::by_block_type<Q16DotFn>(t, [](auto T) -> Q16DotFn { return wasm::dot_q16<decltype(T)::value>; });
+#endif
   (void)isa;
   return detail::by_block_type<Q16DotFn>(t, [](auto T) -> Q16DotFn { return detail::dot_q16_scalar_of<decltype(T)::value>; });
 }
 
-// The many-row form of q16_dot: the avx512 twin under Isa::avx512, else the scalar one.
+// The many-row form of q16_dot: the avx512 / wasm twin under Isa::avx512 /
+// Isa::wasm_simd128, else the scalar one.
 inline Q16RowsFn q16_dot_rows(DType t, Isa isa) {
 #if GEMMA3_HAVE_X86_SIMD
   if (isa == Isa::avx512)
     return detail::by_block_type<Q16RowsFn>(t, [](auto T) -> Q16RowsFn { return avx512::dot_q16_rows<decltype(T)::value>; });
+#endif
+#if GEMMA3_HAVE_WASM_SIMD
+  if (isa == Isa::wasm_simd128)
+    return detail::by_block_type<Q16RowsFn>(t, [](auto T) -> Q16RowsFn { return wasm::dot_q16_rows<decltype(T)::value>; });
 #endif
   (void)isa;
   return detail::by_block_type<Q16RowsFn>(
       t, [](auto T) -> Q16RowsFn { return detail::dot_q16_rows_scalar_of<decltype(T)::value>; });
 }
 
-// x [n] -> q, d, s with `isa` (avx512 or the scalar twin; identical q and d).
+// x [n] -> q, d, s with `isa` (avx512, wasm or the scalar twin; identical q and d).
 inline void quantize_row_q16(const float* x, std::int16_t* q, float* d, float* s, std::int64_t n, Isa isa) {
 #if GEMMA3_HAVE_X86_SIMD
   if (isa == Isa::avx512) return avx512::quantize_row_q16(x, q, d, s, n);
+#endif
+#if GEMMA3_HAVE_WASM_SIMD
+  if (isa == Isa::wasm_simd128) return wasm::quantize_row_q16(x, q, d, s, n);
 #endif
   (void)isa;
   quantize_row_q16_scalar(x, q, d, s, n);
@@ -504,6 +897,9 @@ inline void split_q16_bytes(const std::int16_t* q, const float* d, std::int64_t 
 inline void unpack_q16_row(DType t, const void* row, std::int64_t n, std::int16_t* u, float* scale, float* min, Isa isa) {
 #if GEMMA3_HAVE_X86_SIMD
   if (isa == Isa::avx512) return avx512::unpack_q16_row(t, row, n, u, scale, min);
+#endif
+#if GEMMA3_HAVE_WASM_SIMD
+  if (isa == Isa::wasm_simd128) return wasm::unpack_q16_row(t, row, n, u, scale, min);
 #endif
   (void)isa;
   unpack_q16_row_scalar(t, row, n, u, scale, min);

@@ -1,6 +1,6 @@
 // gemma3/kernels/gemm_q16.hpp -- the prefill GEMM on int16 activations: Y = X . W^T
 // for a quantized weight W and T tokens, in exact int32 per block of 32 with
-// AVX-512 VNNI (vpdpwssd).
+// AVX-512 VNNI (vpdpwssd) or WebAssembly SIMD128 (i32x4.dot_i16x8_s).
 //
 // Formula (quant/q16.hpp has the two unpackings it rests on, kernels/dot_q16.hpp
 // their AVX-512 twins). Per block b of 32:
@@ -16,6 +16,8 @@
 //                        by quant::dot_q16_scalar (the reference, double accumulation)
 //   matmul_q16_avx512    the same with the packed tiles and the VNNI micro-kernel below
 //                        (falls back to the scalar twin where AVX-512 VNNI is missing)
+//   matmul_q16_wasm      the same with SIMD128: 4-row micro-tiles, a 4 x 4 micro-kernel
+//                        (its scheme at q16gemm::wasm; the scalar twin without -msimd128)
 // r0 and r1 are arbitrary (ragged row tiles are masked); T is arbitrary (ragged token
 // groups take a narrower micro-kernel); n must be a multiple of 32 (256 for K-quants);
 // ldy >= r1. Only Y[t * ldy + r] for r in [r0, r1) is written.
@@ -79,7 +81,9 @@
 //   The VNNI peak of this core is 117 GMAC/s (3.66 G vpdpwssd/s measured), Eigen's
 //   float FMA peak half that. Quantizing X (quant::quantize_row_q16) adds 70 us for
 //   512 x 640, about 1% of one GEMM, and is shared by the weights that read X.
-// Pinned by tests/test_gemm_q16.cpp.
+// The wasm twin has no FMA ((float(isum) * d_b) * scale, then the add, each rounded)
+// and stays within the same bound; its speed under node is in docs/performance.md.
+// Pinned by tests/test_gemm_q16.cpp and, for matmul_q16_wasm, tests/wasm/test_wasm_kernels.cpp.
 #pragma once
 
 #include <algorithm>
@@ -87,6 +91,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "dot_q16.hpp"
@@ -118,6 +123,11 @@ inline void check(const Weight& W, const Q16Matrix& X, std::int64_t r0, std::int
     throw std::invalid_argument(std::string(who) + ": rows [" + std::to_string(r0) + ", " + std::to_string(r1) +
                                 ") outside [0, " + std::to_string(W.rows) + ")");
 }
+
+// Types whose unpacking has a non-zero minimum (w = scale * u + min).
+inline bool has_min(DType t) {
+  return t == DType::Q4_1 || t == DType::Q5_1 || t == DType::Q4_K || t == DType::Q5_K;
+}
 }  // namespace q16gemm
 
 // Y[t * ldy + r] = row r of W . token t, for t in [0, T), r in [r0, r1). Reference.
@@ -135,11 +145,6 @@ constexpr int kRows = 16;    // weight rows per tile: the 16 int32 lanes of a zm
 constexpr int kPairs = 16;   // int16 pairs per block of 32
 constexpr int kTokens = 8;   // tokens per micro-kernel call (N; see the header comment)
 constexpr std::int64_t kPackCols = 256;  // columns unpacked at a time while packing (one K-quant super-block)
-
-// Types whose unpacking has a non-zero minimum (w = scale * u + min).
-inline bool has_min(DType t) {
-  return t == DType::Q4_1 || t == DType::Q5_1 || t == DType::Q4_K || t == DType::Q5_K;
-}
 
 // A vector<T> with room for `count` elements starting on a 64-byte boundary (so the
 // micro-kernel's 64-byte loads never straddle two cache lines); grows, never shrinks.
@@ -330,6 +335,214 @@ inline void matmul_q16_avx512(const Weight& W, const Q16Matrix& X, float* Y, std
   if (X.T <= 0 || r0 >= r1) return;
 #if GEMMA3_HAVE_X86_SIMD
   if (isa_available(Isa::avx512)) return q16gemm::matmul(W, X, Y, ldy, r0, r1);
+#endif
+  matmul_q16_scalar(W, X, Y, ldy, r0, r1);
+}
+
+#if GEMMA3_HAVE_WASM_SIMD
+// ---- WebAssembly SIMD128: the same scheme on 128-bit registers, with
+//      i32x4.dot_i16x8_s (two int16 products per int32 lane, not accumulated) and no FMA.
+// Step 1, pack a tile of 16 weight rows as four micro-tiles of 4 rows (the 4 int32
+// lanes): per micro-tile g and block b, 16 v128 of pairs, pairs[g][b][p] = the int16
+// pair p (u_2p, u_2p+1) of rows 4g .. 4g + 3, by 4 x 4 int32 transposes of the unpacked
+// rows (quant::wasm::unpack_q16_row); scale[g][b], min[g][b] = 4 floats.
+// Step 2, the micro-kernel: 4 rows x N = 4 tokens, in registers (4 isum + 4 acc + w +
+// a splat; V8 has 16 xmm for wasm on x86-64):
+//   for each block b:
+//     for p in 0..15:  w = pairs[g][b][p]
+//                      for t: isum[t] += dot_i16x8(w, splat(int32 pair p of token t))
+//     for t: acc[t] += (float(isum[t]) * d_b[t]) * scale[g][b]    (+ min[g][b] * s_b[t])
+// N = 4 and 6 measured alike under node (T = 64, one thread: 19-21 GMAC/s), N = 8 slower
+// (13-18: spills). Loops: tiles of 16 rows outside (each packed once, reused by all T tokens), then
+// groups of N tokens, then the four micro-tiles (the N tokens' rows stay in L1 across
+// them). Ragged tiles are zero rows, never stored; a ragged token group takes a
+// narrower micro-kernel. Each output is the same sequence of operations whatever r0,
+// r1, T and its place in a group, so row splits over threads are bit-identical.
+namespace q16gemm {
+namespace wasm {
+
+constexpr int kLanes = 4;                  // weight rows per micro-tile: the int32 lanes of a v128
+constexpr int kGroups = 4;                 // micro-tiles per packed tile
+constexpr int kRows = kLanes * kGroups;    // weight rows per packed tile
+constexpr int kPairs = 16;                 // int16 pairs per block of 32
+constexpr int kTokens = 4;                 // tokens per micro-kernel call (N; see above)
+constexpr std::int64_t kPackCols = 256;    // columns unpacked at a time while packing
+
+struct Scratch {
+  std::vector<std::int16_t> u;           // [16][kPackCols]
+  std::vector<float> row_scale, row_min;  // [16][kPackCols / 32]
+  std::vector<std::int32_t> pairs;       // [4][nb][16][4]
+  std::vector<float> scale, min;         // [4][nb][4]
+};
+inline Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// One packed micro-tile: pairs [nb][16][4] int32, scale and min [nb][4].
+struct MicroTile {
+  const std::int32_t* pairs;
+  const float* scale;
+  const float* min;
+};
+
+// 4 x 4 int32 transpose: r[i] lane j <-> r[j] lane i.
+inline void transpose_4x4(v128_t r[4]) {
+  const v128_t t0 = wasm_i32x4_shuffle(r[0], r[1], 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(r[0], r[1], 2, 6, 3, 7);
+  const v128_t t2 = wasm_i32x4_shuffle(r[2], r[3], 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(r[2], r[3], 2, 6, 3, 7);
+  r[0] = wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5);
+  r[1] = wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7);
+  r[2] = wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5);
+  r[3] = wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7);
+}
+
+// Rows [r0, r0 + rows) of W (rows <= 16) -> the packed micro-tiles in s (zero rows
+// past `rows`); returns the number of micro-tiles, (rows + 3) / 4.
+inline int pack_tile(const Weight& W, std::int64_t r0, int rows, Scratch& s) {
+  const std::int64_t n = W.cols, nb = n / quant::QK;
+  constexpr std::int64_t kChunkBlocks = kPackCols / quant::QK;
+  const int groups = (rows + kLanes - 1) / kLanes;
+  s.u.resize(std::size_t(kRows * kPackCols));
+  s.row_scale.resize(std::size_t(kRows * kChunkBlocks));
+  s.row_min.resize(std::size_t(kRows * kChunkBlocks));
+  s.pairs.resize(std::size_t(kGroups * nb * kPairs * kLanes));
+  s.scale.resize(std::size_t(kGroups * nb * kLanes));
+  s.min.resize(std::size_t(kGroups * nb * kLanes));
+  std::int16_t* u = s.u.data();
+  float* row_scale = s.row_scale.data();
+  float* row_min = s.row_min.data();
+  if (rows < groups * kLanes) {  // the rest of the last micro-tile: zero rows
+    const int z = groups * kLanes - rows;
+    std::memset(u + rows * kPackCols, 0, std::size_t(z * kPackCols) * sizeof(std::int16_t));
+    std::memset(row_scale + rows * kChunkBlocks, 0, std::size_t(z * kChunkBlocks) * sizeof(float));
+    std::memset(row_min + rows * kChunkBlocks, 0, std::size_t(z * kChunkBlocks) * sizeof(float));
+  }
+  for (std::int64_t k0 = 0; k0 < n; k0 += kPackCols) {
+    const std::int64_t kc = std::min(kPackCols, n - k0);  // a multiple of the block size
+    const std::size_t offset = dtype_row_bytes(W.dtype, std::size_t(k0));
+    for (int i = 0; i < rows; ++i)
+      quant::wasm::unpack_q16_row(W.dtype, static_cast<const unsigned char*>(W.row_ptr(r0 + i)) + offset, kc,
+                                  u + i * kPackCols, row_scale + i * kChunkBlocks, row_min + i * kChunkBlocks);
+    for (std::int64_t j = 0; j < kc / quant::QK; ++j) {
+      const std::int64_t b = k0 / quant::QK + j;
+      for (int g = 0; g < groups; ++g) {
+        std::int32_t* out = s.pairs.data() + ((g * nb + b) * kPairs) * kLanes;
+        for (int h = 0; h < kPairs / 4; ++h) {  // pairs 4h .. 4h + 3 of the four rows
+          v128_t v[4];
+          for (int i = 0; i < kLanes; ++i) v[i] = wasm_v128_load(u + (kLanes * g + i) * kPackCols + j * quant::QK + 8 * h);
+          transpose_4x4(v);
+          for (int k = 0; k < 4; ++k) wasm_v128_store(out + (4 * h + k) * kLanes, v[k]);
+        }
+        for (int i = 0; i < kLanes; ++i) {
+          s.scale[std::size_t((g * nb + b) * kLanes + i)] = row_scale[(kLanes * g + i) * kChunkBlocks + j];
+          s.min[std::size_t((g * nb + b) * kLanes + i)] = row_min[(kLanes * g + i) * kChunkBlocks + j];
+        }
+      }
+    }
+  }
+  return groups;
+}
+
+inline MicroTile micro_tile(const Scratch& s, std::int64_t nb, int g) {
+  return {s.pairs.data() + g * nb * kPairs * kLanes, s.scale.data() + g * nb * kLanes, s.min.data() + g * nb * kLanes};
+}
+
+// 4 rows x N tokens (t0 .. t0 + N - 1) over all n columns; stores the first `lanes` rows.
+template <int N, bool HasMin>
+inline void micro_kernel(const MicroTile& tile, const Q16Matrix& X, std::int64_t t0, float* Y, std::int64_t ldy,
+                         int lanes) {
+  const std::int64_t n = X.n, nb = n / quant::QK;
+  const std::int16_t* q[N];
+  const float* d[N];
+  const float* s[N];
+  for (int t = 0; t < N; ++t) {
+    q[t] = X.q + (t0 + t) * n;
+    d[t] = X.d + (t0 + t) * nb;
+    s[t] = X.s + (t0 + t) * nb;
+  }
+  v128_t acc[N];
+  for (int t = 0; t < N; ++t) acc[t] = wasm_f32x4_splat(0.0f);
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const std::int32_t* pairs = tile.pairs + b * kPairs * kLanes;
+    v128_t isum[N];
+    for (int t = 0; t < N; ++t) isum[t] = wasm_i32x4_splat(0);
+#pragma clang loop unroll(full)
+    for (int p = 0; p < kPairs; ++p) {
+      const v128_t w = wasm_v128_load(pairs + p * kLanes);
+      for (int t = 0; t < N; ++t)
+        isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_dot_i16x8(w, wasm_v128_load32_splat(q[t] + b * quant::QK + 2 * p)));
+    }
+    const v128_t scale = wasm_v128_load(tile.scale + b * kLanes);
+    for (int t = 0; t < N; ++t)
+      acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum[t]), wasm_f32x4_splat(d[t][b])), scale));
+    if constexpr (HasMin) {
+      const v128_t min = wasm_v128_load(tile.min + b * kLanes);
+      for (int t = 0; t < N; ++t) acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(min, wasm_f32x4_splat(s[t][b])));
+    }
+  }
+  for (int t = 0; t < N; ++t) {
+    float* y = Y + (t0 + t) * ldy;
+    if (lanes == kLanes) {
+      wasm_v128_store(y, acc[t]);
+    } else {
+      float tmp[kLanes];
+      wasm_v128_store(tmp, acc[t]);
+      for (int i = 0; i < lanes; ++i) y[i] = tmp[i];
+    }
+  }
+}
+
+// Tokens t0 .. t0 + N - 1 times a packed tile: its micro-tiles one after the other
+// (the N tokens' rows stay in L1 across them).
+template <int N, bool HasMin>
+inline void token_group(const Scratch& s, std::int64_t nb, int rows, int groups, const Q16Matrix& X, std::int64_t t0,
+                        float* Y, std::int64_t ldy) {
+  for (int g = 0; g < groups; ++g)
+    micro_kernel<N, HasMin>(micro_tile(s, nb, g), X, t0, Y + kLanes * g, ldy, std::min(kLanes, rows - kLanes * g));
+}
+// The last `left` (< N) tokens: the micro-kernel of width `left`.
+template <int N, bool HasMin>
+inline void token_rest(int left, const Scratch& s, std::int64_t nb, int rows, int groups, const Q16Matrix& X,
+                       std::int64_t t0, float* Y, std::int64_t ldy) {
+  if constexpr (N > 1) {
+    if (left == N - 1) return token_group<N - 1, HasMin>(s, nb, rows, groups, X, t0, Y, ldy);
+    token_rest<N - 1, HasMin>(left, s, nb, rows, groups, X, t0, Y, ldy);
+  }
+}
+
+// One packed tile times all T tokens: groups of kTokens, then one narrower group.
+template <bool HasMin>
+inline void tile_times_tokens(const Scratch& s, std::int64_t nb, int rows, int groups, const Q16Matrix& X, float* Y,
+                              std::int64_t ldy) {
+  std::int64_t t0 = 0;
+  for (; t0 + kTokens <= X.T; t0 += kTokens) token_group<kTokens, HasMin>(s, nb, rows, groups, X, t0, Y, ldy);
+  token_rest<kTokens, HasMin>(int(X.T - t0), s, nb, rows, groups, X, t0, Y, ldy);
+}
+
+inline void matmul(const Weight& W, const Q16Matrix& X, float* Y, std::int64_t ldy, std::int64_t r0, std::int64_t r1) {
+  Scratch& s = scratch();
+  const std::int64_t nb = X.n / quant::QK;
+  const bool with_min = has_min(W.dtype);
+  for (std::int64_t r = r0; r < r1; r += kRows) {
+    const int rows = int(std::min<std::int64_t>(kRows, r1 - r));
+    const int groups = pack_tile(W, r, rows, s);
+    if (with_min) tile_times_tokens<true>(s, nb, rows, groups, X, Y + r, ldy);
+    else tile_times_tokens<false>(s, nb, rows, groups, X, Y + r, ldy);
+  }
+}
+
+}  // namespace wasm
+}  // namespace q16gemm
+#endif  // GEMMA3_HAVE_WASM_SIMD
+
+// Y[t * ldy + r] = row r of W . token t, for t in [0, T), r in [r0, r1), with
+// WebAssembly SIMD128 (the scalar twin where this build lacks -msimd128).
+inline void matmul_q16_wasm(const Weight& W, const Q16Matrix& X, float* Y, std::int64_t ldy, std::int64_t r0,
+                            std::int64_t r1) {
+  q16gemm::check(W, X, r0, r1, "matmul_q16_wasm");
+  if (X.T <= 0 || r0 >= r1) return;
+#if GEMMA3_HAVE_WASM_SIMD
+  return q16gemm::wasm::matmul(W, X, Y, ldy, r0, r1);
 #endif
   matmul_q16_scalar(W, X, Y, ldy, r0, r1);
 }

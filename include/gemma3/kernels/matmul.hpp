@@ -12,12 +12,12 @@
 // matvec (decode) reads every weight byte once:
 //   f32 / bf16 / f16: row . x with SIMD (kernels/dot.hpp), bf16 and f16 widened in
 //     registers;
-//   GGUF blocks, int16 activations (Isa::avx512 and int16 = true, the default there):
-//     x is quantized once to int16 blocks (quant/q16.hpp, 3.1e-5 of each block's max)
-//     and split into two bytes per value for the byte kernels (kernels/dot_q16.hpp);
-//     each row is an exact
-//     int32-per-block dot (vpdpbusd on byte weights for Q5_0 and the K-quants,
-//     vpmaddwd on int16-widened weights for the others);
+//   GGUF blocks, int16 activations (Isa::avx512 or Isa::wasm_simd128, and int16 =
+//     true, the default): x is quantized once to int16 blocks (quant/q16.hpp, 3.1e-5
+//     of each block's max), on avx512 also split into two bytes per value for the byte
+//     kernels (kernels/dot_q16.hpp); each row is an exact int32-per-block dot (avx512:
+//     vpdpbusd on byte weights for Q5_0 and the K-quants, vpmaddwd on int16-widened
+//     weights for the others; wasm: i32x4.dot_i16x8_s on int16-widened weights);
 //   GGUF blocks, float activations (other Isas, or int16 = false): each row is a
 //     fused dequantize-and-FMA dot against float32 x (kernels/fdot.hpp, AVX2), with the
 //     per-32 sums of x computed once per matvec for the types with a minimum; on
@@ -26,16 +26,18 @@
 //   split, so results do not depend on the thread count.
 //
 // matmul (prefill, T > 1) on quantized weights:
-//   int16 GEMM (Isa::avx512, int16): X is quantized once to int16 blocks and
-//     multiplied by 16-row tiles of W packed to int16 pairs with VNNI's vpdpwssd
-//     (kernels/gemm_q16.hpp); threads split W's rows in whole tiles;
+//   int16 GEMM (Isa::avx512 or Isa::wasm_simd128, int16): X is quantized once to int16
+//     blocks and multiplied by 16-row tiles of W packed to int16 pairs (VNNI's
+//     vpdpwssd, or SIMD128's i32x4.dot_i16x8_s; kernels/gemm_q16.hpp); threads split
+//     W's rows in whole tiles;
 //   otherwise 64 rows at a time are dequantized to a float32 scratch block
 //     (quant::dequantize_fn, kernels/dequantize_simd.hpp: AVX2 twins of the scalar
 //     dequantizers, bit for bit) and multiplied by Eigen's GEMM.
 // The measurements behind these choices are in docs/kernels.md.
 //
 // matvec_scalar is the plain-loop twin every faster path is tested against.
-// Pinned by tests/test_kernels.cpp, tests/test_quant.cpp and tests/test_q16.cpp.
+// Pinned by tests/test_kernels.cpp, tests/test_quant.cpp and tests/test_q16.cpp
+// (tests/wasm/test_wasm_kernels.cpp for the wasm paths).
 #pragma once
 
 #include <algorithm>
@@ -160,18 +162,25 @@ inline const Q16Scratch& quantize_q16(const float* X, std::int64_t T, std::int64
 // Rows of W per parallel chunk in matmul (T tokens).
 inline std::int64_t matmul_grain(const Weight& W, std::int64_t T) { return std::max(rows_per_chunk(W, T), kRowBlock); }
 
-// Y [T, W.rows] = Xq . W^T on the int16 GEMM, the pool splitting W's rows in whole 16-row tiles.
-inline void matmul_q16(const Weight& W, const Q16Matrix& Xq, float* Y, std::int64_t grain, ThreadPool& pool) {
+// Y [T, W.rows] = Xq . W^T on the int16 GEMM of `isa` (matmul_q16_wasm under
+// Isa::wasm_simd128, matmul_q16_avx512 otherwise), the pool splitting W's rows in whole
+// 16-row tiles.
+inline void matmul_q16(const Weight& W, const Q16Matrix& Xq, float* Y, std::int64_t grain, ThreadPool& pool, Isa isa) {
   const std::int64_t tiles = (W.rows + 15) / 16;
+  const auto gemm = isa == Isa::wasm_simd128 ? matmul_q16_wasm : matmul_q16_avx512;
   pool.parallel_for(0, tiles, [&](std::int64_t t0, std::int64_t t1) {
-    matmul_q16_avx512(W, Xq, Y, W.rows, t0 * 16, std::min(W.rows, t1 * 16));
+    gemm(W, Xq, Y, W.rows, t0 * 16, std::min(W.rows, t1 * 16));
   }, std::max<std::int64_t>(1, grain / 16));
 }
 
-// Whether quantized weights take the int16-activation kernels (kernels/dot_q16.hpp).
+// Whether quantized weights take the int16-activation kernels (kernels/dot_q16.hpp):
+// with int16 on Isa::avx512 and Isa::wasm_simd128.
 inline bool use_q16(const Weight& W, Isa isa, bool int16) {
-  return int16 && isa == Isa::avx512 && dtype_is_quantized(W.dtype);
+  return int16 && (isa == Isa::avx512 || isa == Isa::wasm_simd128) && dtype_is_quantized(W.dtype);
 }
+
+// Whether x is split into bytes for the dot of dtype t: the avx512 byte kernels only.
+inline bool q16_split(DType t, Isa isa) { return isa == Isa::avx512 && quant::q16_uses_bytes(t); }
 
 // n rows of W starting at r0 -> float32 dst [n, cols] (exact), SIMD for bf16/f16.
 inline void widen_rows(const Weight& W, std::int64_t r0, std::int64_t n, float* dst, Isa isa) {
@@ -189,14 +198,15 @@ inline void widen_rows(const Weight& W, std::int64_t r0, std::int64_t n, float* 
 }  // namespace detail
 
 // y [out] = W [out, in] . x [in], with an explicit instruction set, pool and
-// activation rounding (int16: int16 activations for quantized W on Isa::avx512).
+// activation rounding (int16: int16 activations for quantized W on Isa::avx512 and
+// Isa::wasm_simd128).
 inline void matvec(const Weight& W, const float* x, float* y, Isa isa, ThreadPool& pool, bool int16 = true) {
   detail::check_weight(W, "matvec");
   const quant::RowKernels& k = quant::row_kernels(W.dtype);
   const std::int64_t cols = W.cols, grain = detail::rows_per_chunk(W);
 
   if (detail::use_q16(W, isa, int16)) {  // int16 activations, VNNI dots (kernels/dot_q16.hpp)
-    const quant::Q16Row xq = detail::quantize_q16(x, 1, cols, isa, quant::q16_uses_bytes(W.dtype)).row(0, cols);
+    const quant::Q16Row xq = detail::quantize_q16(x, 1, cols, isa, detail::q16_split(W.dtype, isa)).row(0, cols);
     const quant::Q16RowsFn dot_rows = quant::q16_dot_rows(W.dtype, isa);
     const std::size_t row_bytes = W.row_bytes();
     pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
@@ -259,7 +269,7 @@ inline void matmul(const Weight& W, const Matrix& X, Matrix& Y, Isa isa, ThreadP
 
   if (detail::use_q16(W, isa, int16)) {  // int16 activations, VNNI GEMM on packed tiles (kernels/gemm_q16.hpp)
     const detail::Q16Scratch& xq = detail::quantize_q16(X.data(), T, cols, isa, false, &pool);
-    detail::matmul_q16(W, Q16Matrix{xq.q.data(), xq.d.data(), xq.s.data(), T, cols}, Y.data(), grain, pool);
+    detail::matmul_q16(W, Q16Matrix{xq.q.data(), xq.d.data(), xq.s.data(), T, cols}, Y.data(), grain, pool, isa);
     return;
   }
 
@@ -292,7 +302,7 @@ inline void linear(const Weight& W, const Matrix& X, Matrix& Y) { linear(W, X, Y
 
 // Several weights that read the same input: (*Y_i) = X . W_i^T for each pair
 // (W_i, Y_i), as linear() does one by one. On the int16 path (quantized weights,
-// Isa::avx512) X is quantized once for all of them; for one token the rows of all the
+// Isa::avx512 or Isa::wasm_simd128) X is quantized once for all of them; for one token the rows of all the
 // weights are also one parallel job: one wake-up of the pool instead of one per weight
 // (decode: q/k/v, gate/up). Every output is computed as linear() computes it, so the
 // results are bit for bit linear()'s.
@@ -311,7 +321,7 @@ inline void linear_many(const Matrix& X, const std::vector<std::pair<const Weigh
     for (const auto& j : jobs) {
       detail::check_weight(*j.first, "linear_many");
       j.second->resize(T, j.first->rows);
-      detail::matmul_q16(*j.first, Xq, j.second->data(), detail::matmul_grain(*j.first, T), pool);
+      detail::matmul_q16(*j.first, Xq, j.second->data(), detail::matmul_grain(*j.first, T), pool, isa);
     }
     return;
   }
@@ -325,7 +335,7 @@ inline void linear_many(const Matrix& X, const std::vector<std::pair<const Weigh
   std::int64_t rows = 0, bytes = 0;
   bool split = false;
   for (const auto& j : jobs) {
-    split = split || quant::q16_uses_bytes(j.first->dtype);
+    split = split || detail::q16_split(j.first->dtype, isa);
     detail::check_weight(*j.first, "linear_many");
     j.second->resize(1, j.first->rows);
     parts.push_back({j.first, j.second->data(), quant::q16_dot_rows(j.first->dtype, isa), rows});

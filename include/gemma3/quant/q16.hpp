@@ -29,9 +29,9 @@
 // for kernels that multiply unsigned weight bytes by signed activation bytes.
 //
 // Everything here is plain scalar C++ (accumulating in double: the references). The
-// AVX-512 VNNI twins and the dispatch by Isa (quantize_row_q16, split_q16_bytes,
-// q16_dot, q16_dot_rows, unpack_q16_row) are in kernels/dot_q16.hpp; the prefill GEMM
-// on the same unpacking in kernels/gemm_q16.hpp.
+// AVX-512 VNNI and WebAssembly SIMD128 twins and the dispatch by Isa (quantize_row_q16,
+// split_q16_bytes, q16_dot, q16_dot_rows, unpack_q16_row) are in kernels/dot_q16.hpp;
+// the prefill GEMM on the same unpacking in kernels/gemm_q16.hpp.
 // Pinned by tests/test_q16.cpp.
 #pragma once
 
