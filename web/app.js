@@ -113,9 +113,10 @@ function send() {
     type: 'generate', text, chat, reset: !!demo.reset || !chat,
     temperature: Number($('temperature').value), topK: Number($('top-k').value), topP: Number($('top-p').value),
     seed: Number($('seed').value), maxTokens: Number($('max-tokens').value), context: Number($('context').value),
-    recordAttention: $('record-attention').checked,
+    recordAttention: $('record-attention').checked, ignoreEos: $('ignore-eos').checked,
   };
   demo.reset = false;
+  tokenize();
   run = { ids: [], text: '', reason: null, prompt: text, chat, startedAt: performance.now(), records: [] };
   setState('generating');
   busy(true);
@@ -222,6 +223,12 @@ function drawAttention(m) {
   const row = m.row, n = row.length, p = m.position;
   let max = 0, arg = 0;
   for (let j = 0; j < n; ++j) if (row[j] > max) { max = row[j]; arg = j; }
+  // Many heads park most of their weight on <bos> (an "attention sink"); the colours are
+  // scaled to the strongest of the other positions, so the rest of the row stays visible.
+  let rest = 0;
+  for (let j = 1; j < n; ++j) rest = Math.max(rest, row[j]);
+  const scale = rest > 0 ? rest : max;
+  const shade = (v) => Math.min(1, Math.sqrt(v / scale)).toFixed(3);
   const first = m.sliding ? Math.max(0, p - m.window + 1) : 0;
   const heat = getComputedStyle(document.documentElement).getPropertyValue('--heat').trim();
   // Overview: one column per position, so a local layer's window shows as a band.
@@ -232,7 +239,7 @@ function drawAttention(m) {
     const j0 = Math.floor(x * n / c.width), j1 = Math.max(j0 + 1, Math.floor((x + 1) * n / c.width));
     let v = 0;
     for (let j = j0; j < j1; ++j) v = Math.max(v, row[j]);
-    g.fillStyle = `rgba(${heat}, ${Math.sqrt(v / max)})`;
+    g.fillStyle = `rgba(${heat}, ${shade(v)})`;
     g.fillRect(x, 0, 1, c.height);
   }
   if (first > 0) {  // the window's first key
@@ -242,14 +249,15 @@ function drawAttention(m) {
   $('attn-summary').textContent =
     `generated token ${m.index} was produced by the query at position ${p} · layer ${m.layer} ` +
     (m.sliding ? `(local: keys ${first}..${p}, a ${m.window}-token window; the ${first} before it get 0)` : '(global: keys 0..' + p + ')') +
-    ` · head ${m.head} · row sums to ${m.sum.toFixed(6)} · strongest: position ${arg} "${shown(seqPieces[arg] || '?')}" (${max.toFixed(3)})`;
+    ` · head ${m.head} · row sums to ${m.sum.toFixed(6)} · strongest: position ${arg} "${shown(seqPieces[arg] || '?')}" (${max.toFixed(3)})` +
+    (arg === 0 && n > 1 ? `; colours scaled to the strongest other position (${rest.toFixed(3)})` : '');
   const strip = $('attn-strip');
   strip.innerHTML = '';
   const frag = document.createDocumentFragment();
   for (let j = 0; j < n; ++j) {
     const s = document.createElement('span');
     s.textContent = shown(seqPieces[j] !== undefined ? seqPieces[j] : '?');
-    s.style.background = `rgba(${heat}, ${Math.sqrt(row[j] / max).toFixed(3)})`;
+    s.style.background = `rgba(${heat}, ${shade(row[j])})`;
     s.title = `position ${j}: ${row[j].toExponential(3)}`;
     if (j < first) s.className = 'out';
     frag.appendChild(s);

@@ -91,6 +91,7 @@ struct Turn {
   int generated = 0;
   int pending = -1;          // the token sampled, not yet fed to the model
   bool record_attention = true;
+  bool ignore_eos = false;   // keep going past <eos> / <end_of_turn> (benchmarks)
   double prefill_seconds = 0, decode_seconds = 0;
   int decode_calls = 0;
   std::optional<gemma3::TokenStreamDecoder> stream;
@@ -274,10 +275,11 @@ EMSCRIPTEN_KEEPALIVE const char* g3_tokenize(const char* text, int chat) {
 
 // A new turn. chat: Gemma's chat template, continuing the conversation in the cache
 // unless reset; otherwise the text is completed from a fresh cache. context: the
-// cache's positions (a new cache is made when it changes or on reset).
+// cache's positions (a new cache is made when it changes or on reset). ignore_eos:
+// generate max_tokens whatever is drawn (web/bench.py, like gemma3-cli --ignore-eos).
 EMSCRIPTEN_KEEPALIVE const char* g3_begin(const char* text, int chat, int reset, double temperature, int top_k,
                                           double top_p, double seed, int max_tokens, int context,
-                                          int record_attention) {
+                                          int record_attention, int ignore_eos) {
   State& s = state();
   if (!s.model) return error_json("no model is loaded");
   try {
@@ -320,6 +322,7 @@ EMSCRIPTEN_KEEPALIVE const char* g3_begin(const char* text, int chat, int reset,
     t.sampler = gemma3::Sampler(so);
     t.max_tokens = std::max(0, max_tokens);
     t.record_attention = record_attention != 0;
+    t.ignore_eos = ignore_eos != 0;
     t.stream.emplace(*s.tokenizer, gemma3::DecodeOptions{true});
     t.finished = false;
     s.turn = std::move(t);
@@ -394,7 +397,7 @@ EMSCRIPTEN_KEEPALIVE const char* g3_step(int max_prefill) {
     if (t.max_tokens == 0) return end("max_new_tokens");
     const int id = t.sampler.sample(logits);
     const std::vector<int> stops = gemma3::chat_stop_tokens();
-    if (std::find(stops.begin(), stops.end(), id) != stops.end()) return end("stop token");
+    if (!t.ignore_eos && std::find(stops.begin(), stops.end(), id) != stops.end()) return end("stop token");
     t.pending = id;
     ++t.generated;
     std::string r = "{\"phase\":\"token\",\"id\":" + std::to_string(id) + ",\"position\":" +

@@ -9,8 +9,8 @@
 //             one's thread, which generation keeps busy).
 //   generate  g3_begin, then g3_step in a loop: one prefill chunk or one token per
 //             step. Between steps the loop reads the Stop flag, an Int32 the page
-//             sets in a SharedArrayBuffer, so Stop works mid-prefill (chunks are
-//             sized to ~0.2 s) and mid-decode.
+//             sets in a SharedArrayBuffer, so Stop works mid-prefill (chunks of at
+//             most ~0.5 s) and mid-decode.
 // The wasm memory is made here and passed in (wasmMemory), so its current buffer is
 // always at hand: after the heap grows, old views of it are stale, so every copy into
 // or out of the heap makes a fresh view. Pointers are read with >>> 0 (wasm32 heap
@@ -47,7 +47,7 @@ async function init() {
     setThreads: M.cwrap('g3_set_threads', 'string', ['number']),
     tokenize: M.cwrap('g3_tokenize', 'string', ['string', 'number']),
     begin: M.cwrap('g3_begin', 'string',
-      ['string', 'number', 'number', 'number', 'number', 'number', 'number', 'number', 'number', 'number']),
+      ['string', 'number', 'number', 'number', 'number', 'number', 'number', 'number', 'number', 'number', 'number']),
     step: M.cwrap('g3_step', 'string', ['number']),
     stop: M.cwrap('g3_stop', 'string', []),
     attention: M.cwrap('g3_attention', 'string', ['number', 'number', 'number']),
@@ -192,11 +192,15 @@ async function clearCache() {
 function generate(msg) {
   Atomics.store(stopFlag, 0, 0);
   const begun = json(api.begin(msg.text, msg.chat ? 1 : 0, msg.reset ? 1 : 0, msg.temperature, msg.topK, msg.topP,
-                               msg.seed, msg.maxTokens, msg.context, msg.recordAttention ? 1 : 0));
+                               msg.seed, msg.maxTokens, msg.context, msg.recordAttention ? 1 : 0,
+                               msg.ignoreEos ? 1 : 0));
   if (begun.error) { post({ type: 'error', where: 'generate', message: begun.error }); return; }
   post({ type: 'begin', ...begun });
+  // Prefill chunks: every chunk streams all the weights once, so bigger is faster, but
+  // the Stop flag is read only between chunks. Start at 16 tokens, double while a chunk
+  // takes under half the target, shrink when one takes longer.
   let chunk = 16;
-  const target = 0.2;  // seconds per prefill chunk: the Stop button's latency during a prefill
+  const target = 0.5;  // seconds per prefill chunk: the Stop button's latency during a prefill
   for (;;) {
     if (Atomics.load(stopFlag, 0)) { post({ type: 'end', ...json(api.stop()) }); break; }
     const t = performance.now();
@@ -206,8 +210,9 @@ function generate(msg) {
     r.heapBytes = memory.buffer.byteLength;
     r.heapPeak = heapPeak;
     if (r.phase === 'prefill') {
-      const perToken = (performance.now() - t) / 1000 / chunk;
-      chunk = Math.max(1, Math.min(512, Math.round(target / Math.max(perToken, 1e-6))));
+      const seconds = (performance.now() - t) / 1000;
+      if (seconds < target / 2) chunk = Math.min(2 * chunk, 2048);
+      else if (seconds > target) chunk = Math.max(4, Math.floor(chunk * target / seconds));
       post({ type: 'prefill', ...r });
     } else if (r.phase === 'token') {
       post({ type: 'token', ...r });

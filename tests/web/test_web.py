@@ -67,7 +67,7 @@ class Page:
     def __init__(self, url, profile):
         o = Options()
         o.binary_location = "/usr/bin/chromium"
-        for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1100",
+        for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800",
                   f"--user-data-dir={profile}"]:
             o.add_argument(a)
         self.d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
