@@ -27,13 +27,18 @@
 //     i32x4.dot_i16x8_s against q give its sum in four int32 lanes; a group of four
 //     blocks is summed across lanes into one vector (two rounds of interleave + add),
 //     converted once and multiplied by [scale_b d_b] of the four (their f16 scales
-//     converted four at a time); the minimums times s_b four at a time. No FMA in
-//     SIMD128: multiply, then add.
+//     converted four at a time, f16x4 forced inline: left a call, it cost Q8_0 decode
+//     10-15 %); the minimums times s_b four at a time. No FMA in SIMD128: multiply,
+//     then add.
+//   The dtype -> walker table (detail::walk_block_type) is shared by the avx512 and the
+//   wasm twins; each overloads walk_blocks on its kind (LegacyBlocks, K4Blocks, Q6KBlocks).
 // Speed (bench/bench_quant BM_matvec_dtype, one thread, cache-resident, AMD EPYC Zen 4),
 // avx512 int16 walk -> byte kernel: Q5_0 [2048 x 640] 75 -> 60 us (-> 55 us in 256-bit
 // form), Q4_K [640 x 2048] 76 -> 47 us, Q6_K [640 x 2048] 88 -> 53 us. The int16
 // activations measured no slower than 8-bit ones (docs/kernels.md) and are 129x finer.
-// wasm under node: docs/performance.md (bench/wasm/run_wasm_bench.sh).
+// wasm under node 20.20.2 (2-vCPU Intel Xeon with AVX-512 VNNI, 2026-12-06, 2 threads,
+// bench/wasm/run_wasm_bench.sh): 0.33-0.63x the native int16 dots (Q5_0 the lowest at
+// 0.33-0.37x, the LM head's Q8_0 0.43-0.63x); docs/performance.md.
 // Pinned by tests/test_q16.cpp (and tests/test_gemm_q16.cpp for unpack_q16_row), and
 // tests/wasm/test_wasm_kernels.cpp for the wasm twins.
 #pragma once
@@ -59,6 +64,34 @@ inline bool has_q16_kernels(DType t) { return dtype_is_quantized(t); }
 inline bool q16_uses_bytes(DType t) {
   return t == DType::Q5_0 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
 }
+
+namespace detail {
+// The one dtype -> walker table of the SIMD twins: walk(kind) with kind one of
+//   LegacyBlocks<Block, HasMin>   the legacy 32-wide types
+//   K4Blocks<Q5>                  Q4_K (Q5 = false) / Q5_K (Q5 = true)
+//   Q6KBlocks                     Q6_K
+// for dtype t (each ISA overloads walk_blocks on these); false (nothing called) if t
+// has no walker.
+template <class Block, bool HasMin>
+struct LegacyBlocks {};
+template <bool Q5>
+struct K4Blocks {};
+struct Q6KBlocks {};
+template <class Walk>
+inline bool walk_block_type(DType t, Walk&& walk) {
+  switch (t) {
+    case DType::Q8_0: walk(LegacyBlocks<block_q8_0, false>{}); return true;
+    case DType::Q4_0: walk(LegacyBlocks<block_q4_0, false>{}); return true;
+    case DType::Q4_1: walk(LegacyBlocks<block_q4_1, true>{}); return true;
+    case DType::Q5_0: walk(LegacyBlocks<block_q5_0, false>{}); return true;
+    case DType::Q5_1: walk(LegacyBlocks<block_q5_1, true>{}); return true;
+    case DType::Q4_K: walk(K4Blocks<false>{}); return true;
+    case DType::Q5_K: walk(K4Blocks<true>{}); return true;
+    case DType::Q6_K: walk(Q6KBlocks{}); return true;
+    default: return false;
+  }
+}
+}  // namespace detail
 
 #if GEMMA3_HAVE_X86_SIMD
 namespace avx512 {
@@ -249,17 +282,21 @@ GEMMA3_TARGET_AVX512 inline float dot_q6_K_bytes(const void* row, const Q16Row& 
 //      Slot (0 or 1) alternates between neighbouring blocks, so that a sink can keep
 //      two independent accumulators (the FMA latency would bound one). ----
 
-// The legacy 32-wide types: Unpack(block) gives the block's 32 u as int16.
-template <class Block, bool HasMin, int Slot, class Unpack, class Sink>
-GEMMA3_TARGET_AVX512 inline void legacy_block(const Block& w, std::int64_t b, Unpack unpack, Sink& sink) {
+// The legacy 32-wide types: Unpack<Block> gives a block's 32 u as int16.
+template <class Block, bool HasMin, int Slot, class UnpackFn, class Sink>
+GEMMA3_TARGET_AVX512 inline void legacy_block(const Block& w, std::int64_t b, UnpackFn unpack, Sink& sink) {
   sink.template block<Slot>(b, unpack(w), avx2::f16(w.d));
   if constexpr (HasMin) {
     const float m = avx2::f16(w.m);
     sink.mins(b, 1, &m);
   }
 }
-template <class Block, bool HasMin, class Unpack, class Sink>
-GEMMA3_TARGET_AVX512 inline void walk_legacy(const void* row, std::int64_t n, Unpack unpack, Sink& sink) {
+template <class Block>
+struct Unpack;  // Unpack<Block>{}(block): the block's 32 u (below)
+template <class Block, bool HasMin, class Sink>
+GEMMA3_TARGET_AVX512 inline void walk_blocks(detail::LegacyBlocks<Block, HasMin>, const void* row, std::int64_t n,
+                                             Sink& sink) {
+  const Unpack<Block> unpack{};
   const auto* w = static_cast<const Block*>(row);
   const std::int64_t nb = n / QK;
   std::int64_t b = 0;
@@ -270,21 +307,25 @@ GEMMA3_TARGET_AVX512 inline void walk_legacy(const void* row, std::int64_t n, Un
   if (b < nb) legacy_block<Block, HasMin, 0>(w[b], b, unpack, sink);
 }
 
-struct UnpackQ8_0 {
+template <>
+struct Unpack<block_q8_0> {
   GEMMA3_TARGET_AVX512 __m512i operator()(const block_q8_0& b) const {
     return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)));
   }
 };
-struct UnpackQ4_0 {  // nibble - 8
+template <>
+struct Unpack<block_q4_0> {  // nibble - 8
   GEMMA3_TARGET_AVX512 __m512i operator()(const block_q4_0& b) const {
     return _mm512_sub_epi16(_mm512_cvtepu8_epi16(avx2::nibbles32(b.qs)), _mm512_set1_epi16(8));
   }
 };
-struct UnpackQ4_1 {  // nibble
+template <>
+struct Unpack<block_q4_1> {  // nibble
   GEMMA3_TARGET_AVX512 __m512i operator()(const block_q4_1& b) const { return _mm512_cvtepu8_epi16(avx2::nibbles32(b.qs)); }
 };
 // Q5_0 and Q5_1: bit i of qh is the 5th bit of output i, so qh is the lane mask as is.
-struct UnpackQ5_0 {  // (nibble | bit << 4) - 16: minus 16 where the bit is clear (in bytes, then widened)
+template <>
+struct Unpack<block_q5_0> {  // (nibble | bit << 4) - 16: minus 16 where the bit is clear (in bytes, then widened)
   GEMMA3_TARGET_AVX512 __m512i operator()(const block_q5_0& b) const {
     std::uint32_t qh;
     std::memcpy(&qh, b.qh, 4);
@@ -292,7 +333,8 @@ struct UnpackQ5_0 {  // (nibble | bit << 4) - 16: minus 16 where the bit is clea
     return _mm512_cvtepi8_epi16(_mm256_mask_sub_epi8(u, _cvtu32_mask32(~qh), u, _mm256_set1_epi8(16)));
   }
 };
-struct UnpackQ5_1 {  // nibble | bit << 4: plus 16 where the bit is set
+template <>
+struct Unpack<block_q5_1> {  // nibble | bit << 4: plus 16 where the bit is set
   GEMMA3_TARGET_AVX512 __m512i operator()(const block_q5_1& b) const {
     std::uint32_t qh;
     std::memcpy(&qh, b.qh, 4);
@@ -303,7 +345,7 @@ struct UnpackQ5_1 {  // nibble | bit << 4: plus 16 where the bit is set
 
 // Q4_K / Q5_K: super-block of 8 sub-blocks of 32.
 template <bool Q5, class Sink>
-GEMMA3_TARGET_AVX512 inline void walk_k4(const void* row, std::int64_t n, Sink& sink) {
+GEMMA3_TARGET_AVX512 inline void walk_blocks(detail::K4Blocks<Q5>, const void* row, std::int64_t n, Sink& sink) {
   for (std::int64_t sb = 0; sb < n / QK_K; ++sb) {
     const K4Super<Q5> k(row, sb);
     const std::uint8_t* qs = k.qs;
@@ -331,7 +373,7 @@ GEMMA3_TARGET_AVX512 inline __m512i q6_K_u(__m256i q, const std::int8_t* sc) {
   return _mm512_mullo_epi16(_mm512_cvtepi8_epi16(_mm256_sub_epi8(q, _mm256_set1_epi8(32))), scales);
 }
 template <class Sink>
-GEMMA3_TARGET_AVX512 inline void walk_q6_K(const void* row, std::int64_t n, Sink& sink) {
+GEMMA3_TARGET_AVX512 inline void walk_blocks(detail::Q6KBlocks, const void* row, std::int64_t n, Sink& sink) {
   const auto* w = static_cast<const block_q6_K*>(row);
   for (std::int64_t sb = 0; sb < n / QK_K; ++sb) {
     const float d = avx2::f16(w[sb].d);
@@ -347,20 +389,11 @@ GEMMA3_TARGET_AVX512 inline void walk_q6_K(const void* row, std::int64_t n, Sink
   }
 }
 
-// Calls walk_<type>(row, n, sink) for dtype t; false if t has no walker.
+// Calls walk_blocks(kind, row, n, sink) for dtype t (the table of
+// detail::walk_block_type); false if t has no walker.
 template <class Sink>
 GEMMA3_TARGET_AVX512 inline bool walk_row(DType t, const void* row, std::int64_t n, Sink& sink) {
-  switch (t) {
-    case DType::Q8_0: walk_legacy<block_q8_0, false>(row, n, UnpackQ8_0{}, sink); return true;
-    case DType::Q4_0: walk_legacy<block_q4_0, false>(row, n, UnpackQ4_0{}, sink); return true;
-    case DType::Q4_1: walk_legacy<block_q4_1, true>(row, n, UnpackQ4_1{}, sink); return true;
-    case DType::Q5_0: walk_legacy<block_q5_0, false>(row, n, UnpackQ5_0{}, sink); return true;
-    case DType::Q5_1: walk_legacy<block_q5_1, true>(row, n, UnpackQ5_1{}, sink); return true;
-    case DType::Q4_K: walk_k4<false>(row, n, sink); return true;
-    case DType::Q5_K: walk_k4<true>(row, n, sink); return true;
-    case DType::Q6_K: walk_q6_K(row, n, sink); return true;
-    default: return false;
-  }
+  return detail::walk_block_type(t, [&](auto kind) GEMMA3_TARGET_AVX512 { walk_blocks(kind, row, n, sink); });
 }
 
 // The dot-product sink: per block, 32 products into 16 int32 lanes (vpmaddwd), then
@@ -509,12 +542,17 @@ inline void bits32(const std::uint8_t* qh, v128_t& m0, v128_t& m1) {
   m1 = wasm_i8x16_eq(wasm_v128_and(b23, bit), bit);
 }
 
+// The scalar path of f16x4 (a group with an inf / NaN), out of line.
+__attribute__((noinline)) inline v128_t f16x4_scalar(std::uint16_t a, std::uint16_t b, std::uint16_t c, std::uint16_t d) {
+  return wasm_f32x4_make(f16(a), f16(b), f16(c), f16(d));
+}
 // 4 f16 -> 4 f32, bit for bit f16() in four lanes (finite values by the magnitude
-// trick; a group with an inf / NaN takes the scalar).
-inline v128_t f16x4(std::uint16_t a, std::uint16_t b, std::uint16_t c, std::uint16_t d) {
+// trick; a group with an inf / NaN takes the scalar). Always inlined: clang left it a
+// call per group of four blocks, and the dot loops around it spilled (V8).
+__attribute__((always_inline)) inline v128_t f16x4(std::uint16_t a, std::uint16_t b, std::uint16_t c, std::uint16_t d) {
   const v128_t h = wasm_i32x4_make(a, b, c, d);
   const v128_t exp = wasm_v128_and(h, wasm_i32x4_splat(0x7c00));
-  if (wasm_v128_any_true(wasm_i32x4_eq(exp, wasm_i32x4_splat(0x7c00)))) return wasm_f32x4_make(f16(a), f16(b), f16(c), f16(d));
+  if (wasm_v128_any_true(wasm_i32x4_eq(exp, wasm_i32x4_splat(0x7c00)))) return f16x4_scalar(a, b, c, d);
   const v128_t mag = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13);
   const v128_t sign = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16);
   return wasm_v128_or(wasm_f32x4_mul(mag, wasm_f32x4_splat(5.192296858534828e33f)), sign);
@@ -528,9 +566,12 @@ inline v128_t f16x4(std::uint16_t a, std::uint16_t b, std::uint16_t c, std::uint
 //                                  m = 0 for the types without a minimum)
 //      The K-quants' super-blocks are two groups each. ----
 
-// The legacy 32-wide types: Unpack(block) gives the block's 32 u.
-template <class Block, bool HasMin, class Unpack, class Sink>
-inline void walk_legacy(const void* row, std::int64_t n, Unpack unpack, Sink& sink) {
+// The legacy 32-wide types: Unpack<Block> gives a block's 32 u.
+template <class Block>
+struct Unpack;  // Unpack<Block>{}(block): the block's 32 u (below)
+template <class Block, bool HasMin, class Sink>
+inline void walk_blocks(detail::LegacyBlocks<Block, HasMin>, const void* row, std::int64_t n, Sink& sink) {
+  const Unpack<Block> unpack{};
   const auto* w = static_cast<const Block*>(row);
   const std::int64_t nb = n / QK;
   std::int64_t b = 0;
@@ -549,22 +590,26 @@ inline void walk_legacy(const void* row, std::int64_t n, Unpack unpack, Sink& si
   }
 }
 
-struct UnpackQ8_0 {  // q
+template <>
+struct Unpack<block_q8_0> {  // q
   U32 operator()(const block_q8_0& b) const { return widen_s8(wasm_v128_load(b.qs), wasm_v128_load(b.qs + 16)); }
 };
-struct UnpackQ4_0 {  // nibble - 8 (in bytes, then widened)
+template <>
+struct Unpack<block_q4_0> {  // nibble - 8 (in bytes, then widened)
   U32 operator()(const block_q4_0& b) const {
     const v128_t t = wasm_v128_load(b.qs), eight = wasm_i8x16_splat(8);
     return widen_s8(wasm_i8x16_sub(lo_nibbles(t), eight), wasm_i8x16_sub(hi_nibbles(t), eight));
   }
 };
-struct UnpackQ4_1 {  // nibble
+template <>
+struct Unpack<block_q4_1> {  // nibble
   U32 operator()(const block_q4_1& b) const {
     const v128_t t = wasm_v128_load(b.qs);
     return widen_u8(lo_nibbles(t), hi_nibbles(t));
   }
 };
-struct UnpackQ5_0 {  // (nibble | bit << 4) - 16: nibble | 0xf0 (= nibble - 16 in a byte) where the bit is clear
+template <>
+struct Unpack<block_q5_0> {  // (nibble | bit << 4) - 16: nibble | 0xf0 (= nibble - 16 in a byte) where the bit is clear
   U32 operator()(const block_q5_0& b) const {
     const v128_t t = wasm_v128_load(b.qs), f0 = wasm_i8x16_splat(-16);
     v128_t m0, m1;
@@ -573,7 +618,8 @@ struct UnpackQ5_0 {  // (nibble | bit << 4) - 16: nibble | 0xf0 (= nibble - 16 i
                     wasm_v128_or(hi_nibbles(t), wasm_v128_andnot(f0, m1)));
   }
 };
-struct UnpackQ5_1 {  // nibble | bit << 4
+template <>
+struct Unpack<block_q5_1> {  // nibble | bit << 4
   U32 operator()(const block_q5_1& b) const {
     const v128_t t = wasm_v128_load(b.qs), sixteen = wasm_i8x16_splat(16);
     v128_t m0, m1;
@@ -601,7 +647,7 @@ inline v128_t u16_hi_f32(v128_t v) { return wasm_f32x4_convert_i32x4(wasm_u32x4_
 // adds bit j of qh[l] as bit 4 of output l of sub-block j. Scales d * sc_j and minimums
 // -(dmin * m_j), four at a time (the scalar's float operations, lane by lane).
 template <bool Q5, class Sink>
-inline void walk_k4(const void* row, std::int64_t n, Sink& sink) {
+inline void walk_blocks(detail::K4Blocks<Q5>, const void* row, std::int64_t n, Sink& sink) {
   const std::size_t bytes = Q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
   const v128_t one = wasm_i8x16_splat(1);
   for (std::int64_t sb = 0; sb < n / QK_K; ++sb) {
@@ -663,7 +709,7 @@ inline void q6_scaled(v128_t v, std::int8_t sc, v128_t& a, v128_t& b) {
   b = wasm_i16x8_mul(wasm_i16x8_extend_high_i8x16(v), s);
 }
 template <class Sink>
-inline void walk_q6_K(const void* row, std::int64_t n, Sink& sink) {
+inline void walk_blocks(detail::Q6KBlocks, const void* row, std::int64_t n, Sink& sink) {
   const auto* w = static_cast<const block_q6_K*>(row);
   for (std::int64_t sb = 0; sb < n / QK_K; ++sb) {
     const v128_t d = wasm_f32x4_splat(f16(w[sb].d));
@@ -692,20 +738,11 @@ inline void walk_q6_K(const void* row, std::int64_t n, Sink& sink) {
   }
 }
 
-// Calls walk_<type>(row, n, sink) for dtype t; false if t has no walker.
+// Calls walk_blocks(kind, row, n, sink) for dtype t (the table of
+// detail::walk_block_type); false if t has no walker.
 template <class Sink>
 inline bool walk_row(DType t, const void* row, std::int64_t n, Sink& sink) {
-  switch (t) {
-    case DType::Q8_0: walk_legacy<block_q8_0, false>(row, n, UnpackQ8_0{}, sink); return true;
-    case DType::Q4_0: walk_legacy<block_q4_0, false>(row, n, UnpackQ4_0{}, sink); return true;
-    case DType::Q4_1: walk_legacy<block_q4_1, true>(row, n, UnpackQ4_1{}, sink); return true;
-    case DType::Q5_0: walk_legacy<block_q5_0, false>(row, n, UnpackQ5_0{}, sink); return true;
-    case DType::Q5_1: walk_legacy<block_q5_1, true>(row, n, UnpackQ5_1{}, sink); return true;
-    case DType::Q4_K: walk_k4<false>(row, n, sink); return true;
-    case DType::Q5_K: walk_k4<true>(row, n, sink); return true;
-    case DType::Q6_K: walk_q6_K(row, n, sink); return true;
-    default: return false;
-  }
+  return detail::walk_block_type(t, [&](auto kind) { walk_blocks(kind, row, n, sink); });
 }
 
 // The block's exact int32 sum  sum_i u_i q_i  in four lanes: four i32x4.dot_i16x8_s

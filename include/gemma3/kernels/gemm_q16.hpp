@@ -16,8 +16,9 @@
 //                        by quant::dot_q16_scalar (the reference, double accumulation)
 //   matmul_q16_avx512    the same with the packed tiles and the VNNI micro-kernel below
 //                        (falls back to the scalar twin where AVX-512 VNNI is missing)
-//   matmul_q16_wasm      the same with SIMD128: 4-row micro-tiles, a 4 x 4 micro-kernel
-//                        (its scheme at q16gemm::wasm; the scalar twin without -msimd128)
+//   matmul_q16_wasm      the same with SIMD128: 4-row micro-tiles, the tokens interleaved
+//                        by fours, a 4 x 4 micro-kernel (its scheme at q16gemm::wasm; the
+//                        scalar twin without -msimd128)
 // r0 and r1 are arbitrary (ragged row tiles are masked); T is arbitrary (ragged token
 // groups take a narrower micro-kernel); n must be a multiple of 32 (256 for K-quants);
 // ldy >= r1. Only Y[t * ldy + r] for r in [r0, r1) is written.
@@ -82,7 +83,10 @@
 //   float FMA peak half that. Quantizing X (quant::quantize_row_q16) adds 70 us for
 //   512 x 640, about 1% of one GEMM, and is shared by the weights that read X.
 // The wasm twin has no FMA ((float(isum) * d_b) * scale, then the add, each rounded)
-// and stays within the same bound; its speed under node is in docs/performance.md.
+// and stays within the same bound. Its speed under node 20.20.2 (2-vCPU Intel Xeon with
+// AVX-512 VNNI, 2026-12-06; docs/performance.md): 19-26 GMAC/s one thread on the 1B
+// shapes at T = 128; 0.6-0.9x the native int16 GEMM at T = 64, 2 threads; 1B-shaped
+// prefill end to end 61-64 tok/s against native 186-230 (0.26-0.34x).
 // Pinned by tests/test_gemm_q16.cpp and, for matmul_q16_wasm, tests/wasm/test_wasm_kernels.cpp.
 #pragma once
 
@@ -128,6 +132,23 @@ inline void check(const Weight& W, const Q16Matrix& X, std::int64_t r0, std::int
 inline bool has_min(DType t) {
   return t == DType::Q4_1 || t == DType::Q5_1 || t == DType::Q4_K || t == DType::Q5_K;
 }
+
+// The activations of tokens t0 .. t0 + N - 1 of X, as the micro-kernels read them:
+// q[t] [n], d[t] and s[t] [n / 32].
+template <int N>
+struct TokenRows {
+  const std::int16_t* q[N];
+  const float* d[N];
+  const float* s[N];
+  TokenRows(const Q16Matrix& X, std::int64_t t0) {
+    const std::int64_t nb = X.n / quant::QK;
+    for (int t = 0; t < N; ++t) {
+      q[t] = X.q + (t0 + t) * X.n;
+      d[t] = X.d + (t0 + t) * nb;
+      s[t] = X.s + (t0 + t) * nb;
+    }
+  }
+};
 }  // namespace q16gemm
 
 // Y[t * ldy + r] = row r of W . token t, for t in [0, T), r in [r0, r1). Reference.
@@ -257,15 +278,11 @@ template <int N, bool HasMin>
 struct MicroKernel {
   GEMMA3_TARGET_AVX512 void operator()(const Tile& tile, const Q16Matrix& X, std::int64_t t0, float* Y,
                                        std::int64_t ldy, __mmask16 rows) const {
-    const std::int64_t n = X.n, nb = n / quant::QK;
-    const std::int16_t* q[N];
-    const float* d[N];
-    const float* s[N];
-    for (int t = 0; t < N; ++t) {
-      q[t] = X.q + (t0 + t) * n;
-      d[t] = X.d + (t0 + t) * nb;
-      s[t] = X.s + (t0 + t) * nb;
-    }
+    const std::int64_t nb = X.n / quant::QK;
+    const TokenRows<N> x(X, t0);
+    const auto& q = x.q;
+    const auto& d = x.d;
+    const auto& s = x.s;
     __m512 acc[N];
     for (int t = 0; t < N; ++t) acc[t] = _mm512_setzero_ps();
 
@@ -346,15 +363,27 @@ inline void matmul_q16_avx512(const Weight& W, const Q16Matrix& X, float* Y, std
 // lanes): per micro-tile g and block b, 16 v128 of pairs, pairs[g][b][p] = the int16
 // pair p (u_2p, u_2p+1) of rows 4g .. 4g + 3, by 4 x 4 int32 transposes of the unpacked
 // rows (quant::wasm::unpack_q16_row); scale[g][b], min[g][b] = 4 floats.
-// Step 2, the micro-kernel: 4 rows x N = 4 tokens, in registers (4 isum + 4 acc + w +
-// a splat; V8 has 16 xmm for wasm on x86-64):
+// Step 2, interleave the tokens once per matmul (pack_tokens; kernels/matmul.hpp does it
+// before the rows are split over threads): in each group of N tokens, the int16 pair i
+// of its N tokens sit side by side (xq[i][t]), and so do d_b and s_b, so the micro-kernel
+// reads a group through one pointer at constant offsets.
+// Step 3, the micro-kernel: 4 rows x N = 4 tokens, in registers (4 isum + 4 acc + w +
+// the splats; V8 has 16 xmm for wasm on x86-64):
 //   for each block b:
 //     for p in 0..15:  w = pairs[g][b][p]
-//                      for t: isum[t] += dot_i16x8(w, splat(int32 pair p of token t))
+//                      for t: isum[t] += dot_i16x8(w, load32_splat(xq[16 b + p][t]))
 //     for t: acc[t] += (float(isum[t]) * d_b[t]) * scale[g][b]    (+ min[g][b] * s_b[t])
-// N = 4 and 6 measured alike under node (T = 64, one thread: 19-21 GMAC/s), N = 8 slower
-// (13-18: spills). Loops: tiles of 16 rows outside (each packed once, reused by all T tokens), then
-// groups of N tokens, then the four micro-tiles (the N tokens' rows stay in L1 across
+// What V8 makes of it (node --print-wasm-code) set the shape:
+//   - the loop over p is unrolled by 2, not fully: fully unrolled, clang hoists the 16
+//     pair loads of a block and emits one token's 16 dots after the other, and V8 spills
+//     the pairs and the partial sums to the stack (a store or reload per dot);
+//   - with a pointer per token (the layout of X as it comes), V8 reloads each pointer
+//     from the stack and rebuilds each address (3-4 integer instructions per splat);
+//     interleaved, the inner loop is the loads, vpmaddwd and vpaddd alone.
+//   Together: 1B shapes (T = 128, one thread) 16-19 -> 19-26 GMAC/s; 4 tokens measured
+//   like 5 and 6, unroll 4 and 8 no faster, 8 tokens slower (spills).
+// Loops: tiles of 16 rows outside (each packed once, reused by all T tokens), then
+// groups of N tokens, then the four micro-tiles (the N tokens' pairs stay in L1 across
 // them). Ragged tiles are zero rows, never stored; a ragged token group takes a
 // narrower micro-kernel. Each output is the same sequence of operations whatever r0,
 // r1, T and its place in a group, so row splits over threads are bit-identical.
@@ -447,37 +476,78 @@ inline MicroTile micro_tile(const Scratch& s, std::int64_t nb, int g) {
   return {s.pairs.data() + g * nb * kPairs * kLanes, s.scale.data() + g * nb * kLanes, s.min.data() + g * nb * kLanes};
 }
 
-// 4 rows x N tokens (t0 .. t0 + N - 1) over all n columns; stores the first `lanes` rows.
-template <int N, bool HasMin>
-inline void micro_kernel(const MicroTile& tile, const Q16Matrix& X, std::int64_t t0, float* Y, std::int64_t ldy,
-                         int lanes) {
-  const std::int64_t n = X.n, nb = n / quant::QK;
-  const std::int16_t* q[N];
-  const float* d[N];
-  const float* s[N];
-  for (int t = 0; t < N; ++t) {
-    q[t] = X.q + (t0 + t) * n;
-    d[t] = X.d + (t0 + t) * nb;
-    s[t] = X.s + (t0 + t) * nb;
+// X with each group of N tokens (t0 = 0, kTokens, ...; N = kTokens but for the last,
+// ragged group) interleaved, so that the micro-kernel reads a group through one pointer:
+//   q[t0 n / 2 + i N + t]  = int16 pair i of token t0 + t   (i < n / 2)
+//   d[t0 nb + b N + t], s[t0 nb + b N + t] = d_b, s_b of token t0 + t
+// Made once per matmul (kernels/matmul.hpp packs before splitting the rows over threads;
+// matmul_q16_wasm per call): 2 T n bytes copied, 4 x 4 transposes for full groups.
+struct Tokens {
+  const std::int32_t* q;
+  const float* d;
+  const float* s;
+};
+struct TokenBuffers {
+  std::vector<std::int32_t> q;
+  std::vector<float> d, s;
+};
+inline Tokens pack_tokens(const Q16Matrix& X, TokenBuffers& sc) {
+  const std::int64_t T = X.T, n = X.n, nb = n / quant::QK, half = n / 2;
+  sc.q.resize(std::size_t(T * half));
+  sc.d.resize(std::size_t(T * nb));
+  sc.s.resize(std::size_t(T * nb));
+  for (std::int64_t t0 = 0; t0 < T; t0 += kTokens) {
+    const int N = int(std::min<std::int64_t>(kTokens, T - t0));
+    std::int32_t* q = sc.q.data() + t0 * half;
+    if (N == kTokens) {
+      for (std::int64_t i = 0; i < half; i += 4) {  // pairs i .. i + 3 of the four tokens
+        v128_t v[4];
+        for (int t = 0; t < 4; ++t) v[t] = wasm_v128_load(X.q + (t0 + t) * n + 2 * i);
+        transpose_4x4(v);
+        for (int k = 0; k < 4; ++k) wasm_v128_store(q + (i + k) * N, v[k]);
+      }
+    } else {
+      for (int t = 0; t < N; ++t)
+        for (std::int64_t i = 0; i < half; ++i) std::memcpy(q + i * N + t, X.q + (t0 + t) * n + 2 * i, 4);
+    }
+    for (int t = 0; t < N; ++t)
+      for (std::int64_t b = 0; b < nb; ++b) {
+        sc.d[std::size_t(t0 * nb + b * N + t)] = X.d[(t0 + t) * nb + b];
+        sc.s[std::size_t(t0 * nb + b * N + t)] = X.s[(t0 + t) * nb + b];
+      }
   }
+  return {sc.q.data(), sc.d.data(), sc.s.data()};
+}
+
+// 4 rows x N tokens (t0 .. t0 + N - 1) over all n columns; stores the first `lanes` rows.
+// (Out of line: clang compiles each <N, HasMin> variant alone, not inside the loops
+// around it, where the non-minimum variant ran 2.5x slower.)
+template <int N, bool HasMin>
+__attribute__((noinline)) void micro_kernel(const MicroTile& tile, const Tokens& X, std::int64_t n, std::int64_t t0,
+                                            float* Y, std::int64_t ldy, int lanes) {
+  const std::int64_t nb = n / quant::QK;
+  const std::int32_t* q = X.q + t0 * (n / 2);  // the group's pairs, interleaved (pack_tokens)
+  const float* d = X.d + t0 * nb;
+  const float* s = X.s + t0 * nb;
   v128_t acc[N];
   for (int t = 0; t < N; ++t) acc[t] = wasm_f32x4_splat(0.0f);
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::int32_t* pairs = tile.pairs + b * kPairs * kLanes;
+    const std::int32_t* xb = q + b * kPairs * N;
     v128_t isum[N];
     for (int t = 0; t < N; ++t) isum[t] = wasm_i32x4_splat(0);
-#pragma clang loop unroll(full)
+#pragma clang loop unroll_count(2)  // not full: see the comment above
     for (int p = 0; p < kPairs; ++p) {
       const v128_t w = wasm_v128_load(pairs + p * kLanes);
       for (int t = 0; t < N; ++t)
-        isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_dot_i16x8(w, wasm_v128_load32_splat(q[t] + b * quant::QK + 2 * p)));
+        isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_dot_i16x8(w, wasm_v128_load32_splat(xb + p * N + t)));
     }
     const v128_t scale = wasm_v128_load(tile.scale + b * kLanes);
     for (int t = 0; t < N; ++t)
-      acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum[t]), wasm_f32x4_splat(d[t][b])), scale));
+      acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum[t]), wasm_f32x4_splat(d[b * N + t])), scale));
     if constexpr (HasMin) {
       const v128_t min = wasm_v128_load(tile.min + b * kLanes);
-      for (int t = 0; t < N; ++t) acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(min, wasm_f32x4_splat(s[t][b])));
+      for (int t = 0; t < N; ++t) acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(min, wasm_f32x4_splat(s[b * N + t])));
     }
   }
   for (int t = 0; t < N; ++t) {
@@ -495,14 +565,15 @@ inline void micro_kernel(const MicroTile& tile, const Q16Matrix& X, std::int64_t
 // Tokens t0 .. t0 + N - 1 times a packed tile: its micro-tiles one after the other
 // (the N tokens' rows stay in L1 across them).
 template <int N, bool HasMin>
-inline void token_group(const Scratch& s, std::int64_t nb, int rows, int groups, const Q16Matrix& X, std::int64_t t0,
+inline void token_group(const Scratch& s, std::int64_t nb, int rows, int groups, const Tokens& X, std::int64_t t0,
                         float* Y, std::int64_t ldy) {
   for (int g = 0; g < groups; ++g)
-    micro_kernel<N, HasMin>(micro_tile(s, nb, g), X, t0, Y + kLanes * g, ldy, std::min(kLanes, rows - kLanes * g));
+    micro_kernel<N, HasMin>(micro_tile(s, nb, g), X, nb * quant::QK, t0, Y + kLanes * g, ldy,
+                            std::min(kLanes, rows - kLanes * g));
 }
 // The last `left` (< N) tokens: the micro-kernel of width `left`.
 template <int N, bool HasMin>
-inline void token_rest(int left, const Scratch& s, std::int64_t nb, int rows, int groups, const Q16Matrix& X,
+inline void token_rest(int left, const Scratch& s, std::int64_t nb, int rows, int groups, const Tokens& X,
                        std::int64_t t0, float* Y, std::int64_t ldy) {
   if constexpr (N > 1) {
     if (left == N - 1) return token_group<N - 1, HasMin>(s, nb, rows, groups, X, t0, Y, ldy);
@@ -512,23 +583,30 @@ inline void token_rest(int left, const Scratch& s, std::int64_t nb, int rows, in
 
 // One packed tile times all T tokens: groups of kTokens, then one narrower group.
 template <bool HasMin>
-inline void tile_times_tokens(const Scratch& s, std::int64_t nb, int rows, int groups, const Q16Matrix& X, float* Y,
-                              std::int64_t ldy) {
+inline void tile_times_tokens(const Scratch& s, std::int64_t nb, int rows, int groups, const Tokens& X, std::int64_t T,
+                              float* Y, std::int64_t ldy) {
   std::int64_t t0 = 0;
-  for (; t0 + kTokens <= X.T; t0 += kTokens) token_group<kTokens, HasMin>(s, nb, rows, groups, X, t0, Y, ldy);
-  token_rest<kTokens, HasMin>(int(X.T - t0), s, nb, rows, groups, X, t0, Y, ldy);
+  for (; t0 + kTokens <= T; t0 += kTokens) token_group<kTokens, HasMin>(s, nb, rows, groups, X, t0, Y, ldy);
+  token_rest<kTokens, HasMin>(int(T - t0), s, nb, rows, groups, X, t0, Y, ldy);
 }
 
-inline void matmul(const Weight& W, const Q16Matrix& X, float* Y, std::int64_t ldy, std::int64_t r0, std::int64_t r1) {
+// Rows [r0, r1) of W times the T tokens x of pack_tokens (n columns).
+inline void matmul_tokens(const Weight& W, const Tokens& x, std::int64_t T, float* Y, std::int64_t ldy, std::int64_t r0,
+                          std::int64_t r1) {
   Scratch& s = scratch();
-  const std::int64_t nb = X.n / quant::QK;
+  const std::int64_t nb = W.cols / quant::QK;
   const bool with_min = has_min(W.dtype);
   for (std::int64_t r = r0; r < r1; r += kRows) {
     const int rows = int(std::min<std::int64_t>(kRows, r1 - r));
     const int groups = pack_tile(W, r, rows, s);
-    if (with_min) tile_times_tokens<true>(s, nb, rows, groups, X, Y + r, ldy);
-    else tile_times_tokens<false>(s, nb, rows, groups, X, Y + r, ldy);
+    if (with_min) tile_times_tokens<true>(s, nb, rows, groups, x, T, Y + r, ldy);
+    else tile_times_tokens<false>(s, nb, rows, groups, x, T, Y + r, ldy);
   }
+}
+
+inline void matmul(const Weight& W, const Q16Matrix& X, float* Y, std::int64_t ldy, std::int64_t r0, std::int64_t r1) {
+  thread_local TokenBuffers buffers;
+  matmul_tokens(W, pack_tokens(X, buffers), X.T, Y, ldy, r0, r1);
 }
 
 }  // namespace wasm

@@ -29,7 +29,8 @@
 //   int16 GEMM (Isa::avx512 or Isa::wasm_simd128, int16): X is quantized once to int16
 //     blocks and multiplied by 16-row tiles of W packed to int16 pairs (VNNI's
 //     vpdpwssd, or SIMD128's i32x4.dot_i16x8_s; kernels/gemm_q16.hpp); threads split
-//     W's rows in whole tiles;
+//     W's rows in whole tiles (SIMD128: X's tokens are interleaved by fours once, before
+//     the split);
 //   otherwise 64 rows at a time are dequantized to a float32 scratch block
 //     (quant::dequantize_fn, kernels/dequantize_simd.hpp: AVX2 twins of the scalar
 //     dequantizers, bit for bit) and multiplied by Eigen's GEMM.
@@ -167,6 +168,17 @@ inline std::int64_t matmul_grain(const Weight& W, std::int64_t T) { return std::
 // 16-row tiles.
 inline void matmul_q16(const Weight& W, const Q16Matrix& Xq, float* Y, std::int64_t grain, ThreadPool& pool, Isa isa) {
   const std::int64_t tiles = (W.rows + 15) / 16;
+#if GEMMA3_HAVE_WASM_SIMD
+  if (isa == Isa::wasm_simd128 && Xq.T > 0) {  // the tokens interleaved once, not once per chunk (gemm_q16.hpp)
+    q16gemm::check(W, Xq, 0, W.rows, "matmul_q16");
+    static thread_local q16gemm::wasm::TokenBuffers buffers;
+    const q16gemm::wasm::Tokens x = q16gemm::wasm::pack_tokens(Xq, buffers);
+    pool.parallel_for(0, tiles, [&](std::int64_t t0, std::int64_t t1) {
+      q16gemm::wasm::matmul_tokens(W, x, Xq.T, Y, W.rows, t0 * 16, std::min(W.rows, t1 * 16));
+    }, std::max<std::int64_t>(1, grain / 16));
+    return;
+  }
+#endif
   const auto gemm = isa == Isa::wasm_simd128 ? matmul_q16_wasm : matmul_q16_avx512;
   pool.parallel_for(0, tiles, [&](std::int64_t t0, std::int64_t t1) {
     gemm(W, Xq, Y, W.rows, t0 * 16, std::min(W.rows, t1 * 16));
