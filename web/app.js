@@ -10,8 +10,7 @@ const demo = window.demo = { state: 'starting', info: null, progress: null, load
                              attention: null, errors: [], tokens: null, stopClickedAt: 0 };
 
 const worker = new Worker('model-worker.js');
-const stopBuffer = new SharedArrayBuffer(4);   // needs cross-origin isolation (web/serve.py)
-const stopFlag = new Int32Array(stopBuffer);
+let stopFlag = null, stopIndex = 0;  // the Stop flag: an int32 in the module's shared memory (model-worker.js)
 const writerBuffer = new SharedArrayBuffer(8);  // cache-writer.js: [0] busy, [1] abort (model-worker.js)
 let writer = null;
 
@@ -124,10 +123,11 @@ function send() {
 }
 $('send').onclick = send;
 $('prompt').addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) send(); });
-$('stop').onclick = () => { demo.stopClickedAt = performance.now(); Atomics.store(stopFlag, 0, 1); };
+$('stop').onclick = () => { demo.stopClickedAt = performance.now(); Atomics.store(stopFlag, stopIndex, 1); };
 
 function begin(m) {
-  if (!m.continued) { seqPieces = []; recordCount = 0; $('transcript').innerHTML = ''; }
+  demo.phase = 'prefill';
+  if (!m.continued) { seqPieces = []; recordCount = 0; $('transcript').innerHTML = ''; delete $('attn-summary').dataset.capped; }
   m.pieces.forEach((p, i) => { seqPieces[m.pos0 + i] = p; });
   const t = $('transcript');
   const u = document.createElement('div');
@@ -141,6 +141,7 @@ function begin(m) {
 }
 
 function token(m) {
+  demo.phase = 'decode';
   run.ids.push(m.id);
   run.text += m.text;
   seqPieces[m.position] = m.piece;
@@ -159,7 +160,13 @@ function token(m) {
   updateKv(m.kv);
 }
 
+function capNote(m) {
+  if (m.attention_capped)
+    $('attn-summary').dataset.capped = 'attention recording stopped: the rows kept so far fill 256 MiB';
+}
+
 function end(m) {
+  capNote(m);
   if (modelSpan && m.text) modelSpan.appendChild(document.createTextNode(m.text));
   run.reason = m.reason;
   run.text += m.text || '';
@@ -246,7 +253,7 @@ function drawAttention(m) {
     g.fillStyle = 'rgb(234, 134, 0)';
     g.fillRect(Math.floor(first * c.width / n), 0, 2, c.height);
   }
-  $('attn-summary').textContent =
+  $('attn-summary').textContent = ($('attn-summary').dataset.capped ? $('attn-summary').dataset.capped + '. ' : '') +
     `generated token ${m.index} was produced by the query at position ${p} · layer ${m.layer} ` +
     (m.sliding ? `(local: keys ${first}..${p}, a ${m.window}-token window; the ${first} before it get 0)` : '(global: keys 0..' + p + ')') +
     ` · head ${m.head} · row sums to ${m.sum.toFixed(6)} · strongest: position ${arg} "${shown(seqPieces[arg] || '?')}" (${max.toFixed(3)})` +
@@ -304,7 +311,9 @@ worker.onmessage = (e) => {
       $('threads').value = String(Math.min(hc, 8));
       $('env').textContent = `${hc} hardware threads · cross-origin isolated: ${m.isolated ? 'yes' : 'NO (serve with web/serve.py)'}` +
         ` · OPFS: ${m.opfs ? 'yes' : 'no'}`;
-      worker.postMessage({ type: 'init', stop: stopBuffer, writer: writerBuffer });
+      stopFlag = new Int32Array(m.memory.buffer);
+      stopIndex = m.stopIndex;
+      worker.postMessage({ type: 'init', writer: writerBuffer });
       setState('idle');
       busy(false);
       $('send').disabled = true;

@@ -14,13 +14,17 @@
 // the page a message, never the module. The Worker (web/worker.js) drives g3_step in a
 // loop, so it can read the Stop flag between steps and post each token as it comes.
 //
-// Generation follows generate.hpp: prefill the prompt (here in chunks, which give the
-// same logits as one pass), then sample, stop on <eos> / <end_of_turn>, decode. The
+// Generation follows generate.hpp: prefill the prompt (here in chunks of up to 512
+// tokens, which give the same logits as one pass), then sample, stop on <eos> /
+// <end_of_turn>, decode. Stop: the page sets an int in this module's memory
+// (g3_stop_flag); the Worker reads it between steps, and StoppableBackend reads it
+// before each layer's attention, so a long prefill ends within one layer. The
 // attention rows come from the model's ForwardTrace (attention_weights.hpp), the KV
 // gauge from the KVCache itself (kv_cache.hpp), so the page computes nothing itself.
 #include <emscripten/emscripten.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -81,6 +85,67 @@ std::string num(double v) {
   return buf;
 }
 
+// ---- Stop inside a forward pass ----
+// The page writes 1 here (Atomics.store on the wasm memory) to stop generation.
+std::atomic<int> g_stop{0};
+struct Stopped {};  // thrown out of a forward pass; the turn ends "stopped"
+
+// The CPU backend, unchanged, except that each layer's attention first looks at the
+// Stop flag. A backend decorator: the model code knows nothing of it (backend.hpp).
+// A pass stopped this way has written some layers' keys for its tokens and not others,
+// so the cache is not continued afterwards (g3_step starts the next turn afresh).
+class StoppableBackend : public gemma3::Backend {
+ public:
+  explicit StoppableBackend(std::shared_ptr<const gemma3::Backend> inner) : inner_(std::move(inner)) {}
+  std::string name() const override { return inner_->name(); }
+  void embed(const gemma3::Weight& t, const std::vector<int>& ids, float scale, gemma3::Activations& out) const override {
+    inner_->embed(t, ids, scale, out);
+  }
+  void set_rows(gemma3::Activations& h, const std::vector<int>& rows, const gemma3::Matrix& v) const override {
+    inner_->set_rows(h, rows, v);
+  }
+  void rms_norm(const gemma3::Activations& x, const gemma3::Vector& w, float eps, gemma3::Activations& out) const override {
+    inner_->rms_norm(x, w, eps, out);
+  }
+  void rms_norm_heads(gemma3::Activations& x, int d, const gemma3::Vector& w, float eps) const override {
+    inner_->rms_norm_heads(x, d, w, eps);
+  }
+  void rope(gemma3::Activations& x, const gemma3::RotaryEmbedding& r, int pos0) const override { inner_->rope(x, r, pos0); }
+  void add(gemma3::Activations& h, const gemma3::Activations& x) const override { inner_->add(h, x); }
+  gemma3::Activations upload(const gemma3::Matrix& x) const override { return inner_->upload(x); }
+  gemma3::Matrix download(const gemma3::Activations& x) const override { return inner_->download(x); }
+  void linear(const gemma3::Weight& W, const gemma3::Activations& X, gemma3::Activations& Y) const override {
+    inner_->linear(W, X, Y);
+  }
+  void linear_many(const gemma3::Activations& X,
+                   std::initializer_list<std::pair<const gemma3::Weight*, gemma3::Activations*>> jobs) const override {
+    inner_->linear_many(X, jobs);
+  }
+  void linear_host(const gemma3::Weight& W, const gemma3::Matrix& X, gemma3::Matrix& Y) const override {
+    inner_->linear_host(W, X, Y);
+  }
+  void gelu_tanh_mul(gemma3::Activations& g, const gemma3::Activations& u) const override { inner_->gelu_tanh_mul(g, u); }
+  gemma3::KVCache new_cache(const gemma3::Gemma3TextConfig& c, int len, std::optional<gemma3::DType> t) const override {
+    return inner_->new_cache(c, len, t);
+  }
+  void attention(const gemma3::AttentionShape& shape, const gemma3::AttentionMask& mask, const gemma3::Activations& q,
+                 const gemma3::Activations& k, const gemma3::Activations& v, gemma3::LayerKVCache& cache,
+                 gemma3::Activations& context) const override {
+    if (g_stop.load(std::memory_order_relaxed)) throw Stopped{};
+    inner_->attention(shape, mask, q, k, v, cache, context);
+  }
+  void lm_head_last(const gemma3::Weight& W, const gemma3::Activations& h, float* logits) const override {
+    inner_->lm_head_last(W, h, logits);
+  }
+  int lm_head_argmax(const gemma3::Weight& W, const gemma3::Activations& h) const override {
+    return inner_->lm_head_argmax(W, h);
+  }
+  int argmax(const float* x, std::size_t n) const override { return inner_->argmax(x, n); }
+
+ private:
+  std::shared_ptr<const gemma3::Backend> inner_;
+};
+
 // ---- the state of the one model this module holds ----
 struct Turn {
   std::vector<int> prompt;   // ids still to prefill
@@ -137,7 +202,7 @@ std::shared_ptr<const gemma3::Backend> make_backend(int threads) {
   gemma3::CpuBackend::Options o;
   o.threads = std::max(1, threads);
   o.kv_dtype = gemma3::DType::F16;  // gemma3-cli's default too
-  return std::make_shared<const gemma3::CpuBackend>(o);
+  return std::make_shared<const StoppableBackend>(std::make_shared<const gemma3::CpuBackend>(o));
 }
 
 // The KV gauge: bytes held now by the sliding rings and by the global layers, and
@@ -183,11 +248,15 @@ gemma3::Vector run(State& s, const std::vector<int>& ids, bool record) {
 
 extern "C" {
 
+const char* g3_stop();
+
 EMSCRIPTEN_KEEPALIVE void* g3_alloc(double bytes) {
   if (bytes < 0 || bytes > 2147483647.0) return nullptr;  // wasm32: one allocation stays under 2 GiB
   return std::malloc(std::size_t(bytes));
 }
 EMSCRIPTEN_KEEPALIVE void g3_free(void* p) { std::free(p); }
+// Where the page writes 1 to stop (an aligned int32 in the shared wasm memory).
+EMSCRIPTEN_KEEPALIVE void* g3_stop_flag() { return &g_stop; }
 EMSCRIPTEN_KEEPALIVE const char* g3_result() { return result().c_str(); }
 
 // Takes ownership of data (from g3_alloc) whatever happens; 0 on success, else the
@@ -407,6 +476,9 @@ EMSCRIPTEN_KEEPALIVE const char* g3_step(int max_prefill) {
     json_string(r, valid_utf8(t.stream->push(id)));
     result() = r + stats();
     return result().c_str();
+  } catch (const Stopped&) {  // in the middle of a forward pass: the cache holds part of it
+    s.chat_started = false;
+    return g3_stop();
   } catch (const std::exception& e) {
     t.finished = true;
     return error_json(e.what());

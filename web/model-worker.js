@@ -8,9 +8,10 @@
 //             page starts, since a Worker nested in this one would wait on this
 //             one's thread, which generation keeps busy).
 //   generate  g3_begin, then g3_step in a loop: one prefill chunk or one token per
-//             step. Between steps the loop reads the Stop flag, an Int32 the page
-//             sets in a SharedArrayBuffer, so Stop works mid-prefill (chunks of at
-//             most ~0.5 s) and mid-decode.
+//             step (prefill chunks of up to 512 tokens). The Stop flag is an int32
+//             in the module's own shared memory (g3_stop_flag): the page sets it,
+//             this loop reads it between steps, and the module before each layer,
+//             so Stop ends a prefill within one layer and a decode within one token.
 // The wasm memory is made here and passed in (wasmMemory), so its current buffer is
 // always at hand: after the heap grows, old views of it are stale, so every copy into
 // or out of the heap makes a fresh view. Pointers are read with >>> 0 (wasm32 heap
@@ -23,7 +24,8 @@ const MAX_BUFFER = 2047 * 1024 * 1024;   // wasm32: one allocation over 2 GiB fa
 const memory = new WebAssembly.Memory({ initial: 64 * 16, maximum: 65536, shared: true });  // 64 MiB .. 4 GiB
 let M = null;            // the Emscripten module
 let api = null;          // its C functions
-let stopFlag = null;     // Int32Array(1) on the page's SharedArrayBuffer
+let stopFlag = null;     // Int32Array over the module's memory; stopFlag[stopIndex] is the Stop flag
+let stopIndex = 0;
 let writerState = null;  // Int32Array(2) shared with cache-writer.js: [0] busy, [1] abort
 let heapPeak = 0;
 
@@ -52,7 +54,9 @@ async function init() {
     stop: M.cwrap('g3_stop', 'string', []),
     attention: M.cwrap('g3_attention', 'string', ['number', 'number', 'number']),
   };
-  post({ type: 'ready', hardwareConcurrency: navigator.hardwareConcurrency, isolated: self.crossOriginIsolated,
+  stopIndex = (M.cwrap('g3_stop_flag', 'number', [])() >>> 0) / 4;
+  stopFlag = new Int32Array(memory.buffer);  // the flag sits in static data: this view stays valid as the heap grows
+  post({ type: 'ready', memory, stopIndex, hardwareConcurrency: navigator.hardwareConcurrency, isolated: self.crossOriginIsolated,
          opfs: !!(navigator.storage && navigator.storage.getDirectory) });
 }
 
@@ -190,29 +194,24 @@ async function clearCache() {
 
 // ---- generation ----
 function generate(msg) {
-  Atomics.store(stopFlag, 0, 0);
+  Atomics.store(stopFlag, stopIndex, 0);
   const begun = json(api.begin(msg.text, msg.chat ? 1 : 0, msg.reset ? 1 : 0, msg.temperature, msg.topK, msg.topP,
                                msg.seed, msg.maxTokens, msg.context, msg.recordAttention ? 1 : 0,
                                msg.ignoreEos ? 1 : 0));
   if (begun.error) { post({ type: 'error', where: 'generate', message: begun.error }); return; }
   post({ type: 'begin', ...begun });
-  // Prefill chunks: every chunk streams all the weights once, so bigger is faster, but
-  // the Stop flag is read only between chunks. Start at 16 tokens, double while a chunk
-  // takes under half the target, shrink when one takes longer.
-  let chunk = 16;
-  const target = 0.5;  // seconds per prefill chunk: the Stop button's latency during a prefill
+  // Prefill chunks of up to 512 tokens: each chunk streams all the weights once, so the
+  // fewer the better; 512 bounds the activations' memory (a 4K prompt at once would not
+  // fit the heap budget), and Stop does not need small chunks (see g3_stop_flag).
+  const chunk = 512;
   for (;;) {
-    if (Atomics.load(stopFlag, 0)) { post({ type: 'end', ...json(api.stop()) }); break; }
-    const t = performance.now();
+    if (Atomics.load(stopFlag, stopIndex)) { post({ type: 'end', ...json(api.stop()) }); break; }
     const r = json(api.step(chunk));
     if (r.error) { post({ type: 'error', where: 'generate', message: r.error }); break; }
     heapPeak = Math.max(heapPeak, memory.buffer.byteLength);
     r.heapBytes = memory.buffer.byteLength;
     r.heapPeak = heapPeak;
     if (r.phase === 'prefill') {
-      const seconds = (performance.now() - t) / 1000;
-      if (seconds < target / 2) chunk = Math.min(2 * chunk, 2048);
-      else if (seconds > target) chunk = Math.max(4, Math.floor(chunk * target / seconds));
       post({ type: 'prefill', ...r });
     } else if (r.phase === 'token') {
       post({ type: 'token', ...r });
@@ -238,7 +237,7 @@ onmessage = async (e) => {
   const msg = e.data;
   try {
     switch (msg.type) {
-      case 'init': stopFlag = new Int32Array(msg.stop); writerState = new Int32Array(msg.writer); break;
+      case 'init': writerState = new Int32Array(msg.writer); break;
       case 'load': await load(msg); break;
       case 'tokenize': {
         const r = json(api.tokenize(msg.text, msg.chat ? 1 : 0));
