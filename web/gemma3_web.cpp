@@ -14,7 +14,7 @@
 // the page a message, never the module. The Worker (web/worker.js) drives g3_step in a
 // loop, so it can read the Stop flag between steps and post each token as it comes.
 //
-// Generation follows generate.hpp: prefill the prompt (here in chunks of up to 512
+// Generation follows generate.hpp: prefill the prompt (here in chunks of up to 1024
 // tokens, which give the same logits as one pass), then sample, stop on <eos> /
 // <end_of_turn>, decode. Stop: the page sets an int in this module's memory
 // (g3_stop_flag); the Worker reads it between steps, and StoppableBackend reads it

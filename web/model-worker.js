@@ -8,7 +8,7 @@
 //             page starts, since a Worker nested in this one would wait on this
 //             one's thread, which generation keeps busy).
 //   generate  g3_begin, then g3_step in a loop: one prefill chunk or one token per
-//             step (prefill chunks of up to 512 tokens). The Stop flag is an int32
+//             step (prefill chunks of up to 1024 tokens). The Stop flag is an int32
 //             in the module's own shared memory (g3_stop_flag): the page sets it,
 //             this loop reads it between steps, and the module before each layer,
 //             so Stop ends a prefill within one layer and a decode within one token.
@@ -200,10 +200,10 @@ function generate(msg) {
                                msg.ignoreEos ? 1 : 0));
   if (begun.error) { post({ type: 'error', where: 'generate', message: begun.error }); return; }
   post({ type: 'begin', ...begun });
-  // Prefill chunks of up to 512 tokens: each chunk streams all the weights once, so the
-  // fewer the better; 512 bounds the activations' memory (a 4K prompt at once would not
-  // fit the heap budget), and Stop does not need small chunks (see g3_stop_flag).
-  const chunk = 512;
+  // Prefill chunks of up to 1024 tokens: each chunk streams (and unpacks) all the weights
+  // once, so the fewer the better; 1024 bounds the activations' memory (1B: ~30 MB per
+  // [T, intermediate_size] matrix), and Stop does not need small chunks (g3_stop_flag).
+  const chunk = 1024;
   for (;;) {
     if (Atomics.load(stopFlag, stopIndex)) { post({ type: 'end', ...json(api.stop()) }); break; }
     const r = json(api.step(chunk));

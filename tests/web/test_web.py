@@ -229,7 +229,7 @@ def main():
         run = page.demo("window.demo.runs[window.demo.runs.length - 1]")
         check(run["reason"] == "stopped" and run["stopLatencyMs"] < 1000,
               f"Stop mid-decode: {run['reason']} after {run.get('stopLatencyMs', -1):.0f} ms ({len(run['ids'])} tokens)")
-        # ---- Stop, mid-prefill: inside the first 512-token chunk's forward pass ----
+        # ---- Stop, mid-prefill: inside the first prefill chunk's forward pass ----
         page.generate(long_text(1500), "completion", 16, context=8192, record=False, wait=False)
         page.wait("window.demo.state === 'generating' && window.demo.phase === 'prefill'", 60, "the prefill")
         time.sleep(0.05)
