@@ -100,6 +100,9 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=512)
     ap.add_argument("--decode", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--long-prompt", type=int, default=0,
+                    help="instead of the table: one browser run per model with a prompt of this many tokens "
+                         "(4 decoded, 4096-position cache), printing the heap's peak against file + KV")
     args = ap.parse_args()
     folders = {os.path.dirname(os.path.abspath(m)) for m in args.models}
     if len(folders) != 1:
@@ -111,6 +114,14 @@ def main():
         url = re.search(r"http://127\.0\.0\.1:\d+/", server.stdout.readline()).group(0)
         for model in args.models:
             name = os.path.basename(model)
+            if args.long_prompt:
+                n, text = prompt_of(args.cli, model, args.long_prompt)
+                b = browser(url, name, text, 4, args.threads)
+                size = os.path.getsize(model)
+                print(f"{name}: {b['prompt_tokens']}-token prompt, prefill {b['prefill']:.1f} tok/s, peak wasm heap "
+                      f"{b['heap'] / 2**20:.0f} MiB = file {size / 2**20:.0f} + KV {b['kv'] / 2**20:.0f} + "
+                      f"{(b['heap'] - size - b['kv']) / 2**20:.0f} MiB", flush=True)
+                continue
             n, text = prompt_of(args.cli, model, args.prompt_tokens)
             rows = []
             for r in range(args.rounds):
