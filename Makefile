@@ -51,7 +51,7 @@ test: build
 # The test suite built with ASan + UBSan (tests only: no benchmarks, no examples).
 sanitize-build: deps
 	cmake -S . -B $(SAN_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA3_BUILD_BENCH=OFF \
-	  -DGEMMA3_BUILD_EXAMPLES=OFF -DGEMMA3_BUILD_WEB=OFF "-DCMAKE_CXX_FLAGS=$(SAN_FLAGS)" \
+	  -DGEMMA3_BUILD_EXAMPLES=OFF -DGEMMA3_BUILD_WEB=OFF -DGEMMA3_CUDA=OFF "-DCMAKE_CXX_FLAGS=$(SAN_FLAGS)" \
 	  "-DCMAKE_EXE_LINKER_FLAGS=$(SAN_FLAGS)" $(CMAKE_ARGS)
 	cmake --build $(SAN_DIR) -j$(JOBS) --target gemma3_tests
 

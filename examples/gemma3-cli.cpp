@@ -10,7 +10,8 @@
 // Gemma chat template when the model has one (an instruction-tuned file); a base
 // model's file has none, and its prompt is continued as plain text (--chat / --raw
 // choose). At the end it prints prefill and decode speed and the KV cache against
-// what an all-global cache would need.
+// what an all-global cache would need. --device cuda runs the whole model on the GPU
+// (the CUDA backend, cuda/: bf16 weights, a bf16 or f16 cache) when the build has it.
 // Run `gemma3-cli --help` for every flag.
 #include <algorithm>
 #include <chrono>
@@ -27,6 +28,9 @@
 #include <vector>
 
 #include <gemma3/gemma3.hpp>
+#if defined(GEMMA3_HAVE_CUDA)
+#include <gemma3/cuda/backend.hpp>
+#endif
 
 #include <unistd.h>  // isatty
 
@@ -47,11 +51,13 @@ struct Args {
   bool stats_json = false;
   int max_tokens = 256;
   int threads = 0;              // 0: hardware threads
-  std::string backend = "cpu";  // cpu | reference
+  std::string device = "cpu";   // cpu | cuda
+  std::string backend = "cpu";  // cpu | reference (the CPU backends)
+  bool backend_given = false;
   std::string isa;              // empty: the best this CPU has
   bool int16 = true;            // int16 activations on avx512
   int context = 0;              // 0: prompt + max tokens (generate) / 4096 (chat)
-  gemma3::DType kv_type = gemma3::DType::F16;  // the KV cache's values (llama.cpp's default too)
+  gemma3::DType kv_type = gemma3::DType::F16;  // the KV cache's values (llama.cpp's default too; bf16 on cuda)
   bool kv_type_given = false;
   gemma3::SamplingOptions sampling;  // Gemma's defaults: temperature 1.0, top-k 64, top-p 0.95
 };
@@ -78,14 +84,16 @@ void usage(std::ostream& os) {
         "  --seed S             random seed (default 0)\n"
         "  --greedy             same as --temperature 0\n"
         "  --ignore-eos         keep generating past <eos> / <end_of_turn>\n"
+        "  --device cpu|cuda    where the model runs (default cpu); cuda: the whole model on the\n"
+        "                       GPU, bf16 weights (only in a build with the CUDA backend)\n"
         "  --threads N          threads for the kernels (default: all cores)\n"
         "  --backend cpu|reference  the CPU backend (default) or the plain float32 reference\n"
         "                       backend (slow: widens every weight to float32; f32 cache)\n"
         "  --isa scalar|avx2|avx512  the CPU backend's instruction set (default: the best here)\n"
         "  --activations int16|f32  how quantized weights see activations on avx512 (default int16)\n"
         "  --context N          KV cache length in tokens\n"
-        "  --kv-type f16|f32    KV cache values (default f16: half the memory; f32 is the\n"
-        "                       library's reference default)\n"
+        "  --kv-type f16|f32|bf16  KV cache values. cpu: f16 (default: half the memory) or f32\n"
+        "                       (the library's reference default); cuda: bf16 (default) or f16\n"
         "  --stats-json         print the timing as one JSON line at the end of stdout\n"
         "  -h, --help           this text\n";
 }
@@ -137,8 +145,13 @@ Args parse_args(int argc, char** argv) {
     else if (f == "--greedy") a.sampling.temperature = 0.0f;
     else if (f == "--ignore-eos") a.ignore_eos = true;
     else if (f == "--threads") a.threads = int(parse_long(f, value(), 1, 1024));
-    else if (f == "--backend") {
+    else if (f == "--device") {
+      a.device = value();
+      if (a.device != "cpu" && a.device != "cuda")
+        throw std::invalid_argument("--device expects cpu or cuda, got '" + a.device + "'");
+    } else if (f == "--backend") {
       a.backend = value();
+      a.backend_given = true;
       if (a.backend != "cpu" && a.backend != "reference")
         throw std::invalid_argument("--backend expects cpu or reference, got '" + a.backend + "'");
     } else if (f == "--isa") a.isa = value();
@@ -153,7 +166,8 @@ Args parse_args(int argc, char** argv) {
       a.kv_type_given = true;
       if (t == "f16") a.kv_type = gemma3::DType::F16;
       else if (t == "f32") a.kv_type = gemma3::DType::F32;
-      else throw std::invalid_argument("--kv-type expects f16 or f32, got '" + t + "'");
+      else if (t == "bf16") a.kv_type = gemma3::DType::BF16;
+      else throw std::invalid_argument("--kv-type expects f16, f32 or bf16, got '" + t + "'");
     }
     else if (f == "--stats-json") a.stats_json = true;
     else throw std::invalid_argument("unknown option '" + f + "'");
@@ -162,6 +176,12 @@ Args parse_args(int argc, char** argv) {
     throw std::invalid_argument("generate needs --prompt TEXT or --prompt-ids-file FILE");
   if (a.command == "tokenize" && a.prompt.empty()) throw std::invalid_argument("tokenize needs --prompt TEXT");
   if (a.raw && a.chat_template) throw std::invalid_argument("--raw and --chat contradict each other");
+  if (a.device == "cuda" && a.backend_given)
+    throw std::invalid_argument("--backend chooses between the CPU backends; --device cuda runs the CUDA backend");
+  if (a.device == "cuda" && a.kv_type_given && a.kv_type == gemma3::DType::F32)
+    throw std::invalid_argument("--device cuda keeps a bf16 or f16 cache: use --kv-type bf16 or f16");
+  if (a.device == "cpu" && a.kv_type_given && a.kv_type == gemma3::DType::BF16)
+    throw std::invalid_argument("--kv-type bf16 needs --device cuda; the CPU backends keep f16 or f32");
   return a;
 }
 
@@ -260,7 +280,16 @@ int main(int argc, char** argv) {
 
   try {
     std::shared_ptr<const gemma3::Backend> backend;
-    if (args.backend == "reference") {
+    if (args.device == "cuda") {
+#if defined(GEMMA3_HAVE_CUDA)
+      if (!args.kv_type_given) args.kv_type = gemma3::DType::BF16;
+      gemma3::cuda::Options o;
+      o.kv_dtype = args.kv_type;
+      backend = gemma3::cuda::make_backend(o);
+#else
+      throw std::runtime_error("this gemma3-cli was built without the CUDA backend (GEMMA3_CUDA=OFF or no nvcc)");
+#endif
+    } else if (args.backend == "reference") {
       if (args.kv_type != gemma3::DType::F32) {
         if (args.kv_type_given) throw std::invalid_argument("--backend reference keeps a float32 cache: use --kv-type f32");
         args.kv_type = gemma3::DType::F32;

@@ -127,7 +127,8 @@ struct LayerKVCache {
 class KVCache {
  public:
   // max_cache_len: the longest sequence this cache will hold (prompt + generated).
-  // kv_dtype: DType::F32 (the reference) or DType::F16 (half the memory).
+  // kv_dtype: DType::F32 (the reference) or DType::F16 (half the memory); BF16 too for
+  // a device backend's rows.
   // host_rows = false: the layers' rows are left to a device backend (LayerKVCache::device).
   KVCache(const Gemma3TextConfig& config, int max_cache_len, DType kv_dtype = DType::F32, bool host_rows = true)
       : max_cache_len_(max_cache_len), dtype_(kv_dtype) {
@@ -135,8 +136,10 @@ class KVCache {
       throw std::invalid_argument("KVCache: max_cache_len must be in [1, max_position_embeddings = " +
                                   std::to_string(config.max_position_embeddings) + "], got " +
                                   std::to_string(max_cache_len));
-    if (kv_dtype != DType::F32 && kv_dtype != DType::F16)
-      throw std::invalid_argument(std::string("KVCache: kv_dtype must be f32 or f16, got ") + dtype_name(kv_dtype));
+    // A device backend's rows (host_rows = false) may also be bfloat16 (the CUDA backend's default).
+    if (kv_dtype != DType::F32 && kv_dtype != DType::F16 && (host_rows || kv_dtype != DType::BF16))
+      throw std::invalid_argument(std::string("KVCache: kv_dtype must be f32 or f16") +
+                                  (host_rows ? "" : " or bf16") + ", got " + dtype_name(kv_dtype));
     row_width_ = config.num_key_value_heads * config.head_dim;
     layers_.resize(std::size_t(config.num_hidden_layers));
     for (int i = 0; i < config.num_hidden_layers; ++i) {

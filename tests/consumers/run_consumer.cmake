@@ -55,7 +55,7 @@ if(MODE STREQUAL "find_package")
   set(_prefix "${WORK_DIR}/prefix")
   step("configure gemma3 for install"
     ${CMAKE_COMMAND} -S "${GEMMA3_SOURCE_DIR}" -B "${WORK_DIR}/gemma3-build" ${_common}
-      -DGEMMA3_BUILD_TESTS=OFF -DGEMMA3_BUILD_BENCH=OFF -DGEMMA3_BUILD_EXAMPLES=OFF
+      -DGEMMA3_BUILD_TESTS=OFF -DGEMMA3_BUILD_BENCH=OFF -DGEMMA3_BUILD_EXAMPLES=OFF -DGEMMA3_CUDA=OFF
       -DGEMMA3_INSTALL=ON "-DCMAKE_INSTALL_PREFIX=${_prefix}")
   step("build gemma3" ${CMAKE_COMMAND} --build "${WORK_DIR}/gemma3-build" --config Release)
   step("install gemma3" ${CMAKE_COMMAND} --install "${WORK_DIR}/gemma3-build" --config Release)

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# cuda/device-check.sh -- everything the CUDA backend needs a GPU for, in one run:
+# configure and build for the card (sm_90 unless CUDA_ARCH says otherwise), run the
+# CUDA tests (every kernel and the whole model against the CPU reference), the kernel
+# lab (decode, prefill, whole-model decode) and the PyTorch peer on the same card, and
+# write a summary. Sized to finish in under 8 minutes on an H100 with 16 cores.
+#
+#   bash cuda/device-deps.sh        # on a build machine: Eigen + Catch2 into .device-deps/
+#   bash cuda/device-check.sh [OUT]  # on the GPU machine; OUT defaults to $OUT or build-cuda/check
+#
+# Results: OUT/summary.md (the tables), OUT/*.csv, OUT/*.log. Exit status: non-zero when
+# the build or a test or a lab validation fails.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+out=${1:-${OUT:-build-cuda/check}}
+mkdir -p "$out"
+arch=${CUDA_ARCH:-90}
+jobs=$(nproc 2>/dev/null || echo 8)
+status=0
+t0=$(date +%s)
+note() { echo "== $*" | tee -a "$out/summary.md"; }
+: > "$out/summary.md"
+
+prefix=()
+if [[ -d .device-deps/usr ]]; then prefix=(-DCMAKE_PREFIX_PATH="$PWD/.device-deps/usr"); fi
+gen=()
+if command -v ninja >/dev/null 2>&1; then gen=(-G Ninja); fi
+
+{
+  echo "# CUDA device check, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem,power.limit --format=csv 2>&1
+  nvcc --version | tail -1
+  echo
+} >> "$out/summary.md"
+
+note "configure + build (sm_$arch, $jobs jobs)"
+if ! cmake -S . -B build-cuda "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DGEMMA3_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+     -DGEMMA3_BUILD_BENCH=OFF -DGEMMA3_BUILD_WEB=OFF -DGEMMA3_NATIVE_ARCH=OFF "${prefix[@]}" > "$out/configure.log" 2>&1; then
+  tail -30 "$out/configure.log"; note "configure FAILED (configure.log)"; exit 1
+fi
+if ! timeout 420 cmake --build build-cuda -j"$jobs" --target gemma3_cuda_tests cuda_decode_lab cuda_prefill_lab \
+     cuda_model_decode gemma3-cli > "$out/build.log" 2>&1; then
+  grep -E "error|Error" "$out/build.log" | head -40; note "build FAILED (build.log)"; exit 1
+fi
+note "built in $(( $(date +%s) - t0 )) s"
+
+run() {  # run NAME SECONDS COMMAND...: log to OUT/NAME.log, keep the status
+  local name=$1 secs=$2; shift 2
+  local s0=$(date +%s)
+  timeout "$secs" "$@" > "$out/$name.log" 2>&1
+  local rc=$?
+  note "$name: exit $rc in $(( $(date +%s) - s0 )) s"
+  tail -25 "$out/$name.log" | sed 's/^/    /' >> "$out/summary.md"
+  [[ $rc -eq 0 ]] || status=1
+}
+
+lab=build-cuda/cuda/lab
+run tests 240 build-cuda/cuda/gemma3_cuda_tests
+run decode_lab 90 "$lab/decode_lab" --csv "$out/decode.csv"
+run prefill_lab 120 "$lab/prefill_lab" --csv "$out/prefill.csv"
+run model_decode 90 "$lab/model_decode" --csv "$out/model_decode.csv"
+if python3 -c "import torch" > /dev/null 2>&1; then
+  run torch_attention 150 python3 cuda/lab/torch_attention.py --csv "$out/torch_attention.csv"
+else
+  note "torch_attention: no PyTorch here, skipped"
+fi
+note "total $(( $(date +%s) - t0 )) s, status $status"
+exit $status

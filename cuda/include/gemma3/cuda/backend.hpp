@@ -1,0 +1,44 @@
+// gemma3/cuda/backend.hpp -- the CUDA backend: the whole model on one GPU, through the
+// same seam as the CPU backends (include/gemma3/backend.hpp), so the model code is
+// the one a learner reads. Link gemma3::cuda (cuda/CMakeLists.txt).
+//
+//   weights       uploaded once, on first use, as bfloat16 (GGUF block types are
+//                 dequantized on the host first); RMSNorm weights and RoPE tables as float32
+//   activations   float32 device buffers (Activations::device())
+//   linear        cuBLAS, bf16 x bf16 with float32 accumulation and output
+//   attention     cuda/src/attention_prefill.cu (tiled flash attention that visits only
+//                 the key tiles inside a sliding layer's window) and attention_decode.cu
+//                 (split-K over the keys, the ring read in place)
+//   KV cache      on the device, bf16 (or f16), the CPU cache's layout: a ring of W rows on
+//                 sliding layers, one row per position on global ones
+//   greedy decode one token id in, one id out (lm_head_argmax runs on the device)
+//
+// Without a CUDA device make_backend throws std::runtime_error; device_count() says 0.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "gemma3/backend.hpp"
+
+namespace gemma3 {
+namespace cuda {
+
+struct Options {
+  int device = 0;                       // CUDA device ordinal
+  std::optional<DType> kv_dtype;        // BF16 (default) or F16
+};
+
+// CUDA devices visible to this process; 0 when there is no driver or no device.
+int device_count();
+
+// "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)", or an error message.
+std::string device_description(int device = 0);
+
+// The backend on Options::device. Throws std::runtime_error naming the reason when
+// there is no usable device.
+std::shared_ptr<const Backend> make_backend(const Options& options = {});
+
+}  // namespace cuda
+}  // namespace gemma3

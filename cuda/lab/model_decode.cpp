@@ -1,0 +1,168 @@
+// cuda/lab/model_decode.cpp -- the whole model on the GPU: greedy decode speed against
+// the memory-bandwidth floor, and prefill speed.
+//
+//   model_decode [MODEL.gguf] [--steps N] [--csv FILE]
+//
+// A decode step reads every weight once: the seven projections of every layer and the
+// tied embedding as the LM head, 2 bytes per value as the backend keeps them (bf16).
+// Nothing can do a step faster than
+//
+//   floor = weight bytes / copy bandwidth
+//
+// where the copy bandwidth is measured here: a device-to-device copy of 1 GiB, counting
+// the bytes read and the bytes written. The report gives ms per step, tokens/s, the
+// floor and floor / step (1.0 would be a step that only streams the weights; the target
+// is 0.70), after a 128-token prompt, and the prefill speed of a 1024-token prompt.
+// The default model is models/gemma-3-1b-shaped-q4_k_m.gguf (random weights in Gemma 3
+// 1B's shapes; run from the repository root).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "gemma3/cuda/backend.hpp"
+#include "gemma3/load_model.hpp"
+
+namespace {
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Device-to-device copy bandwidth in bytes/s, read + write: the best of 10 copies of 1 GiB.
+double copy_bandwidth() {
+  const std::size_t bytes = std::size_t(1) << 30;
+  void *a = nullptr, *b = nullptr;
+  check(cudaMalloc(&a, bytes), "cudaMalloc (bandwidth buffer)");
+  check(cudaMalloc(&b, bytes), "cudaMalloc (bandwidth buffer)");
+  check(cudaMemset(a, 1, bytes), "cudaMemset");
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  check(cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice), "cudaMemcpy (warm-up)");
+  float best_ms = 1e30f;
+  for (int i = 0; i < 10; ++i) {
+    check(cudaEventRecord(start), "cudaEventRecord");
+    check(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice), "cudaMemcpyAsync");
+    check(cudaEventRecord(stop), "cudaEventRecord");
+    check(cudaEventSynchronize(stop), "cudaEventSynchronize");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+    best_ms = std::min(best_ms, ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaFree(a);
+  cudaFree(b);
+  return 2.0 * double(bytes) / (double(best_ms) * 1e-3);
+}
+
+// Bytes of bf16 weights one decode step reads: every projection and the LM head.
+double weight_bytes(const gemma3::Gemma3ForCausalLM& model) {
+  auto bytes = [](const gemma3::Weight& w) { return 2.0 * double(w.rows) * double(w.cols); };
+  double total = bytes(model.weights().embed_tokens);  // the tied LM head
+  for (const gemma3::Gemma3DecoderLayerWeights& l : model.weights().layers)
+    total += bytes(l.self_attn.q_proj) + bytes(l.self_attn.k_proj) + bytes(l.self_attn.v_proj) +
+             bytes(l.self_attn.o_proj) + bytes(l.mlp.gate_proj) + bytes(l.mlp.up_proj) + bytes(l.mlp.down_proj);
+  return total;
+}
+
+std::vector<int> prompt(int n, int vocab) {
+  std::vector<int> ids(static_cast<std::size_t>(n));
+  ids[0] = 2;  // <bos>
+  for (int i = 1; i < n; ++i) ids[std::size_t(i)] = int((1000003LL * i + 12345) % (vocab - 3)) + 3;
+  return ids;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string path = "models/gemma-3-1b-shaped-q4_k_m.gguf", csv;
+  int steps = 256;
+  try {
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      auto value = [&]() -> std::string {
+        if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+        return argv[++i];
+      };
+      if (a == "--steps") steps = std::max(1, std::atoi(value().c_str()));
+      else if (a == "--csv") csv = value();
+      else if (a == "-h" || a == "--help") {
+        std::printf("usage: model_decode [MODEL.gguf] [--steps N] [--csv FILE]\n");
+        return 0;
+      } else if (!a.empty() && a[0] == '-') throw std::invalid_argument("unknown option " + a);
+      else path = a;
+    }
+    if (gemma3::cuda::device_count() == 0) {
+      std::printf("model_decode: no CUDA device: skipped\n");
+      return 77;
+    }
+    const std::string device = gemma3::cuda::device_description(0);
+    std::printf("device: %s\n", device.c_str());
+    const double bandwidth = copy_bandwidth();
+    std::printf("copy bandwidth (read + write, 1 GiB): %.0f GB/s\n", bandwidth / 1e9);
+
+    const gemma3::Gemma3ForCausalLM model = gemma3::load_model(path, nullptr, nullptr, gemma3::cuda::make_backend());
+    const gemma3::Gemma3TextConfig& c = model.config();
+    const double bytes = weight_bytes(model);
+    std::printf("model: %s (%d layers, hidden %d, vocab %d), backend %s\n", path.c_str(), c.num_hidden_layers,
+                c.hidden_size, c.vocab_size, model.backend().name().c_str());
+    std::printf("bf16 weights read per decode step: %.1f MiB\n", bytes / (1024.0 * 1024.0));
+
+    // Warm-up: the first call uploads the weights; one decode step fills the activation pool.
+    {
+      gemma3::KVCache warm = model.new_cache(1024 + 8);
+      const int id = model.prefill_greedy(prompt(1024, c.vocab_size), warm);
+      model.decode_greedy(id, warm);
+    }
+
+    // Decode: a 128-token prompt, then `steps` greedy steps (each returns one id, so the
+    // GPU has finished when it returns).
+    const int prompt_len = 128, warm_steps = 8;
+    gemma3::KVCache cache = model.new_cache(prompt_len + warm_steps + steps + 1);
+    int id = model.prefill_greedy(prompt(prompt_len, c.vocab_size), cache);
+    for (int s = 0; s < warm_steps; ++s) id = model.decode_greedy(id, cache);
+    const auto t0 = Clock::now();
+    for (int s = 0; s < steps; ++s) id = model.decode_greedy(id, cache);
+    const double decode_s = seconds_since(t0);
+    const double step_ms = 1e3 * decode_s / steps, floor_ms = 1e3 * bytes / bandwidth;
+
+    // Prefill: 1024 tokens in one call.
+    const int prefill_len = 1024;
+    gemma3::KVCache long_cache = model.new_cache(prefill_len + 1);
+    const auto t1 = Clock::now();
+    model.prefill_greedy(prompt(prefill_len, c.vocab_size), long_cache);
+    const double prefill_s = seconds_since(t1);
+
+    std::printf("decode after %d tokens: %d steps, %.3f ms/step, %.1f tok/s\n", prompt_len + warm_steps, steps,
+                step_ms, 1e3 / step_ms);
+    std::printf("floor (weights / copy bandwidth): %.3f ms/step; floor / step = %.2f (target >= 0.70: %s)\n",
+                floor_ms, floor_ms / step_ms, floor_ms / step_ms >= 0.70 ? "met" : "not met");
+    std::printf("prefill %d tokens: %.1f ms, %.0f tok/s\n", prefill_len, 1e3 * prefill_s, prefill_len / prefill_s);
+
+    if (!csv.empty()) {
+      std::ofstream f(csv);
+      if (!f) throw std::runtime_error(csv + ": cannot write");
+      f << "device,model,weight_mib,copy_gbps,decode_steps,ms_per_step,tok_s,floor_ms,floor_ratio,prefill_tokens,"
+           "prefill_tok_s\n";
+      f << '"' << device << "\",\"" << path << "\"," << bytes / (1024.0 * 1024.0) << ',' << bandwidth / 1e9 << ','
+        << steps << ',' << step_ms << ',' << 1e3 / step_ms << ',' << floor_ms << ',' << floor_ms / step_ms << ','
+        << prefill_len << ',' << prefill_len / prefill_s << '\n';
+      std::printf("wrote %s\n", csv.c_str());
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "model_decode: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,706 @@
+// cuda/src/backend.cpp -- CudaBackend: every step of backend.hpp on one GPU, so the
+// activations and the KV cache never leave it. Plain C++ on the CUDA runtime and cuBLAS;
+// the kernels are in ops.cu and attention_*.cu.
+//
+//   activations  float32 [rows, cols] device buffers (Activations::device()), from a
+//                caching pool: free lists by size, refilled by each buffer's deleter, so a
+//                decode step allocates nothing once the first step has run
+//   weights      on first use: dequantized / widened on the host, rounded to bfloat16
+//                (gemma3::f32_to_bf16), copied once, kept by Weight::data (+ shape, dtype);
+//                norm weights and RoPE inv_freq as float32, kept by their data
+//   linear       Y [T, out] = X [T, in] . W^T, W [out, in] row-major, as one cuBLAS GEMM:
+//                cuBLAS is column-major, and a row-major [r, c] matrix is a column-major
+//                [c, r] one with leading dimension c, so
+//                  Y^T [out, T] = (W^T)^T [out, in] . X^T [in, T]
+//                  = GemmEx(op(A) = T, op(B) = N, m = out, n = T, k = in,
+//                           A = W (lda = in), B = X (ldb = in), C = Y (ldc = out))
+//                X rounded to bf16 first; bf16 x bf16 products, float32 sums and output
+//   attention    the cache's rows are bf16 (or f16) on the device (new_cache): a prompt
+//                chunk (T > 1) attends over the cached keys and its own, then appends;
+//                a decode step (T = 1) appends, then attends over the cache. head_dim
+//                128 and 256 (every released Gemma 3) run the tuned kernels
+//                (attention_prefill, attention_decode), any other the plain version 1
+//                kernels (the tiny test models)
+//   LM head      the tied embedding as a GEMM on the last row; lm_head_argmax keeps
+//                the logits on the device and sends back the one id
+//
+// One stream and one cuBLAS handle per backend; download(), lm_head_*() and every
+// host-to-device copy wait for the stream, so no host buffer is read after its call
+// returns. A backend serves one thread at a time.
+#include "gemma3/cuda/backend.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "attention.hpp"
+#include "decode_versions.hpp"
+#include "gemma3/kernels/argmax.hpp"
+#include "gemma3/quant/quant.hpp"
+#include "ops.hpp"
+#include "prefill_versions.hpp"
+
+namespace gemma3 {
+namespace cuda {
+
+namespace {
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string("gemma3::cuda: ") + what + ": " + cudaGetErrorString(e));
+}
+void check(cublasStatus_t s, const char* what) {
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw std::runtime_error(std::string("gemma3::cuda: ") + what + ": " + cublasGetStatusString(s));
+}
+#define GEMMA3_CUDA_CHECK(x) check((x), #x)
+
+std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
+int to_int(Eigen::Index n, const char* what) {
+  if (n < 0 || n > std::numeric_limits<int>::max())
+    throw std::invalid_argument(std::string("cuda backend: ") + what + " = " + std::to_string(n) + " is out of range");
+  return int(n);
+}
+
+// ---- the activation pool ----------------------------------------------------------------
+
+// Device buffers by size (rounded up to 256 bytes). A buffer handed out comes back to
+// its free list when its last owner lets go; the pool lives as long as any of them (the
+// deleter holds it). Every use of a buffer is on the backend's one stream, so a buffer
+// given back while kernels still read it is only reused by work queued after them.
+class DevicePool : public std::enable_shared_from_this<DevicePool> {
+ public:
+  explicit DevicePool(int device) : device_(device) {}
+  DevicePool(const DevicePool&) = delete;
+  DevicePool& operator=(const DevicePool&) = delete;
+  ~DevicePool() {
+    cudaSetDevice(device_);
+    for (auto& [bytes, list] : free_)
+      for (void* p : list) cudaFree(p);
+  }
+
+  std::shared_ptr<void> get(std::size_t bytes) {
+    bytes = round_up(std::max<std::size_t>(bytes, 1), 256);
+    void* p = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(bytes);
+      if (it != free_.end() && !it->second.empty()) {
+        p = it->second.back();
+        it->second.pop_back();
+      }
+    }
+    if (!p) p = allocate(bytes);
+    std::shared_ptr<DevicePool> self = shared_from_this();
+    return std::shared_ptr<void>(p, [self, bytes](void* q) { self->give_back(q, bytes); });
+  }
+
+ private:
+  void* allocate(std::size_t bytes) {
+    void* p = nullptr;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation) {  // free the idle buffers and try once more
+      cudaGetLastError();
+      release_idle();
+      e = cudaMalloc(&p, bytes);
+    }
+    if (e != cudaSuccess)
+      throw std::runtime_error("gemma3::cuda: cudaMalloc of " + std::to_string(bytes) +
+                               " bytes for activations failed: " + cudaGetErrorString(e));
+    return p;
+  }
+  void release_idle() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [bytes, list] : free_)
+      for (void* p : list) cudaFree(p);  // cudaFree waits for the device
+    free_.clear();
+  }
+  void give_back(void* p, std::size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_[bytes].push_back(p);
+  }
+
+  int device_;
+  std::mutex mutex_;
+  std::unordered_map<std::size_t, std::vector<void*>> free_;
+};
+
+// ---- one layer's cache rows on the device --------------------------------------------------
+
+struct CacheRows {
+  int device = 0;
+  KvType type = KvType::bf16;
+  int capacity = 0;       // rows (LayerKVCache::capacity)
+  int width = 0;          // num_key_value_heads * head_dim
+  int max_cache_len = 0;  // the KVCache's
+  void* k = nullptr;      // [capacity, width] bf16 or f16
+  void* v = nullptr;      // [capacity, width]
+  CacheRows() = default;
+  CacheRows(const CacheRows&) = delete;
+  CacheRows& operator=(const CacheRows&) = delete;
+  ~CacheRows() {
+    cudaSetDevice(device);
+    if (k) cudaFree(k);
+    if (v) cudaFree(v);
+  }
+};
+// The deleter type marks a LayerKVCache::device made here (std::get_deleter finds it).
+struct CacheRowsDeleter {
+  void operator()(CacheRows* p) const { delete p; }
+};
+
+// ---- what the backend holds ------------------------------------------------------------------
+
+struct DeviceWeight {
+  std::shared_ptr<void> data;          // bf16 [rows, cols]
+  std::array<unsigned char, 64> head{};  // the first and last bytes of the host weight:
+  std::array<unsigned char, 64> tail{};  // a different weight at a reused address is seen
+  std::size_t sample = 0;
+};
+struct DeviceVector {
+  std::vector<float> host;     // the values uploaded (compared on every use)
+  std::shared_ptr<void> data;  // float32 [n]
+};
+using WeightKey = std::tuple<const void*, std::int64_t, std::int64_t, int>;  // data, rows, cols, dtype
+using VectorKey = std::pair<const float*, std::size_t>;
+
+struct State {
+  int device = 0;
+  DType kv_dtype = DType::BF16;
+  cudaDeviceProp props{};
+  int num_sms = 0;
+  cudaStream_t stream = nullptr;
+  cublasHandle_t cublas = nullptr;
+  std::shared_ptr<DevicePool> pool;
+
+  std::mutex store_mutex;  // the two maps below
+  std::map<WeightKey, DeviceWeight> weights;
+  std::map<VectorKey, DeviceVector> vectors;
+
+  State() = default;
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
+  ~State() {
+    cudaSetDevice(device);
+    if (stream) cudaStreamSynchronize(stream);
+    weights.clear();
+    vectors.clear();
+    if (cublas) cublasDestroy(cublas);
+    if (stream) cudaStreamDestroy(stream);
+  }
+};
+
+std::shared_ptr<void> device_alloc(std::size_t bytes, int device, const char* what) {
+  void* p = nullptr;
+  const cudaError_t e = cudaMalloc(&p, std::max<std::size_t>(bytes, 1));
+  if (e != cudaSuccess)
+    throw std::runtime_error(std::string("gemma3::cuda: cudaMalloc of ") + std::to_string(bytes) + " bytes for " +
+                             what + " failed: " + cudaGetErrorString(e));
+  return std::shared_ptr<void>(p, [device](void* q) {
+    cudaSetDevice(device);
+    cudaFree(q);
+  });
+}
+
+// W as bf16 [rows, cols] on the host: each row dequantized (or widened) to float32,
+// then rounded; the rows split over the host's threads.
+std::vector<std::uint16_t> weight_to_bf16(const Weight& W) {
+  const std::size_t rows = std::size_t(W.rows), cols = std::size_t(W.cols);
+  std::vector<std::uint16_t> out(rows * cols);
+  const std::size_t threads =
+      std::max<std::size_t>(1, std::min<std::size_t>({std::thread::hardware_concurrency(), 16, rows / 64 + 1}));
+  auto work = [&](std::size_t r0, std::size_t r1) {
+    std::vector<float> row(cols);
+    for (std::size_t r = r0; r < r1; ++r) {
+      dequantize_row(W, std::int64_t(r), row.data());
+      std::uint16_t* dst = out.data() + r * cols;
+      for (std::size_t c = 0; c < cols; ++c) dst[c] = f32_to_bf16(row[c]);
+    }
+  };
+  if (threads == 1) {
+    work(0, rows);
+    return out;
+  }
+  std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errors(threads);
+  for (std::size_t i = 0; i < threads; ++i)
+    pool.emplace_back([&, i] {
+      try {
+        work(rows * i / threads, rows * (i + 1) / threads);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+  for (std::thread& t : pool) t.join();
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+  return out;
+}
+
+// ---- the backend ------------------------------------------------------------------------------
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const Options& o) : s_(std::make_shared<State>()) {
+    if (o.kv_dtype && *o.kv_dtype != DType::BF16 && *o.kv_dtype != DType::F16)
+      throw std::invalid_argument(std::string("cuda backend: kv_dtype must be BF16 or F16, got ") +
+                                  dtype_name(*o.kv_dtype));
+    State& s = *s_;
+    s.device = o.device;
+    s.kv_dtype = o.kv_dtype.value_or(DType::BF16);
+    GEMMA3_CUDA_CHECK(cudaSetDevice(s.device));
+    GEMMA3_CUDA_CHECK(cudaGetDeviceProperties(&s.props, s.device));
+    s.num_sms = s.props.multiProcessorCount;
+    GEMMA3_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
+    GEMMA3_CUDA_CHECK(cublasCreate(&s.cublas));
+    GEMMA3_CUDA_CHECK(cublasSetStream(s.cublas, s.stream));
+    // float32 sums all the way (no split-K partials kept in 16 bits)
+    GEMMA3_CUDA_CHECK(cublasSetMathMode(
+        s.cublas, cublasMath_t(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+    s.pool = std::make_shared<DevicePool>(s.device);
+  }
+
+  std::string name() const override {
+    return std::string("cuda ") + s_->props.name + ", bf16 weights, " + dtype_name(s_->kv_dtype) + " cache";
+  }
+
+  // ---- the small steps ----
+
+  void embed(const Weight& table, const std::vector<int>& ids, float scale, Activations& out) const override {
+    use_device();
+    for (std::size_t t = 0; t < ids.size(); ++t)  // embedding.hpp's check and message
+      if (ids[t] < 0 || ids[t] >= table.rows)
+        throw std::out_of_range("token id " + std::to_string(ids[t]) + " at position " + std::to_string(t) +
+                                " is outside the vocabulary [0, " + std::to_string(table.rows) + ")");
+    const int T = to_int(Eigen::Index(ids.size()), "tokens"), H = to_int(table.cols, "hidden_size");
+    const std::uint16_t* rows = weight(table);
+    const std::shared_ptr<void> ids_dev = s_->pool->get(ids.size() * sizeof(int));
+    copy_to_device(ids_dev.get(), ids.data(), ids.size() * sizeof(int));
+    Activations h = make(T, H);  // [T, H]
+    cuda::embed(rows, to_int(table.rows, "vocab_size"), H, static_cast<const int*>(ids_dev.get()), T, scale, ptr(h),
+                s_->stream);
+    out = std::move(h);
+  }
+
+  void set_rows(Activations& h, const std::vector<int>& rows, const Matrix& values) const override {
+    use_device();
+    if (Eigen::Index(rows.size()) != values.rows() || values.cols() != h.cols())
+      throw std::invalid_argument("cuda backend: set_rows: " + std::to_string(rows.size()) + " rows for values [" +
+                                  std::to_string(values.rows()) + ", " + std::to_string(values.cols()) +
+                                  "] into activations of width " + std::to_string(h.cols()));
+    for (int r : rows)
+      if (r < 0 || r >= h.rows())
+        throw std::out_of_range("cuda backend: set_rows: row " + std::to_string(r) + " outside [0, " +
+                                std::to_string(h.rows()) + ")");
+    if (rows.empty()) return;
+    const std::shared_ptr<void> rows_dev = s_->pool->get(rows.size() * sizeof(int));
+    const std::shared_ptr<void> values_dev = s_->pool->get(std::size_t(values.size()) * sizeof(float));
+    copy_to_device(rows_dev.get(), rows.data(), rows.size() * sizeof(int));
+    copy_to_device(values_dev.get(), values.data(), std::size_t(values.size()) * sizeof(float));
+    cuda::set_rows(ptr(h), to_int(h.cols(), "cols"), static_cast<const int*>(rows_dev.get()), int(rows.size()),
+                   static_cast<const float*>(values_dev.get()), s_->stream);
+  }
+
+  void rms_norm(const Activations& x, const Vector& w, float eps, Activations& out) const override {
+    use_device();
+    if (w.size() != x.cols())
+      throw std::invalid_argument("cuda backend: rms_norm: weight of " + std::to_string(w.size()) +
+                                  " values for rows of " + std::to_string(x.cols()));
+    const float* wd = vector(w.data(), std::size_t(w.size()));
+    const int rows = to_int(x.rows(), "rows"), n = to_int(x.cols(), "cols");
+    if (&out == &x) {
+      cuda::rms_norm(ptr(x), wd, eps, ptr(x), rows, n, s_->stream);
+      return;
+    }
+    Activations y = make(rows, n);
+    cuda::rms_norm(ptr(x), wd, eps, ptr(y), rows, n, s_->stream);
+    out = std::move(y);
+  }
+
+  void rms_norm_heads(Activations& x, int head_dim, const Vector& w, float eps) const override {
+    use_device();
+    if (head_dim <= 0 || x.cols() % head_dim != 0 || w.size() != head_dim)
+      throw std::invalid_argument("cuda backend: rms_norm_heads: rows of " + std::to_string(x.cols()) +
+                                  " values, head_dim " + std::to_string(head_dim) + ", weight of " +
+                                  std::to_string(w.size()));
+    cuda::rms_norm_heads(ptr(x), to_int(x.rows(), "rows"), to_int(x.cols() / head_dim, "heads"), head_dim,
+                         vector(w.data(), std::size_t(w.size())), eps, s_->stream);
+  }
+
+  void rope(Activations& x, const RotaryEmbedding& rope, int pos0) const override {
+    use_device();
+    const int D = rope.head_dim();
+    if (D <= 0 || x.cols() % D != 0)
+      throw std::invalid_argument("cuda backend: rope: rows of " + std::to_string(x.cols()) +
+                                  " values are not whole heads of " + std::to_string(D));
+    if (pos0 < 0 || x.rows() > Eigen::Index(std::numeric_limits<int>::max() - pos0))
+      throw std::invalid_argument("cuda backend: rope: positions out of range");
+    const std::vector<float>& f = rope.inv_freq();
+    cuda::rope(ptr(x), to_int(x.rows(), "rows"), to_int(x.cols() / D, "heads"), D, vector(f.data(), f.size()), pos0,
+               s_->stream);
+  }
+
+  void add(Activations& h, const Activations& x) const override {
+    use_device();
+    require_same_shape(h, x, "add");
+    cuda::add(ptr(h), ptr(x), std::size_t(h.rows()) * std::size_t(h.cols()), s_->stream);
+  }
+
+  Activations upload(const Matrix& x) const override {
+    use_device();
+    Activations a = make(x.rows(), x.cols());
+    copy_to_device(a.device(), x.data(), std::size_t(x.size()) * sizeof(float));
+    return a;
+  }
+
+  Matrix download(const Activations& x) const override {
+    use_device();
+    Matrix m(x.rows(), x.cols());
+    copy_to_host(m.data(), ptr(x), std::size_t(m.size()) * sizeof(float));
+    return m;
+  }
+
+  // ---- the heavy steps ----
+
+  void linear(const Weight& W, const Activations& X, Activations& Y) const override {
+    linear_many(X, {{&W, &Y}});
+  }
+
+  // X is rounded to bf16 once for every W that reads it.
+  void linear_many(const Activations& X,
+                   std::initializer_list<std::pair<const Weight*, Activations*>> jobs) const override {
+    use_device();
+    const int T = to_int(X.rows(), "rows"), in = to_int(X.cols(), "cols");
+    for (const auto& j : jobs)
+      if (j.first->cols != in)
+        throw std::invalid_argument("cuda backend: linear: a weight [" + std::to_string(j.first->rows) + ", " +
+                                    std::to_string(j.first->cols) + "] for activations [" + std::to_string(T) +
+                                    ", " + std::to_string(in) + "]");
+    const std::shared_ptr<void> xb = bf16_copy(ptr(X), std::size_t(T) * std::size_t(in));  // [T, in] bf16
+    std::vector<Activations> outs;
+    outs.reserve(jobs.size());
+    for (const auto& j : jobs) {
+      const Weight& W = *j.first;
+      Activations y = make(T, to_int(W.rows, "out_features"));  // [T, out]
+      gemm(weight(W), static_cast<const std::uint16_t*>(xb.get()), ptr(y), int(W.rows), T, in);
+      outs.push_back(std::move(y));
+    }
+    std::size_t i = 0;
+    for (const auto& j : jobs) *j.second = std::move(outs[i++]);  // after every GEMM: a Y may be X
+  }
+
+  void gelu_tanh_mul(Activations& gate, const Activations& up) const override {
+    use_device();
+    require_same_shape(gate, up, "gelu_tanh_mul");
+    cuda::gelu_tanh_mul(ptr(gate), ptr(up), std::size_t(gate.rows()) * std::size_t(gate.cols()), s_->stream);
+  }
+
+  KVCache new_cache(const Gemma3TextConfig& config, int max_cache_len, std::optional<DType> kv_dtype) const override {
+    use_device();
+    const DType dtype = kv_dtype.value_or(s_->kv_dtype);
+    if (dtype != DType::BF16 && dtype != DType::F16)
+      throw std::invalid_argument(std::string("cuda backend: the KV cache holds BF16 or F16 values, not ") +
+                                  dtype_name(dtype));
+    KVCache cache(config, max_cache_len, dtype, /*host_rows=*/false);
+    const int width = config.num_key_value_heads * config.head_dim;
+    for (int i = 0; i < cache.num_layers(); ++i) {
+      LayerKVCache& layer = cache.layer(i);
+      std::shared_ptr<CacheRows> rows(new CacheRows, CacheRowsDeleter{});
+      rows->device = s_->device;
+      rows->type = dtype == DType::BF16 ? KvType::bf16 : KvType::f16;
+      rows->capacity = layer.capacity;
+      rows->width = width;
+      rows->max_cache_len = max_cache_len;
+      const std::size_t bytes = std::size_t(layer.capacity) * std::size_t(width) * 2;  // [capacity, width] x 2 bytes
+      for (void** p : {&rows->k, &rows->v}) {
+        const cudaError_t e = cudaMalloc(p, bytes);
+        if (e != cudaSuccess)
+          throw std::runtime_error("gemma3::cuda: cudaMalloc of " + std::to_string(bytes) + " bytes for layer " +
+                                   std::to_string(i) + "'s KV cache rows failed: " + cudaGetErrorString(e));
+        GEMMA3_CUDA_CHECK(cudaMemsetAsync(*p, 0, bytes, s_->stream));
+      }
+      layer.device = std::move(rows);
+    }
+    GEMMA3_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+    return cache;
+  }
+
+  void attention(const AttentionShape& shape, const AttentionMask& mask, const Activations& q, const Activations& k,
+                 const Activations& v, LayerKVCache& cache, Activations& context) const override {
+    use_device();
+    if (!cache.device || !std::get_deleter<CacheRowsDeleter>(cache.device))
+      throw std::invalid_argument(
+          "cuda backend: this KV cache was made by another backend (its rows are not on a CUDA device); make the "
+          "cache with the model's own new_cache()");
+    const CacheRows& rows = *static_cast<const CacheRows*>(cache.device.get());
+    if (rows.device != s_->device)
+      throw std::invalid_argument("cuda backend: this KV cache is on CUDA device " + std::to_string(rows.device) +
+                                  ", the backend on device " + std::to_string(s_->device));
+    const int NH = shape.num_attention_heads, KV = shape.num_key_value_heads, D = shape.head_dim;
+    const int T = to_int(q.rows(), "tokens"), pos0 = mask.pos0;
+    if (NH <= 0 || KV <= 0 || D <= 0 || NH % KV != 0 || q.cols() != Eigen::Index(NH) * D ||
+        k.cols() != Eigen::Index(KV) * D || v.cols() != Eigen::Index(KV) * D || k.rows() != T || v.rows() != T ||
+        rows.width != KV * D)
+      throw std::invalid_argument("cuda backend: attention: q [" + std::to_string(q.rows()) + ", " +
+                                  std::to_string(q.cols()) + "], k [" + std::to_string(k.rows()) + ", " +
+                                  std::to_string(k.cols()) + "], v [" + std::to_string(v.rows()) + ", " +
+                                  std::to_string(v.cols()) + "] do not fit " + std::to_string(NH) + " heads, " +
+                                  std::to_string(KV) + " kv heads of " + std::to_string(D) +
+                                  " and cache rows of " + std::to_string(rows.width));
+    if (T < 1 || pos0 < 0 || pos0 > rows.max_cache_len - T)
+      throw std::length_error("cuda backend: attention: " + std::to_string(T) + " tokens at position " +
+                              std::to_string(pos0) + " run past the KV cache's " + std::to_string(rows.max_cache_len) +
+                              " positions");
+    if (cache.capacity != rows.capacity || cache.sliding != mask.sliding)
+      throw std::invalid_argument("cuda backend: attention: the cache layer does not match the layer type");
+
+    Activations out = make(T, Eigen::Index(NH) * D);  // [T, NH * D]
+    AttentionArgs a;
+    a.num_heads = NH;
+    a.num_kv_heads = KV;
+    a.head_dim = D;
+    a.scale = shape.scale;
+    a.softcap = shape.softcap ? float(*shape.softcap) : 0.f;
+    a.sliding = mask.sliding;
+    a.window = mask.sliding_window;
+    a.kv_type = rows.type;
+    a.batch = 1;
+    a.T = T;
+    a.q = ptr(q);
+    a.out = ptr(out);
+    a.pos0 = pos0;
+    a.max_position = pos0 + T - 1;
+    a.k_cache = rows.k;
+    a.v_cache = rows.v;
+    a.capacity = rows.capacity;
+    a.seq_stride = (long long)rows.capacity * KV * D;
+    // The tuned kernels' shapes (head_dim 128 / 256, GQA group 1, 2, 4 or 8: every Gemma 3);
+    // the v1 kernels take any other (the tiny test models' head_dims 8, 16, 32).
+    const int G = shape.num_attention_heads / shape.num_key_value_heads;
+    const bool fast = (D == 128 || D == 256) && (G == 1 || G == 2 || G == 4 || G == 8);
+
+    if (T == 1 && !mask.images) {  // decode: append, then read the cache alone
+      kv_append(a, ptr(k), ptr(v), s_->stream);
+      if (fast) {
+        const std::size_t bytes = attention_decode_workspace(a, s_->num_sms);
+        const std::shared_ptr<void> workspace = s_->pool->get(bytes);
+        a.workspace = workspace.get();
+        a.workspace_bytes = bytes;
+        attention_decode(a, s_->num_sms, s_->stream);
+      } else {
+        attention_decode_v1(a, s_->stream);
+      }
+    } else {  // prefill: the cached keys and this chunk's, then append
+      a.k_new = ptr(k);
+      a.v_new = ptr(v);
+      std::shared_ptr<void> group_dev, last_dev;
+      if (mask.images) {
+        std::vector<int> group(std::size_t(T), -1), last(std::size_t(T), 0);  // [T] each
+        for (int t = 0; t < T; ++t) {
+          group[std::size_t(t)] = mask.images->group_at(pos0 + t);
+          last[std::size_t(t)] = mask.last_key(pos0 + t);
+        }
+        group_dev = s_->pool->get(std::size_t(T) * sizeof(int));
+        last_dev = s_->pool->get(std::size_t(T) * sizeof(int));
+        copy_to_device(group_dev.get(), group.data(), std::size_t(T) * sizeof(int));
+        copy_to_device(last_dev.get(), last.data(), std::size_t(T) * sizeof(int));
+        a.group = static_cast<const int*>(group_dev.get());
+        a.last_key = static_cast<const int*>(last_dev.get());
+        a.last_key_max = *std::max_element(last.begin(), last.end());
+        if (a.last_key_max > rows.max_cache_len - 1)
+          throw std::length_error("cuda backend: attention: an image's soft tokens run past the KV cache");
+      } else {
+        a.last_key_max = pos0 + T - 1;
+      }
+      if (fast) attention_prefill(a, s_->stream);
+      else attention_prefill_v1(a, s_->stream);
+      kv_append(a, ptr(k), ptr(v), s_->stream);
+    }
+    context = std::move(out);
+  }
+
+  void lm_head_last(const Weight& W, const Activations& h, float* logits) const override {
+    use_device();
+    const std::shared_ptr<void> y = lm_head(W, h);  // [vocab] float32
+    copy_to_host(logits, y.get(), std::size_t(W.rows) * sizeof(float));
+  }
+
+  int lm_head_argmax(const Weight& W, const Activations& h) const override {
+    use_device();
+    const std::shared_ptr<void> y = lm_head(W, h);  // [vocab] float32
+    const std::shared_ptr<void> workspace = s_->pool->get(argmax_workspace_bytes());
+    const std::shared_ptr<void> id_dev = s_->pool->get(sizeof(int));
+    cuda::argmax(static_cast<const float*>(y.get()), to_int(W.rows, "vocab_size"), static_cast<int*>(id_dev.get()),
+                 workspace.get(), s_->stream);
+    int id = 0;
+    copy_to_host(&id, id_dev.get(), sizeof(int));
+    return id;
+  }
+
+  // On the host, as ReferenceBackend: the first of the largest; NaN never wins.
+  int argmax(const float* x, std::size_t n) const override { return int(gemma3::kernels::argmax_scalar(x, n)); }
+
+ private:
+  void use_device() const {
+    int current = -1;
+    GEMMA3_CUDA_CHECK(cudaGetDevice(&current));
+    if (current != s_->device) GEMMA3_CUDA_CHECK(cudaSetDevice(s_->device));
+  }
+
+  // Activations [rows, cols] from the pool (contents undefined until a kernel writes them).
+  Activations make(Eigen::Index rows, Eigen::Index cols) const {
+    return Activations(s_->pool->get(std::size_t(rows) * std::size_t(cols) * sizeof(float)), rows, cols);
+  }
+
+  static float* ptr(const Activations& a) {
+    if (!a.on_device())
+      throw std::invalid_argument("cuda backend: given host activations; make them with this backend (upload)");
+    return static_cast<float*>(a.device());
+  }
+
+  static void require_same_shape(const Activations& a, const Activations& b, const char* what) {
+    if (a.rows() != b.rows() || a.cols() != b.cols())
+      throw std::invalid_argument(std::string("cuda backend: ") + what + ": shapes [" + std::to_string(a.rows()) +
+                                  ", " + std::to_string(a.cols()) + "] and [" + std::to_string(b.rows()) + ", " +
+                                  std::to_string(b.cols()) + "] differ");
+  }
+
+  // Host -> device, finished when it returns (the host buffer may go at once).
+  void copy_to_device(void* dst, const void* src, std::size_t bytes) const {
+    if (bytes == 0) return;
+    GEMMA3_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s_->stream));
+    GEMMA3_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+  }
+  // Device -> host after everything queued before it.
+  void copy_to_host(void* dst, const void* src, std::size_t bytes) const {
+    if (bytes == 0) return;
+    GEMMA3_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s_->stream));
+    GEMMA3_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+  }
+
+  // x [n] float32 (device) as bf16 in a pooled buffer.
+  std::shared_ptr<void> bf16_copy(const float* x, std::size_t n) const {
+    std::shared_ptr<void> b = s_->pool->get(n * sizeof(std::uint16_t));
+    to_bf16(x, static_cast<std::uint16_t*>(b.get()), n, s_->stream);
+    return b;
+  }
+
+  // Y [n, m] (row-major) = X [n, k] . W^T, W [m, k] bf16, X bf16, Y float32 (see the top).
+  void gemm(const std::uint16_t* W, const std::uint16_t* X, float* Y, int m, int n, int k) const {
+    const float one = 1.0f, zero = 0.0f;
+    GEMMA3_CUDA_CHECK(cublasGemmEx(s_->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, W, CUDA_R_16BF, k, X,
+                                   CUDA_R_16BF, k, &zero, Y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+
+  // logits [W.rows] (device, pooled) = W . h's last row.
+  std::shared_ptr<void> lm_head(const Weight& W, const Activations& h) const {
+    if (h.rows() < 1 || W.cols != h.cols())
+      throw std::invalid_argument("cuda backend: lm_head: weight [" + std::to_string(W.rows) + ", " +
+                                  std::to_string(W.cols) + "] for hidden states [" + std::to_string(h.rows()) + ", " +
+                                  std::to_string(h.cols()) + "]");
+    const int H = to_int(h.cols(), "hidden_size"), vocab = to_int(W.rows, "vocab_size");
+    const float* last = ptr(h) + std::size_t(h.rows() - 1) * std::size_t(H);  // [H]
+    const std::shared_ptr<void> xb = bf16_copy(last, std::size_t(H));
+    std::shared_ptr<void> y = s_->pool->get(std::size_t(vocab) * sizeof(float));
+    gemm(weight(W), static_cast<const std::uint16_t*>(xb.get()), static_cast<float*>(y.get()), vocab, 1, H);
+    return y;
+  }
+
+  // W's bf16 rows on the device, uploaded on first use.
+  const std::uint16_t* weight(const Weight& W) const {
+    if (!W.data || W.rows <= 0 || W.cols <= 0)
+      throw std::invalid_argument("cuda backend: an empty weight [" + std::to_string(W.rows) + ", " +
+                                  std::to_string(W.cols) + "]");
+    const std::size_t bytes = W.row_bytes() * std::size_t(W.rows);
+    const auto* host = static_cast<const unsigned char*>(W.data);
+    const std::size_t sample = std::min<std::size_t>(64, bytes);
+    std::lock_guard<std::mutex> lock(s_->store_mutex);
+    DeviceWeight& d = s_->weights[WeightKey{W.data, W.rows, W.cols, int(W.dtype)}];
+    if (d.data && d.sample == sample && std::memcmp(d.head.data(), host, sample) == 0 &&
+        std::memcmp(d.tail.data(), host + bytes - sample, sample) == 0)
+      return static_cast<const std::uint16_t*>(d.data.get());
+    // First use (or another weight now at this address): convert and copy.
+    const std::vector<std::uint16_t> rows = weight_to_bf16(W);  // [rows, cols]
+    d.data.reset();
+    d.data = device_alloc(rows.size() * sizeof(std::uint16_t), s_->device, "weights");
+    GEMMA3_CUDA_CHECK(cudaMemcpyAsync(d.data.get(), rows.data(), rows.size() * sizeof(std::uint16_t),
+                                      cudaMemcpyHostToDevice, s_->stream));
+    GEMMA3_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+    d.sample = sample;
+    std::memcpy(d.head.data(), host, sample);
+    std::memcpy(d.tail.data(), host + bytes - sample, sample);
+    return static_cast<const std::uint16_t*>(d.data.get());
+  }
+
+  // x [n] (host, float32) on the device; uploaded again if its values changed.
+  const float* vector(const float* x, std::size_t n) const {
+    if (n == 0) throw std::invalid_argument("cuda backend: an empty weight vector");
+    std::lock_guard<std::mutex> lock(s_->store_mutex);
+    DeviceVector& d = s_->vectors[VectorKey{x, n}];
+    if (d.data && std::memcmp(d.host.data(), x, n * sizeof(float)) == 0) return static_cast<const float*>(d.data.get());
+    if (!d.data) d.data = device_alloc(n * sizeof(float), s_->device, "norm weights");
+    d.host.assign(x, x + n);
+    GEMMA3_CUDA_CHECK(
+        cudaMemcpyAsync(d.data.get(), d.host.data(), n * sizeof(float), cudaMemcpyHostToDevice, s_->stream));
+    GEMMA3_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+    return static_cast<const float*>(d.data.get());
+  }
+
+  std::shared_ptr<State> s_;
+};
+
+}  // namespace
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear it: no driver or no device is an answer, not an error
+    return 0;
+  }
+  return n;
+}
+
+std::string device_description(int device) {
+  cudaDeviceProp p{};
+  const cudaError_t e = cudaGetDeviceProperties(&p, device);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return "no CUDA device " + std::to_string(device) + ": " + cudaGetErrorString(e);
+  }
+  return std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ", " +
+         std::to_string(p.multiProcessorCount) + " SMs)";
+}
+
+std::shared_ptr<const Backend> make_backend(const Options& options) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error(std::string("gemma3::cuda::make_backend: no usable CUDA device: ") +
+                             cudaGetErrorString(e));
+  }
+  if (options.device < 0 || options.device >= n)
+    throw std::runtime_error("gemma3::cuda::make_backend: CUDA device " + std::to_string(options.device) +
+                             " does not exist (" + std::to_string(n) + " visible)");
+  return std::make_shared<const CudaBackend>(options);
+}
+
+}  // namespace cuda
+}  // namespace gemma3

@@ -1,0 +1,342 @@
+// The whole model through the CUDA backend (gemma3::cuda::make_backend) against the
+// reference backend on the tiny fixtures, and against the CPU backend on the real 270M.
+//
+// Bounds (relative error = max|cuda - ref| / max|ref| over all logits, as in
+// tests/fixture_helpers.hpp). The CUDA backend rounds every weight, every GEMM input
+// and every cached key and value to bf16 (8 significant bits: 2^-9 relative per
+// value). CPU emulations of exactly that rounding (ReferenceBackend with bf16
+// weights, GEMM inputs, q, k and v; float32 everywhere else, the sums in other orders)
+// measured
+//   tiny_sharded_f16 1.8e-2, tiny_global_last 1.1e-2 to 1.4e-2, tiny_local_last 0.9e-2,
+//     vision_tiny 1.0e-2 (random models with hidden 32 to 64: short dot products
+//     average little of the rounding away)
+//   the real 270M (Q4_K_M) against CpuBackend (float32 activations, f16 cache), chat and
+//     multilingual prompts, 18 emulations that differ only in float32 rounding noise:
+//     4e-3 to 1.1e-2 (largest at the second token, behind <bos>); the largest single
+//     logit difference 0.4 to 1.06 (logits up to ~98)
+// so the bounds are about three times the worst: 5e-2 (tiny) and 3e-2 (270M).
+//
+// Greedy picks: wherever the reference's top-2 margin exceeds twice the largest logit
+// difference, the picks must agree (then no rounding can swap them). On the 270M, the
+// CUDA backend's greedy continuation (prefill_greedy / decode_greedy: one id in, one id
+// out) equals the CPU backend's for the first 16 tokens at least, unless the two part
+// at a near tie: the CPU's top-2 margin there under kNearTie = 2 logits, twice the
+// largest logit difference measured (every emulated continuation agreed on all 32).
+//
+// Every output comes back through download() and is checked for NaN (a NaN counts as
+// the largest error in fixtures::compare).
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "catch.hpp"
+#include "cuda_test_util.hpp"
+#include "fixture_helpers.hpp"
+#include "test_vision_helpers.hpp"
+
+#include "gemma3/backends/cpu.hpp"
+#include "gemma3/backends/reference.hpp"
+#include "gemma3/checkpoint.hpp"
+#include "gemma3/cuda/backend.hpp"
+#include "gemma3/load_model.hpp"
+#include "gemma3/vision/multimodal.hpp"
+
+using gemma3::Matrix;
+
+namespace {
+
+constexpr double kTinyTol = 5e-2;  // tiny fixtures vs ReferenceBackend
+constexpr double kRealTol = 3e-2;  // the real 270M vs CpuBackend
+constexpr float kNearTie = 2.0f;   // 270M: a top-2 margin (in logits) rounding may flip
+
+std::shared_ptr<const gemma3::Backend> cuda_backend(std::optional<gemma3::DType> kv = std::nullopt) {
+  gemma3::cuda::Options o;
+  o.kv_dtype = kv;
+  return gemma3::cuda::make_backend(o);
+}
+
+gemma3::Gemma3ForCausalLM tiny(const std::string& name) {
+  return gemma3::load_hf_model(fixtures::path(name)).with_backend(std::make_shared<const gemma3::ReferenceBackend>());
+}
+
+// Logits of every position: the prompt in chunks of `chunk` tokens, then `forced`
+// fed one token at a time.
+Matrix run(const gemma3::Gemma3ForCausalLM& model, const std::vector<int>& prompt, int chunk,
+           const std::vector<int>& forced) {
+  gemma3::KVCache cache = model.new_cache(int(prompt.size() + forced.size()) + 1);
+  Matrix logits;
+  for (std::size_t t0 = 0; t0 < prompt.size(); t0 += std::size_t(chunk)) {
+    const std::size_t t1 = std::min(prompt.size(), t0 + std::size_t(chunk));
+    const Matrix part =
+        model.forward(std::vector<int>(prompt.begin() + std::ptrdiff_t(t0), prompt.begin() + std::ptrdiff_t(t1)), cache);
+    if (t0 == 0) logits.resize(Eigen::Index(prompt.size() + forced.size()), part.cols());
+    logits.middleRows(Eigen::Index(t0), part.rows()) = part;
+  }
+  for (std::size_t s = 0; s < forced.size(); ++s)
+    logits.row(Eigen::Index(prompt.size() + s)) = model.decode(forced[s], cache).transpose();
+  return logits;
+}
+
+// The best index of a row and its lead over the runner-up.
+struct Top2 {
+  int best = 0;
+  float margin = 0.f;
+};
+Top2 top2(const float* x, Eigen::Index n) {
+  Top2 t;
+  for (Eigen::Index i = 1; i < n; ++i)
+    if (x[i] > x[t.best]) t.best = int(i);
+  float second = -INFINITY;
+  for (Eigen::Index i = 0; i < n; ++i)
+    if (i != t.best) second = std::max(second, x[i]);
+  t.margin = x[t.best] - second;
+  return t;
+}
+
+// The reference's greedy continuation of `prompt`, n tokens.
+std::vector<int> greedy(const gemma3::Gemma3ForCausalLM& model, const std::vector<int>& prompt, int n) {
+  gemma3::KVCache cache = model.new_cache(int(prompt.size()) + n + 1);
+  gemma3::Vector logits = model.prefill(prompt, cache);
+  std::vector<int> out;
+  for (int s = 0; s < n; ++s) {
+    out.push_back(top2(logits.data(), logits.size()).best);
+    logits = model.decode(out.back(), cache);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("cuda backend: the tiny fixtures equal the reference backend (prefill, chunks of 3, decode)",
+          "[cuda][backend][model]") {
+  const std::string name = GENERATE(values<std::string>({"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"}));
+  const gemma3::Gemma3ForCausalLM ref = tiny(name);  // soft-capping kept: both backends apply it
+  const gemma3::SafetensorsFile expected(fixtures::path(name) + "/expected.safetensors");
+  const std::vector<int> ids = fixtures::ids(expected, "input_ids");
+  const std::vector<int> forced = greedy(ref, ids, 6);  // both decode the reference's picks
+  const Matrix want = run(ref, ids, 64, forced);        // [prompt + 6, vocab]
+  for (std::optional<gemma3::DType> kv : {std::optional<gemma3::DType>(), std::optional<gemma3::DType>(gemma3::DType::F16)}) {
+    const gemma3::Gemma3ForCausalLM model = ref.with_backend(cuda_backend(kv));
+    for (int chunk : {64, 3}) {
+      const Matrix got = run(model, ids, chunk, forced);
+      const fixtures::Diff d = fixtures::compare(got, want);
+      INFO(name << ", " << model.backend().name() << ", chunks of " << chunk << ": " << d.str());
+      CHECK(d.rel <= kTinyTol);
+      // The pick of each row that chooses a next token (the prompt's last, then every decode).
+      int checked = 0;
+      for (Eigen::Index r = Eigen::Index(ids.size()) - 1; r < want.rows(); ++r) {
+        const Top2 w = top2(want.row(r).data(), want.cols());
+        if (w.margin <= 2 * d.max_abs) continue;  // a near tie: rounding may swap it
+        ++checked;
+        INFO("row " << r << ": reference picks " << w.best << " by " << w.margin);
+        CHECK(top2(got.row(r).data(), got.cols()).best == w.best);
+      }
+      INFO(checked << " picks compared");
+      CHECK(checked > 0);
+    }
+  }
+}
+
+TEST_CASE("cuda backend: ForwardTrace downloads every layer's hidden states", "[cuda][backend][model]") {
+  const gemma3::Gemma3ForCausalLM ref = tiny("tiny_global_last");
+  const gemma3::Gemma3ForCausalLM model = ref.with_backend(cuda_backend());
+  const gemma3::SafetensorsFile expected(fixtures::path("tiny_global_last") + "/expected.safetensors");
+  const std::vector<int> ids = fixtures::ids(expected, "input_ids");
+  gemma3::KVCache cache = model.new_cache(64), ref_cache = ref.new_cache(64);
+  CHECK(cache.layer(0).k.rows() == 0);  // no host rows: the model cannot have used them
+  gemma3::ForwardTrace trace, ref_trace;
+  const Matrix logits = model.forward(ids, cache, gemma3::Logits::all, &trace);
+  const Matrix ref_logits = ref.forward(ids, ref_cache, gemma3::Logits::all, &ref_trace);
+  CHECK(fixtures::compare(logits, ref_logits).rel <= kTinyTol);
+  // The embeddings are bf16 rows times the scale: 2^-9 of each value.
+  CHECK(fixtures::compare(trace.embeddings, ref_trace.embeddings).rel <= 4e-3);
+  REQUIRE(trace.layer_outputs.size() == ref_trace.layer_outputs.size());
+  for (std::size_t i = 0; i < trace.layer_outputs.size(); ++i) {
+    const fixtures::Diff d = fixtures::compare(trace.layer_outputs[i], ref_trace.layer_outputs[i]);
+    INFO("layer " << i << ": " << d.str());
+    CHECK(d.rel <= kTinyTol);
+  }
+  CHECK(fixtures::compare(trace.final_hidden, ref_trace.final_hidden).rel <= kTinyTol);
+
+  // The attention tap reads host cache rows, which a CUDA cache does not have.
+  gemma3::ForwardTrace attention_trace;
+  attention_trace.attention = true;
+  CHECK_THROWS_WITH(model.forward({3}, cache, gemma3::Logits::last, &attention_trace),
+                    Catch::Matchers::Contains("not in host memory"));
+}
+
+TEST_CASE("cuda backend: greedy decoding by id (prefill_greedy, decode_greedy, lm_head_argmax)", "[cuda][backend][model]") {
+  const gemma3::Gemma3ForCausalLM ref = tiny("tiny_local_last");  // greedy runs past the window
+  const gemma3::Gemma3ForCausalLM model = ref.with_backend(cuda_backend());
+  const gemma3::SafetensorsFile expected(fixtures::path("tiny_local_last") + "/expected.safetensors");
+  const std::vector<int> ids = fixtures::ids(expected, "input_ids");
+  const int steps = int(fixtures::ids(expected, "greedy_continuation").size());
+  gemma3::KVCache cache = model.new_cache(int(ids.size()) + steps + 1);
+  gemma3::KVCache ref_cache = ref.new_cache(int(ids.size()) + steps + 1);
+  // The reference follows the CUDA backend's tokens, so every pick is judged on the same history.
+  std::vector<int> got{model.prefill_greedy(ids, cache)};
+  gemma3::Vector ref_logits = ref.prefill(ids, ref_cache);
+  for (int s = 0;; ++s) {
+    const int pick = got.back();
+    const float best = ref_logits.maxCoeff(), scale = ref_logits.cwiseAbs().maxCoeff();
+    INFO("step " << s << ": picked " << pick << " with reference logit " << ref_logits[pick] << ", best " << best);
+    REQUIRE(pick >= 0);
+    REQUIRE(pick < ref_logits.size());
+    CHECK(ref_logits[pick] >= best - 2 * kTinyTol * scale);
+    if (int(got.size()) == steps) break;
+    ref_logits = ref.decode(pick, ref_cache);
+    got.push_back(model.decode_greedy(pick, cache));
+  }
+
+  // lm_head_argmax is the argmax of lm_head_last's logits, on the same hidden states.
+  const gemma3::Backend& b = model.backend();
+  std::mt19937 rng(11);
+  const int H = model.config().hidden_size, vocab = model.config().vocab_size;
+  const Matrix h = Eigen::Map<const Matrix>(cuda_test::randn(std::size_t(3) * H, rng).data(), 3, H);
+  const gemma3::Activations h_dev = b.upload(h);
+  std::vector<float> logits(std::size_t(vocab), NAN);
+  b.lm_head_last(model.weights().embed_tokens, h_dev, logits.data());
+  CHECK(b.lm_head_argmax(model.weights().embed_tokens, h_dev) == b.argmax(logits.data(), logits.size()));
+  std::vector<float> host(static_cast<std::size_t>(vocab));
+  ref.backend().lm_head_last(model.weights().embed_tokens, gemma3::Activations(h), host.data());
+  CHECK(cuda_test::compare(logits, host).non_finite == 0);
+  CHECK(cuda_test::compare(logits, host).relative <= 1e-2);  // bf16 weights and inputs, one dot product each
+}
+
+TEST_CASE("cuda backend: the tiny vision model equals the reference backend (image soft tokens)",
+          "[cuda][backend][vision]") {
+  // The image features come in through set_rows, the vision tower's projections through
+  // linear_host, and each image's soft tokens see their whole image (the prefill
+  // kernels' image groups).
+  const gemma3::Gemma3ForConditionalGeneration ref =
+      gemma3::load_hf_multimodal_model(fixtures::path("vision_tiny"))
+          .with_backend(std::make_shared<const gemma3::ReferenceBackend>());
+  const gemma3::Gemma3ForConditionalGeneration model = ref.with_backend(cuda_backend());
+  const gemma3::SafetensorsFile expected(fixtures::path("vision_tiny") + "/expected.safetensors");
+  const std::vector<int> ids = fixtures::ids(expected, "input_ids");
+  std::vector<Matrix> pixels;
+  for (std::int64_t i = 0; i < expected.at("pixel_values").shape.at(0); ++i)
+    pixels.push_back(vision_fixtures::f32_slice(expected, "pixel_values", i, 3));
+  gemma3::KVCache cache = model.new_cache(128), ref_cache = ref.new_cache(128);
+  const fixtures::Diff d = fixtures::compare(model.forward(ids, pixels, cache, gemma3::Logits::all),
+                                             ref.forward(ids, pixels, ref_cache, gemma3::Logits::all));
+  INFO("prompt logits: " << d.str());
+  CHECK(d.rel <= kTinyTol);
+  const gemma3::Vector next = model.decode(3, cache), ref_next = ref.decode(3, ref_cache);
+  const fixtures::Diff n = fixtures::compare(next.transpose(), ref_next.transpose());
+  INFO("decode after the images: " << n.str());
+  CHECK(n.rel <= kTinyTol);
+}
+
+TEST_CASE("cuda backend: the seam's small steps, and what it refuses", "[cuda][backend]") {
+  REQUIRE(gemma3::cuda::device_count() >= 1);
+  CHECK_THAT(gemma3::cuda::device_description(0), Catch::Matchers::Contains("sm_"));
+  const std::shared_ptr<const gemma3::Backend> b = cuda_backend();
+  CHECK_THAT(b->name(), Catch::Matchers::StartsWith("cuda ") && Catch::Matchers::Contains("BF16 cache"));
+  CHECK_THAT(cuda_backend(gemma3::DType::F16)->name(), Catch::Matchers::Contains("F16 cache"));
+  CHECK_THROWS_AS(cuda_backend(gemma3::DType::F32), std::invalid_argument);
+
+  // upload / download: the same floats back
+  std::mt19937 rng(12);
+  const Matrix x = Eigen::Map<const Matrix>(cuda_test::randn(5 * 33, rng).data(), 5, 33);
+  const gemma3::Activations a = b->upload(x);
+  CHECK(a.on_device());
+  CHECK_THROWS_AS(a.host(), std::logic_error);
+  CHECK(b->download(a) == x);
+  // rms_norm through the seam, in place and into another buffer
+  const gemma3::Vector w = gemma3::Vector::Random(33);
+  Matrix want = x;
+  gemma3::rms_norm_rows(want, w, 1e-6f);
+  gemma3::Activations out;
+  b->rms_norm(a, w, 1e-6f, out);
+  CHECK(fixtures::compare(b->download(out), want).rel <= 2e-5);
+  CHECK(b->download(a) == x);  // the input untouched
+  gemma3::Activations same = b->upload(x);
+  b->rms_norm(same, w, 1e-6f, same);
+  CHECK(fixtures::compare(b->download(same), want).rel <= 2e-5);
+  // host activations are refused
+  gemma3::Activations host_acts(x);
+  CHECK_THROWS_WITH(b->add(host_acts, a), Catch::Matchers::Contains("host activations"));
+
+  // caches: only this backend's own, and only bf16 / f16
+  const gemma3::Gemma3ForCausalLM on_cuda = tiny("tiny_global_last").with_backend(b);
+  CHECK_THROWS_WITH(on_cuda.new_cache(8, gemma3::DType::F32), Catch::Matchers::Contains("BF16 or F16"));
+  gemma3::CpuBackend::Options o;
+  o.threads = 1;
+  for (std::shared_ptr<const gemma3::Backend> host :
+       {std::shared_ptr<const gemma3::Backend>(std::make_shared<gemma3::ReferenceBackend>()),
+        std::shared_ptr<const gemma3::Backend>(std::make_shared<gemma3::CpuBackend>(o))}) {
+    const gemma3::Gemma3ForCausalLM on_host = on_cuda.with_backend(host);
+    gemma3::KVCache cuda_cache = on_cuda.new_cache(16);
+    CHECK_THROWS_WITH(on_host.forward({2, 5}, cuda_cache), Catch::Matchers::Contains("not in host memory"));
+    gemma3::KVCache host_cache = on_host.new_cache(16);
+    CHECK_THROWS_WITH(on_cuda.forward({2, 5}, host_cache), Catch::Matchers::Contains("made by another backend"));
+  }
+  // an id outside the vocabulary: the CPU's error, before anything runs
+  gemma3::KVCache cache = on_cuda.new_cache(16);
+  CHECK_THROWS_AS(on_cuda.forward({2, 100000}, cache), std::out_of_range);
+}
+
+TEST_CASE("cuda backend on the real 270M: prefill logits and greedy continuations match the CPU backend",
+          "[cuda][backend][real]") {
+  const std::string path = std::string(GEMMA3_MODELS_DIR) + "/gemma-3-270m-q4_k_m.gguf";
+  if (!std::ifstream(path).good()) {
+    WARN(path << " is missing (bash scripts/fetch-model.sh fetches it): skipped");
+    return;
+  }
+  gemma3::Vocabulary vocab;
+  const gemma3::Gemma3ForCausalLM model = gemma3::load_model(path, &vocab, nullptr, cuda_backend());
+  gemma3::CpuBackend::Options o;
+  o.int16_activations = false;  // float32 activations
+  o.kv_dtype = gemma3::DType::F16;
+  const gemma3::Gemma3ForCausalLM cpu = model.with_backend(std::make_shared<const gemma3::CpuBackend>(o));
+  const gemma3::SafetensorsFile prompts(fixtures::path("real270m/reference.safetensors"));
+  constexpr int kSteps = 32;
+
+  // chat (22 tokens), multilingual (38), long (885: the 512-token window wraps; the
+  // CUDA prefill runs it in chunks of 300)
+  for (const std::string name : {"chat", "multilingual", "long"}) {
+    const std::vector<int> ids = fixtures::ids(prompts, name + ".input_ids");
+    const int len = int(ids.size()) + kSteps + 1;
+    const bool chunked = ids.size() > 300;
+    INFO(name << " (" << ids.size() << " tokens), " << model.backend().name() << " vs " << cpu.backend().name());
+
+    // The prompt's logits: every position (the last only for `long`).
+    gemma3::KVCache cpu_cache = cpu.new_cache(len), cuda_cache = model.new_cache(len);
+    const Matrix want = cpu.forward(ids, cpu_cache, chunked ? gemma3::Logits::last : gemma3::Logits::all);
+    Matrix got;
+    for (std::size_t t0 = 0; t0 < ids.size(); t0 += 300) {
+      const std::size_t t1 = std::min(ids.size(), t0 + 300);
+      got = model.forward(std::vector<int>(ids.begin() + std::ptrdiff_t(t0), ids.begin() + std::ptrdiff_t(t1)),
+                          cuda_cache, chunked ? gemma3::Logits::last : gemma3::Logits::all);
+    }
+    const fixtures::Diff d = fixtures::compare(got, want);
+    INFO("prefill logits: " << d.str());
+    CHECK(d.rel <= kRealTol);
+
+    // Greedy: the CPU from its logits (keeping each step's margin), the CUDA backend by id.
+    std::vector<int> cpu_ids;
+    std::vector<float> margins;
+    Top2 t = top2(want.row(want.rows() - 1).data(), want.cols());
+    for (int s = 0; s < kSteps; ++s) {
+      cpu_ids.push_back(t.best);
+      margins.push_back(t.margin);
+      const gemma3::Vector next = cpu.decode(t.best, cpu_cache);
+      t = top2(next.data(), next.size());
+    }
+    gemma3::KVCache greedy_cache = model.new_cache(len);
+    std::vector<int> cuda_ids{model.prefill_greedy(ids, greedy_cache)};
+    while (int(cuda_ids.size()) < kSteps) cuda_ids.push_back(model.decode_greedy(cuda_ids.back(), greedy_cache));
+    int same = 0;
+    while (same < kSteps && cuda_ids[std::size_t(same)] == cpu_ids[std::size_t(same)]) ++same;
+    INFO("the continuations agree on " << same << " of " << kSteps << " tokens"
+         << (same < kSteps ? "; the CPU's margin where they part: " + std::to_string(margins[std::size_t(same)]) : ""));
+    CHECK((same >= 16 || margins[std::size_t(same)] < kNearTie));
+    if (same < kSteps) WARN(name << ": the CUDA and CPU greedy continuations part at token " << same);
+  }
+}

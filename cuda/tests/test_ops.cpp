@@ -1,0 +1,282 @@
+// The small-step kernels of cuda/src/ops.cu against the library's own CPU functions, on
+// random inputs: embed (bf16 rows, exact), set_rows, RMSNorm per row and per head
+// (rms_norm.hpp), RoPE at positions up to 131 000 (rope.hpp, rope_theta 1e6 and
+// factor 8: angles up to ~1.3e5 rad), the residual add, GeGLU (kernels/gelu.hpp),
+// float32 -> bf16 (bit for bit against gemma3::f32_to_bf16) and argmax (ties, NaN and
+// -inf as ReferenceBackend::argmax). Every output buffer starts as NaN bytes
+// (DeviceBuffer), so a value a kernel never writes fails the comparison. Each shape
+// is run once with a length and pointers that allow 16-byte accesses and once without
+// (the kernels' one-value-at-a-time path).
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "catch.hpp"
+#include "cuda_test_util.hpp"
+#include "ops.hpp"
+
+#include "gemma3/backends/reference.hpp"
+#include "gemma3/dtype.hpp"
+#include "gemma3/kernels/gelu.hpp"
+#include "gemma3/rms_norm.hpp"
+#include "gemma3/rope.hpp"
+
+using cuda_test::DeviceBuffer;
+using gemma3::Matrix;
+
+namespace {
+
+// max |got - want| / max |want| (a NaN or Inf in got counts as infinitely wrong).
+double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
+  const cuda_test::Error e = cuda_test::compare(got, want);
+  return e.non_finite ? INFINITY : e.relative;
+}
+
+Matrix as_matrix(const std::vector<float>& v, int rows, int cols) {
+  return Eigen::Map<const Matrix>(v.data(), rows, cols);
+}
+std::vector<float> as_vector(const Matrix& m) { return std::vector<float>(m.data(), m.data() + m.size()); }
+
+}  // namespace
+
+TEST_CASE("ops: embed gives the bf16 rows times the scale, exactly", "[cuda][ops]") {
+  std::mt19937 rng(1);
+  const int vocab = 1000, T = 7;
+  for (int H : {640, 36}) {  // H % 8 == 0: 16-byte loads; 36: one value at a time
+    INFO("H = " << H);
+    const std::vector<float> values = cuda_test::randn(std::size_t(vocab) * H, rng);
+    std::vector<std::uint16_t> table(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) table[i] = gemma3::f32_to_bf16(values[i]);
+    const std::vector<int> ids = {0, vocab - 1, 17, 17, 503, 2, 999};
+    const float scale = std::sqrt(float(H));
+    DeviceBuffer<std::uint16_t> table_d(table);
+    DeviceBuffer<int> ids_d(ids);
+    DeviceBuffer<float> out(std::size_t(T) * H);
+    gemma3::cuda::embed(table_d.get(), vocab, H, ids_d.get(), T, scale, out.get(), nullptr);
+    cuda_test::sync();
+    const std::vector<float> got = out.download();
+    std::size_t wrong = 0;
+    for (int t = 0; t < T; ++t)
+      for (int c = 0; c < H; ++c) {
+        const float want = gemma3::bf16_to_f32(table[std::size_t(ids[t]) * H + c]) * scale;
+        if (!(got[std::size_t(t) * H + c] == want)) ++wrong;
+      }
+    CHECK(wrong == 0);
+  }
+}
+
+TEST_CASE("ops: set_rows replaces the given rows and only those", "[cuda][ops]") {
+  std::mt19937 rng(2);
+  const int rows = 9, cols = 40;
+  const std::vector<float> h = cuda_test::randn(std::size_t(rows) * cols, rng);
+  const std::vector<int> which = {1, 4, 8};
+  const std::vector<float> values = cuda_test::randn(which.size() * cols, rng);
+  DeviceBuffer<float> h_d(h), values_d(values);
+  DeviceBuffer<int> which_d(which);
+  gemma3::cuda::set_rows(h_d.get(), cols, which_d.get(), int(which.size()), values_d.get(), nullptr);
+  cuda_test::sync();
+  std::vector<float> want = h;
+  for (std::size_t i = 0; i < which.size(); ++i)
+    std::copy_n(values.begin() + std::ptrdiff_t(i * cols), cols, want.begin() + std::ptrdiff_t(which[i] * cols));
+  CHECK(h_d.download() == want);
+}
+
+TEST_CASE("ops: rms_norm equals rms_norm_rows (the (1 + w) scale), in place and not", "[cuda][ops]") {
+  std::mt19937 rng(3);
+  for (int n : {640, 1152, 5376, 37}) {
+    for (int rows : {1, 5}) {
+      for (bool in_place : {false, true}) {
+        for (int offset : {0, 1}) {  // offset 1: pointers not 16-byte aligned
+          INFO("n = " << n << ", rows = " << rows << (in_place ? ", in place" : "") << ", offset " << offset);
+          const std::vector<float> x = cuda_test::randn(std::size_t(rows) * n, rng);
+          std::vector<float> w = cuda_test::randn(std::size_t(n), rng);
+          for (float& v : w) v *= 0.3f;
+          const float eps = 1e-6f;
+          Matrix want = as_matrix(x, rows, n);
+          gemma3::rms_norm_rows(want, Eigen::Map<const gemma3::Vector>(w.data(), n), eps);
+
+          std::vector<float> x_padded(std::size_t(offset), 0.f), w_padded(std::size_t(offset), 0.f);
+          x_padded.insert(x_padded.end(), x.begin(), x.end());
+          w_padded.insert(w_padded.end(), w.begin(), w.end());
+          DeviceBuffer<float> x_d(x_padded), w_d(w_padded), out_d(x_padded.size());
+          float* out = in_place ? x_d.get() + offset : out_d.get() + offset;
+          gemma3::cuda::rms_norm(x_d.get() + offset, w_d.get() + offset, eps, out, rows, n, nullptr);
+          cuda_test::sync();
+          const std::vector<float> all = in_place ? x_d.download() : out_d.download();
+          const std::vector<float> got(all.begin() + offset, all.end());
+          CHECK(rel_error(got, as_vector(want)) <= 2e-5);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("ops: rms_norm_heads equals rms_norm_heads on every head_dim slice", "[cuda][ops]") {
+  std::mt19937 rng(4);
+  for (int head_dim : {256, 128, 32, 16, 8, 6}) {
+    const int rows = 3, heads = 5, n = heads * head_dim;
+    INFO("head_dim " << head_dim);
+    const std::vector<float> x = cuda_test::randn(std::size_t(rows) * n, rng);
+    const std::vector<float> w = cuda_test::randn(std::size_t(head_dim), rng);
+    Matrix want = as_matrix(x, rows, n);
+    gemma3::rms_norm_heads(want, head_dim, Eigen::Map<const gemma3::Vector>(w.data(), head_dim), 1e-6f);
+    DeviceBuffer<float> x_d(x), w_d(w);
+    gemma3::cuda::rms_norm_heads(x_d.get(), rows, heads, head_dim, w_d.get(), 1e-6f, nullptr);
+    cuda_test::sync();
+    CHECK(rel_error(x_d.download(), as_vector(want)) <= 2e-5);
+  }
+}
+
+TEST_CASE("ops: rope equals RotaryEmbedding::apply up to position 131000", "[cuda][ops]") {
+  std::mt19937 rng(5);
+  gemma3::RopeParameters global;
+  global.rope_type = "linear";
+  global.rope_theta = 1e6;
+  global.factor = 8.0;
+  const gemma3::RopeParameters local;  // rope_theta 10 000, factor 1
+  for (const gemma3::RopeParameters& p : {global, local}) {
+    for (int head_dim : {256, 128, 16}) {
+      for (int pos0 : {0, 4093, 130990}) {
+        const int rows = 11, heads = 3, n = heads * head_dim;  // positions pos0 .. pos0 + 10 (131000 at most)
+        INFO("theta " << p.rope_theta << ", head_dim " << head_dim << ", pos0 " << pos0);
+        const gemma3::RotaryEmbedding rope(head_dim, p);
+        const std::vector<float> x = cuda_test::randn(std::size_t(rows) * n, rng);
+        Matrix want = as_matrix(x, rows, n);
+        rope.apply(want, pos0);
+        DeviceBuffer<float> x_d(x), f_d(rope.inv_freq());
+        gemma3::cuda::rope(x_d.get(), rows, heads, head_dim, f_d.get(), pos0, nullptr);
+        cuda_test::sync();
+        // cos and sin within an ulp of std::cos/std::sin, a different rounding of
+        // x cos - y sin: a few 1e-7 of max|x|. A wrong angle at 1e5 rad is O(1) off.
+        CHECK(rel_error(x_d.download(), as_vector(want)) <= 1e-6);
+      }
+    }
+  }
+}
+
+TEST_CASE("ops: add is h + x, exactly", "[cuda][ops]") {
+  std::mt19937 rng(6);
+  for (std::size_t n : {std::size_t(4096), std::size_t(4097)}) {
+    for (int offset : {0, 1}) {
+      const std::vector<float> h = cuda_test::randn(n + std::size_t(offset), rng),
+                               x = cuda_test::randn(n + std::size_t(offset), rng);
+      DeviceBuffer<float> h_d(h), x_d(x);
+      gemma3::cuda::add(h_d.get() + offset, x_d.get() + offset, n, nullptr);
+      cuda_test::sync();
+      std::vector<float> want = h;
+      for (std::size_t i = std::size_t(offset); i < want.size(); ++i) want[i] += x[i];
+      CHECK(h_d.download() == want);
+    }
+  }
+}
+
+TEST_CASE("ops: gelu_tanh_mul equals gelu_tanh(gate) * up", "[cuda][ops]") {
+  std::mt19937 rng(7);
+  for (std::size_t n : {std::size_t(8192), std::size_t(4099)}) {
+    INFO("n = " << n);
+    std::vector<float> gate = cuda_test::randn(n, rng, 0.01), up = cuda_test::randn(n, rng);
+    for (float& g : gate) g *= 3.f;  // the range where tanh bends, and tails to ~+-100
+    gate[0] = 0.f;
+    gate[1] = -0.f;
+    gate[2] = 1e-30f;
+    DeviceBuffer<float> gate_d(gate), up_d(up);
+    gemma3::cuda::gelu_tanh_mul(gate_d.get(), up_d.get(), n, nullptr);
+    cuda_test::sync();
+    const std::vector<float> got = gate_d.download();
+    // Both evaluate the same float formula; tanhf differs by an ulp or two and the
+    // contraction of u + c u^3 by one: |error| <~ 1e-7 |u| |up| (and a relative 1e-7).
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const float want = gemma3::gelu_tanh(gate[i]) * up[i];
+      const double tol = 1e-6 * std::fabs(double(want)) + 4e-7 * std::fabs(double(gate[i]) * double(up[i])) + 1e-30;
+      if (!(std::fabs(double(got[i]) - double(want)) <= tol)) ++bad;
+    }
+    CHECK(bad == 0);
+  }
+}
+
+TEST_CASE("ops: to_bf16 rounds as gemma3::f32_to_bf16, bit for bit", "[cuda][ops]") {
+  std::mt19937 rng(8);
+  for (std::size_t n : {std::size_t(65536), std::size_t(100003)}) {
+    std::vector<float> x(n);
+    std::uniform_int_distribution<std::uint32_t> bits;
+    for (float& v : x) {
+      const std::uint32_t b = bits(rng);  // every exponent, NaN payloads, subnormals
+      std::memcpy(&v, &b, 4);
+    }
+    const std::uint32_t special[] = {0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u,
+                                     0x7f800001u, 0x3f808000u, 0x3f818000u, 0x3f80ffffu, 0x7f7fffffu, 0x00000001u,
+                                     0x807fffffu, 0x3f7fffffu, 0x4b7fff80u, 0x7f7f8000u};
+    for (std::size_t i = 0; i < sizeof(special) / 4; ++i) std::memcpy(&x[i], &special[i], 4);
+    DeviceBuffer<float> x_d(x);
+    DeviceBuffer<std::uint16_t> y_d(n);
+    gemma3::cuda::to_bf16(x_d.get(), y_d.get(), n, nullptr);
+    cuda_test::sync();
+    const std::vector<std::uint16_t> got = y_d.download();
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < n; ++i) wrong += got[i] != gemma3::f32_to_bf16(x[i]);
+    CHECK(wrong == 0);
+  }
+}
+
+TEST_CASE("ops: argmax takes the first of the largest and never a NaN", "[cuda][ops]") {
+  std::mt19937 rng(9);
+  const gemma3::ReferenceBackend ref;
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  struct Case {
+    std::string name;
+    std::vector<float> x;
+  };
+  std::vector<Case> cases;
+  const std::vector<float> base = cuda_test::randn(262144, rng);
+  cases.push_back({"random, vocab 262144", base});
+  {
+    std::vector<float> x = base;
+    x[70000] = x[3] = 100.f;  // a tie across blocks: the first wins
+    cases.push_back({"tie 3 / 70000", x});
+  }
+  {
+    std::vector<float> x = base;
+    x[200001] = x[200000] = 50.f;  // a tie in one block's neighbours
+    cases.push_back({"tie 200000 / 200001", x});
+  }
+  {
+    std::vector<float> x = base;
+    for (std::size_t i = 0; i < x.size(); i += 97) x[i] = nan;  // index 0 included
+    x[5000] = nan;
+    cases.push_back({"NaNs scattered", x});
+  }
+  {
+    std::vector<float> x = base;
+    x.back() = 1000.f;
+    cases.push_back({"largest last", x});
+  }
+  cases.push_back({"all NaN", std::vector<float>(1000, nan)});
+  {
+    std::vector<float> x(3000, -inf);
+    x[0] = nan;
+    cases.push_back({"NaN then -inf", x});
+  }
+  cases.push_back({"one value", {3.f}});
+  cases.push_back({"odd length", cuda_test::randn(262151, rng)});
+  {
+    std::vector<float> x(5000, 1.f);
+    x[0] = -0.f;
+    x[1] = 0.f;
+    for (std::size_t i = 2; i < x.size(); ++i) x[i] = -1.f;
+    cases.push_back({"-0 and +0 tie", x});
+  }
+  DeviceBuffer<int> out(1);
+  DeviceBuffer<unsigned char> workspace(gemma3::cuda::argmax_workspace_bytes());
+  for (const Case& c : cases) {
+    INFO(c.name);
+    DeviceBuffer<float> x_d(c.x);
+    gemma3::cuda::argmax(x_d.get(), int(c.x.size()), out.get(), workspace.get(), nullptr);
+    cuda_test::sync();
+    CHECK(out.download()[0] == ref.argmax(c.x.data(), c.x.size()));
+  }
+}
