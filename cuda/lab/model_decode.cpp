@@ -13,8 +13,10 @@
 // the bytes read and the bytes written. The report gives ms per step, tokens/s, the
 // floor and floor / step (1.0 would be a step that only streams the weights; the target
 // is 0.70), after a 128-token prompt, and the prefill speed of a 1024-token prompt.
-// The default model is models/gemma-3-1b-shaped-q4_k_m.gguf (random weights in Gemma 3
-// 1B's shapes; run from the repository root).
+// The model: a GGUF file, or `--random 1b` (the default; also 270m, 4b): random bf16
+// weights in that preset's shapes, made in memory, for a machine that has no model
+// file. `--backend cpu` runs the same on the CPU backend (a check of the program itself
+// on a machine without a GPU; no bandwidth figure).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -26,6 +28,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "gemma3/backends/cpu.hpp"
 #include "gemma3/cuda/backend.hpp"
 #include "gemma3/load_model.hpp"
 
@@ -76,6 +79,42 @@ double weight_bytes(const gemma3::Gemma3ForCausalLM& model) {
   return total;
 }
 
+// A model of `config`'s shapes with random bf16 weights (uniform in +-0.04, about the
+// spread of trained Gemma weights) and zero norm weights (a scale of 1 + 0).
+gemma3::Gemma3TextWeights random_weights(const gemma3::Gemma3TextConfig& c) {
+  gemma3::Gemma3TextWeights w;
+  std::uint64_t state = 0x9E3779B97F4A7C15ull;
+  auto make = [&](std::int64_t rows, std::int64_t cols) {
+    auto buf = std::make_shared<std::vector<std::uint16_t>>(std::size_t(rows * cols));
+    for (std::uint16_t& x : *buf) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      const float u = float(state >> 40) / float(1ull << 24);  // [0, 1)
+      x = gemma3::f32_to_bf16(0.08f * (u - 0.5f));
+    }
+    w.storage.push_back(buf);
+    return gemma3::Weight{gemma3::DType::BF16, buf->data(), rows, cols};
+  };
+  const std::int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+  const std::int64_t NH = c.num_attention_heads, KV = c.num_key_value_heads;
+  w.embed_tokens = make(c.vocab_size, H);
+  w.norm = gemma3::Vector::Zero(H);
+  for (int i = 0; i < c.num_hidden_layers; ++i) {
+    gemma3::Gemma3DecoderLayerWeights l;
+    l.input_layernorm = l.post_attention_layernorm = l.pre_feedforward_layernorm = l.post_feedforward_layernorm =
+        gemma3::Vector::Zero(H);
+    l.self_attn.q_proj = make(NH * D, H);
+    l.self_attn.k_proj = make(KV * D, H);
+    l.self_attn.v_proj = make(KV * D, H);
+    l.self_attn.o_proj = make(H, NH * D);
+    l.self_attn.q_norm = l.self_attn.k_norm = gemma3::Vector::Zero(D);
+    l.mlp.gate_proj = make(I, H);
+    l.mlp.up_proj = make(I, H);
+    l.mlp.down_proj = make(H, I);
+    w.layers.push_back(std::move(l));
+  }
+  return w;
+}
+
 std::vector<int> prompt(int n, int vocab) {
   std::vector<int> ids(static_cast<std::size_t>(n));
   ids[0] = 2;  // <bos>
@@ -86,7 +125,7 @@ std::vector<int> prompt(int n, int vocab) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string path = "models/gemma-3-1b-shaped-q4_k_m.gguf", csv;
+  std::string path, random = "1b", backend_name = "cuda", csv;
   int steps = 256;
   try {
     for (int i = 1; i < argc; ++i) {
@@ -97,25 +136,37 @@ int main(int argc, char** argv) {
       };
       if (a == "--steps") steps = std::max(1, std::atoi(value().c_str()));
       else if (a == "--csv") csv = value();
+      else if (a == "--random") random = value();
+      else if (a == "--backend") backend_name = value();
       else if (a == "-h" || a == "--help") {
-        std::printf("usage: model_decode [MODEL.gguf] [--steps N] [--csv FILE]\n");
+        std::printf("usage: model_decode [MODEL.gguf | --random 1b|270m|4b] [--steps N] [--csv FILE] [--backend cuda|cpu]\n");
         return 0;
       } else if (!a.empty() && a[0] == '-') throw std::invalid_argument("unknown option " + a);
       else path = a;
     }
-    if (gemma3::cuda::device_count() == 0) {
+    if (backend_name != "cuda" && backend_name != "cpu") throw std::invalid_argument("--backend expects cuda or cpu");
+    const bool cpu = backend_name == "cpu";
+    if (!cpu && gemma3::cuda::device_count() == 0) {
       std::printf("model_decode: no CUDA device: skipped\n");
       return 77;
     }
-    const std::string device = gemma3::cuda::device_description(0);
+    const std::string device = cpu ? std::string("cpu") : gemma3::cuda::device_description(0);
     std::printf("device: %s\n", device.c_str());
-    const double bandwidth = copy_bandwidth();
-    std::printf("copy bandwidth (read + write, 1 GiB): %.0f GB/s\n", bandwidth / 1e9);
+    const double bandwidth = cpu ? 0.0 : copy_bandwidth();
+    if (!cpu) std::printf("copy bandwidth (read + write, 1 GiB): %.0f GB/s\n", bandwidth / 1e9);
 
-    const gemma3::Gemma3ForCausalLM model = gemma3::load_model(path, nullptr, nullptr, gemma3::cuda::make_backend());
+    std::shared_ptr<const gemma3::Backend> backend;
+    if (cpu) backend = std::make_shared<const gemma3::CpuBackend>();
+    else backend = gemma3::cuda::make_backend();
+    const std::string what = path.empty() ? "random " + random + " (bf16)" : path;
+    const gemma3::Gemma3ForCausalLM model = [&] {
+      if (!path.empty()) return gemma3::load_model(path, nullptr, nullptr, backend);
+      const gemma3::Gemma3TextConfig rc = gemma3::gemma3_preset(random);
+      return gemma3::Gemma3ForCausalLM(rc, random_weights(rc), backend);
+    }();
     const gemma3::Gemma3TextConfig& c = model.config();
     const double bytes = weight_bytes(model);
-    std::printf("model: %s (%d layers, hidden %d, vocab %d), backend %s\n", path.c_str(), c.num_hidden_layers,
+    std::printf("model: %s (%d layers, hidden %d, vocab %d), backend %s\n", what.c_str(), c.num_hidden_layers,
                 c.hidden_size, c.vocab_size, model.backend().name().c_str());
     std::printf("bf16 weights read per decode step: %.1f MiB\n", bytes / (1024.0 * 1024.0));
 
@@ -146,8 +197,9 @@ int main(int argc, char** argv) {
 
     std::printf("decode after %d tokens: %d steps, %.3f ms/step, %.1f tok/s\n", prompt_len + warm_steps, steps,
                 step_ms, 1e3 / step_ms);
-    std::printf("floor (weights / copy bandwidth): %.3f ms/step; floor / step = %.2f (target >= 0.70: %s)\n",
-                floor_ms, floor_ms / step_ms, floor_ms / step_ms >= 0.70 ? "met" : "not met");
+    if (!cpu)
+      std::printf("floor (weights / copy bandwidth): %.3f ms/step; floor / step = %.2f (target >= 0.70: %s)\n",
+                  floor_ms, floor_ms / step_ms, floor_ms / step_ms >= 0.70 ? "met" : "not met");
     std::printf("prefill %d tokens: %.1f ms, %.0f tok/s\n", prefill_len, 1e3 * prefill_s, prefill_len / prefill_s);
 
     if (!csv.empty()) {
@@ -155,7 +207,7 @@ int main(int argc, char** argv) {
       if (!f) throw std::runtime_error(csv + ": cannot write");
       f << "device,model,weight_mib,copy_gbps,decode_steps,ms_per_step,tok_s,floor_ms,floor_ratio,prefill_tokens,"
            "prefill_tok_s\n";
-      f << '"' << device << "\",\"" << path << "\"," << bytes / (1024.0 * 1024.0) << ',' << bandwidth / 1e9 << ','
+      f << '"' << device << "\",\"" << what << "\"," << bytes / (1024.0 * 1024.0) << ',' << bandwidth / 1e9 << ','
         << steps << ',' << step_ms << ',' << 1e3 / step_ms << ',' << floor_ms << ',' << floor_ms / step_ms << ','
         << prefill_len << ',' << prefill_len / prefill_s << '\n';
       std::printf("wrote %s\n", csv.c_str());
