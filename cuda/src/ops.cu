@@ -30,7 +30,7 @@
 #include <cuda_runtime.h>
 
 #if defined(__USE_FAST_MATH__)
-#error "ops.cu needs the accurate sincosf and tanhf: do not build it with --use_fast_math"
+#error "ops.cu needs the accurate single-precision functions (tanhf): do not build it with --use_fast_math"
 #endif
 
 namespace gemma3 {

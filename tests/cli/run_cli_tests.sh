@@ -43,6 +43,22 @@ check "generate: the continuation is text (8 tokens, several words)" test "$(wc 
 check "generate: --raw with --chat is refused" test $? -eq 2
 check "generate: ... saying why" has "$out/bad" "--raw and --chat contradict each other"
 
+# --device: a bf16 cache is the GPU's alone; --device cuda without a GPU (or in a build
+# without the CUDA backend) is refused with the reason, never run on the CPU instead.
+"$bin/gemma3-cli" generate --model "$model" --prompt "x" --kv-type bf16 >"$out/dev_bf16" 2>&1
+check "--kv-type bf16 on the CPU: refused" test $? -eq 2
+check "--kv-type bf16 on the CPU: says why" has "$out/dev_bf16" "--kv-type bf16 needs --device cuda"
+"$bin/gemma3-cli" generate --model "$model" --prompt "x" --device tpu >"$out/dev_bad" 2>&1
+check "--device tpu: refused" test $? -eq 2
+"$bin/gemma3-cli" generate --model "$model" --prompt "x" --max-tokens 2 --device cuda >"$out/dev_cuda" 2>&1
+dev_rc=$?
+if grep -qE "no usable CUDA device|built without the CUDA backend" "$out/dev_cuda"; then
+  check "--device cuda without a GPU: fails" test $dev_rc -ne 0
+else  # a GPU is here: it runs
+  check "--device cuda on a GPU: exit 0" test $dev_rc -eq 0
+  check "--device cuda on a GPU: the backend is cuda" has "$out/dev_cuda" "backend cuda"
+fi
+
 # gemma3-run takes any model load_model takes: a GGUF file too.
 "$bin/gemma3-run" "$model" --prompt-ids 2,818,5279,529 --max-tokens 4 >"$out/run" 2>&1
 check "gemma3-run: a GGUF file loads" test $? -eq 0
