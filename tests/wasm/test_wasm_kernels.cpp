@@ -180,23 +180,45 @@ static void gelu() {
 
 // Decode attention's products (kernels/kv_dot.hpp) with SIMD128 widening of float16
 // rows against the scalar twin: the same float operations in the same order, so equal.
+// kv_scores: the SIMD128 twin (D % 4 == 0) within float rounding of the scalar twin
+// (its four lanes add in another order); D = 18 takes the scalar loops and is equal.
+// kv_weighted: bit for bit the scalar twin's (the same operations in the same order).
 static void kv_dot() {
   Rng rng(4242);
-  const std::int64_t D = 64, n = 21, rows = 3, stride = 2 * D;
-  for (DType t : {DType::F32, DType::F16}) {
-    std::vector<float> kv32 = quant_test::random_floats(std::size_t(n * stride), rng);
-    std::vector<std::uint16_t> kv16(kv32.size());
-    gemma3::kernels::narrow_f16_scalar(kv32.data(), kv16.data(), std::int64_t(kv16.size()));
-    const void* base = t == DType::F16 ? static_cast<const void*>(kv16.data() + D) : static_cast<const void*>(kv32.data() + D);
-    const std::vector<float> q = quant_test::random_floats(std::size_t(rows * D), rng);
-    const std::vector<float> p = quant_test::random_floats(std::size_t(rows * n), rng);
-    std::vector<float> s_ref(std::size_t(rows * n)), s_got(s_ref.size()), a_ref(std::size_t(rows * D), 0.25f), a_got = a_ref;
-    gemma3::kernels::kv_scores_scalar(q.data(), rows, D, t, base, stride, n, s_ref.data(), n);
-    gemma3::kernels::kv_scores(Isa::wasm_simd128, q.data(), rows, D, t, base, stride, n, s_got.data(), n);
-    gemma3::kernels::kv_weighted_scalar(p.data(), n, rows, D, t, base, stride, 2, n, a_ref.data());
-    gemma3::kernels::kv_weighted(Isa::wasm_simd128, p.data(), n, rows, D, t, base, stride, 2, n, a_got.data());
-    CHECK(s_ref == s_got, "kv_scores %s differs", gemma3::dtype_name(t));
-    CHECK(a_ref == a_got, "kv_weighted %s differs", gemma3::dtype_name(t));
+  for (const std::int64_t D : {16, 18, 64, 256}) {
+    for (const std::int64_t rows : {1, 2, 3, 4, 5, 8}) {
+      const std::int64_t n = 21, stride = 2 * D + 4;
+      for (DType t : {DType::F32, DType::F16}) {
+        std::vector<float> kv32 = quant_test::random_floats(std::size_t(n * stride), rng);
+        std::vector<std::uint16_t> kv16(kv32.size());
+        gemma3::kernels::narrow_f16_scalar(kv32.data(), kv16.data(), std::int64_t(kv16.size()));
+        const void* base =
+            t == DType::F16 ? static_cast<const void*>(kv16.data() + D) : static_cast<const void*>(kv32.data() + D);
+        const std::vector<float> q = quant_test::random_floats(std::size_t(rows * D), rng);
+        const std::vector<float> p = quant_test::random_floats(std::size_t(rows * n), rng);
+        std::vector<float> s_ref(std::size_t(rows * n)), s_got(s_ref.size(), -7.0f);
+        std::vector<float> a_ref(std::size_t(rows * D), 0.25f), a_got = a_ref;
+        gemma3::kernels::kv_scores_scalar(q.data(), rows, D, t, base, stride, n, s_ref.data(), n);
+        gemma3::kernels::kv_scores(Isa::wasm_simd128, q.data(), rows, D, t, base, stride, n, s_got.data(), n);
+        gemma3::kernels::kv_weighted_scalar(p.data(), n, rows, D, t, base, stride, 2, n, a_ref.data());
+        gemma3::kernels::kv_weighted(Isa::wasm_simd128, p.data(), n, rows, D, t, base, stride, 2, n, a_got.data());
+        double worst = 0.0;  // |difference| / (sum of |products|) per score
+        for (std::int64_t r = 0; r < rows; ++r)
+          for (std::int64_t j = 0; j < n; ++j) {
+            double mag = 0.0;
+            std::vector<float> k(static_cast<std::size_t>(D));
+            if (t == DType::F16) gemma3::kernels::widen_f16_scalar(kv16.data() + D + j * stride, k.data(), D);
+            else std::copy(kv32.begin() + D + j * stride, kv32.begin() + D + j * stride + D, k.begin());
+            for (std::int64_t c = 0; c < D; ++c) mag += std::fabs(double(q[std::size_t(r * D + c)]) * double(k[std::size_t(c)]));
+            const std::size_t i = std::size_t(r * n + j);
+            worst = std::max(worst, std::fabs(double(s_ref[i]) - double(s_got[i])) / (mag + 1e-30));
+          }
+        CHECK(worst <= 2.0 * double(D) * 6e-8, "kv_scores %s D %lld rows %lld: relative difference %g",
+              gemma3::dtype_name(t), (long long)D, (long long)rows, worst);
+        if (D % 4 != 0) CHECK(s_ref == s_got, "kv_scores %s D %lld: the scalar loops differ", gemma3::dtype_name(t), (long long)D);
+        CHECK(a_ref == a_got, "kv_weighted %s D %lld rows %lld differs", gemma3::dtype_name(t), (long long)D, (long long)rows);
+      }
+    }
   }
 }
 
@@ -252,6 +274,34 @@ static void q16_quantize() {
     }
     if (n >= 96) CHECK(a.d[2] == 0.0f && a.q[70] == 0, "zero block");
   }
+}
+
+// The block-scale conversions of the dots: f16x4 bit for bit f16_to_f32 on every f16
+// (inf and NaN included, which take no branch), and the u16 -> float of the K-quants'
+// 6-bit scales exact for every u16.
+static void q16_scale_conversions() {
+  int bad = 0;
+  for (std::uint32_t h = 0; h < 0x10000; h += 4) {
+    float got[4];
+    wasm_v128_store(got, gemma3::quant::wasm::f16x4(std::uint16_t(h), std::uint16_t(h + 1), std::uint16_t(h + 2),
+                                                    std::uint16_t(h + 3)));
+    for (std::uint32_t k = 0; k < 4; ++k) {
+      const float ref = gemma3::f16_to_f32(std::uint16_t(h + k));
+      if (std::memcmp(&ref, &got[k], 4) != 0) ++bad;
+    }
+  }
+  CHECK(bad == 0, "f16x4: %d of 65536 f16 values differ from f16_to_f32", bad);
+  bad = 0;
+  for (std::uint32_t u = 0; u < 0x10000; u += 8) {
+    std::uint16_t in[8];
+    for (std::uint32_t k = 0; k < 8; ++k) in[k] = std::uint16_t(u + k);
+    const v128_t v = wasm_v128_load(in);
+    float lo[4], hi[4];
+    wasm_v128_store(lo, gemma3::quant::wasm::u16_lo_f32(v));
+    wasm_v128_store(hi, gemma3::quant::wasm::u16_hi_f32(v));
+    for (std::uint32_t k = 0; k < 4; ++k) bad += (lo[k] != float(u + k)) + (hi[k] != float(u + 4 + k));
+  }
+  CHECK(bad == 0, "u16_lo_f32 / u16_hi_f32: %d of 65536 values inexact", bad);
 }
 
 static void q16_unpack() {
@@ -465,6 +515,7 @@ int main(int argc, char** argv) {
   gelu();
   kv_dot();
   q16_quantize();
+  q16_scale_conversions();
   q16_unpack();
   q16_dots();
   q16_gemm();

@@ -23,7 +23,7 @@
 //     block per 256-bit register (no cross-lane shuffle); a weight offset (Q5_0's 16,
 //     Q6_K's 32) becomes one float term per block from the integer block sums of q.
 //   wasm (every type): a block's 32 u are unpacked to four i16x8 (bytes first: nibbles,
-//     the 5th bits as byte masks, Q6_K's scales folded in with i16x8.mul), and four
+//     the 5th bits from a 256-entry table of byte masks, Q6_K's scales folded in with i16x8.mul), and four
 //     i32x4.dot_i16x8_s against q give its sum in four int32 lanes; a group of four
 //     blocks is summed across lanes into one vector (two rounds of interleave + add),
 //     converted once and multiplied by [scale_b d_b] of the four (their f16 scales
@@ -529,33 +529,44 @@ inline U32 widen_u8(v128_t a, v128_t c) {
 inline v128_t lo_nibbles(v128_t t) { return wasm_v128_and(t, wasm_i8x16_splat(0x0f)); }
 inline v128_t hi_nibbles(v128_t t) { return wasm_v128_and(wasm_u16x8_shr(t, 4), wasm_i8x16_splat(0x0f)); }
 
-// The 32 bits of qh (little-endian) -> 32 bytes, 0xff where the bit is set: byte j
-// gets source byte j / 8 (a constant shuffle of the splat), tested against 1 << (j % 8).
+// The 32 bits of qh (little-endian) -> 32 bytes, `set` where the bit is set and
+// `clear` where not: byte j (0..31) from bit j, by a 256-entry table of 8 bytes per
+// bit pattern, four 8-byte loads into two registers (m0: bytes 0..15, m1: 16..31).
+// A table replaces the splat, shuffles and compares of the bit test, about 20 x86
+// instructions per block as V8 emits them (it rebuilds each shuffle's constant).
+template <std::uint8_t Set, std::uint8_t Clear>
+struct BitBytes {
+  std::uint64_t t[256];
+  constexpr BitBytes() : t() {
+    for (int v = 0; v < 256; ++v) {
+      std::uint64_t w = 0;
+      for (int j = 0; j < 8; ++j) w |= std::uint64_t((v >> j) & 1 ? Set : Clear) << (8 * j);
+      t[v] = w;
+    }
+  }
+};
+template <std::uint8_t Set, std::uint8_t Clear>
+inline constexpr BitBytes<Set, Clear> kBitBytes{};
+template <std::uint8_t Set, std::uint8_t Clear>
 inline void bits32(const std::uint8_t* qh, v128_t& m0, v128_t& m1) {
-  std::uint32_t h;
-  std::memcpy(&h, qh, 4);
-  const v128_t v = wasm_i32x4_splat(std::int32_t(h));
-  const v128_t bit = wasm_i8x16_const(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-  const v128_t b01 = wasm_i8x16_shuffle(v, v, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const v128_t b23 = wasm_i8x16_shuffle(v, v, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-  m0 = wasm_i8x16_eq(wasm_v128_and(b01, bit), bit);
-  m1 = wasm_i8x16_eq(wasm_v128_and(b23, bit), bit);
+  const std::uint64_t* t = kBitBytes<Set, Clear>.t;
+  m0 = wasm_v128_load64_lane(t + qh[1], wasm_v128_load64_zero(t + qh[0]), 1);
+  m1 = wasm_v128_load64_lane(t + qh[3], wasm_v128_load64_zero(t + qh[2]), 1);
 }
 
-// The scalar path of f16x4 (a group with an inf / NaN), out of line.
-__attribute__((noinline)) inline v128_t f16x4_scalar(std::uint16_t a, std::uint16_t b, std::uint16_t c, std::uint16_t d) {
-  return wasm_f32x4_make(f16(a), f16(b), f16(c), f16(d));
-}
-// 4 f16 -> 4 f32, bit for bit f16() in four lanes (finite values by the magnitude
-// trick; a group with an inf / NaN takes the scalar). Always inlined: clang left it a
-// call per group of four blocks, and the dot loops around it spilled (V8).
+// 4 f16 -> 4 f32, bit for bit f16() in four lanes, without a branch: finite values
+// by the magnitude trick, and where the exponent is 31 (inf / NaN) the float with
+// exponent 255 and the same mantissa bits (f16_to_f32's rule), chosen by bitselect.
+// Always inlined (left a call per group of four blocks, it cost Q8_0 decode 10-15 %),
+// and no scalar path inside the dot loops.
 __attribute__((always_inline)) inline v128_t f16x4(std::uint16_t a, std::uint16_t b, std::uint16_t c, std::uint16_t d) {
   const v128_t h = wasm_i32x4_make(a, b, c, d);
-  const v128_t exp = wasm_v128_and(h, wasm_i32x4_splat(0x7c00));
-  if (wasm_v128_any_true(wasm_i32x4_eq(exp, wasm_i32x4_splat(0x7c00)))) return f16x4_scalar(a, b, c, d);
   const v128_t mag = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13);
   const v128_t sign = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16);
-  return wasm_v128_or(wasm_f32x4_mul(mag, wasm_f32x4_splat(5.192296858534828e33f)), sign);
+  const v128_t finite = wasm_f32x4_mul(mag, wasm_f32x4_splat(5.192296858534828e33f));  // 2^112
+  const v128_t special = wasm_v128_or(mag, wasm_i32x4_splat(0x70000000));  // (31 << 23) | 0x70000000 = 255 << 23
+  const v128_t exp31 = wasm_i32x4_eq(wasm_v128_and(h, wasm_i32x4_splat(0x7c00)), wasm_i32x4_splat(0x7c00));
+  return wasm_v128_or(wasm_v128_bitselect(special, finite, exp31), sign);
 }
 
 // ---- per type: walk a row's blocks of 32 in groups of four, handing them to a Sink:
@@ -611,21 +622,19 @@ struct Unpack<block_q4_1> {  // nibble
 template <>
 struct Unpack<block_q5_0> {  // (nibble | bit << 4) - 16: nibble | 0xf0 (= nibble - 16 in a byte) where the bit is clear
   U32 operator()(const block_q5_0& b) const {
-    const v128_t t = wasm_v128_load(b.qs), f0 = wasm_i8x16_splat(-16);
+    const v128_t t = wasm_v128_load(b.qs);
     v128_t m0, m1;
-    bits32(b.qh, m0, m1);
-    return widen_s8(wasm_v128_or(lo_nibbles(t), wasm_v128_andnot(f0, m0)),
-                    wasm_v128_or(hi_nibbles(t), wasm_v128_andnot(f0, m1)));
+    bits32<0x00, 0xf0>(b.qh, m0, m1);
+    return widen_s8(wasm_v128_or(lo_nibbles(t), m0), wasm_v128_or(hi_nibbles(t), m1));
   }
 };
 template <>
 struct Unpack<block_q5_1> {  // nibble | bit << 4
   U32 operator()(const block_q5_1& b) const {
-    const v128_t t = wasm_v128_load(b.qs), sixteen = wasm_i8x16_splat(16);
+    const v128_t t = wasm_v128_load(b.qs);
     v128_t m0, m1;
-    bits32(b.qh, m0, m1);
-    return widen_u8(wasm_v128_or(lo_nibbles(t), wasm_v128_and(sixteen, m0)),
-                    wasm_v128_or(hi_nibbles(t), wasm_v128_and(sixteen, m1)));
+    bits32<0x10, 0x00>(b.qh, m0, m1);
+    return widen_u8(wasm_v128_or(lo_nibbles(t), m0), wasm_v128_or(hi_nibbles(t), m1));
   }
 };
 
@@ -638,9 +647,15 @@ inline v128_t scales_k4(const std::uint8_t* s) {
   return wasm_u32x4_make(u[0] & kmask1, (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4), u[1] & kmask1,
                          ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4));
 }
-// The u16 lanes 0..3 / 4..7 of v -> 4 f32 (exact).
-inline v128_t u16_lo_f32(v128_t v) { return wasm_f32x4_convert_i32x4(wasm_u32x4_extend_low_u16x8(v)); }
-inline v128_t u16_hi_f32(v128_t v) { return wasm_f32x4_convert_i32x4(wasm_u32x4_extend_high_u16x8(v)); }
+// The u16 lanes 0..3 / 4..7 of v -> 4 f32 (exact): the bits 2^23 + u as a float, minus
+// 2^23. (Written as extend + f32x4.convert, LLVM 14 turns it into a u16 -> float
+// conversion that it scalarizes: four lane extracts, conversions and inserts each.)
+inline v128_t u16_to_f32(v128_t u32) {
+  const v128_t two23 = wasm_i32x4_splat(0x4b000000);
+  return wasm_f32x4_sub(wasm_v128_or(u32, two23), two23);
+}
+inline v128_t u16_lo_f32(v128_t v) { return u16_to_f32(wasm_u32x4_extend_low_u16x8(v)); }
+inline v128_t u16_hi_f32(v128_t v) { return u16_to_f32(wasm_u32x4_extend_high_u16x8(v)); }
 
 // Q4_K / Q5_K: chunk c (0..3) of a super-block reads qs[32c .. 32c + 31]; its low
 // nibbles are sub-block 2c, its high nibbles sub-block 2c + 1 (quant/q4_k.hpp); Q5_K

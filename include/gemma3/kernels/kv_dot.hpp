@@ -15,13 +15,18 @@
 // and two keys at a time, reading each key and value row once per four query rows, in
 // order, and prefetches the rows 8 ahead. It needs D % 8 == 0 (every Gemma 3
 // head_dim: 256, 128); other D take the scalar twin. It adds in another order, so it
-// equals the scalar twin to float rounding, not bit for bit. WebAssembly runs the
-// scalar twin's loops (the compiler vectorizes them) with SIMD128 widening.
+// equals the scalar twin to float rounding, not bit for bit. SIMD128 (WebAssembly,
+// D % 4 == 0): up to four query rows against one key row, four lanes of partial sums
+// each (float rounding of the scalar twin; the scalar's one serial sum per output, which
+// the compiler may not reorder, ran a 1B-shaped decode at 600 positions 10 % slower
+// under node); kv_weighted walks the rows as the scalar twin does and equals it bit for
+// bit. Other D run the scalar loops with SIMD128 widening.
 // Pinned by tests/test_attention_decode.cpp.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "dot.hpp"
@@ -78,6 +83,20 @@ inline void kv_scores_scalar(const float* q, std::int64_t rows, std::int64_t D, 
 inline void kv_weighted_scalar(const float* p, std::int64_t ld, std::int64_t rows, std::int64_t D, DType t,
                                const void* values, std::int64_t stride, std::int64_t j0, std::int64_t j1, float* acc) {
   kv_weighted_plain(p, ld, rows, D, t, values, stride, j0, j1, acc, widen_f16_scalar);
+}
+
+// f(std::integral_constant<int, NR>{}, r0) over the query rows in groups of four:
+// rows r0 .. r0 + NR - 1, NR = 1..4 (the SIMD twins' register blocking).
+template <class F>
+inline void kv_row_groups(std::int64_t rows, F&& f) {
+  for (std::int64_t r0 = 0; r0 < rows; r0 += 4) {
+    switch (std::min<std::int64_t>(4, rows - r0)) {
+      case 1: f(std::integral_constant<int, 1>{}, r0); break;
+      case 2: f(std::integral_constant<int, 2>{}, r0); break;
+      case 3: f(std::integral_constant<int, 3>{}, r0); break;
+      default: f(std::integral_constant<int, 4>{}, r0); break;
+    }
+  }
 }
 
 // ---- AVX2 + FMA + F16C ----
@@ -169,16 +188,9 @@ GEMMA3_TARGET_AVX2 inline void kv_scores_rows(const float* q, std::int64_t D, co
 template <bool F16>
 GEMMA3_TARGET_AVX2 inline void kv_scores(const float* q, std::int64_t rows, std::int64_t D, const void* keys,
                                          std::int64_t stride, std::int64_t n, float* s, std::int64_t ld) {
-  for (std::int64_t r0 = 0; r0 < rows; r0 += 4) {
-    const float* qr = q + r0 * D;
-    float* sr = s + r0 * ld;
-    switch (std::min<std::int64_t>(4, rows - r0)) {
-      case 1: kv_scores_rows<F16, 1>(qr, D, keys, stride, n, sr, ld); break;
-      case 2: kv_scores_rows<F16, 2>(qr, D, keys, stride, n, sr, ld); break;
-      case 3: kv_scores_rows<F16, 3>(qr, D, keys, stride, n, sr, ld); break;
-      default: kv_scores_rows<F16, 4>(qr, D, keys, stride, n, sr, ld); break;
-    }
-  }
+  kv_row_groups(rows, [&](auto nr, std::int64_t r0) {
+    kv_scores_rows<F16, decltype(nr)::value>(q + r0 * D, D, keys, stride, n, s + r0 * ld, ld);
+  });
 }
 
 // NR (1..4) query rows and two value rows at a time, walking the value rows in order
@@ -234,16 +246,9 @@ template <bool F16>
 GEMMA3_TARGET_AVX2 inline void kv_weighted(const float* p, std::int64_t ld, std::int64_t rows, std::int64_t D,
                                            const void* values, std::int64_t stride, std::int64_t j0, std::int64_t j1,
                                            float* acc) {
-  for (std::int64_t r0 = 0; r0 < rows; r0 += 4) {
-    const float* pr = p + r0 * ld;
-    float* ar = acc + r0 * D;
-    switch (std::min<std::int64_t>(4, rows - r0)) {
-      case 1: kv_weighted_rows<F16, 1>(pr, ld, D, values, stride, j0, j1, ar); break;
-      case 2: kv_weighted_rows<F16, 2>(pr, ld, D, values, stride, j0, j1, ar); break;
-      case 3: kv_weighted_rows<F16, 3>(pr, ld, D, values, stride, j0, j1, ar); break;
-      default: kv_weighted_rows<F16, 4>(pr, ld, D, values, stride, j0, j1, ar); break;
-    }
-  }
+  kv_row_groups(rows, [&](auto nr, std::int64_t r0) {
+    kv_weighted_rows<F16, decltype(nr)::value>(p + r0 * ld, ld, D, values, stride, j0, j1, acc + r0 * D);
+  });
 }
 
 }  // namespace avx2
@@ -261,6 +266,79 @@ GEMMA3_TARGET_AVX2 inline void kv_weighted_avx2(const float* p, std::int64_t ld,
 }
 #endif
 
+// ---- WebAssembly SIMD128 ----
+#if GEMMA3_HAVE_WASM_SIMD
+namespace wasm {
+
+template <bool F16>
+inline v128_t kv_load4(const void* row, std::int64_t c) {
+  if (F16) return kernels::wasm::load_f16(static_cast<const std::uint16_t*>(row) + c);
+  return wasm_v128_load(static_cast<const float*>(row) + c);
+}
+template <bool F16>
+inline const void* kv_row(const void* base, std::int64_t stride, std::int64_t j) {
+  return static_cast<const unsigned char*>(base) + std::size_t(j * stride) * (F16 ? 2 : 4);
+}
+
+// NR (1..4) query rows against one key row at a time: four lanes of partial sums per
+// query row, added across the lanes at the end (no FMA in SIMD128: multiply, then add).
+template <bool F16, int NR>
+inline void kv_scores_rows(const float* q, std::int64_t D, const void* keys, std::int64_t stride, std::int64_t n,
+                           float* s, std::int64_t ld) {
+  for (std::int64_t j = 0; j < n; ++j) {
+    const void* k = kv_row<F16>(keys, stride, j);
+    v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    for (std::int64_t c = 0; c < D; c += 4) {
+      const v128_t x = kv_load4<F16>(k, c);
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(q + c), x));
+      if (NR > 1) a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(q + D + c), x));
+      if (NR > 2) a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(q + 2 * D + c), x));
+      if (NR > 3) a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load(q + 3 * D + c), x));
+    }
+    s[j] = kernels::wasm::hsum(a0);
+    if (NR > 1) s[ld + j] = kernels::wasm::hsum(a1);
+    if (NR > 2) s[2 * ld + j] = kernels::wasm::hsum(a2);
+    if (NR > 3) s[3 * ld + j] = kernels::wasm::hsum(a3);
+  }
+}
+template <bool F16>
+inline void kv_scores(const float* q, std::int64_t rows, std::int64_t D, const void* keys, std::int64_t stride,
+                      std::int64_t n, float* s, std::int64_t ld) {
+  kv_row_groups(rows, [&](auto nr, std::int64_t r0) {
+    kv_scores_rows<F16, decltype(nr)::value>(q + r0 * D, D, keys, stride, n, s + r0 * ld, ld);
+  });
+}
+
+// acc[r, c] += p[r, j] * V[j, c], j in order, each output with the scalar twin's
+// operations in the scalar twin's order (a multiply, then an add): bit for bit equal.
+template <bool F16>
+inline void kv_weighted(const float* p, std::int64_t ld, std::int64_t rows, std::int64_t D, const void* values,
+                        std::int64_t stride, std::int64_t j0, std::int64_t j1, float* acc) {
+  for (std::int64_t j = j0; j < j1; ++j) {
+    const void* v = kv_row<F16>(values, stride, j);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const v128_t w = wasm_f32x4_splat(p[r * ld + j]);
+      float* o = acc + r * D;
+      for (std::int64_t c = 0; c < D; c += 4)
+        wasm_v128_store(o + c, wasm_f32x4_add(wasm_v128_load(o + c), wasm_f32x4_mul(w, kv_load4<F16>(v, c))));
+    }
+  }
+}
+
+}  // namespace wasm
+
+inline void kv_scores_wasm(const float* q, std::int64_t rows, std::int64_t D, DType t, const void* keys,
+                           std::int64_t stride, std::int64_t n, float* s, std::int64_t ld) {
+  if (t == DType::F16) wasm::kv_scores<true>(q, rows, D, keys, stride, n, s, ld);
+  else wasm::kv_scores<false>(q, rows, D, keys, stride, n, s, ld);
+}
+inline void kv_weighted_wasm(const float* p, std::int64_t ld, std::int64_t rows, std::int64_t D, DType t,
+                             const void* values, std::int64_t stride, std::int64_t j0, std::int64_t j1, float* acc) {
+  if (t == DType::F16) wasm::kv_weighted<true>(p, ld, rows, D, values, stride, j0, j1, acc);
+  else wasm::kv_weighted<false>(p, ld, rows, D, values, stride, j0, j1, acc);
+}
+#endif
+
 // The twin for an Isa (avx512 runs the avx2 one: on Zen 4 a 512-bit FMA costs two
 // 256-bit ones, and these loops are FMA-bound).
 inline void kv_scores(Isa isa, const float* q, std::int64_t rows, std::int64_t D, DType t, const void* keys,
@@ -269,7 +347,10 @@ inline void kv_scores(Isa isa, const float* q, std::int64_t rows, std::int64_t D
   if (isa_has_avx2(isa) && D % 8 == 0) return kv_scores_avx2(q, rows, D, t, keys, stride, n, s, ld);
 #endif
 #if GEMMA3_HAVE_WASM_SIMD
-  if (isa == Isa::wasm_simd128) return kv_scores_plain(q, rows, D, t, keys, stride, n, s, ld, widen_f16_wasm);
+  if (isa == Isa::wasm_simd128) {
+    if (D % 4 == 0) return kv_scores_wasm(q, rows, D, t, keys, stride, n, s, ld);
+    return kv_scores_plain(q, rows, D, t, keys, stride, n, s, ld, widen_f16_wasm);
+  }
 #endif
   (void)isa;
   kv_scores_scalar(q, rows, D, t, keys, stride, n, s, ld);
@@ -280,7 +361,10 @@ inline void kv_weighted(Isa isa, const float* p, std::int64_t ld, std::int64_t r
   if (isa_has_avx2(isa) && D % 8 == 0) return kv_weighted_avx2(p, ld, rows, D, t, values, stride, j0, j1, acc);
 #endif
 #if GEMMA3_HAVE_WASM_SIMD
-  if (isa == Isa::wasm_simd128) return kv_weighted_plain(p, ld, rows, D, t, values, stride, j0, j1, acc, widen_f16_wasm);
+  if (isa == Isa::wasm_simd128) {
+    if (D % 4 == 0) return kv_weighted_wasm(p, ld, rows, D, t, values, stride, j0, j1, acc);
+    return kv_weighted_plain(p, ld, rows, D, t, values, stride, j0, j1, acc, widen_f16_wasm);
+  }
 #endif
   (void)isa;
   kv_weighted_scalar(p, ld, rows, D, t, values, stride, j0, j1, acc);
