@@ -368,7 +368,9 @@ inline void matmul_q16_avx512(const Weight& W, const Q16Matrix& X, float* Y, std
 // of its N tokens sit side by side (xq[i][t]), and so do d_b and s_b, so the micro-kernel
 // reads a group through one pointer at constant offsets.
 // Step 3, the micro-kernel: 4 rows x N = 4 tokens, in registers (4 isum + 4 acc + w +
-// the splats; V8 has 16 xmm for wasm on x86-64):
+// the splats; V8 has 16 xmm for wasm on x86-64), and its 8-row form (micro_kernel8: two
+// micro-tiles side by side, each token's splat feeding two dots, 2.9 multiply-adds per
+// instruction instead of 2.5; where a tile has 8 rows left):
 //   for each block b:
 //     for p in 0..15:  w = pairs[g][b][p]
 //                      for t: isum[t] += dot_i16x8(w, load32_splat(xq[16 b + p][t]))
@@ -381,7 +383,9 @@ inline void matmul_q16_avx512(const Weight& W, const Q16Matrix& X, float* Y, std
 //     from the stack and rebuilds each address (3-4 integer instructions per splat);
 //     interleaved, the inner loop is the loads, vpmaddwd and vpaddd alone.
 //   Together: 1B shapes (T = 128, one thread) 16-19 -> 19-26 GMAC/s; 4 tokens measured
-//   like 5 and 6, unroll 4 and 8 no faster, 8 tokens slower (spills).
+//   like 5 and 6, unroll 4 and 8 no faster, 8 tokens slower (spills). 8 rows x 4 tokens:
+//   the 270M shapes of bench/wasm (T = 128, one thread, node 20) 21.7-24.8 -> 22.5-28.5
+//   GMAC/s, a 1B-shaped 480-token prefill under node 47-50 -> 52-54 tok/s (2 threads).
 // Loops: tiles of 16 rows outside (each packed once, reused by all T tokens), then
 // groups of N tokens, then the four micro-tiles (the N tokens' pairs stay in L1 across
 // them). Ragged tiles are zero rows, never stored; a ragged token group takes a
@@ -562,12 +566,61 @@ __attribute__((noinline)) void micro_kernel(const MicroTile& tile, const Tokens&
   }
 }
 
+// 8 rows (micro-tiles a and b) x N tokens: two weight loads feed 2N dots per pair.
+template <int N, bool HasMin>
+__attribute__((noinline)) void micro_kernel8(const MicroTile& ta, const MicroTile& tb, const Tokens& X, std::int64_t n,
+                                             std::int64_t t0, float* Y, std::int64_t ldy) {
+  const std::int64_t nb = n / quant::QK;
+  const std::int32_t* q = X.q + t0 * (n / 2);
+  const float* d = X.d + t0 * nb;
+  const float* s = X.s + t0 * nb;
+  v128_t acc_a[N], acc_b[N];
+  for (int t = 0; t < N; ++t) acc_a[t] = acc_b[t] = wasm_f32x4_splat(0.0f);
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const std::int32_t* pa = ta.pairs + b * kPairs * kLanes;
+    const std::int32_t* pb = tb.pairs + b * kPairs * kLanes;
+    const std::int32_t* xb = q + b * kPairs * N;
+    v128_t ia[N], ib[N];
+    for (int t = 0; t < N; ++t) ia[t] = ib[t] = wasm_i32x4_splat(0);
+#pragma clang loop unroll_count(2)
+    for (int p = 0; p < kPairs; ++p) {
+      const v128_t wa = wasm_v128_load(pa + p * kLanes), wb = wasm_v128_load(pb + p * kLanes);
+      for (int t = 0; t < N; ++t) {
+        const v128_t x = wasm_v128_load32_splat(xb + p * N + t);
+        ia[t] = wasm_i32x4_add(ia[t], wasm_i32x4_dot_i16x8(wa, x));
+        ib[t] = wasm_i32x4_add(ib[t], wasm_i32x4_dot_i16x8(wb, x));
+      }
+    }
+    const v128_t sa = wasm_v128_load(ta.scale + b * kLanes), sb = wasm_v128_load(tb.scale + b * kLanes);
+    for (int t = 0; t < N; ++t) {
+      const v128_t dt = wasm_f32x4_splat(d[b * N + t]);
+      acc_a[t] = wasm_f32x4_add(acc_a[t], wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(ia[t]), dt), sa));
+      acc_b[t] = wasm_f32x4_add(acc_b[t], wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(ib[t]), dt), sb));
+    }
+    if constexpr (HasMin) {
+      const v128_t ma = wasm_v128_load(ta.min + b * kLanes), mb = wasm_v128_load(tb.min + b * kLanes);
+      for (int t = 0; t < N; ++t) {
+        const v128_t st = wasm_f32x4_splat(s[b * N + t]);
+        acc_a[t] = wasm_f32x4_add(acc_a[t], wasm_f32x4_mul(ma, st));
+        acc_b[t] = wasm_f32x4_add(acc_b[t], wasm_f32x4_mul(mb, st));
+      }
+    }
+  }
+  for (int t = 0; t < N; ++t) {
+    wasm_v128_store(Y + (t0 + t) * ldy, acc_a[t]);
+    wasm_v128_store(Y + (t0 + t) * ldy + kLanes, acc_b[t]);
+  }
+}
+
 // Tokens t0 .. t0 + N - 1 times a packed tile: its micro-tiles one after the other
 // (the N tokens' rows stay in L1 across them).
 template <int N, bool HasMin>
 inline void token_group(const Scratch& s, std::int64_t nb, int rows, int groups, const Tokens& X, std::int64_t t0,
                         float* Y, std::int64_t ldy) {
-  for (int g = 0; g < groups; ++g)
+  int g = 0;
+  for (; g + 1 < groups && kLanes * (g + 2) <= rows; g += 2)
+    micro_kernel8<N, HasMin>(micro_tile(s, nb, g), micro_tile(s, nb, g + 1), X, nb * quant::QK, t0, Y + kLanes * g, ldy);
+  for (; g < groups; ++g)
     micro_kernel<N, HasMin>(micro_tile(s, nb, g), X, nb * quant::QK, t0, Y + kLanes * g, ldy,
                             std::min(kLanes, rows - kLanes * g));
 }
