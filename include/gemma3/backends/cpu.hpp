@@ -134,68 +134,79 @@ inline void grouped_query_attention(const AttentionShape& s, const AttentionMask
   const int group = s.num_attention_heads / s.num_key_value_heads;
   constexpr int kQueryBlock = 64;  // bounds the score matrix at [64 * group, keys] for long prompts
   out.resize(T, Eigen::Index(s.num_attention_heads) * D);
-  Matrix q_group;  // [tokens in block * group, D]: row t * group + g is query head kv * group + g of token t
-  Matrix scores;   // [tokens in block * group, keys in range]
-  Matrix o_group;  // [tokens in block * group, D]
-  Matrix widened;  // [keys in range, D]: float16 keys or values as float32, for the GEMMs
-  for (int kv = 0; kv < s.num_key_value_heads; ++kv) {
-    for (int t0 = 0; t0 < T; t0 += kQueryBlock) {
-      const int tb = std::min(kQueryBlock, T - t0);
-      const int q_first = pos0 + t0, q_last = pos0 + t0 + tb - 1;
-      const int k_lo = mask.first_key(q_first) - ctx0;  // index into keys
-      int k_hi = q_last;  // last key position any query of the block sees (later than q_last only for images)
-      if (images)
-        for (int p = q_first; p <= q_last; ++p) k_hi = std::max(k_hi, images->last_visible_key(p));
-      const int n = k_hi - ctx0 + 1 - k_lo;
-      q_group.resize(tb * group, D);
-      for (int t = 0; t < tb; ++t)
-        for (int g = 0; g < group; ++g)
-          q_group.row(t * group + g) = q.block(t0 + t, (kv * group + g) * D, 1, D);
+  // One task per (kv head, block of queries): each writes its own columns and rows of
+  // out, with the same operations whatever thread runs it. A prompt's tasks go over
+  // the pool; a decoding token's one task per kv head runs on the caller, and its two
+  // products spread their keys over the pool instead (scores_one_token and
+  // weighted_values_one_token).
+  const int blocks = (T + kQueryBlock - 1) / kQueryBlock;
+  auto task = [&](int kv, int t0) {
+    Matrix q_group;  // [tokens in block * group, D]: row t * group + g is query head kv * group + g of token t
+    Matrix scores;   // [tokens in block * group, keys in range]
+    Matrix o_group;  // [tokens in block * group, D]
+    Matrix widened;  // [keys in range, D]: float16 keys or values as float32, for the GEMMs
+    const int tb = std::min(kQueryBlock, T - t0);
+    const int q_first = pos0 + t0, q_last = pos0 + t0 + tb - 1;
+    const int k_lo = mask.first_key(q_first) - ctx0;  // index into keys
+    int k_hi = q_last;  // last key position any query of the block sees (later than q_last only for images)
+    if (images)
+      for (int p = q_first; p <= q_last; ++p) k_hi = std::max(k_hi, images->last_visible_key(p));
+    const int n = k_hi - ctx0 + 1 - k_lo;
+    q_group.resize(tb * group, D);
+    for (int t = 0; t < tb; ++t)
+      for (int g = 0; g < group; ++g)
+        q_group.row(t * group + g) = q.block(t0 + t, (kv * group + g) * D, 1, D);
 
-      if (tb == 1) scores_one_token(q_group, keys.block(k_lo, kv * D, n, D), scores, isa, pool);  // decode
-      else scores.noalias() = q_group * as_f32(keys.block(k_lo, kv * D, n, D), widened, isa).transpose();
-      scores *= s.scale;
-      if (s.softcap) {
-        const float c = float(*s.softcap);
-        scores = scores.unaryExpr([c](float x) { return c * std::tanh(x / c); });
-      }
-      for (int r = 0; r < tb * group; ++r) {  // mask, then softmax over the visible keys
-        const int qp = q_first + r / group;
-        const int lo = mask.first_key(qp) - ctx0 - k_lo;
-        const int hi = (images ? images->last_visible_key(qp) : qp) - ctx0 - k_lo;  // inclusive
-        auto row = scores.row(r);
-        // Keys after the query are visible only to a soft token of the same image.
-        auto visible = [&](int j) {
-          if (j < lo || j > hi) return false;
-          const int kp = ctx0 + k_lo + j;
-          return kp <= qp || images->same_group(qp, kp);
-        };
-        if (!images) {  // text: the visible keys are the run lo .. hi
-          const float mx = row.segment(lo, hi - lo + 1).maxCoeff();
-          const float sum = exp_shift_sum(row.data() + lo, hi - lo + 1, mx, isa);  // kernels/softmax.hpp
-          row.head(lo).setZero();
-          row.tail(n - 1 - hi).setZero();
-          row /= sum;
-          continue;
-        }
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int j = lo; j <= hi; ++j)
-          if (visible(j)) mx = std::max(mx, row(j));
-        float sum = 0.0f;
-        for (int j = 0; j < n; ++j) {
-          const float e = visible(j) ? std::exp(row(j) - mx) : 0.0f;
-          row(j) = e;
-          sum += e;
-        }
-        row /= sum;
-      }
-      if (tb == 1) weighted_values_one_token(scores, values.block(k_lo, kv * D, n, D), o_group, isa, pool);
-      else o_group.noalias() = scores * as_f32(values.block(k_lo, kv * D, n, D), widened, isa);
-      for (int t = 0; t < tb; ++t)
-        for (int g = 0; g < group; ++g)
-          out.block(t0 + t, (kv * group + g) * D, 1, D) = o_group.row(t * group + g);
+    if (tb == 1) scores_one_token(q_group, keys.block(k_lo, kv * D, n, D), scores, isa, pool);  // decode
+    else scores.noalias() = q_group * as_f32(keys.block(k_lo, kv * D, n, D), widened, isa).transpose();
+    scores *= s.scale;
+    if (s.softcap) {
+      const float c = float(*s.softcap);
+      scores = scores.unaryExpr([c](float x) { return c * std::tanh(x / c); });
     }
+    for (int r = 0; r < tb * group; ++r) {  // mask, then softmax over the visible keys
+      const int qp = q_first + r / group;
+      const int lo = mask.first_key(qp) - ctx0 - k_lo;
+      const int hi = (images ? images->last_visible_key(qp) : qp) - ctx0 - k_lo;  // inclusive
+      auto row = scores.row(r);
+      // Keys after the query are visible only to a soft token of the same image.
+      auto visible = [&](int j) {
+        if (j < lo || j > hi) return false;
+        const int kp = ctx0 + k_lo + j;
+        return kp <= qp || images->same_group(qp, kp);
+      };
+      if (!images) {  // text: the visible keys are the run lo .. hi
+        const float mx = row.segment(lo, hi - lo + 1).maxCoeff();
+        const float sum = exp_shift_sum(row.data() + lo, hi - lo + 1, mx, isa);  // kernels/softmax.hpp
+        row.head(lo).setZero();
+        row.tail(n - 1 - hi).setZero();
+        row /= sum;
+        continue;
+      }
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int j = lo; j <= hi; ++j)
+        if (visible(j)) mx = std::max(mx, row(j));
+      float sum = 0.0f;
+      for (int j = 0; j < n; ++j) {
+        const float e = visible(j) ? std::exp(row(j) - mx) : 0.0f;
+        row(j) = e;
+        sum += e;
+      }
+      row /= sum;
+    }
+    if (tb == 1) weighted_values_one_token(scores, values.block(k_lo, kv * D, n, D), o_group, isa, pool);
+    else o_group.noalias() = scores * as_f32(values.block(k_lo, kv * D, n, D), widened, isa);
+    for (int t = 0; t < tb; ++t)
+      for (int g = 0; g < group; ++g)
+        out.block(t0 + t, (kv * group + g) * D, 1, D) = o_group.row(t * group + g);
+  };
+  if (T == 1) {
+    for (int kv = 0; kv < s.num_key_value_heads; ++kv) task(kv, 0);
+    return;
   }
+  pool.parallel_for(0, std::int64_t(s.num_key_value_heads) * blocks, [&](std::int64_t a, std::int64_t b) {
+    for (std::int64_t i = a; i < b; ++i) task(int(i / blocks), int(i % blocks) * kQueryBlock);
+  });
 }
 
 }  // namespace cpu
