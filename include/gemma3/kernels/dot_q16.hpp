@@ -37,8 +37,8 @@
 // form), Q4_K [640 x 2048] 76 -> 47 us, Q6_K [640 x 2048] 88 -> 53 us. The int16
 // activations measured no slower than 8-bit ones (docs/kernels.md) and are 129x finer.
 // wasm under node 20.20.2 (2-vCPU Intel Xeon with AVX-512 VNNI, 2026-12-06, 2 threads,
-// bench/wasm/run_wasm_bench.sh): 0.33-0.63x the native int16 dots (Q5_0 the lowest at
-// 0.33-0.37x, the LM head's Q8_0 0.43-0.63x); docs/performance.md.
+// bench/wasm/run_wasm_bench.sh): 0.41-0.60x the native int16 dots (Q5_0 and Q6_K the
+// lowest at 0.41-0.49x, the LM head's Q8_0 0.49-0.59x); docs/performance.md.
 // Pinned by tests/test_q16.cpp (and tests/test_gemm_q16.cpp for unpack_q16_row), and
 // tests/wasm/test_wasm_kernels.cpp for the wasm twins.
 #pragma once
