@@ -450,7 +450,7 @@ def main() -> int:
 
     if not os.path.isfile(args.model):
         log(f"error: model {args.model} not found (bash scripts/fetch-model.sh, or "
-            f"python3 ../shared/tools/make_shaped_gguf.py 1b /tmp/gemma3-1b-shaped.gguf)")
+            f"python3 scripts/make-shaped-gguf.py 1b /tmp/gemma3-1b-shaped.gguf)")
         return 2
     ids, ids_src = prompt_ids(args)
     if len(ids) + args.gen_tokens + 1 > args.n_ctx:

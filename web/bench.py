@@ -14,8 +14,9 @@ decode seconds). Each round's browser load is timed twice: from the server with 
 browser profile (first visit: fetch into the heap, then parse) and again after a reload
 (OPFS). The wasm heap's size after the runs is its peak (the heap only grows).
 Prints one table per model: medians over the rounds, browser / native ratios of the same
-round. The 1B-shaped file (../tools or scripts: make_shaped_gguf.py 1b) has random
-weights: its text is noise, but its shapes, types and bytes per token are the 1B's.
+round. The 1B-shaped file (python3 scripts/make-shaped-gguf.py 1b
+models/gemma-3-1b-shaped-q4_k_m.gguf) has random weights: its text is noise, but its
+shapes, types and bytes per token are the 1B's.
 """
 import argparse
 import json
