@@ -384,7 +384,7 @@ inline void matmul_q16_avx512(const Weight& W, const Q16Matrix& X, float* Y, std
 //     interleaved, the inner loop is the loads, vpmaddwd and vpaddd alone.
 //   Together: 1B shapes (T = 128, one thread) 16-19 -> 19-26 GMAC/s; 4 tokens measured
 //   like 5 and 6, unroll 4 and 8 no faster, 8 tokens slower (spills). 8 rows x 4 tokens:
-//   the 270M shapes of bench/wasm (T = 128, one thread, node 20) 21.7-24.8 -> 22.5-28.5
+//   the 270M shapes of bench/wasm (T = 128, one thread, node 20) 20.7-24.8 -> 22.5-28.5
 //   GMAC/s, a 1B-shaped 480-token prefill under node 47-50 -> 52-54 tok/s (2 threads).
 // Loops: tiles of 16 rows outside (each packed once, reused by all T tokens), then
 // groups of N tokens, then the four micro-tiles (the N tokens' pairs stay in L1 across
