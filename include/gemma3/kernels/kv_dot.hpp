@@ -100,6 +100,12 @@ inline void kv_row_groups(std::int64_t rows, F&& f) {
   }
 }
 
+// Row j of a cache's float16 (F16) or float32 rows, `stride` values apart.
+template <bool F16>
+inline const void* kv_row_at(const void* base, std::int64_t stride, std::int64_t j) {
+  return static_cast<const unsigned char*>(base) + std::size_t(j * stride) * (F16 ? 2 : 4);
+}
+
 // ---- AVX2 + FMA + F16C ----
 #if GEMMA3_HAVE_X86_SIMD
 namespace avx2 {
@@ -110,13 +116,6 @@ GEMMA3_TARGET_AVX2 inline __m256 kv_load8(const void* row, std::int64_t c) {
   return _mm256_loadu_ps(static_cast<const float*>(row) + c);
 }
 
-// NR (1..4) query rows and two keys at a time: each key row is read once for the NR
-// rows, each query chunk once for the two keys; the NR sums of a key are reduced
-// together.
-template <bool F16>
-inline const void* kv_row_at(const void* base, std::int64_t stride, std::int64_t j) {
-  return static_cast<const unsigned char*>(base) + std::size_t(j * stride) * (F16 ? 2 : 4);
-}
 // Rows j and j + 1 (those below end) into L2, 8 rows ahead of use. Long caches stream
 // from memory, where the hardware prefetcher alone kept these loops at 12-15 GB/s
 // (2 threads, 128 MB of float32 rows); with this, 30 GB/s, what a plain streaming read
@@ -147,6 +146,9 @@ GEMMA3_TARGET_AVX2 inline void kv_fma_pair(const float* q, __m256 x0, __m256 x1,
   b = _mm256_fmadd_ps(qc, x1, b);
 }
 
+// NR (1..4) query rows and two keys at a time: each key row is read once for the NR
+// rows, each query chunk once for the two keys; the NR sums of a key are reduced
+// together.
 // (Written out register by register: with arrays of __m256, GCC -O2 keeps the
 // accumulators on the stack.)
 template <bool F16, int NR>
@@ -276,10 +278,6 @@ inline v128_t kv_load4(const void* row, std::int64_t c) {
   if (F16) return kernels::wasm::load_f16(static_cast<const std::uint16_t*>(row) + c);
   return wasm_v128_load(static_cast<const float*>(row) + c);
 }
-template <bool F16>
-inline const void* kv_row(const void* base, std::int64_t stride, std::int64_t j) {
-  return static_cast<const unsigned char*>(base) + std::size_t(j * stride) * (F16 ? 2 : 4);
-}
 
 // NR (1..4) query rows against one key row at a time: four lanes of partial sums per
 // query row, added across the lanes at the end (no FMA in SIMD128: multiply, then add).
@@ -287,7 +285,7 @@ template <bool F16, int NR>
 inline void kv_scores_rows(const float* q, std::int64_t D, const void* keys, std::int64_t stride, std::int64_t n,
                            float* s, std::int64_t ld) {
   for (std::int64_t j = 0; j < n; ++j) {
-    const void* k = kv_row<F16>(keys, stride, j);
+    const void* k = kv_row_at<F16>(keys, stride, j);
     v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
     for (std::int64_t c = 0; c < D; c += 4) {
       const v128_t x = kv_load4<F16>(k, c);
@@ -316,7 +314,7 @@ template <bool F16>
 inline void kv_weighted(const float* p, std::int64_t ld, std::int64_t rows, std::int64_t D, const void* values,
                         std::int64_t stride, std::int64_t j0, std::int64_t j1, float* acc) {
   for (std::int64_t j = j0; j < j1; ++j) {
-    const void* v = kv_row<F16>(values, stride, j);
+    const void* v = kv_row_at<F16>(values, stride, j);
     for (std::int64_t r = 0; r < rows; ++r) {
       const v128_t w = wasm_f32x4_splat(p[r * ld + j]);
       float* o = acc + r * D;
