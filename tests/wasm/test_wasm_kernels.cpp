@@ -16,7 +16,9 @@
 //   matmul_q16_wasm within the per-output rounding bound of tests/test_gemm_q16.cpp
 //   against matmul_q16_scalar (T = 1, 3, 17, 64; ragged row tiles; row sub-ranges;
 //   bit-identical row splits), and matvec / matmul / linear_many on that path;
-// - GELU-tanh (kernels/gelu.hpp): the SIMD128 twin against the scalar one over a sweep.
+// - GELU-tanh (kernels/gelu.hpp): the SIMD128 twin against the scalar one over a sweep;
+// - decode attention's products (kernels/kv_dot.hpp), the softmax's exponentials, and a
+//   prompt's attention on the CPU backend (kv_dot.hpp's kernels) against Eigen's GEMM.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -27,12 +29,14 @@
 #include <string>
 #include <vector>
 
+#include "gemma3/backends/cpu.hpp"
 #include "gemma3/kernels/dot_q16.hpp"
 #include "gemma3/kernels/gelu.hpp"
 #include "gemma3/kernels/gemm_q16.hpp"
 #include "gemma3/kernels/kv_dot.hpp"
 #include "gemma3/kernels/matmul.hpp"
 #include "gemma3/kernels/row_kernels.hpp"
+#include "gemma3/kernels/softmax.hpp"
 #include "gemma3/kernels/thread_pool.hpp"
 #include "gemma3/quant/quant.hpp"
 #include "../test_quant_helpers.hpp"
@@ -183,11 +187,13 @@ static void gelu() {
 // kv_scores: the SIMD128 twin (D % 4 == 0) within float rounding of the scalar twin
 // (its four lanes add in another order); D = 18 takes the scalar loops and is equal.
 // kv_weighted: bit for bit the scalar twin's (the same operations in the same order).
+// D = 20 takes kv_weighted's one-row-at-a-time loop (D % 8 != 0).
 static void kv_dot() {
   Rng rng(4242);
-  for (const std::int64_t D : {16, 18, 64, 256}) {
-    for (const std::int64_t rows : {1, 2, 3, 4, 5, 8}) {
-      const std::int64_t n = 21, stride = 2 * D + 4;
+  for (const std::int64_t D : {16, 18, 20, 64, 256}) {
+    for (const std::int64_t rows : {1, 2, 3, 4, 5, 8})
+    for (const std::int64_t n : {21, 75}) {  // odd (a key without a pair); past two tiles of 32 value rows
+      const std::int64_t stride = 2 * D + 4;
       for (DType t : {DType::F32, DType::F16}) {
         std::vector<float> kv32 = quant_test::random_floats(std::size_t(n * stride), rng);
         std::vector<std::uint16_t> kv16(kv32.size());
@@ -220,6 +226,61 @@ static void kv_dot() {
       }
     }
   }
+}
+
+// The softmax's exponentials (kernels/softmax.hpp): the SIMD128 twin against std::exp
+// (relative 2e-7 per value, as the AVX2 twin in tests/test_kernels.cpp), and the sum.
+static void softmax_exps() {
+  Rng rng(99);
+  for (const std::int64_t n : {1, 3, 4, 17, 300}) {
+    std::vector<float> x = quant_test::random_floats(std::size_t(n), rng, 30.0f);
+    x[0] = -120.0f;  // below exp's range: 0
+    const float m = *std::max_element(x.begin(), x.end());
+    std::vector<float> ref = x, got = x;
+    const float sum_ref = gemma3::kernels::exp_shift_sum_scalar(ref.data(), n, m);
+    const float sum_got = gemma3::exp_shift_sum(got.data(), n, m, Isa::wasm_simd128);
+    double worst = 0.0;
+    for (std::int64_t i = 0; i < n; ++i)
+      worst = std::max(worst, std::fabs(double(got[std::size_t(i)]) - double(ref[std::size_t(i)])) /
+                                  std::max(double(ref[std::size_t(i)]), 1e-38));
+    CHECK(worst <= 2e-7 || n == 1, "exp_shift_sum n %lld: relative difference %g", (long long)n, worst);
+    CHECK(std::fabs(double(sum_got) - double(sum_ref)) <= 1e-6 * double(sum_ref), "exp_shift_sum n %lld: sum %g vs %g",
+          (long long)n, double(sum_got), double(sum_ref));
+  }
+}
+
+// A prompt's attention on the CPU backend (backends/cpu.hpp): under Isa::wasm_simd128
+// the products run on kv_dot.hpp's kernels over each row group's visible keys, under
+// Isa::scalar on Eigen's GEMM over the whole block. Equal to float rounding: sliding
+// and global layers, group 4 and 2, 150 queries (three blocks of 64, the last ragged)
+// after 40 cached positions, and every output within 1e-5 of the largest.
+static void prefill_attention() {
+  Rng rng(150);
+  gemma3::ThreadPool pool(2);
+  for (const int group : {4, 2})
+    for (const bool sliding : {true, false}) {
+      const int kv_heads = 2, D = 64, T = 150, pos0 = 40;
+      const gemma3::AttentionShape shape{group * kv_heads, kv_heads, D, 0.125f, std::nullopt};
+      gemma3::AttentionMask mask;
+      mask.sliding = sliding;
+      mask.sliding_window = 48;
+      mask.pos0 = pos0;
+      const int ctx0 = sliding ? mask.first_key(pos0) : 0, n = pos0 + T - ctx0;
+      auto random_matrix = [&](int rows, int cols) {
+        const std::vector<float> v = quant_test::random_floats(std::size_t(rows) * std::size_t(cols), rng, 2.0f);
+        gemma3::Matrix m(rows, cols);
+        std::copy(v.begin(), v.end(), m.data());
+        return m;
+      };
+      const gemma3::Matrix q = random_matrix(T, group * kv_heads * D), k = random_matrix(n, kv_heads * D),
+                           v = random_matrix(n, kv_heads * D);
+      gemma3::Matrix ref, got;
+      gemma3::cpu::grouped_query_attention(shape, mask, q, k, v, ctx0, ref, Isa::scalar, pool);
+      gemma3::cpu::grouped_query_attention(shape, mask, q, k, v, ctx0, got, Isa::wasm_simd128, pool);
+      const double big = ref.cwiseAbs().maxCoeff(), diff = (ref - got).cwiseAbs().maxCoeff();
+      CHECK(got.rows() == T && big > 0.1 && diff <= 1e-5 * big, "prefill attention group %d %s: max |difference| %g of %g",
+            group, sliding ? "sliding" : "global", diff, big);
+    }
 }
 
 // ---- int16 activations (quant/q16.hpp; SIMD128 twins in kernels/dot_q16.hpp and
@@ -514,6 +575,8 @@ int main(int argc, char** argv) {
   matvec_and_pool();
   gelu();
   kv_dot();
+  softmax_exps();
+  prefill_attention();
   q16_quantize();
   q16_scale_conversions();
   q16_unpack();

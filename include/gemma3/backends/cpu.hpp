@@ -117,6 +117,48 @@ inline void weighted_values_one_token(const Matrix& p, const KVView& values, Mat
   for (Eigen::Index k = 1; k < parts; ++k) out += partial.middleRows(k * rows, rows);
 }
 
+// The two products of a prompt's block of queries with the kernels of kernels/kv_dot.hpp,
+// four query rows at a time over only the keys those rows see (lo(r) .. hi(r); the
+// softmax zeroes around them), the keys in runs of kManyKeys (their rows stay in L1
+// while every row group passes). For Isa::wasm_simd128, where Eigen 3.4 has no SIMD
+// packets and its GEMM runs scalar (1B shape, 512 tokens, one thread under node: one
+// layer's attention 27-31 -> 18 ms, softmax included); elsewhere Eigen's GEMM is faster.
+constexpr int kManyKeys = 32;
+// f(r0, r1, j0, j1) for each group of four rows r0 .. r1 - 1 and run of keys j0 .. j1 - 1 they see.
+template <class Lo, class Hi, class F>
+inline void many_queries_blocks(int rows, Lo&& lo, Hi&& hi, F&& f) {
+  int first = lo(0), last = hi(0) + 1;  // all the rows' keys
+  for (int r = 1; r < rows; ++r) first = std::min(first, lo(r)), last = std::max(last, hi(r) + 1);
+  for (int k0 = first; k0 < last; k0 += kManyKeys)
+    for (int r0 = 0; r0 < rows; r0 += 4) {
+      const int r1 = std::min(rows, r0 + 4);
+      int j0 = lo(r0), j1 = hi(r0) + 1;
+      for (int r = r0 + 1; r < r1; ++r) j0 = std::min(j0, lo(r)), j1 = std::max(j1, hi(r) + 1);
+      j0 = std::max(j0, k0), j1 = std::min(j1, k0 + kManyKeys);
+      if (j0 < j1) f(r0, r1, j0, j1);
+    }
+}
+//   scores [rows, n] = q_group [rows, D] . keys [n, D]^T   (outside a row group's keys: unset)
+template <class Keys, class Lo, class Hi>
+inline void many_queries_scores(const Matrix& q_group, const Keys& keys, Lo&& lo, Hi&& hi, Matrix& scores, Isa isa) {
+  const int D = int(q_group.cols());
+  scores.resize(q_group.rows(), keys.rows());
+  many_queries_blocks(int(q_group.rows()), lo, hi, [&](int r0, int r1, int j0, int j1) {
+    kernels::kv_scores(isa, q_group.row(r0).data(), r1 - r0, D, DType::F32, keys.row(j0).data(), keys.outerStride(),
+                       j1 - j0, scores.row(r0).data() + j0, scores.cols());
+  });
+}
+//   out [rows, D] = p [rows, n] . values [n, D]   (p is zero outside each row's keys)
+template <class Values, class Lo, class Hi>
+inline void many_queries_values(const Matrix& p, const Values& values, Lo&& lo, Hi&& hi, Matrix& out, Isa isa) {
+  const int D = int(values.cols());
+  out.setZero(p.rows(), D);
+  many_queries_blocks(int(p.rows()), lo, hi, [&](int r0, int r1, int j0, int j1) {
+    kernels::kv_weighted(isa, p.row(r0).data(), p.cols(), r1 - r0, D, DType::F32, values.data(), values.outerStride(),
+                         j0, j1, out.row(r0).data());
+  });
+}
+
 // Scaled dot-product attention of T queries (positions pos0 ..) over n keys whose
 // positions are the contiguous run ctx0 .. ctx0 + n - 1.
 //   q [T, NH * D], keys/values [n, KV * D]  ->  out [T, NH * D]
@@ -157,7 +199,16 @@ inline void grouped_query_attention(const AttentionShape& s, const AttentionMask
       for (int g = 0; g < group; ++g)
         q_group.row(t * group + g) = q.block(t0 + t, (kv * group + g) * D, 1, D);
 
+    // The keys row r sees: lo(r) .. hi(r), indices into the n keys (for an image's soft
+    // token some of them are hidden again below).
+    auto lo_of = [&](int r) { return mask.first_key(q_first + r / group) - ctx0 - k_lo; };
+    auto hi_of = [&](int r) {
+      const int qp = q_first + r / group;
+      return (images ? images->last_visible_key(qp) : qp) - ctx0 - k_lo;
+    };
+    const bool by_rows = tb > 1 && isa == Isa::wasm_simd128;  // see many_queries_scores
     if (tb == 1) scores_one_token(q_group, keys.block(k_lo, kv * D, n, D), scores, isa, pool);  // decode
+    else if (by_rows) many_queries_scores(q_group, as_f32(keys.block(k_lo, kv * D, n, D), widened, isa), lo_of, hi_of, scores, isa);
     else scores.noalias() = q_group * as_f32(keys.block(k_lo, kv * D, n, D), widened, isa).transpose();
     scores *= s.scale;
     if (s.softcap) {
@@ -166,8 +217,7 @@ inline void grouped_query_attention(const AttentionShape& s, const AttentionMask
     }
     for (int r = 0; r < tb * group; ++r) {  // mask, then softmax over the visible keys
       const int qp = q_first + r / group;
-      const int lo = mask.first_key(qp) - ctx0 - k_lo;
-      const int hi = (images ? images->last_visible_key(qp) : qp) - ctx0 - k_lo;  // inclusive
+      const int lo = lo_of(r), hi = hi_of(r);  // inclusive
       auto row = scores.row(r);
       // Keys after the query are visible only to a soft token of the same image.
       auto visible = [&](int j) {
@@ -195,6 +245,7 @@ inline void grouped_query_attention(const AttentionShape& s, const AttentionMask
       row /= sum;
     }
     if (tb == 1) weighted_values_one_token(scores, values.block(k_lo, kv * D, n, D), o_group, isa, pool);
+    else if (by_rows) many_queries_values(scores, as_f32(values.block(k_lo, kv * D, n, D), widened, isa), lo_of, hi_of, o_group, isa);
     else o_group.noalias() = scores * as_f32(values.block(k_lo, kv * D, n, D), widened, isa);
     for (int t = 0; t < tb; ++t)
       for (int g = 0; g < group; ++g)

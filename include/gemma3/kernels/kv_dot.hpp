@@ -16,11 +16,16 @@
 // order, and prefetches the rows 8 ahead. It needs D % 8 == 0 (every Gemma 3
 // head_dim: 256, 128); other D take the scalar twin. It adds in another order, so it
 // equals the scalar twin to float rounding, not bit for bit. SIMD128 (WebAssembly,
-// D % 4 == 0): up to four query rows against one key row, four lanes of partial sums
+// D % 4 == 0): up to four query rows against two key rows, four lanes of partial sums
 // each (float rounding of the scalar twin; the scalar's one serial sum per output, which
 // the compiler may not reorder, ran a 1B-shaped decode at ~640 positions 15 % slower
-// under node); kv_weighted walks the rows as the scalar twin does and equals it bit for
-// bit. Other D run the scalar loops with SIMD128 widening.
+// under node); kv_weighted keeps four rows x 8 columns of acc in registers while a
+// tile of 32 value rows goes by, adding in the scalar twin's order: bit for bit equal
+// (D % 8 == 4: one row at a time). Other D run the scalar loops with SIMD128 widening.
+// The CPU backend also runs a prompt's attention on the SIMD128 twins
+// (backends/cpu.hpp, many_queries_scores): against one key row at a time and the rows
+// one at a time, one layer's prompt attention (1B shape, 512 tokens) took 28 ms under
+// node, one thread; with this blocking, 18 ms (Eigen's scalar GEMM: 27-31 ms).
 // Pinned by tests/test_attention_decode.cpp, and tests/wasm/test_wasm_kernels.cpp for
 // the SIMD128 twins.
 #pragma once
@@ -279,25 +284,42 @@ inline v128_t kv_load4(const void* row, std::int64_t c) {
   return wasm_v128_load(static_cast<const float*>(row) + c);
 }
 
-// NR (1..4) query rows against one key row at a time: four lanes of partial sums per
-// query row, added across the lanes at the end (no FMA in SIMD128: multiply, then add).
+// NR (1..4) query rows against two key rows at a time (eight accumulators: V8 keeps
+// 15 of x64's 16 xmm registers for wasm), one key row for an odd last one: four
+// lanes of partial sums per query row and key, added across the lanes at the end (no
+// FMA in SIMD128: multiply, then add). Each score is the same operations whichever
+// key it is paired with.
 template <bool F16, int NR>
 inline void kv_scores_rows(const float* q, std::int64_t D, const void* keys, std::int64_t stride, std::int64_t n,
                            float* s, std::int64_t ld) {
-  for (std::int64_t j = 0; j < n; ++j) {
-    const void* k = kv_row_at<F16>(keys, stride, j);
-    v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+  std::int64_t j = 0;
+  for (; j + 2 <= n; j += 2) {
+    const void* k0 = kv_row_at<F16>(keys, stride, j);
+    const void* k1 = kv_row_at<F16>(keys, stride, j + 1);
+    v128_t a[NR][2];
+    for (int r = 0; r < NR; ++r) a[r][0] = a[r][1] = wasm_f32x4_splat(0.0f);
     for (std::int64_t c = 0; c < D; c += 4) {
-      const v128_t x = kv_load4<F16>(k, c);
-      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(q + c), x));
-      if (NR > 1) a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(q + D + c), x));
-      if (NR > 2) a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(q + 2 * D + c), x));
-      if (NR > 3) a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load(q + 3 * D + c), x));
+      const v128_t x0 = kv_load4<F16>(k0, c), x1 = kv_load4<F16>(k1, c);
+      for (int r = 0; r < NR; ++r) {
+        const v128_t qr = wasm_v128_load(q + r * D + c);
+        a[r][0] = wasm_f32x4_add(a[r][0], wasm_f32x4_mul(qr, x0));
+        a[r][1] = wasm_f32x4_add(a[r][1], wasm_f32x4_mul(qr, x1));
+      }
     }
-    s[j] = kernels::wasm::hsum(a0);
-    if (NR > 1) s[ld + j] = kernels::wasm::hsum(a1);
-    if (NR > 2) s[2 * ld + j] = kernels::wasm::hsum(a2);
-    if (NR > 3) s[3 * ld + j] = kernels::wasm::hsum(a3);
+    for (int r = 0; r < NR; ++r) {
+      s[r * ld + j] = kernels::wasm::hsum(a[r][0]);
+      s[r * ld + j + 1] = kernels::wasm::hsum(a[r][1]);
+    }
+  }
+  if (j < n) {
+    const void* k0 = kv_row_at<F16>(keys, stride, j);
+    v128_t a[NR];
+    for (int r = 0; r < NR; ++r) a[r] = wasm_f32x4_splat(0.0f);
+    for (std::int64_t c = 0; c < D; c += 4) {
+      const v128_t x0 = kv_load4<F16>(k0, c);
+      for (int r = 0; r < NR; ++r) a[r] = wasm_f32x4_add(a[r], wasm_f32x4_mul(wasm_v128_load(q + r * D + c), x0));
+    }
+    for (int r = 0; r < NR; ++r) s[r * ld + j] = kernels::wasm::hsum(a[r]);
   }
 }
 template <bool F16>
@@ -310,10 +332,45 @@ inline void kv_scores(const float* q, std::int64_t rows, std::int64_t D, const v
 
 // acc[r, c] += p[r, j] * V[j, c], j in order, each output with the scalar twin's
 // operations in the scalar twin's order (a multiply, then an add): bit for bit equal.
+// NR (1..4) rows x 8 columns stay in registers while the rows j of a tile of 32 go
+// by (the tile's value rows stay in L1 across the D / 8 column blocks), and a
+// float16 value is widened once for the NR rows. D % 8 == 0.
+constexpr std::int64_t kWeightedTile = 32;
+template <bool F16, int NR>
+inline void kv_weighted_rows(const float* p, std::int64_t ld, std::int64_t D, const void* values, std::int64_t stride,
+                             std::int64_t j0, std::int64_t j1, float* acc) {
+  for (std::int64_t t0 = j0; t0 < j1; t0 += kWeightedTile) {
+    const std::int64_t t1 = std::min(j1, t0 + kWeightedTile);
+    for (std::int64_t c = 0; c < D; c += 8) {
+      v128_t o[NR][2];
+      for (int r = 0; r < NR; ++r) {
+        o[r][0] = wasm_v128_load(acc + r * D + c);
+        o[r][1] = wasm_v128_load(acc + r * D + c + 4);
+      }
+      for (std::int64_t j = t0; j < t1; ++j) {
+        const void* v = kv_row_at<F16>(values, stride, j);
+        const v128_t v0 = kv_load4<F16>(v, c), v1 = kv_load4<F16>(v, c + 4);
+        for (int r = 0; r < NR; ++r) {
+          const v128_t w = wasm_v128_load32_splat(p + r * ld + j);
+          o[r][0] = wasm_f32x4_add(o[r][0], wasm_f32x4_mul(w, v0));
+          o[r][1] = wasm_f32x4_add(o[r][1], wasm_f32x4_mul(w, v1));
+        }
+      }
+      for (int r = 0; r < NR; ++r) {
+        wasm_v128_store(acc + r * D + c, o[r][0]);
+        wasm_v128_store(acc + r * D + c + 4, o[r][1]);
+      }
+    }
+  }
+}
 template <bool F16>
 inline void kv_weighted(const float* p, std::int64_t ld, std::int64_t rows, std::int64_t D, const void* values,
                         std::int64_t stride, std::int64_t j0, std::int64_t j1, float* acc) {
-  for (std::int64_t j = j0; j < j1; ++j) {
+  if (D % 8 == 0)
+    return kv_row_groups(rows, [&](auto nr, std::int64_t r0) {
+      kv_weighted_rows<F16, decltype(nr)::value>(p + r0 * ld, ld, D, values, stride, j0, j1, acc + r0 * D);
+    });
+  for (std::int64_t j = j0; j < j1; ++j) {  // D % 8 == 4: the rows one at a time
     const void* v = kv_row_at<F16>(values, stride, j);
     for (std::int64_t r = 0; r < rows; ++r) {
       const v128_t w = wasm_f32x4_splat(p[r * ld + j]);

@@ -4,10 +4,11 @@
 //
 // with m >= max_i x[i] (the row's maximum), so every argument is <= 0 and every
 // result in [0, 1]. attention.hpp then divides the row by the sum.
-// Twins: scalar (std::exp, the reference) and AVX2 + FMA (8 lanes at a time with the
+// Twins: scalar (std::exp, the reference), AVX2 + FMA (8 lanes at a time with the
 // range-reduced polynomial exp of kernels/exp.hpp, relative error <= 2e-7 against
-// std::exp; the few tail values use std::exp). They differ by float rounding only.
-// Pinned by tests/test_kernels.cpp.
+// std::exp; the few tail values use std::exp) and WebAssembly SIMD128 (4 lanes, the
+// same polynomial without FMA). They differ by float rounding only.
+// Pinned by tests/test_kernels.cpp and tests/wasm/test_wasm_kernels.cpp.
 #pragma once
 
 #include <cmath>
@@ -45,12 +46,30 @@ GEMMA3_TARGET_AVX2 inline float exp_shift_sum_avx2(float* x, std::int64_t n, flo
 }
 #endif
 
+#if GEMMA3_HAVE_WASM_SIMD
+inline float exp_shift_sum_wasm(float* x, std::int64_t n, float m) {
+  const v128_t mv = wasm_f32x4_splat(m);
+  v128_t acc = wasm_f32x4_splat(0.0f);
+  std::int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t e = wasm::exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(x + i), mv));
+    wasm_v128_store(x + i, e);
+    acc = wasm_f32x4_add(acc, e);
+  }
+  return (wasm_f32x4_extract_lane(acc, 0) + wasm_f32x4_extract_lane(acc, 1)) +
+         (wasm_f32x4_extract_lane(acc, 2) + wasm_f32x4_extract_lane(acc, 3)) + exp_shift_sum_scalar(x + i, n - i, m);
+}
+#endif
+
 }  // namespace kernels
 
 // x[i] = exp(x[i] - m), returns the sum; m must be >= every x[i].
 inline float exp_shift_sum(float* x, std::int64_t n, float m, Isa isa) {
 #if GEMMA3_HAVE_X86_SIMD
   if (isa_has_avx2(isa)) return kernels::exp_shift_sum_avx2(x, n, m);
+#endif
+#if GEMMA3_HAVE_WASM_SIMD
+  if (isa == Isa::wasm_simd128) return kernels::exp_shift_sum_wasm(x, n, m);
 #endif
   (void)isa;
   return kernels::exp_shift_sum_scalar(x, n, m);
