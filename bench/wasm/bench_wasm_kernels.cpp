@@ -12,6 +12,7 @@
 // with float activations (int16 = false: a row dequantized and dotted; 64 rows
 // dequantized and Eigen's GEMM) and int16 activations (int16 = true: kernels/dot_q16.hpp,
 // kernels/gemm_q16.hpp), the speed-up, and GB/s of weights (matvec) / GMAC/s (matmul).
+// Under wasm, last: the ceiling of the GEMM's inner loop on this machine (one thread).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -44,6 +45,45 @@ static double time_it(F f) {
   }
   return best;
 }
+
+#if GEMMA3_HAVE_WASM_SIMD
+// The most the prefill GEMM's 8-row x 4-token micro-kernel (kernels/gemm_q16.hpp) can
+// reach on this machine: its inner loop alone (per int16 pair: two weight loads, four
+// token splats, eight i32x4.dot_i16x8_s and eight adds = 64 multiply-adds) over 16
+// blocks that stay in L1, no epilogue, no packing. GMAC/s, best of time_it.
+// A function of its own, called once per timed call: V8 swaps in its optimized code
+// only when a function is entered again (a loop inlined into time_it would stay on the
+// baseline compiler's code).
+__attribute__((noinline)) static std::int32_t simd128_dot_blocks(const std::int32_t* wa, const std::int32_t* wb,
+                                                                  const std::int32_t* xq, int blocks, int reps) {
+  v128_t total = wasm_i32x4_splat(0);
+  for (int rep = 0; rep < reps; ++rep)
+    for (int b = 0; b < blocks; ++b) {
+      const std::int32_t *a = wa + b * 64, *c = wb + b * 64, *x = xq + b * 64;
+      v128_t ia[4], ib[4];
+      for (int t = 0; t < 4; ++t) ia[t] = ib[t] = wasm_i32x4_splat(0);
+#pragma clang loop unroll_count(2)
+      for (int p = 0; p < 16; ++p) {
+        const v128_t va = wasm_v128_load(a + p * 4), vb = wasm_v128_load(c + p * 4);
+        for (int t = 0; t < 4; ++t) {
+          const v128_t xt = wasm_v128_load32_splat(x + p * 4 + t);
+          ia[t] = wasm_i32x4_add(ia[t], wasm_i32x4_dot_i16x8(va, xt));
+          ib[t] = wasm_i32x4_add(ib[t], wasm_i32x4_dot_i16x8(vb, xt));
+        }
+      }
+      for (int t = 0; t < 4; ++t) total = wasm_i32x4_add(total, wasm_i32x4_add(ia[t], ib[t]));
+    }
+  return wasm_i32x4_extract_lane(total, 0);
+}
+static double simd128_dot_ceiling() {
+  constexpr int kBlocks = 16, kReps = 64;
+  static std::int32_t wa[kBlocks * 64], wb[kBlocks * 64], xq[kBlocks * 64];
+  for (int i = 0; i < kBlocks * 64; ++i) wa[i] = i * 7, wb[i] = i * 3, xq[i] = i;
+  volatile std::int32_t sink = 0;
+  const double s = time_it([&] { sink = sink + simd128_dot_blocks(wa, wb, xq, kBlocks, kReps); });
+  return double(kReps) * kBlocks * 16 * 64 / s * 1e-9;
+}
+#endif
 
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
@@ -85,5 +125,9 @@ int main(int argc, char** argv) {
       std::printf(" | %10.1fus %10.1fus %6.2fx %8.2f\n", mm_f * 1e6, mm_i * 1e6, mm_f / mm_i, macs / mm_i * 1e-9);
     }
   }
+#if GEMMA3_HAVE_WASM_SIMD
+  const double peak = simd128_dot_ceiling();
+  std::printf("SIMD128 ceiling of the int16 GEMM's inner loop (one thread, operands in L1): %.1f GMAC/s\n", peak);
+#endif
   return 0;
 }

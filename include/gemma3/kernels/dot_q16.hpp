@@ -468,6 +468,26 @@ GEMMA3_TARGET_AVX512 inline void unpack_q16_row(DType t, const void* row, std::i
 #if GEMMA3_HAVE_WASM_SIMD
 namespace wasm {
 
+// The unpacking's vector constants, read from memory rather than written as
+// v128.const: newer V8 (node 24's 13.6, against node 20's 11.3) builds a v128.const
+// again at each use (a 64-bit immediate, a move to xmm, an unpack: three instructions),
+// where a load is one, and LLVM hoists the loads out of the loops (the object is not
+// const, so it cannot fold them back into constants).
+struct Consts {
+  v128_t nibble = wasm_i8x16_splat(0x0f);
+  v128_t q6_high = wasm_i8x16_splat(0x30);
+  v128_t i8_32 = wasm_i8x16_splat(32);
+  v128_t i8_8 = wasm_i8x16_splat(8);
+  v128_t i8_1 = wasm_i8x16_splat(1);
+  v128_t f16_mag = wasm_i32x4_splat(0x7fff);
+  v128_t f16_sign = wasm_i32x4_splat(0x8000);
+  v128_t f16_exp = wasm_i32x4_splat(0x7c00);
+  v128_t f32_2p112 = wasm_f32x4_splat(5.192296858534828e33f);
+  v128_t f32_special = wasm_i32x4_splat(0x70000000);
+  v128_t two23 = wasm_i32x4_splat(0x4b000000);
+};
+inline Consts g_consts;
+
 // f16 -> f32, exact: finite values by the magnitude trick of kernels/dot.hpp
 // (magnitude << 13 times 2^112, subnormals included), inf / NaN by the scalar.
 inline float f16(std::uint16_t h) {
@@ -526,8 +546,8 @@ inline U32 widen_u8(v128_t a, v128_t c) {
 }
 
 // Low and high nibbles of 16 bytes (16-bit shift, then the mask: no bit crosses a byte).
-inline v128_t lo_nibbles(v128_t t) { return wasm_v128_and(t, wasm_i8x16_splat(0x0f)); }
-inline v128_t hi_nibbles(v128_t t) { return wasm_v128_and(wasm_u16x8_shr(t, 4), wasm_i8x16_splat(0x0f)); }
+inline v128_t lo_nibbles(v128_t t) { return wasm_v128_and(t, g_consts.nibble); }
+inline v128_t hi_nibbles(v128_t t) { return wasm_v128_and(wasm_u16x8_shr(t, 4), g_consts.nibble); }
 
 // The 32 bits of qh (little-endian) -> 32 bytes, `set` where the bit is set and
 // `clear` where not: byte j (0..31) from bit j, by a 256-entry table of 8 bytes per
@@ -561,11 +581,12 @@ inline void bits32(const std::uint8_t* qh, v128_t& m0, v128_t& m1) {
 // and no scalar path inside the dot loops.
 __attribute__((always_inline)) inline v128_t f16x4(std::uint16_t a, std::uint16_t b, std::uint16_t c, std::uint16_t d) {
   const v128_t h = wasm_i32x4_make(a, b, c, d);
-  const v128_t mag = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13);
-  const v128_t sign = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16);
-  const v128_t finite = wasm_f32x4_mul(mag, wasm_f32x4_splat(5.192296858534828e33f));  // 2^112
-  const v128_t special = wasm_v128_or(mag, wasm_i32x4_splat(0x70000000));  // (31 << 23) | 0x70000000 = 255 << 23
-  const v128_t exp31 = wasm_i32x4_eq(wasm_v128_and(h, wasm_i32x4_splat(0x7c00)), wasm_i32x4_splat(0x7c00));
+  const Consts& k = g_consts;
+  const v128_t mag = wasm_i32x4_shl(wasm_v128_and(h, k.f16_mag), 13);
+  const v128_t sign = wasm_i32x4_shl(wasm_v128_and(h, k.f16_sign), 16);
+  const v128_t finite = wasm_f32x4_mul(mag, k.f32_2p112);  // 2^112
+  const v128_t special = wasm_v128_or(mag, k.f32_special);  // (31 << 23) | 0x70000000 = 255 << 23
+  const v128_t exp31 = wasm_i32x4_eq(wasm_v128_and(h, k.f16_exp), k.f16_exp);
   return wasm_v128_or(wasm_v128_bitselect(special, finite, exp31), sign);
 }
 
@@ -608,7 +629,7 @@ struct Unpack<block_q8_0> {  // q
 template <>
 struct Unpack<block_q4_0> {  // nibble - 8 (in bytes, then widened)
   U32 operator()(const block_q4_0& b) const {
-    const v128_t t = wasm_v128_load(b.qs), eight = wasm_i8x16_splat(8);
+    const v128_t t = wasm_v128_load(b.qs), eight = g_consts.i8_8;
     return widen_s8(wasm_i8x16_sub(lo_nibbles(t), eight), wasm_i8x16_sub(hi_nibbles(t), eight));
   }
 };
@@ -651,7 +672,7 @@ inline v128_t scales_k4(const std::uint8_t* s) {
 // 2^23. (Written as extend + f32x4.convert, LLVM 14 turns it into a u16 -> float
 // conversion that it scalarizes: four lane extracts, conversions and inserts each.)
 inline v128_t u16_to_f32(v128_t u32) {
-  const v128_t two23 = wasm_i32x4_splat(0x4b000000);
+  const v128_t two23 = g_consts.two23;
   return wasm_f32x4_sub(wasm_v128_or(u32, two23), two23);
 }
 inline v128_t u16_lo_f32(v128_t v) { return u16_to_f32(wasm_u32x4_extend_low_u16x8(v)); }
@@ -664,7 +685,7 @@ inline v128_t u16_hi_f32(v128_t v) { return u16_to_f32(wasm_u32x4_extend_high_u1
 template <bool Q5, class Sink>
 inline void walk_blocks(detail::K4Blocks<Q5>, const void* row, std::int64_t n, Sink& sink) {
   const std::size_t bytes = Q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
-  const v128_t one = wasm_i8x16_splat(1);
+  const v128_t one = g_consts.i8_1;
   for (std::int64_t sb = 0; sb < n / QK_K; ++sb) {
     const std::uint8_t* blk = static_cast<const std::uint8_t*>(row) + std::size_t(sb) * bytes;
     const auto* w4 = reinterpret_cast<const block_q4_K*>(blk);  // d, dmin, scales shared by both layouts
@@ -712,10 +733,10 @@ inline void walk_blocks(detail::K4Blocks<Q5>, const void* row, std::int64_t n, S
 //   k = 2: L[l] >> 4,       H bits 4..5      k = 3: L[l + 32] >> 4,  H bits 6..7
 // (16-bit shifts move H's field to bits 4..5; the mask 0x30 drops what crossed a byte.)
 inline v128_t q6_byte(v128_t L, v128_t H, int k) {
-  const v128_t m4 = wasm_i8x16_splat(0x0f), m2 = wasm_i8x16_splat(0x30);
+  const v128_t m4 = g_consts.nibble, m2 = g_consts.q6_high;
   const v128_t lo = k < 2 ? wasm_v128_and(L, m4) : wasm_v128_and(wasm_u16x8_shr(L, 4), m4);
   const v128_t hi = k == 0 ? wasm_i16x8_shl(H, 4) : k == 1 ? wasm_i16x8_shl(H, 2) : k == 2 ? H : wasm_u16x8_shr(H, 2);
-  return wasm_i8x16_sub(wasm_v128_or(lo, wasm_v128_and(hi, m2)), wasm_i8x16_splat(32));
+  return wasm_i8x16_sub(wasm_v128_or(lo, wasm_v128_and(hi, m2)), g_consts.i8_32);
 }
 // 16 bytes q - 32 -> two i16x8 of sc * (q - 32).
 inline void q6_scaled(v128_t v, std::int8_t sc, v128_t& a, v128_t& b) {
