@@ -138,11 +138,11 @@ inline void many_queries_blocks(int rows, Lo&& lo, Hi&& hi, F&& f) {
       if (j0 < j1) f(r0, r1, j0, j1);
     }
 }
-//   scores [rows, n] = q_group [rows, D] . keys [n, D]^T   (outside a row group's keys: unset)
+//   scores [rows, n] = q_group [rows, D] . keys [n, D]^T   (outside a row group's keys: 0)
 template <class Keys, class Lo, class Hi>
 inline void many_queries_scores(const Matrix& q_group, const Keys& keys, Lo&& lo, Hi&& hi, Matrix& scores, Isa isa) {
   const int D = int(q_group.cols());
-  scores.resize(q_group.rows(), keys.rows());
+  scores.setZero(q_group.rows(), keys.rows());  // the scaling after reads every score
   many_queries_blocks(int(q_group.rows()), lo, hi, [&](int r0, int r1, int j0, int j1) {
     kernels::kv_scores(isa, q_group.row(r0).data(), r1 - r0, D, DType::F32, keys.row(j0).data(), keys.outerStride(),
                        j1 - j0, scores.row(r0).data() + j0, scores.cols());
