@@ -127,15 +127,21 @@ constexpr int kManyKeys = 32;
 // f(r0, r1, j0, j1) for each group of four rows r0 .. r1 - 1 and run of keys j0 .. j1 - 1 they see.
 template <class Lo, class Hi, class F>
 inline void many_queries_blocks(int rows, Lo&& lo, Hi&& hi, F&& f) {
-  int first = lo(0), last = hi(0) + 1;  // all the rows' keys
-  for (int r = 1; r < rows; ++r) first = std::min(first, lo(r)), last = std::max(last, hi(r) + 1);
-  for (int k0 = first; k0 < last; k0 += kManyKeys)
-    for (int r0 = 0; r0 < rows; r0 += 4) {
-      const int r1 = std::min(rows, r0 + 4);
-      int j0 = lo(r0), j1 = hi(r0) + 1;
-      for (int r = r0 + 1; r < r1; ++r) j0 = std::min(j0, lo(r)), j1 = std::max(j1, hi(r) + 1);
-      j0 = std::max(j0, k0), j1 = std::min(j1, k0 + kManyKeys);
-      if (j0 < j1) f(r0, r1, j0, j1);
+  struct Run {
+    int j0, j1;  // keys j0 .. j1 - 1
+  };
+  std::vector<Run> seen(static_cast<std::size_t>((rows + 3) / 4));  // the keys each group of rows sees
+  Run all{lo(0), hi(0) + 1};
+  for (int r = 0; r < rows; ++r) {
+    const int j0 = lo(r), j1 = hi(r) + 1;
+    Run& g = seen[std::size_t(r / 4)];
+    g = r % 4 == 0 ? Run{j0, j1} : Run{std::min(g.j0, j0), std::max(g.j1, j1)};
+    all = {std::min(all.j0, j0), std::max(all.j1, j1)};
+  }
+  for (int k0 = all.j0; k0 < all.j1; k0 += kManyKeys)
+    for (std::size_t g = 0; g < seen.size(); ++g) {
+      const int j0 = std::max(seen[g].j0, k0), j1 = std::min(seen[g].j1, k0 + kManyKeys);
+      if (j0 < j1) f(int(4 * g), std::min(rows, int(4 * g) + 4), j0, j1);
     }
 }
 //   scores [rows, n] = q_group [rows, D] . keys [n, D]^T   (outside a row group's keys: 0)

@@ -284,43 +284,36 @@ inline v128_t kv_load4(const void* row, std::int64_t c) {
   return wasm_v128_load(static_cast<const float*>(row) + c);
 }
 
-// NR (1..4) query rows against two key rows at a time (eight accumulators: V8 keeps
-// 15 of x64's 16 xmm registers for wasm), one key row for an odd last one: four
-// lanes of partial sums per query row and key, added across the lanes at the end (no
-// FMA in SIMD128: multiply, then add). Each score is the same operations whichever
-// key it is paired with.
+// NR (1..4) query rows against K (1 or 2) key rows j .. j + K - 1: four lanes of
+// partial sums per query row and key, added across the lanes at the end (no FMA in
+// SIMD128: multiply, then add). Each score is the same operations whatever K.
+template <bool F16, int NR, int K>
+inline void kv_scores_keys(const float* q, std::int64_t D, const void* keys, std::int64_t stride, std::int64_t j,
+                           float* s, std::int64_t ld) {
+  const void* k[K];
+  for (int i = 0; i < K; ++i) k[i] = kv_row_at<F16>(keys, stride, j + i);
+  v128_t a[NR][K];
+  for (int r = 0; r < NR; ++r)
+    for (int i = 0; i < K; ++i) a[r][i] = wasm_f32x4_splat(0.0f);
+  for (std::int64_t c = 0; c < D; c += 4) {
+    v128_t x[K];
+    for (int i = 0; i < K; ++i) x[i] = kv_load4<F16>(k[i], c);
+    for (int r = 0; r < NR; ++r) {
+      const v128_t qr = wasm_v128_load(q + r * D + c);
+      for (int i = 0; i < K; ++i) a[r][i] = wasm_f32x4_add(a[r][i], wasm_f32x4_mul(qr, x[i]));
+    }
+  }
+  for (int r = 0; r < NR; ++r)
+    for (int i = 0; i < K; ++i) s[r * ld + j + i] = kernels::wasm::hsum(a[r][i]);
+}
+// Two key rows per pass (eight accumulators at NR = 4: V8 keeps 15 of x64's 16 xmm
+// registers for wasm), one for an odd last key.
 template <bool F16, int NR>
 inline void kv_scores_rows(const float* q, std::int64_t D, const void* keys, std::int64_t stride, std::int64_t n,
                            float* s, std::int64_t ld) {
   std::int64_t j = 0;
-  for (; j + 2 <= n; j += 2) {
-    const void* k0 = kv_row_at<F16>(keys, stride, j);
-    const void* k1 = kv_row_at<F16>(keys, stride, j + 1);
-    v128_t a[NR][2];
-    for (int r = 0; r < NR; ++r) a[r][0] = a[r][1] = wasm_f32x4_splat(0.0f);
-    for (std::int64_t c = 0; c < D; c += 4) {
-      const v128_t x0 = kv_load4<F16>(k0, c), x1 = kv_load4<F16>(k1, c);
-      for (int r = 0; r < NR; ++r) {
-        const v128_t qr = wasm_v128_load(q + r * D + c);
-        a[r][0] = wasm_f32x4_add(a[r][0], wasm_f32x4_mul(qr, x0));
-        a[r][1] = wasm_f32x4_add(a[r][1], wasm_f32x4_mul(qr, x1));
-      }
-    }
-    for (int r = 0; r < NR; ++r) {
-      s[r * ld + j] = kernels::wasm::hsum(a[r][0]);
-      s[r * ld + j + 1] = kernels::wasm::hsum(a[r][1]);
-    }
-  }
-  if (j < n) {
-    const void* k0 = kv_row_at<F16>(keys, stride, j);
-    v128_t a[NR];
-    for (int r = 0; r < NR; ++r) a[r] = wasm_f32x4_splat(0.0f);
-    for (std::int64_t c = 0; c < D; c += 4) {
-      const v128_t x0 = kv_load4<F16>(k0, c);
-      for (int r = 0; r < NR; ++r) a[r] = wasm_f32x4_add(a[r], wasm_f32x4_mul(wasm_v128_load(q + r * D + c), x0));
-    }
-    for (int r = 0; r < NR; ++r) s[r * ld + j] = kernels::wasm::hsum(a[r]);
-  }
+  for (; j + 2 <= n; j += 2) kv_scores_keys<F16, NR, 2>(q, D, keys, stride, j, s, ld);
+  if (j < n) kv_scores_keys<F16, NR, 1>(q, D, keys, stride, j, s, ld);
 }
 template <bool F16>
 inline void kv_scores(const float* q, std::int64_t rows, std::int64_t D, const void* keys, std::int64_t stride,

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "dot.hpp"
 #include "exp.hpp"
 #include "isa.hpp"
 
@@ -56,8 +57,7 @@ inline float exp_shift_sum_wasm(float* x, std::int64_t n, float m) {
     wasm_v128_store(x + i, e);
     acc = wasm_f32x4_add(acc, e);
   }
-  return (wasm_f32x4_extract_lane(acc, 0) + wasm_f32x4_extract_lane(acc, 1)) +
-         (wasm_f32x4_extract_lane(acc, 2) + wasm_f32x4_extract_lane(acc, 3)) + exp_shift_sum_scalar(x + i, n - i, m);
+  return wasm::hsum(acc) + exp_shift_sum_scalar(x + i, n - i, m);
 }
 #endif
 
