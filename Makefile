@@ -7,8 +7,10 @@
 # Also: make deps | build | sanitize | bench | web | web-run | clean.
 #   make web       the browser demo with emscripten (scripts/build-web.sh -> build-web/web/)
 #   make web-run   builds it, fetches the default model and serves the page on
-#                  http://127.0.0.1:8080 with the cross-origin isolation headers (web/serve.py)  make sanitize builds the tests with
-# ASan + UBSan and runs every one, the real-model tests included. Overridable: BUILD_DIR,
+#                  http://127.0.0.1:8080 with the cross-origin isolation headers (web/serve.py)
+#   make sanitize  builds the tests with ASan + UBSan and runs every one, the real-model
+#                  tests included.
+# Overridable: BUILD_DIR,
 # BUILD_TYPE, SAN_DIR, MODEL, PROMPT, ARGS (extra arguments for gemma3-cli), JOBS, CTEST_JOBS,
 # CMAKE_ARGS.
 

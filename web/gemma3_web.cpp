@@ -11,7 +11,7 @@
 //
 // Every call returns JSON text (or 0 / 1 with the JSON in g3_result()), and every C++
 // exception becomes {"error": "..."}: a bad file or a prompt over the context costs
-// the page a message, never the module. The Worker (web/worker.js) drives g3_step in a
+// the page a message, never the module. The Worker (web/model-worker.js) drives g3_step in a
 // loop, so it can read the Stop flag between steps and post each token as it comes.
 //
 // Generation follows generate.hpp: prefill the prompt (here in chunks of up to 1024

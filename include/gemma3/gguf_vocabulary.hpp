@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -75,10 +76,10 @@ inline Vocabulary vocabulary_from_gguf(const GgufFile& f) {
   if (f.find("tokenizer.ggml.add_space_prefix")) v.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix");
   if (f.find("tokenizer.chat_template")) v.chat_template = f.get_string("tokenizer.chat_template");
 
-  std::unordered_map<std::string, std::size_t> seen;
+  std::unordered_map<std::string_view, std::size_t> seen;  // views of v.tokens: no copies of the strings
   seen.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const auto ins = seen.emplace(v.tokens[i], i);
+    const auto ins = seen.emplace(std::string_view(v.tokens[i]), i);
     if (!ins.second)
       throw GgufError(f.path() + ": metadata 'tokenizer.ggml.tokens[" + std::to_string(i) +
                       "]': expected a token string not already in the vocabulary, found a duplicate of token " +
