@@ -322,3 +322,22 @@ TEST_CASE("tokenizer: a 600-token prompt (timing printed, not asserted)", "[toke
   CHECK(total == n_tokens * reps);
   std::printf("tokenizer: %zu tokens (%zu bytes) encoded in %.3f ms\n", n_tokens, text.size(), ms);
 }
+
+TEST_CASE("tokenizer: PieceIndex keeps the first id of a piece and every piece as it grows", "[tokenizer]") {
+  // Pieces built as strings first: the index holds views of them.
+  std::vector<std::string> pieces;
+  for (int i = 0; i < 1000; ++i) pieces.push_back("p" + std::to_string(i * 7919 % 1000));  // each of 0..999 once
+  pieces.push_back("p5");  // a repeat
+  pieces.push_back("");    // the empty piece is a piece too
+  gemma3::detail::PieceIndex index;  // no reserve: it grows from 16 slots through several rehashes
+  CHECK(index.find("p5") == -1);
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    const int first = index.insert(pieces[i], int(i));
+    if (i == 1000) CHECK(first == int(std::find(pieces.begin(), pieces.end(), "p5") - pieces.begin()));
+    else CHECK(first == int(i));
+  }
+  for (int i = 0; i < 1000; ++i) CHECK(index.find(pieces[std::size_t(i)]) == i);
+  CHECK(index.find("") == 1001);
+  CHECK(index.find("p1000") == -1);
+  CHECK(index.find("p") == -1);
+}

@@ -18,10 +18,9 @@
 #include <cstdint>
 #include <limits>
 #include <string>
-#include <string_view>
-#include <unordered_map>
 #include <vector>
 
+#include "detail/piece_index.hpp"
 #include "gguf.hpp"
 #include "vocabulary.hpp"
 
@@ -76,14 +75,14 @@ inline Vocabulary vocabulary_from_gguf(const GgufFile& f) {
   if (f.find("tokenizer.ggml.add_space_prefix")) v.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix");
   if (f.find("tokenizer.chat_template")) v.chat_template = f.get_string("tokenizer.chat_template");
 
-  std::unordered_map<std::string_view, std::size_t> seen;  // views of v.tokens: no copies of the strings
+  detail::PieceIndex seen;  // no token twice
   seen.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const auto ins = seen.emplace(std::string_view(v.tokens[i]), i);
-    if (!ins.second)
+    const int first = seen.insert(v.tokens[i], int(i));
+    if (first != int(i))
       throw GgufError(f.path() + ": metadata 'tokenizer.ggml.tokens[" + std::to_string(i) +
                       "]': expected a token string not already in the vocabulary, found a duplicate of token " +
-                      std::to_string(ins.first->second) + " (\"" + v.tokens[i].substr(0, 64) + "\")");
+                      std::to_string(first) + " (\"" + v.tokens[i].substr(0, 64) + "\")");
   }
   return v;
 }

@@ -55,6 +55,8 @@
 #include <utility>
 #include <vector>
 
+#include "detail/piece_index.hpp"
+
 namespace gemma3 {
 
 // tokenizer.ggml.token_type values (llama.cpp's llama_token_type = SentencePiece's piece types).
@@ -229,12 +231,12 @@ class Tokenizer {
       const std::string& p = v.pieces[i];
       switch (v.types[i]) {
         case TokenType::normal:
-          v.piece_to_id.emplace(std::string_view(p), id);  // first id wins on duplicates
+          v.piece_to_id.insert(p, id);  // first id wins on duplicates
           break;
         case TokenType::user_defined:
           if (!v.normalized[i].empty()) {
             v.user_defined.insert(v.normalized[i], id);
-            v.piece_to_id.emplace(std::string_view(v.normalized[i]), id);
+            v.piece_to_id.insert(v.normalized[i], id);
           }
           break;
         case TokenType::control:
@@ -349,7 +351,7 @@ class Tokenizer {
     std::vector<float> scores;
     std::vector<TokenType> types;
     std::vector<std::string> normalized;  // user-defined pieces with ' ' -> "▁" (else empty)
-    std::unordered_map<std::string_view, int> piece_to_id;  // merge targets: normal + user-defined (views)
+    detail::PieceIndex piece_to_id;  // merge targets: normal + user-defined (views)
     detail::PieceTrie control;       // CONTROL + UNKNOWN pieces, matched on the raw text
     detail::PieceTrie user_defined;  // USER_DEFINED pieces, matched on the normalized text
     std::array<int, 256> byte_ids{};
@@ -416,9 +418,9 @@ class Tokenizer {
       if (left < 0 || right < 0 || sym[std::size_t(left)].frozen || sym[std::size_t(right)].frozen) return;
       const Symbol& l = sym[std::size_t(left)];
       const std::uint32_t size = l.size + sym[std::size_t(right)].size;
-      const auto it = v.piece_to_id.find(std::string_view(text.data() + l.begin, size));
-      if (it == v.piece_to_id.end()) return;
-      agenda.push(Bigram{v.scores[std::size_t(it->second)], left, right, size});
+      const int id = v.piece_to_id.find(std::string_view(text.data() + l.begin, size));
+      if (id < 0) return;
+      agenda.push(Bigram{v.scores[std::size_t(id)], left, right, size});
     };
     for (std::size_t i = 1; i < sym.size(); ++i) try_add(int(i) - 1, int(i));
     while (!agenda.empty()) {
@@ -440,8 +442,8 @@ class Tokenizer {
       const Symbol& s = sym[std::size_t(i)];
       if (s.id >= 0) { ids.push_back(s.id); continue; }
       if (!s.frozen) {
-        const auto it = v.piece_to_id.find(std::string_view(text.data() + s.begin, s.size));
-        if (it != v.piece_to_id.end()) { ids.push_back(it->second); continue; }
+        const int id = v.piece_to_id.find(std::string_view(text.data() + s.begin, s.size));
+        if (id >= 0) { ids.push_back(id); continue; }
       }
       for (std::uint32_t k = 0; k < s.size; ++k) {
         const int b = v.byte_ids[bytes[s.begin + k]];
