@@ -169,19 +169,15 @@ struct GgufValue {
   GgufValue element(std::uint64_t i) const {
     if (!is_array() || i >= count) throw std::out_of_range("GgufValue::element: index out of range");
     if (element_type == GgufType::ARRAY) return arrays[std::size_t(i)];
+    if (element_type != GgufType::STRING) return number_at(i);
     GgufValue v;
-    v.type = element_type;
-    if (element_type == GgufType::STRING) {
-      v.string = strings[std::size_t(i)];
-    } else {
-      const std::size_t n = gguf_scalar_size(element_type);
-      v.bits = detail::load_le(raw + std::size_t(i) * n, n);
-    }
+    v.type = GgufType::STRING;
+    v.string = strings[std::size_t(i)];
     return v;
   }
 
-  // Element i (< count) of an array of numbers or bools: element() without its checks and
-  // copies, for loops over every element (262144 token scores and types).
+  // Element i (< count) of an array of numbers or bools: element() without its checks,
+  // for loops over every element (262144 token scores and types).
   GgufValue number_at(std::uint64_t i) const noexcept {
     GgufValue v;
     v.type = element_type;
