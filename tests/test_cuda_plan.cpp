@@ -7,7 +7,9 @@
 //     queries may see and that precedes the chunk is still in its slot;
 //   - the decode splits: they partition the key tiles, and the online softmax run
 //     split by split and merged with merge_weight() equals the softmax in float64,
-//     with empty splits and rows that see no key (0, never NaN).
+//     with empty splits and rows that see no key (0, never NaN);
+//   - the fused QK-norm + RoPE kernel's lanes: a warp simulated lane by lane with
+//     qk_lane_value / rope_partner_lane gives rms_norm_heads then RotaryEmbedding::apply.
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -17,6 +19,8 @@
 
 #include "../cuda/include/gemma3/cuda/plan.hpp"
 #include "gemma3/attention_mask.hpp"
+#include "gemma3/rms_norm.hpp"
+#include "gemma3/rope.hpp"
 
 namespace plan = gemma3::cuda;
 
@@ -243,5 +247,70 @@ TEST_CASE("cuda plan: split online softmax merged with merge_weight equals the s
       if (l == 0) REQUIRE(got == 0.f);
       else REQUIRE(got == Approx(want[std::size_t(d)] / l).margin(1e-4).epsilon(1e-4));
     }
+  }
+}
+
+TEST_CASE("cuda plan: the fused QK-norm + RoPE lanes hold each value once and find its RoPE pair", "[cuda][plan]") {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> g(0.f, 1.f);
+  for (int D = 2; D <= 512; D *= 2) {
+    INFO("head_dim " << D);
+    if (!plan::fused_qk_head_dim(D)) {
+      REQUIRE((D < 8 || D > 256));
+      continue;
+    }
+    const int half = D / 2;
+    // who holds what: every value exactly once, at (lane, c, j)
+    std::vector<int> holder(std::size_t(D), -1);
+    for (int lane = 0; lane < 32; ++lane)
+      for (int c = 0; c < 2; ++c)
+        for (int j = 0; j < 4; ++j) {
+          const int v = plan::qk_lane_value(lane, c, j);
+          if (v - j >= D) continue;  // the kernel loads a float4 only below head_dim
+          REQUIRE(holder[std::size_t(v)] == -1);
+          holder[std::size_t(v)] = (lane * 2 + c) * 4 + j;
+        }
+    for (int v = 0; v < D; ++v) REQUIRE(holder[std::size_t(v)] >= 0);
+    // a lane past the slice is paired with a lane past it (its shuffled values are never used)
+    for (int lane = 0; lane < 32; ++lane) {
+      const int partner = plan::rope_partner_lane(D, lane);
+      REQUIRE(plan::rope_partner_lane(D, partner) == lane);
+      if (4 * lane >= D) REQUIRE(4 * partner >= D);
+    }
+    // one warp simulated: each lane's values normalised with the warp's sum of squares,
+    // then rotated with its partner's value j (c = 1 - c at D = 256)
+    gemma3::RopeParameters rp;
+    rp.rope_theta = 1e6;
+    const gemma3::RotaryEmbedding rope(D, rp);
+    const float eps = 1e-6f;
+    const int pos = 4093;
+    gemma3::Matrix x(1, D);
+    gemma3::Vector w(D);
+    for (int i = 0; i < D; ++i) {
+      x(0, i) = g(rng);
+      w(i) = 0.3f * g(rng);
+    }
+    float ss = 0.f;
+    for (int i = 0; i < D; ++i) ss += x(0, i) * x(0, i);
+    const float inv_rms = 1.0f / std::sqrt(ss / float(D) + eps);
+    auto normed = [&](int v) { return (x(0, v) * inv_rms) * (1.0f + w(v)); };
+    std::vector<float> got(std::size_t(D), NAN);
+    for (int lane = 0; lane < 32; ++lane)
+      for (int c = 0; c < 2; ++c)
+        for (int j = 0; j < 4; ++j) {
+          const int v = plan::qk_lane_value(lane, c, j);
+          if (v - j >= D) continue;
+          const int pv = D == 256 ? plan::qk_lane_value(lane, 1 - c, j)
+                                  : plan::qk_lane_value(plan::rope_partner_lane(D, lane), c, j);
+          REQUIRE(pv == (v < half ? v + half : v - half));
+          const int i = v < half ? v : pv;  // the pair's frequency index
+          const double angle = double(float(pos) * rope.inv_freq()[std::size_t(i)]);
+          const float cs = float(std::cos(angle)), sn = float(std::sin(angle));
+          got[std::size_t(v)] = v < half ? normed(v) * cs - normed(pv) * sn : normed(v) * cs + normed(pv) * sn;
+        }
+    gemma3::Matrix want = x;
+    gemma3::rms_norm_heads(want, D, w, eps);
+    rope.apply(want, pos);
+    for (int v = 0; v < D; ++v) REQUIRE(got[std::size_t(v)] == Approx(want(0, v)).margin(1e-5));
   }
 }

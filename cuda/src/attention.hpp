@@ -78,5 +78,24 @@ void attention_prefill(const AttentionArgs& a, cudaStream_t stream);
 // type; a ring keeps only the last `capacity` rows of the call (plan.hpp rows_kept).
 void kv_append(const AttentionArgs& a, const float* k_rows, const float* v_rows, cudaStream_t stream);
 
+// QK-norm then RoPE on this call's q [T, num_heads * head_dim] and k [T, num_kv_heads *
+// head_dim], in place, in one launch (qk_norm_rope.cu): each head slice becomes
+// x / sqrt(mean(x^2) + eps) * (1 + w) (q_norm / k_norm), then is rotated at position
+// pos0 + t with inv_freq [head_dim / 2] -- ops.hpp's rms_norm_heads and rope, bit for bit.
+// With v_append (decode: T == 1) the k row so made and v_append's row [num_kv_heads *
+// head_dim] are also stored at pos0's cache slot, as kv_append does. One sequence
+// (batch == 1); head_dim in plan.hpp's fused_qk_head_dim; q, k and the norm weights
+// 16-byte aligned. Reads a's shape, T, pos0 and (for the append) cache fields.
+struct QkNormRope {
+  float* q = nullptr;
+  float* k = nullptr;
+  const float* q_norm = nullptr;  // [head_dim], device
+  float q_eps = 0.f;
+  const float* k_norm = nullptr;
+  float k_eps = 0.f;
+  const float* inv_freq = nullptr;  // [head_dim / 2], device
+};
+void qk_norm_rope(const AttentionArgs& a, const QkNormRope& x, const float* v_append, cudaStream_t stream);
+
 }  // namespace cuda
 }  // namespace gemma3

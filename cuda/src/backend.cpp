@@ -21,6 +21,13 @@
 //                128 and 256 (every released Gemma 3) run the tuned kernels
 //                (attention_prefill, attention_decode), any other the plain version 1
 //                kernels (the tiny test models)
+//   QK-norm,     rms_norm_heads and rope on a head_dim qk_norm_rope.cu takes record
+//   RoPE         the step on the buffer (State::pending) instead of launching it; the
+//                layer's attention() then runs both on q and k, and in decode the cache
+//                write, as one kernel. Any other use of a buffer with a step waiting
+//                (every kernel argument goes through ptr()) runs it first, as the two
+//                kernels the calls would have launched, so the results are the same bits
+//                either way (Options::fuse_qk_norm_rope = false launches at each call)
 //   LM head      the tied embedding as a GEMM on the last row; lm_head_argmax keeps
 //                the logits on the device and sends back the one id
 //
@@ -39,6 +46,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -52,6 +60,7 @@
 
 #include "attention.hpp"
 #include "decode_versions.hpp"
+#include "gemma3/cuda/plan.hpp"
 #include "gemma3/kernels/argmax.hpp"
 #include "gemma3/quant/quant.hpp"
 #include "ops.hpp"
@@ -178,6 +187,17 @@ struct DeviceVector {
   std::vector<float> host;     // the values uploaded (compared on every use)
   std::shared_ptr<void> data;  // float32 [n]
 };
+// QK-norm (and RoPE) recorded on a buffer of heads, not yet launched.
+struct PendingHeads {
+  std::weak_ptr<void> owner;  // the buffer; expired once it went back to the pool
+  float* data = nullptr;      // [rows, heads * head_dim]
+  int rows = 0, heads = 0, head_dim = 0;
+  const float* norm = nullptr;  // [head_dim], device
+  float eps = 0.f;
+  const float* inv_freq = nullptr;  // [head_dim / 2], device; null: RoPE not yet asked for
+  int pos0 = 0;
+};
+
 using WeightKey = std::tuple<const void*, std::int64_t, std::int64_t, int>;  // data, rows, cols, dtype
 using VectorKey = std::pair<const float*, std::size_t>;
 
@@ -189,6 +209,8 @@ struct State {
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   std::shared_ptr<DevicePool> pool;
+  bool fuse = true;                   // Options::fuse_qk_norm_rope
+  std::vector<PendingHeads> pending;  // at most q's and k's of one layer
 
   std::mutex store_mutex;  // the two maps below
   std::map<WeightKey, DeviceWeight> weights;
@@ -265,6 +287,7 @@ class CudaBackend final : public Backend {
     State& s = *s_;
     s.device = o.device;
     s.kv_dtype = o.kv_dtype.value_or(DType::BF16);
+    s.fuse = o.fuse_qk_norm_rope;
     GEMMA3_CUDA_CHECK(cudaSetDevice(s.device));
     GEMMA3_CUDA_CHECK(cudaGetDeviceProperties(&s.props, s.device));
     s.num_sms = s.props.multiProcessorCount;
@@ -340,8 +363,22 @@ class CudaBackend final : public Backend {
       throw std::invalid_argument("cuda backend: rms_norm_heads: rows of " + std::to_string(x.cols()) +
                                   " values, head_dim " + std::to_string(head_dim) + ", weight of " +
                                   std::to_string(w.size()));
-    cuda::rms_norm_heads(ptr(x), to_int(x.rows(), "rows"), to_int(x.cols() / head_dim, "heads"), head_dim,
-                         vector(w.data(), std::size_t(w.size())), eps, s_->stream);
+    float* xd = ptr(x);  // runs a step already waiting on x
+    const float* wd = vector(w.data(), std::size_t(w.size()));
+    const int rows = to_int(x.rows(), "rows"), heads = to_int(x.cols() / head_dim, "heads");
+    if (s_->fuse && fused_qk_head_dim(head_dim) && aligned16(xd) && aligned16(wd)) {
+      PendingHeads p;
+      p.owner = x.device_buffer();
+      p.data = xd;
+      p.rows = rows;
+      p.heads = heads;
+      p.head_dim = head_dim;
+      p.norm = wd;
+      p.eps = eps;
+      s_->pending.push_back(std::move(p));
+      return;
+    }
+    cuda::rms_norm_heads(xd, rows, heads, head_dim, wd, eps, s_->stream);
   }
 
   void rope(Activations& x, const RotaryEmbedding& rope, int pos0) const override {
@@ -353,8 +390,13 @@ class CudaBackend final : public Backend {
     if (pos0 < 0 || x.rows() > Eigen::Index(std::numeric_limits<int>::max() - pos0))
       throw std::invalid_argument("cuda backend: rope: positions out of range");
     const std::vector<float>& f = rope.inv_freq();
-    cuda::rope(ptr(x), to_int(x.rows(), "rows"), to_int(x.cols() / D, "heads"), D, vector(f.data(), f.size()), pos0,
-               s_->stream);
+    const float* fd = vector(f.data(), f.size());
+    if (PendingHeads* p = find_pending(x); p && !p->inv_freq && p->head_dim == D) {  // after the QK-norm: wait too
+      p->inv_freq = fd;
+      p->pos0 = pos0;
+      return;
+    }
+    cuda::rope(ptr(x), to_int(x.rows(), "rows"), to_int(x.cols() / D, "heads"), D, fd, pos0, s_->stream);
   }
 
   void add(Activations& h, const Activations& x) const override {
@@ -471,6 +513,41 @@ class CudaBackend final : public Backend {
     if (cache.capacity != rows.capacity || cache.sliding != mask.sliding)
       throw std::invalid_argument("cuda backend: attention: the cache layer does not match the layer type");
 
+    // An image's soft tokens see the later ones of their image: each query's last key.
+    std::vector<int> group, last;  // [T] each, with images
+    if (mask.images) {
+      group.assign(std::size_t(T), -1);
+      last.assign(std::size_t(T), 0);
+      for (int t = 0; t < T; ++t) {
+        group[std::size_t(t)] = mask.images->group_at(pos0 + t);
+        last[std::size_t(t)] = mask.last_key(pos0 + t);
+      }
+      if (*std::max_element(last.begin(), last.end()) > rows.max_cache_len - 1)
+        throw std::length_error("cuda backend: attention: an image's soft tokens run past the KV cache");
+    }
+
+    // Nothing below throws but a CUDA error.
+    // QK-norm and RoPE waiting on q and k (rms_norm_heads, rope): run here, fused, when
+    // they are this layer's (the shape and position of this call); else as two kernels each.
+    std::optional<PendingHeads> pq = take_pending(q), pk = take_pending(k);
+    const bool fused = pq && pk && pq->inv_freq && pk->inv_freq && pq->inv_freq == pk->inv_freq &&
+                       pq->pos0 == pos0 && pk->pos0 == pos0 && pq->head_dim == D && pk->head_dim == D &&
+                       pq->rows == T && pk->rows == T && pq->heads == NH && pk->heads == KV;
+    if (!fused) {
+      if (pq) run_pending(*pq);
+      if (pk) run_pending(*pk);
+    }
+    QkNormRope qk;
+    if (fused) {
+      qk.q = pq->data;
+      qk.k = pk->data;
+      qk.q_norm = pq->norm;
+      qk.q_eps = pq->eps;
+      qk.k_norm = pk->norm;
+      qk.k_eps = pk->eps;
+      qk.inv_freq = pq->inv_freq;
+    }
+
     Activations out = make(T, Eigen::Index(NH) * D);  // [T, NH * D]
     AttentionArgs a;
     a.num_heads = NH;
@@ -497,7 +574,8 @@ class CudaBackend final : public Backend {
     const bool fast = (D == 128 || D == 256) && (G == 1 || G == 2 || G == 4 || G == 8);
 
     if (T == 1 && !mask.images) {  // decode: append, then read the cache alone
-      kv_append(a, ptr(k), ptr(v), s_->stream);
+      if (fused) qk_norm_rope(a, qk, ptr(v), s_->stream);  // QK-norm, RoPE and the append
+      else kv_append(a, ptr(k), ptr(v), s_->stream);
       if (fast) {
         const std::size_t bytes = attention_decode_workspace(a, s_->num_sms);
         const std::shared_ptr<void> workspace = s_->pool->get(bytes);
@@ -512,11 +590,6 @@ class CudaBackend final : public Backend {
       a.v_new = ptr(v);
       std::shared_ptr<void> group_dev, last_dev;
       if (mask.images) {
-        std::vector<int> group(std::size_t(T), -1), last(std::size_t(T), 0);  // [T] each
-        for (int t = 0; t < T; ++t) {
-          group[std::size_t(t)] = mask.images->group_at(pos0 + t);
-          last[std::size_t(t)] = mask.last_key(pos0 + t);
-        }
         group_dev = s_->pool->get(std::size_t(T) * sizeof(int));
         last_dev = s_->pool->get(std::size_t(T) * sizeof(int));
         copy_to_device(group_dev.get(), group.data(), std::size_t(T) * sizeof(int));
@@ -524,11 +597,10 @@ class CudaBackend final : public Backend {
         a.group = static_cast<const int*>(group_dev.get());
         a.last_key = static_cast<const int*>(last_dev.get());
         a.last_key_max = *std::max_element(last.begin(), last.end());
-        if (a.last_key_max > rows.max_cache_len - 1)
-          throw std::length_error("cuda backend: attention: an image's soft tokens run past the KV cache");
       } else {
         a.last_key_max = pos0 + T - 1;
       }
+      if (fused) qk_norm_rope(a, qk, nullptr, s_->stream);
       if (fast) attention_prefill(a, s_->stream);
       else attention_prefill_v1(a, s_->stream);
       kv_append(a, ptr(k), ptr(v), s_->stream);
@@ -569,10 +641,38 @@ class CudaBackend final : public Backend {
     return Activations(s_->pool->get(std::size_t(rows) * std::size_t(cols) * sizeof(float)), rows, cols);
   }
 
-  static float* ptr(const Activations& a) {
+  // a's buffer, for a kernel: a step waiting on it (rms_norm_heads, rope) is launched first.
+  float* ptr(const Activations& a) const {
     if (!a.on_device())
       throw std::invalid_argument("cuda backend: given host activations; make them with this backend (upload)");
+    if (std::optional<PendingHeads> p = take_pending(a)) run_pending(*p);
     return static_cast<float*>(a.device());
+  }
+
+  static bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+
+  // The step waiting on a's buffer, or null. Entries whose buffer went back to the pool
+  // are dropped (nothing can read them).
+  PendingHeads* find_pending(const Activations& a) const {
+    std::vector<PendingHeads>& list = s_->pending;
+    list.erase(std::remove_if(list.begin(), list.end(), [](const PendingHeads& p) { return p.owner.expired(); }),
+               list.end());
+    if (!a.on_device()) return nullptr;
+    for (PendingHeads& p : list)
+      if (p.data == a.device()) return &p;
+    return nullptr;
+  }
+  std::optional<PendingHeads> take_pending(const Activations& a) const {
+    PendingHeads* p = find_pending(a);
+    if (!p) return std::nullopt;
+    PendingHeads taken = std::move(*p);
+    s_->pending.erase(s_->pending.begin() + (p - s_->pending.data()));
+    return taken;
+  }
+  // A waiting step as the calls asked for it: rms_norm_heads, then rope.
+  void run_pending(const PendingHeads& p) const {
+    cuda::rms_norm_heads(p.data, p.rows, p.heads, p.head_dim, p.norm, p.eps, s_->stream);
+    if (p.inv_freq) cuda::rope(p.data, p.rows, p.heads, p.head_dim, p.inv_freq, p.pos0, s_->stream);
   }
 
   static void require_same_shape(const Activations& a, const Activations& b, const char* what) {

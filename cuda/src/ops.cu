@@ -6,22 +6,20 @@
 //                   a block per row: the sum of squares is a block reduction, float32
 //   rms_norm_heads  the same per head_dim slice: a warp per slice
 //   rope            a thread per (row, pair i): angle = float(pos0 + row) * inv_freq[i]
-//                   (the float32 product of rope.hpp), its cos and sin once, then every head:
+//                   (the float32 product of rope.hpp), its cos and sin once (float64
+//                   sincospi, heads.cuh says why), then every head:
 //                     x[i]     <- x[i] cos - x[i + D/2] sin
 //                     x[i+D/2] <- x[i + D/2] cos + x[i] sin
-//                   The angles reach ~1.3e5 rad at 131K context, where the fast
-//                   __sinf/__cosf lose every digit. cos and sin come from float64
-//                   sincospi(angle / pi): the product angle * (1/pi) is off by ~1e-11 rad
-//                   at most, and sincospi reduces its argument exactly, so the results,
-//                   rounded to float32, are within 1 ulp of std::cos/std::sin of the
-//                   same float32 angle. (sincosf is as accurate but its large-argument
-//                   path keeps a table in local memory, which this build forbids.)
+//                   rms_norm_heads and rope round as heads.cuh spells them, the same
+//                   operations the fused qk_norm_rope.cu runs.
 //   add, gelu_tanh_mul, to_bf16   elementwise, four values per thread (16-byte loads)
 //                   where the pointers and the length allow it, one at a time otherwise
 //   argmax          two passes: blocks of a grid-stride loop keep their best (value,
 //                   index), then one block merges them. The order: the larger value;
 //                   on equal values the smaller index; a NaN is never taken.
 #include "ops.hpp"
+
+#include "heads.cuh"
 
 #include <cstdint>
 #include <stdexcept>
@@ -40,7 +38,6 @@ namespace {
 
 constexpr int kThreads = 256;     // threads per block of every kernel here
 constexpr int kArgmaxBlocks = 256;  // most blocks of argmax's first pass
-constexpr double kInvPi = 0.31830988618379067154;  // 1 / pi
 
 void check_launch(const char* kernel) {
   const cudaError_t e = cudaGetLastError();
@@ -58,12 +55,6 @@ unsigned grid_for(std::size_t items) {
 }
 
 // ---- device helpers ------------------------------------------------------------------
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
 
 // The sum of v over the block (kThreads threads), returned to every thread. Called once
 // per kernel (its shared array is not reused after the barrier).
@@ -172,23 +163,17 @@ __global__ __launch_bounds__(kThreads) void rms_norm_heads_kernel(float* x, long
   const int lane = threadIdx.x & 31;
   float* p = x + s * head_dim;
   float ss = 0.f;
-  if (kVec) {
-    for (int i = lane * 4; i < head_dim; i += 32 * 4) {
-      const float4 v = *reinterpret_cast<const float4*>(p + i);
-      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-    }
+  if (kVec) {  // lane l: values 4 l + 128 c (plan.hpp qk_lane_value, which the fused kernel follows)
+    for (int i = lane * 4; i < head_dim; i += 32 * 4)
+      ss = __fadd_rn(ss, sum_squares4(*reinterpret_cast<const float4*>(p + i)));
   } else {
     for (int i = lane; i < head_dim; i += 32) ss += p[i] * p[i];
   }
-  const float inv_rms = 1.0f / sqrtf(warp_sum(ss) / float(head_dim) + eps);
+  const float inv_rms = head_inv_rms(ss, head_dim, eps);
   if (kVec) {
-    for (int i = lane * 4; i < head_dim; i += 32 * 4) {
-      const float4 v = *reinterpret_cast<const float4*>(p + i);
-      const float4 g = *reinterpret_cast<const float4*>(w + i);
-      *reinterpret_cast<float4*>(p + i) =
-          make_float4((v.x * inv_rms) * (1.0f + g.x), (v.y * inv_rms) * (1.0f + g.y), (v.z * inv_rms) * (1.0f + g.z),
-                      (v.w * inv_rms) * (1.0f + g.w));
-    }
+    for (int i = lane * 4; i < head_dim; i += 32 * 4)
+      *reinterpret_cast<float4*>(p + i) = norm_scale4(*reinterpret_cast<const float4*>(p + i), inv_rms,
+                                                      *reinterpret_cast<const float4*>(w + i));
   } else {
     for (int i = lane; i < head_dim; i += 32) p[i] = (p[i] * inv_rms) * (1.0f + w[i]);
   }
@@ -204,15 +189,13 @@ __global__ __launch_bounds__(kThreads) void rope_kernel(float* x, int rows, int 
        idx += (long long)gridDim.x * kThreads) {
     const int i = int(idx % half);
     const int row = int(idx / half);
-    const float angle = float(pos0 + row) * inv_freq[i];  // float32 product, as rope.hpp
-    double sd, cd;
-    sincospi(double(angle) * kInvPi, &sd, &cd);  // cos and sin of the float32 angle, to ~1e-11 rad
-    const float s = float(sd), c = float(cd);
+    float c, s;
+    rope_cos_sin(pos0 + row, inv_freq[i], &c, &s);
     float* v = x + std::size_t(row) * std::size_t(n_heads) * std::size_t(head_dim) + i;
     for (int h = 0; h < n_heads; ++h, v += head_dim) {
       const float a = v[0], b = v[half];
-      v[0] = a * c - b * s;
-      v[half] = b * c + a * s;
+      v[0] = rope_first(a, b, c, s);
+      v[half] = rope_second(a, b, c, s);
     }
   }
 }

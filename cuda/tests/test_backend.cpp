@@ -23,6 +23,10 @@
 // at a near tie: the CPU's top-2 margin there under kNearTie = 2 logits, twice the
 // largest logit difference measured (every emulated continuation agreed on all 32).
 //
+// QK-norm and RoPE wait for attention() to run them fused (Options::fuse_qk_norm_rope):
+// any other use of the buffer runs them first, and the model's logits are the same bits
+// with the fusion and without.
+//
 // Every output comes back through download() and is checked for NaN (a NaN counts as
 // the largest error in fixtures::compare).
 #include <algorithm>
@@ -43,6 +47,7 @@
 #include "gemma3/backends/reference.hpp"
 #include "gemma3/checkpoint.hpp"
 #include "gemma3/cuda/backend.hpp"
+#include "gemma3/cuda/plan.hpp"
 #include "gemma3/load_model.hpp"
 #include "gemma3/vision/multimodal.hpp"
 
@@ -280,6 +285,65 @@ TEST_CASE("cuda backend: the seam's small steps, and what it refuses", "[cuda][b
   // an id outside the vocabulary: the CPU's error, before anything runs
   gemma3::KVCache cache = on_cuda.new_cache(16);
   CHECK_THROWS_AS(on_cuda.forward({2, 100000}, cache), std::out_of_range);
+}
+
+TEST_CASE("cuda backend: a QK-norm or RoPE left waiting runs before any other use of its buffer",
+          "[cuda][backend]") {
+  const std::shared_ptr<const gemma3::Backend> b = cuda_backend();
+  std::mt19937 rng(13);
+  const int rows = 3, heads = 2, D = 16;
+  const Matrix x = Eigen::Map<const Matrix>(cuda_test::randn(rows * heads * D, rng).data(), rows, heads * D);
+  const gemma3::Vector w = gemma3::Vector::Random(D);
+  gemma3::RopeParameters rp;
+  const gemma3::RotaryEmbedding rope(D, rp);
+  Matrix normed = x;
+  gemma3::rms_norm_heads(normed, D, w, 1e-6f);
+  Matrix roped = normed;
+  rope.apply(roped, 7);
+
+  gemma3::Activations a = b->upload(x);
+  b->rms_norm_heads(a, D, w, 1e-6f);
+  CHECK(fixtures::compare(b->download(a), normed).rel <= 2e-5);  // download runs it
+  gemma3::Activations c = b->upload(x);
+  b->rms_norm_heads(c, D, w, 1e-6f);
+  b->rope(c, rope, 7);
+  gemma3::Activations zero = b->upload(Matrix::Zero(rows, heads * D));
+  b->add(zero, c);  // a kernel reading c runs both first
+  CHECK(fixtures::compare(b->download(zero), roped).rel <= 2e-5);
+  CHECK(fixtures::compare(b->download(c), roped).rel <= 2e-5);
+  // twice on one buffer: both run, in order
+  Matrix twice = normed;
+  gemma3::rms_norm_heads(twice, D, w, 1e-6f);
+  gemma3::Activations d = b->upload(x);
+  b->rms_norm_heads(d, D, w, 1e-6f);
+  b->rms_norm_heads(d, D, w, 1e-6f);
+  CHECK(fixtures::compare(b->download(d), twice).rel <= 2e-5);
+  // a buffer let go with its step waiting: the step never runs on the next owner
+  for (int i = 0; i < 4; ++i) {
+    gemma3::Activations gone = b->upload(x);
+    b->rms_norm_heads(gone, D, w, 1e-6f);
+  }
+  const gemma3::Activations next = b->upload(x);  // likely the same pooled buffer
+  CHECK(b->download(next) == x);
+}
+
+TEST_CASE("cuda backend: the fused QK-norm + RoPE + cache write gives the unfused logits bit for bit",
+          "[cuda][backend][model]") {
+  const std::string name = GENERATE(values<std::string>({"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"}));
+  const gemma3::Gemma3ForCausalLM ref = tiny(name);
+  REQUIRE(gemma3::cuda::fused_qk_head_dim(ref.config().head_dim));  // the fused kernel runs
+  gemma3::cuda::Options o;
+  o.fuse_qk_norm_rope = false;
+  const gemma3::Gemma3ForCausalLM fused = ref.with_backend(cuda_backend());
+  const gemma3::Gemma3ForCausalLM unfused = ref.with_backend(gemma3::cuda::make_backend(o));
+  const std::vector<int> prompt = {2, 5, 9, 11, 4, 7, 13};
+  const std::vector<int> forced = {3, 8, 1, 6, 10, 12, 5, 4, 9};
+  for (int chunk : {3, 7}) {
+    INFO(name << ", chunks of " << chunk);
+    const Matrix a = run(fused, prompt, chunk, forced), b = run(unfused, prompt, chunk, forced);
+    REQUIRE(a.allFinite());
+    CHECK(a == b);
+  }
 }
 
 TEST_CASE("cuda backend on the real 270M: prefill logits and greedy continuations match the CPU backend",

@@ -2,8 +2,9 @@
 // random inputs: embed (bf16 rows, exact), set_rows, RMSNorm per row and per head
 // (rms_norm.hpp), RoPE at positions up to 131 000 (rope.hpp, rope_theta 1e6 and
 // factor 8: angles up to ~1.3e5 rad), the residual add, GeGLU (kernels/gelu.hpp),
-// float32 -> bf16 (bit for bit against gemma3::f32_to_bf16) and argmax (ties, NaN and
-// -inf as ReferenceBackend::argmax). Every output buffer starts as NaN bytes
+// float32 -> bf16 (bit for bit against gemma3::f32_to_bf16), argmax (ties, NaN and
+// -inf as ReferenceBackend::argmax), and the fused qk_norm_rope against rms_norm_heads,
+// rope and kv_append, bit for bit. Every output buffer starts as NaN bytes
 // (DeviceBuffer), so a value a kernel never writes fails the comparison. Each shape
 // is run once with a length and pointers that allow 16-byte accesses and once without
 // (the kernels' one-value-at-a-time path).
@@ -17,6 +18,7 @@
 
 #include "catch.hpp"
 #include "cuda_test_util.hpp"
+#include "attention.hpp"
 #include "ops.hpp"
 
 #include "gemma3/backends/reference.hpp"
@@ -279,4 +281,105 @@ TEST_CASE("ops: argmax takes the first of the largest and never a NaN", "[cuda][
     cuda_test::sync();
     CHECK(out.download()[0] == ref.argmax(c.x.data(), c.x.size()));
   }
+}
+
+TEST_CASE("ops: qk_norm_rope is rms_norm_heads then rope on q and k, and kv_append, bit for bit",
+          "[cuda][ops]") {
+  using gemma3::cuda::KvType;
+  std::mt19937 rng(11);
+  gemma3::RopeParameters rp;
+  rp.rope_type = "linear";
+  rp.rope_theta = 1e6;
+  rp.factor = 8.0;
+  struct Shape {
+    int NH, KV, D;
+  };
+  for (const Shape sh : {Shape{4, 1, 256}, Shape{8, 4, 128}, Shape{2, 2, 64}, Shape{4, 2, 32}, Shape{2, 1, 16},
+                         Shape{4, 1, 8}})
+    for (int T : {1, 5})
+      for (int pos0 : {0, 21, 130990}) {
+        const int NH = sh.NH, KV = sh.KV, D = sh.D;
+        INFO("NH " << NH << " KV " << KV << " D " << D << " T " << T << " pos0 " << pos0);
+        const gemma3::RotaryEmbedding rope(D, rp);
+        const std::vector<float> q = cuda_test::randn(std::size_t(T) * NH * D, rng);
+        const std::vector<float> k = cuda_test::randn(std::size_t(T) * KV * D, rng);
+        const std::vector<float> v = cuda_test::randn(std::size_t(T) * KV * D, rng);
+        const std::vector<float> qw = cuda_test::randn(std::size_t(D), rng), kw = cuda_test::randn(std::size_t(D), rng);
+        DeviceBuffer<float> qw_d(qw), kw_d(kw), f_d(rope.inv_freq());
+        // the two kernels, as the seam's calls launch them
+        DeviceBuffer<float> q_want(q), k_want(k);
+        gemma3::cuda::rms_norm_heads(q_want.get(), T, NH, D, qw_d.get(), 1e-6f, nullptr);
+        gemma3::cuda::rms_norm_heads(k_want.get(), T, KV, D, kw_d.get(), 2e-6f, nullptr);
+        gemma3::cuda::rope(q_want.get(), T, NH, D, f_d.get(), pos0, nullptr);
+        gemma3::cuda::rope(k_want.get(), T, KV, D, f_d.get(), pos0, nullptr);
+        // fused
+        DeviceBuffer<float> q_got(q), k_got(k);
+        gemma3::cuda::AttentionArgs a;
+        a.num_heads = NH;
+        a.num_kv_heads = KV;
+        a.head_dim = D;
+        a.T = T;
+        a.pos0 = pos0;
+        gemma3::cuda::QkNormRope x;
+        x.q = q_got.get();
+        x.k = k_got.get();
+        x.q_norm = qw_d.get();
+        x.q_eps = 1e-6f;
+        x.k_norm = kw_d.get();
+        x.k_eps = 2e-6f;
+        x.inv_freq = f_d.get();
+        gemma3::cuda::qk_norm_rope(a, x, nullptr, nullptr);
+        cuda_test::sync();
+        const std::vector<float> qa = q_got.download(), qb = q_want.download();
+        const std::vector<float> ka = k_got.download(), kb = k_want.download();
+        CHECK(std::memcmp(qa.data(), qb.data(), qa.size() * sizeof(float)) == 0);
+        CHECK(std::memcmp(ka.data(), kb.data(), ka.size() * sizeof(float)) == 0);
+        // and against the library on the host (norm then RoPE), as the two kernels' own tests
+        Matrix qh = as_matrix(q, T, NH * D);
+        gemma3::rms_norm_heads(qh, D, Eigen::Map<const gemma3::Vector>(qw.data(), D), 1e-6f);
+        rope.apply(qh, pos0);
+        CHECK(rel_error(qa, as_vector(qh)) <= 2e-5);
+        if (T != 1) continue;
+
+        // decode: the k row so made and v's row stored at pos0's slot, as kv_append stores them
+        for (const KvType kt : {KvType::bf16, KvType::f16})
+          for (const bool sliding : {true, false}) {
+            if (!sliding && pos0 > 1000) continue;  // a global cache of 131K rows adds nothing here
+            INFO((kt == KvType::bf16 ? "bf16" : "f16") << (sliding ? " ring of 8" : " global"));
+            const int capacity = sliding ? 8 : pos0 + 3, width = KV * D;
+            a.kv_type = kt;
+            a.sliding = sliding;
+            a.window = 8;
+            a.capacity = capacity;
+            a.seq_stride = (long long)capacity * width;
+            DeviceBuffer<std::uint16_t> kc_want(std::size_t(capacity) * width), vc_want(std::size_t(capacity) * width);
+            DeviceBuffer<std::uint16_t> kc_got(std::size_t(capacity) * width), vc_got(std::size_t(capacity) * width);
+            DeviceBuffer<float> v_d(v), k_again(k), q_again(q);
+            a.k_cache = kc_want.get();
+            a.v_cache = vc_want.get();
+            gemma3::cuda::kv_append(a, k_want.get(), v_d.get(), nullptr);
+            a.k_cache = kc_got.get();
+            a.v_cache = vc_got.get();
+            x.q = q_again.get();
+            x.k = k_again.get();
+            gemma3::cuda::qk_norm_rope(a, x, v_d.get(), nullptr);
+            cuda_test::sync();
+            const std::vector<std::uint16_t> k1 = kc_got.download(), k2 = kc_want.download();
+            const std::vector<std::uint16_t> v1 = vc_got.download(), v2 = vc_want.download();
+            CHECK(k1 == k2);  // every other row still the 0xFFFF poison in both
+            CHECK(v1 == v2);
+            const std::size_t slot = std::size_t(sliding ? pos0 % capacity : pos0);
+            CHECK(k1[slot * std::size_t(width)] != 0xFFFF);
+            const std::vector<float> k3 = k_again.download(), q3 = q_again.download();
+            CHECK(std::memcmp(k3.data(), kb.data(), k3.size() * sizeof(float)) == 0);
+            CHECK(std::memcmp(q3.data(), qb.data(), q3.size() * sizeof(float)) == 0);
+          }
+      }
+  // what it refuses
+  gemma3::cuda::AttentionArgs a;
+  a.num_heads = 2;
+  a.num_kv_heads = 1;
+  a.head_dim = 6;
+  gemma3::cuda::QkNormRope x;
+  CHECK_THROWS_WITH(gemma3::cuda::qk_norm_rope(a, x, nullptr, nullptr), Catch::Matchers::Contains("head_dim must be 8, 16"));
 }

@@ -75,6 +75,9 @@ class Activations {
 
   bool on_device() const { return bool(device_); }
   void* device() const { return device_.get(); }
+  // The buffer's owner: a backend that defers work on a buffer tells, by a weak_ptr to
+  // it, whether that buffer is still the one it saw.
+  const std::shared_ptr<void>& device_buffer() const { return device_; }
 
   Matrix& host() {
     require_host();

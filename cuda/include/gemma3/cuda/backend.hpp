@@ -28,6 +28,11 @@ namespace cuda {
 struct Options {
   int device = 0;                       // CUDA device ordinal
   std::optional<DType> kv_dtype;        // BF16 (default) or F16
+  // QK-norm, RoPE and (in decode) the cache write as one kernel: rms_norm_heads and rope
+  // on a head_dim the fused kernel takes wait for attention(), which runs them with the
+  // cache write; any other use of the buffer runs them first, as the seam's calls came.
+  // false: one kernel per call (for comparison; the results are the same bits).
+  bool fuse_qk_norm_rope = true;
 };
 
 // CUDA devices visible to this process; 0 when there is no driver or no device.

@@ -113,6 +113,19 @@ inline int decode_splits(int ctas, int n_tiles, int num_sms, int max_splits) {
   return imax(1, imin(imin(want, n_tiles), max_splits));
 }
 
+// QK-norm + RoPE in one warp per head slice (qk_norm_rope.cu). Lane l holds the four
+// values at 4 l + 128 c of the slice (c = 0, 1 while below head_dim): the order of
+// ops.cu's rms_norm_heads, so the sum of squares is the same sum. RoPE pairs value i
+// (i < D/2) with i + D/2. For D = 256 both are in one lane (c = 0 and c = 1); for a
+// smaller D they are value j of lanes l and l ^ (D / 8), one warp shuffle apart, and a
+// lane past the slice (4 l >= D) is paired with another lane past it. The fused kernel
+// takes D = 8, 16, 32, 64, 128 and 256; the backend runs the two kernels for any other.
+GEMMA3_HD bool fused_qk_head_dim(int head_dim) {
+  return head_dim == 8 || head_dim == 16 || head_dim == 32 || head_dim == 64 || head_dim == 128 || head_dim == 256;
+}
+GEMMA3_HD int qk_lane_value(int lane, int c, int j) { return 128 * c + 4 * lane + j; }
+GEMMA3_HD int rope_partner_lane(int head_dim, int lane) { return head_dim == 256 ? lane : lane ^ (head_dim / 8); }
+
 // A score in the log2 domain: dot * scale, softcapped when softcap > 0
 // (softcap * tanh(s / softcap), as the reference backend), times log2(e).
 constexpr float kLog2e = 1.4426950408889634f;
