@@ -51,7 +51,7 @@ run() {  # run NAME SECONDS COMMAND...: log to OUT/NAME.log, keep the status
   timeout "$secs" "$@" > "$out/$name.log" 2>&1
   local rc=$?
   note "$name: exit $rc in $(( $(date +%s) - s0 )) s"
-  tail -25 "$out/$name.log" | sed 's/^/    /' >> "$out/summary.md"
+  tail -40 "$out/$name.log" | sed 's/^/    /' >> "$out/summary.md"
   [[ $rc -eq 0 ]] || status=1
 }
 

@@ -14,7 +14,10 @@
 // floor and floor / step (1.0 would be a step that only streams the weights; the target
 // is 0.70), after a 128-token prompt, and the prefill speed of a 1024-token prompt; then
 // the decode step again on a backend that launches QK-norm, RoPE and the cache write as
-// separate kernels (Options::fuse_qk_norm_rope = false), for the fusion's gain.
+// separate kernels (Options::fuse_qk_norm_rope = false), for the fusion's gain; then a
+// profile of 32 steps (Options::profile): per step of the seam, calls, host time inside
+// the calls and GPU time between events around them. When the host time per decode step
+// is close to the step's wall time, the launches set the pace (CUDA graphs' case).
 // The model: a GGUF file, or `--random 1b` (the default; also 270m, 4b): random bf16
 // weights in that preset's shapes, made in memory, for a machine that has no model
 // file. `--backend cpu` runs the same on the CPU backend (a check of the program itself
@@ -214,6 +217,32 @@ int main(int argc, char** argv) {
       unfused_ms = 1e3 * time_decode(unfused);
       std::printf("decode with QK-norm, RoPE and the cache write unfused: %.3f ms/step; fused / unfused = %.3f\n",
                   unfused_ms, step_ms / unfused_ms);
+    }
+    if (!cpu) {  // where a decode step's time goes
+      gemma3::cuda::Options o;
+      o.profile = true;
+      const std::shared_ptr<const gemma3::Backend> pb = gemma3::cuda::make_backend(o);
+      const gemma3::Gemma3ForCausalLM profiled = model.with_backend(pb);
+      const int n = 32;
+      gemma3::KVCache cache = profiled.new_cache(prompt_len + warm_steps + n + 1);
+      int id = profiled.prefill_greedy(prompt(prompt_len, c.vocab_size), cache);
+      for (int s = 0; s < warm_steps; ++s) id = profiled.decode_greedy(id, cache);
+      gemma3::cuda::profile(*pb);  // drop the prompt's and the warm-up's records
+      const auto t2 = Clock::now();
+      for (int s = 0; s < n; ++s) id = profiled.decode_greedy(id, cache);
+      const double wall_us = 1e6 * seconds_since(t2) / n;
+      const std::vector<gemma3::cuda::StepTime> table = gemma3::cuda::profile(*pb);
+      double host = 0, gpu = 0, calls = 0;
+      std::printf("profile of %d decode steps (per step; profiling adds an event pair per call): wall %.1f us\n", n,
+                  wall_us);
+      std::printf("  %-16s %8s %10s %10s\n", "step", "calls", "host us", "gpu us");
+      for (const gemma3::cuda::StepTime& t : table) {
+        std::printf("  %-16s %8.1f %10.1f %10.1f\n", t.step.c_str(), double(t.calls) / n, t.host_us / n, t.gpu_us / n);
+        host += t.host_us / n;
+        gpu += t.gpu_us / n;
+        calls += double(t.calls) / n;
+      }
+      std::printf("  %-16s %8.1f %10.1f %10.1f   host / wall = %.2f\n", "total", calls, host, gpu, host / wall_us);
     }
 
     if (!csv.empty()) {

@@ -38,6 +38,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -198,6 +199,39 @@ struct PendingHeads {
   int pos0 = 0;
 };
 
+// Options::profile: each outermost call of the seam, its host time and two events on the stream.
+struct ProfileRecord {
+  const char* step;
+  cudaEvent_t start, stop;
+  double host_s;
+};
+struct Profile {
+  int depth = 0;  // calls under way (linear calls linear_many: only the outer one is recorded)
+  std::vector<ProfileRecord> records;
+  std::vector<cudaEvent_t> spare;
+  Profile() = default;
+  Profile(const Profile&) = delete;
+  Profile& operator=(const Profile&) = delete;
+  ~Profile() {
+    for (const ProfileRecord& r : records) {
+      cudaEventDestroy(r.start);
+      cudaEventDestroy(r.stop);
+    }
+    for (cudaEvent_t e : spare) cudaEventDestroy(e);
+  }
+  cudaEvent_t event() {
+    if (!spare.empty()) {
+      cudaEvent_t e = spare.back();
+      spare.pop_back();
+      return e;
+    }
+    cudaEvent_t e = nullptr;
+    const cudaError_t err = cudaEventCreate(&e);
+    if (err != cudaSuccess) throw std::runtime_error(std::string("gemma3::cuda: cudaEventCreate: ") + cudaGetErrorString(err));
+    return e;
+  }
+};
+
 using WeightKey = std::tuple<const void*, std::int64_t, std::int64_t, int>;  // data, rows, cols, dtype
 using VectorKey = std::pair<const float*, std::size_t>;
 
@@ -210,6 +244,7 @@ struct State {
   cublasHandle_t cublas = nullptr;
   std::shared_ptr<DevicePool> pool;
   bool fuse = true;                   // Options::fuse_qk_norm_rope
+  std::unique_ptr<Profile> profile;   // Options::profile
   std::vector<PendingHeads> pending;  // at most q's and k's of one layer
 
   std::mutex store_mutex;  // the two maps below
@@ -222,6 +257,7 @@ struct State {
   ~State() {
     cudaSetDevice(device);
     if (stream) cudaStreamSynchronize(stream);
+    profile.reset();
     weights.clear();
     vectors.clear();
     if (cublas) cublasDestroy(cublas);
@@ -288,6 +324,7 @@ class CudaBackend final : public Backend {
     s.device = o.device;
     s.kv_dtype = o.kv_dtype.value_or(DType::BF16);
     s.fuse = o.fuse_qk_norm_rope;
+    if (o.profile) s.profile = std::make_unique<Profile>();
     GEMMA3_CUDA_CHECK(cudaSetDevice(s.device));
     GEMMA3_CUDA_CHECK(cudaGetDeviceProperties(&s.props, s.device));
     s.num_sms = s.props.multiProcessorCount;
@@ -307,7 +344,7 @@ class CudaBackend final : public Backend {
   // ---- the small steps ----
 
   void embed(const Weight& table, const std::vector<int>& ids, float scale, Activations& out) const override {
-    use_device();
+    const Step step(*this, "embed");
     for (std::size_t t = 0; t < ids.size(); ++t)  // embedding.hpp's check and message
       if (ids[t] < 0 || ids[t] >= table.rows)
         throw std::out_of_range("token id " + std::to_string(ids[t]) + " at position " + std::to_string(t) +
@@ -323,7 +360,7 @@ class CudaBackend final : public Backend {
   }
 
   void set_rows(Activations& h, const std::vector<int>& rows, const Matrix& values) const override {
-    use_device();
+    const Step step(*this, "set_rows");
     if (Eigen::Index(rows.size()) != values.rows() || values.cols() != h.cols())
       throw std::invalid_argument("cuda backend: set_rows: " + std::to_string(rows.size()) + " rows for values [" +
                                   std::to_string(values.rows()) + ", " + std::to_string(values.cols()) +
@@ -342,7 +379,7 @@ class CudaBackend final : public Backend {
   }
 
   void rms_norm(const Activations& x, const Vector& w, float eps, Activations& out) const override {
-    use_device();
+    const Step step(*this, "rms_norm");
     if (w.size() != x.cols())
       throw std::invalid_argument("cuda backend: rms_norm: weight of " + std::to_string(w.size()) +
                                   " values for rows of " + std::to_string(x.cols()));
@@ -358,7 +395,7 @@ class CudaBackend final : public Backend {
   }
 
   void rms_norm_heads(Activations& x, int head_dim, const Vector& w, float eps) const override {
-    use_device();
+    const Step step(*this, "rms_norm_heads");
     if (head_dim <= 0 || x.cols() % head_dim != 0 || w.size() != head_dim)
       throw std::invalid_argument("cuda backend: rms_norm_heads: rows of " + std::to_string(x.cols()) +
                                   " values, head_dim " + std::to_string(head_dim) + ", weight of " +
@@ -382,7 +419,7 @@ class CudaBackend final : public Backend {
   }
 
   void rope(Activations& x, const RotaryEmbedding& rope, int pos0) const override {
-    use_device();
+    const Step step(*this, "rope");
     const int D = rope.head_dim();
     if (D <= 0 || x.cols() % D != 0)
       throw std::invalid_argument("cuda backend: rope: rows of " + std::to_string(x.cols()) +
@@ -400,20 +437,20 @@ class CudaBackend final : public Backend {
   }
 
   void add(Activations& h, const Activations& x) const override {
-    use_device();
+    const Step step(*this, "add");
     require_same_shape(h, x, "add");
     cuda::add(ptr(h), ptr(x), std::size_t(h.rows()) * std::size_t(h.cols()), s_->stream);
   }
 
   Activations upload(const Matrix& x) const override {
-    use_device();
+    const Step step(*this, "upload");
     Activations a = make(x.rows(), x.cols());
     copy_to_device(a.device(), x.data(), std::size_t(x.size()) * sizeof(float));
     return a;
   }
 
   Matrix download(const Activations& x) const override {
-    use_device();
+    const Step step(*this, "download");
     Matrix m(x.rows(), x.cols());
     copy_to_host(m.data(), ptr(x), std::size_t(m.size()) * sizeof(float));
     return m;
@@ -422,13 +459,14 @@ class CudaBackend final : public Backend {
   // ---- the heavy steps ----
 
   void linear(const Weight& W, const Activations& X, Activations& Y) const override {
+    const Step step(*this, "linear");
     linear_many(X, {{&W, &Y}});
   }
 
   // X is rounded to bf16 once for every W that reads it.
   void linear_many(const Activations& X,
                    std::initializer_list<std::pair<const Weight*, Activations*>> jobs) const override {
-    use_device();
+    const Step step(*this, "linear_many");
     const int T = to_int(X.rows(), "rows"), in = to_int(X.cols(), "cols");
     for (const auto& j : jobs)
       if (j.first->cols != in)
@@ -449,13 +487,13 @@ class CudaBackend final : public Backend {
   }
 
   void gelu_tanh_mul(Activations& gate, const Activations& up) const override {
-    use_device();
+    const Step step(*this, "gelu_tanh_mul");
     require_same_shape(gate, up, "gelu_tanh_mul");
     cuda::gelu_tanh_mul(ptr(gate), ptr(up), std::size_t(gate.rows()) * std::size_t(gate.cols()), s_->stream);
   }
 
   KVCache new_cache(const Gemma3TextConfig& config, int max_cache_len, std::optional<DType> kv_dtype) const override {
-    use_device();
+    const Step step(*this, "new_cache");
     const DType dtype = kv_dtype.value_or(s_->kv_dtype);
     if (dtype != DType::BF16 && dtype != DType::F16)
       throw std::invalid_argument(std::string("cuda backend: the KV cache holds BF16 or F16 values, not ") +
@@ -486,7 +524,7 @@ class CudaBackend final : public Backend {
 
   void attention(const AttentionShape& shape, const AttentionMask& mask, const Activations& q, const Activations& k,
                  const Activations& v, LayerKVCache& cache, Activations& context) const override {
-    use_device();
+    const Step step(*this, "attention");
     if (!cache.device || !std::get_deleter<CacheRowsDeleter>(cache.device))
       throw std::invalid_argument(
           "cuda backend: this KV cache was made by another backend (its rows are not on a CUDA device); make the "
@@ -609,13 +647,13 @@ class CudaBackend final : public Backend {
   }
 
   void lm_head_last(const Weight& W, const Activations& h, float* logits) const override {
-    use_device();
+    const Step step(*this, "lm_head_last");
     const std::shared_ptr<void> y = lm_head(W, h);  // [vocab] float32
     copy_to_host(logits, y.get(), std::size_t(W.rows) * sizeof(float));
   }
 
   int lm_head_argmax(const Weight& W, const Activations& h) const override {
-    use_device();
+    const Step step(*this, "lm_head_argmax");
     const std::shared_ptr<void> y = lm_head(W, h);  // [vocab] float32
     const std::shared_ptr<void> workspace = s_->pool->get(argmax_workspace_bytes());
     const std::shared_ptr<void> id_dev = s_->pool->get(sizeof(int));
@@ -629,7 +667,68 @@ class CudaBackend final : public Backend {
   // On the host, as ReferenceBackend: the first of the largest; NaN never wins.
   int argmax(const float* x, std::size_t n) const override { return int(gemma3::kernels::argmax_scalar(x, n)); }
 
+ // Options::profile's table (see backend.hpp), the records then dropped when `reset`.
+  std::vector<StepTime> profile_report(bool reset) const {
+    Profile* p = s_->profile.get();
+    if (!p) throw std::invalid_argument("gemma3::cuda::profile: this backend was made without Options::profile");
+    use_device();
+    GEMMA3_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+    std::vector<StepTime> table;
+    for (const ProfileRecord& r : p->records) {
+      float ms = 0.f;
+      GEMMA3_CUDA_CHECK(cudaEventElapsedTime(&ms, r.start, r.stop));
+      auto it = std::find_if(table.begin(), table.end(), [&](const StepTime& t) { return t.step == r.step; });
+      if (it == table.end()) it = table.insert(table.end(), StepTime{r.step, 0, 0.0, 0.0});
+      it->calls += 1;
+      it->host_us += 1e6 * r.host_s;
+      it->gpu_us += 1e3 * double(ms);
+    }
+    if (reset) {
+      for (const ProfileRecord& r : p->records) {
+        p->spare.push_back(r.start);
+        p->spare.push_back(r.stop);
+      }
+      p->records.clear();
+    }
+    std::sort(table.begin(), table.end(), [](const StepTime& a, const StepTime& b) { return a.gpu_us > b.gpu_us; });
+    return table;
+  }
+
  private:
+  // One call of the seam: makes the backend's device current and, with Options::profile,
+  // times the outermost call on the host and between two events on the stream (which
+  // also count the time the GPU waits for the call's launches).
+  class Step {
+   public:
+    Step(const CudaBackend& b, const char* name) : s_(*b.s_) {
+      b.use_device();
+      Profile* p = s_.profile.get();
+      if (!p || p->depth++ > 0) return;
+      name_ = name;
+      start_ = p->event();
+      stop_ = p->event();
+      GEMMA3_CUDA_CHECK(cudaEventRecord(start_, s_.stream));
+      t0_ = std::chrono::steady_clock::now();
+    }
+    Step(const Step&) = delete;
+    Step& operator=(const Step&) = delete;
+    ~Step() {
+      Profile* p = s_.profile.get();
+      if (!p) return;
+      --p->depth;
+      if (!name_) return;
+      cudaEventRecord(stop_, s_.stream);  // no throw from a destructor: an error shows in the report
+      const double host = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+      p->records.push_back(ProfileRecord{name_, start_, stop_, host});
+    }
+
+   private:
+    State& s_;
+    const char* name_ = nullptr;
+    cudaEvent_t start_ = nullptr, stop_ = nullptr;
+    std::chrono::steady_clock::time_point t0_;
+  };
+
   void use_device() const {
     int current = -1;
     GEMMA3_CUDA_CHECK(cudaGetDevice(&current));
@@ -767,6 +866,12 @@ class CudaBackend final : public Backend {
 };
 
 }  // namespace
+
+std::vector<StepTime> profile(const Backend& backend, bool reset) {
+  const auto* b = dynamic_cast<const CudaBackend*>(&backend);
+  if (!b) throw std::invalid_argument("gemma3::cuda::profile: not a CUDA backend (" + backend.name() + ")");
+  return b->profile_report(reset);
+}
 
 int device_count() {
   int n = 0;

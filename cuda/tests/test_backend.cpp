@@ -346,6 +346,37 @@ TEST_CASE("cuda backend: the fused QK-norm + RoPE + cache write gives the unfuse
   }
 }
 
+TEST_CASE("cuda backend: Options::profile counts and times every outermost call of the seam", "[cuda][backend]") {
+  gemma3::cuda::Options o;
+  o.profile = true;
+  const std::shared_ptr<const gemma3::Backend> b = gemma3::cuda::make_backend(o);
+  const gemma3::Gemma3ForCausalLM model = tiny("tiny_global_last").with_backend(b);
+  gemma3::KVCache cache = model.new_cache(16);
+  int id = model.prefill_greedy({2, 5, 9}, cache);
+  gemma3::cuda::profile(*b);  // dropped
+  for (int s = 0; s < 3; ++s) id = model.decode_greedy(id, cache);
+  const std::vector<gemma3::cuda::StepTime> table = gemma3::cuda::profile(*b);
+  auto calls = [&](const std::string& step) {
+    for (const gemma3::cuda::StepTime& t : table)
+      if (t.step == step) {
+        CHECK(t.host_us > 0);
+        CHECK(t.gpu_us >= 0);
+        return t.calls;
+      }
+    return 0LL;
+  };
+  const long long L = model.config().num_hidden_layers;
+  CHECK(calls("embed") == 3);
+  CHECK(calls("attention") == 3 * L);
+  CHECK(calls("linear") == 3 * 2 * L);       // o_proj, down_proj
+  CHECK(calls("linear_many") == 3 * 2 * L);  // q/k/v, gate/up: not counted again under linear
+  CHECK(calls("rms_norm") == 3 * (4 * L + 1));
+  CHECK(calls("lm_head_argmax") == 3);
+  CHECK(gemma3::cuda::profile(*b).empty());  // reset
+  CHECK_THROWS_WITH(gemma3::cuda::profile(*cuda_backend()), Catch::Matchers::Contains("without Options::profile"));
+  CHECK_THROWS_WITH(gemma3::cuda::profile(gemma3::ReferenceBackend()), Catch::Matchers::Contains("not a CUDA backend"));
+}
+
 TEST_CASE("cuda backend on the real 270M: prefill logits and greedy continuations match the CPU backend",
           "[cuda][backend][real]") {
   const std::string path = std::string(GEMMA3_MODELS_DIR) + "/gemma-3-270m-q4_k_m.gguf";

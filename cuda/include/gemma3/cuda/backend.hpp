@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "gemma3/backend.hpp"
 
@@ -33,7 +34,25 @@ struct Options {
   // cache write; any other use of the buffer runs them first, as the seam's calls came.
   // false: one kernel per call (for comparison; the results are the same bits).
   bool fuse_qk_norm_rope = true;
+  // Time every call of the seam (profile() below). Costs two events and a clock read per
+  // call: for finding where a step's time goes, not for speed runs.
+  bool profile = false;
 };
+
+// One step of the seam in a profile: how many calls, the host time spent inside them
+// (the launches: when it is close to the wall time, the host, not the GPU, sets the
+// pace), and the GPU time between events recorded before and after each call's work on
+// the stream (which includes the GPU waiting for the call's own launches).
+struct StepTime {
+  std::string step;  // "linear", "attention", ...
+  long long calls = 0;
+  double host_us = 0;
+  double gpu_us = 0;
+};
+
+// The profile of a backend made with Options::profile, by step, most GPU time first;
+// `reset` starts the next one empty. Throws std::invalid_argument for another backend.
+std::vector<StepTime> profile(const Backend& backend, bool reset = true);
 
 // CUDA devices visible to this process; 0 when there is no driver or no device.
 int device_count();
