@@ -52,6 +52,7 @@ struct Args {
   int max_tokens = 256;
   int threads = 0;              // 0: hardware threads
   std::string device = "cpu";   // cpu | cuda
+  bool cuda_graphs = false;     // --cuda-graphs
   std::string backend = "cpu";  // cpu | reference (the CPU backends)
   bool backend_given = false;
   std::string isa;              // empty: the best this CPU has
@@ -86,6 +87,7 @@ void usage(std::ostream& os) {
         "  --ignore-eos         keep generating past <eos> / <end_of_turn>\n"
         "  --device cpu|cuda    where the model runs (default cpu); cuda: the whole model on the\n"
         "                       GPU, bf16 weights (only in a build with the CUDA backend)\n"
+        "  --cuda-graphs        --device cuda: launch each decode step as one CUDA graph\n"
         "  --threads N          threads for the kernels (default: all cores)\n"
         "  --backend cpu|reference  the CPU backend (default) or the plain float32 reference\n"
         "                       backend (slow: widens every weight to float32; f32 cache)\n"
@@ -144,6 +146,7 @@ Args parse_args(int argc, char** argv) {
     else if (f == "--seed") a.sampling.seed = std::uint64_t(parse_long(f, value(), 0, 0x7fffffffL));
     else if (f == "--greedy") a.sampling.temperature = 0.0f;
     else if (f == "--ignore-eos") a.ignore_eos = true;
+    else if (f == "--cuda-graphs") a.cuda_graphs = true;
     else if (f == "--threads") a.threads = int(parse_long(f, value(), 1, 1024));
     else if (f == "--device") {
       a.device = value();
@@ -178,6 +181,7 @@ Args parse_args(int argc, char** argv) {
   if (a.raw && a.chat_template) throw std::invalid_argument("--raw and --chat contradict each other");
   if (a.device == "cuda" && a.backend_given)
     throw std::invalid_argument("--backend chooses between the CPU backends; --device cuda runs the CUDA backend");
+  if (a.cuda_graphs && a.device != "cuda") throw std::invalid_argument("--cuda-graphs needs --device cuda");
   if (a.device == "cuda" && a.kv_type_given && a.kv_type == gemma3::DType::F32)
     throw std::invalid_argument("--device cuda keeps a bf16 or f16 cache: use --kv-type bf16 or f16");
   if (a.device == "cpu" && a.kv_type_given && a.kv_type == gemma3::DType::BF16)
@@ -285,6 +289,7 @@ int main(int argc, char** argv) {
       if (!args.kv_type_given) args.kv_type = gemma3::DType::BF16;
       gemma3::cuda::Options o;
       o.kv_dtype = args.kv_type;
+      o.graphs = args.cuda_graphs;
       backend = gemma3::cuda::make_backend(o);
 #else
       throw std::runtime_error("this gemma3-cli was built without the CUDA backend (GEMMA3_CUDA=OFF or no nvcc)");

@@ -14,7 +14,8 @@
 // floor and floor / step (1.0 would be a step that only streams the weights; the target
 // is 0.70), after a 128-token prompt, and the prefill speed of a 1024-token prompt; then
 // the decode step again on a backend that launches QK-norm, RoPE and the cache write as
-// separate kernels (Options::fuse_qk_norm_rope = false), for the fusion's gain; then a
+// separate kernels (Options::fuse_qk_norm_rope = false), for the fusion's gain, and on
+// one that captures each step as a CUDA graph (Options::graphs); then a
 // profile of 32 steps (Options::profile): per step of the seam, calls, host time inside
 // the calls and GPU time between events around them. When the host time per decode step
 // is close to the step's wall time, the launches set the pace (CUDA graphs' case).
@@ -218,6 +219,16 @@ int main(int argc, char** argv) {
       std::printf("decode with QK-norm, RoPE and the cache write unfused: %.3f ms/step; fused / unfused = %.3f\n",
                   unfused_ms, step_ms / unfused_ms);
     }
+    double graphs_ms = 0;
+    if (!cpu) {  // each decode step captured and launched as one CUDA graph
+      gemma3::cuda::Options o;
+      o.graphs = true;
+      const gemma3::Gemma3ForCausalLM graphed = model.with_backend(gemma3::cuda::make_backend(o));
+      graphs_ms = 1e3 * time_decode(graphed);
+      std::printf("decode with each step a CUDA graph: %.3f ms/step, %.1f tok/s; graphs / launches = %.3f; "
+                  "floor / step = %.2f\n",
+                  graphs_ms, 1e3 / graphs_ms, graphs_ms / step_ms, floor_ms / graphs_ms);
+    }
     if (!cpu) {  // where a decode step's time goes
       gemma3::cuda::Options o;
       o.profile = true;
@@ -249,10 +260,10 @@ int main(int argc, char** argv) {
       std::ofstream f(csv);
       if (!f) throw std::runtime_error(csv + ": cannot write");
       f << "device,model,weight_mib,copy_gbps,decode_steps,ms_per_step,tok_s,floor_ms,floor_ratio,prefill_tokens,"
-           "prefill_tok_s,unfused_ms_per_step\n";
+           "prefill_tok_s,unfused_ms_per_step,graphs_ms_per_step\n";
       f << '"' << device << "\",\"" << what << "\"," << bytes / (1024.0 * 1024.0) << ',' << bandwidth / 1e9 << ','
         << steps << ',' << step_ms << ',' << 1e3 / step_ms << ',' << floor_ms << ',' << floor_ms / step_ms << ','
-        << prefill_len << ',' << prefill_len / prefill_s << ',' << unfused_ms << '\n';
+        << prefill_len << ',' << prefill_len / prefill_s << ',' << unfused_ms << ',' << graphs_ms << '\n';
       std::printf("wrote %s\n", csv.c_str());
     }
     return 0;

@@ -30,6 +30,14 @@
 //                either way (Options::fuse_qk_norm_rope = false launches at each call)
 //   LM head      the tied embedding as a GEMM on the last row; lm_head_argmax keeps
 //                the logits on the device and sends back the one id
+//   graphs       Options::graphs: a decode step's work, from the embedding of its one
+//                token to the first call that needs the host (the LM head's copy back,
+//                a download), is captured from the stream into a CUDA graph and
+//                launched as one; the graph of the step before is updated in place
+//                (cudaGraphExecUpdate), not instantiated again. The token id reaches
+//                the graph through page-locked memory read by its first node. A call
+//                that throws during a captured step drops the step's work (the model's
+//                call fails as a whole, as without graphs).
 //
 // One stream and one cuBLAS handle per backend; download(), lm_head_*() and every
 // host-to-device copy wait for the stream, so no host buffer is read after its call
@@ -245,6 +253,12 @@ struct State {
   std::shared_ptr<DevicePool> pool;
   bool fuse = true;                   // Options::fuse_qk_norm_rope
   std::unique_ptr<Profile> profile;   // Options::profile
+  std::shared_ptr<void> cublas_workspace;  // cuBLAS's, set once (no allocation inside a capture)
+
+  bool graphs = false;                 // Options::graphs
+  bool capturing = false;              // a decode step is being captured on `stream`
+  cudaGraphExec_t step_graph = nullptr;  // the last step's, updated by the next capture
+  int* id_pinned = nullptr;            // page-locked: the step's token id, read by the graph
   std::vector<PendingHeads> pending;  // at most q's and k's of one layer
 
   std::mutex store_mutex;  // the two maps below
@@ -254,10 +268,44 @@ struct State {
   State() = default;
   State(const State&) = delete;
   State& operator=(const State&) = delete;
+
+  // The captured step, launched: its graph replaces the last step's in step_graph.
+  void end_capture() {
+    if (!capturing) return;
+    capturing = false;
+    cudaGraph_t graph = nullptr;
+    GEMMA3_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    if (step_graph) {
+      cudaGraphExecUpdateResultInfo info{};
+      if (cudaGraphExecUpdate(step_graph, graph, &info) != cudaSuccess) {  // another shape of graph
+        cudaGetLastError();
+        cudaGraphExecDestroy(step_graph);
+        step_graph = nullptr;
+      }
+    }
+    cudaError_t e = cudaSuccess;
+    if (!step_graph) e = cudaGraphInstantiate(&step_graph, graph, 0);
+    cudaGraphDestroy(graph);
+    GEMMA3_CUDA_CHECK(e);
+    GEMMA3_CUDA_CHECK(cudaGraphLaunch(step_graph, stream));
+  }
+  // A capture given up (a call threw): its work never runs.
+  void abort_capture() noexcept {
+    if (!capturing) return;
+    capturing = false;
+    cudaGraph_t graph = nullptr;
+    if (cudaStreamEndCapture(stream, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+  }
+
   ~State() {
     cudaSetDevice(device);
+    abort_capture();
     if (stream) cudaStreamSynchronize(stream);
     profile.reset();
+    if (step_graph) cudaGraphExecDestroy(step_graph);
+    if (id_pinned) cudaFreeHost(id_pinned);
+    cublas_workspace.reset();
     weights.clear();
     vectors.clear();
     if (cublas) cublasDestroy(cublas);
@@ -324,7 +372,16 @@ class CudaBackend final : public Backend {
     s.device = o.device;
     s.kv_dtype = o.kv_dtype.value_or(DType::BF16);
     s.fuse = o.fuse_qk_norm_rope;
+    if (o.profile && o.graphs)
+      throw std::invalid_argument("cuda backend: Options::profile times each call, which a graph does not have; "
+                                  "set profile or graphs, not both");
     if (o.profile) s.profile = std::make_unique<Profile>();
+    s.graphs = o.graphs;
+    if (s.graphs) {
+      void* pinned = nullptr;
+      GEMMA3_CUDA_CHECK(cudaMallocHost(&pinned, sizeof(int)));
+      s.id_pinned = static_cast<int*>(pinned);
+    }
     GEMMA3_CUDA_CHECK(cudaSetDevice(s.device));
     GEMMA3_CUDA_CHECK(cudaGetDeviceProperties(&s.props, s.device));
     s.num_sms = s.props.multiProcessorCount;
@@ -335,6 +392,11 @@ class CudaBackend final : public Backend {
     GEMMA3_CUDA_CHECK(cublasSetMathMode(
         s.cublas, cublasMath_t(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
     s.pool = std::make_shared<DevicePool>(s.device);
+    // cuBLAS's workspace, given once: it then allocates nothing while a step is captured
+    // (the same workspace with graphs or without, so both pick the same GEMM algorithms)
+    const std::size_t workspace = std::size_t(32) << 20;
+    s.cublas_workspace = device_alloc(workspace, s.device, "the cuBLAS workspace");
+    GEMMA3_CUDA_CHECK(cublasSetWorkspace(s.cublas, s.cublas_workspace.get(), workspace));
   }
 
   std::string name() const override {
@@ -352,7 +414,14 @@ class CudaBackend final : public Backend {
     const int T = to_int(Eigen::Index(ids.size()), "tokens"), H = to_int(table.cols, "hidden_size");
     const std::uint16_t* rows = weight(table);
     const std::shared_ptr<void> ids_dev = s_->pool->get(ids.size() * sizeof(int));
-    copy_to_device(ids_dev.get(), ids.data(), ids.size() * sizeof(int));
+    if (s_->graphs && ids.size() == 1 && !s_->capturing) {  // a decode step: capture it (see the top)
+      *s_->id_pinned = ids[0];
+      GEMMA3_CUDA_CHECK(cudaStreamBeginCapture(s_->stream, cudaStreamCaptureModeRelaxed));
+      s_->capturing = true;
+      GEMMA3_CUDA_CHECK(cudaMemcpyAsync(ids_dev.get(), s_->id_pinned, sizeof(int), cudaMemcpyHostToDevice, s_->stream));
+    } else {
+      copy_to_device(ids_dev.get(), ids.data(), ids.size() * sizeof(int));
+    }
     Activations h = make(T, H);  // [T, H]
     cuda::embed(rows, to_int(table.rows, "vocab_size"), H, static_cast<const int*>(ids_dev.get()), T, scale, ptr(h),
                 s_->stream);
@@ -498,6 +567,7 @@ class CudaBackend final : public Backend {
     if (dtype != DType::BF16 && dtype != DType::F16)
       throw std::invalid_argument(std::string("cuda backend: the KV cache holds BF16 or F16 values, not ") +
                                   dtype_name(dtype));
+    s_->end_capture();  // it waits for the stream
     KVCache cache(config, max_cache_len, dtype, /*host_rows=*/false);
     const int width = config.num_key_value_heads * config.head_dim;
     for (int i = 0; i < cache.num_layers(); ++i) {
@@ -700,7 +770,7 @@ class CudaBackend final : public Backend {
   // also count the time the GPU waits for the call's launches).
   class Step {
    public:
-    Step(const CudaBackend& b, const char* name) : s_(*b.s_) {
+    Step(const CudaBackend& b, const char* name) : s_(*b.s_), exceptions_(std::uncaught_exceptions()) {
       b.use_device();
       Profile* p = s_.profile.get();
       if (!p || p->depth++ > 0) return;
@@ -713,6 +783,7 @@ class CudaBackend final : public Backend {
     Step(const Step&) = delete;
     Step& operator=(const Step&) = delete;
     ~Step() {
+      if (std::uncaught_exceptions() > exceptions_) s_.abort_capture();  // this call threw
       Profile* p = s_.profile.get();
       if (!p) return;
       --p->depth;
@@ -724,6 +795,7 @@ class CudaBackend final : public Backend {
 
    private:
     State& s_;
+    int exceptions_;
     const char* name_ = nullptr;
     cudaEvent_t start_ = nullptr, stop_ = nullptr;
     std::chrono::steady_clock::time_point t0_;
@@ -784,12 +856,14 @@ class CudaBackend final : public Backend {
   // Host -> device, finished when it returns (the host buffer may go at once).
   void copy_to_device(void* dst, const void* src, std::size_t bytes) const {
     if (bytes == 0) return;
+    s_->end_capture();
     GEMMA3_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s_->stream));
     GEMMA3_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
   }
   // Device -> host after everything queued before it.
   void copy_to_host(void* dst, const void* src, std::size_t bytes) const {
     if (bytes == 0) return;
+    s_->end_capture();
     GEMMA3_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s_->stream));
     GEMMA3_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
   }
@@ -837,6 +911,7 @@ class CudaBackend final : public Backend {
       return static_cast<const std::uint16_t*>(d.data.get());
     // First use (or another weight now at this address): convert and copy.
     const std::vector<std::uint16_t> rows = weight_to_bf16(W);  // [rows, cols]
+    s_->end_capture();  // the upload waits for the stream
     d.data.reset();
     d.data = device_alloc(rows.size() * sizeof(std::uint16_t), s_->device, "weights");
     GEMMA3_CUDA_CHECK(cudaMemcpyAsync(d.data.get(), rows.data(), rows.size() * sizeof(std::uint16_t),
@@ -854,6 +929,7 @@ class CudaBackend final : public Backend {
     std::lock_guard<std::mutex> lock(s_->store_mutex);
     DeviceVector& d = s_->vectors[VectorKey{x, n}];
     if (d.data && std::memcmp(d.host.data(), x, n * sizeof(float)) == 0) return static_cast<const float*>(d.data.get());
+    s_->end_capture();  // the upload waits for the stream
     if (!d.data) d.data = device_alloc(n * sizeof(float), s_->device, "norm weights");
     d.host.assign(x, x + n);
     GEMMA3_CUDA_CHECK(

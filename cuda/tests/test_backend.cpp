@@ -25,7 +25,8 @@
 //
 // QK-norm and RoPE wait for attention() to run them fused (Options::fuse_qk_norm_rope):
 // any other use of the buffer runs them first, and the model's logits are the same bits
-// with the fusion and without.
+// with the fusion and without, and with decode steps captured as CUDA graphs
+// (Options::graphs) and without.
 //
 // Every output comes back through download() and is checked for NaN (a NaN counts as
 // the largest error in fixtures::compare).
@@ -375,6 +376,41 @@ TEST_CASE("cuda backend: Options::profile counts and times every outermost call 
   CHECK(gemma3::cuda::profile(*b).empty());  // reset
   CHECK_THROWS_WITH(gemma3::cuda::profile(*cuda_backend()), Catch::Matchers::Contains("without Options::profile"));
   CHECK_THROWS_WITH(gemma3::cuda::profile(gemma3::ReferenceBackend()), Catch::Matchers::Contains("not a CUDA backend"));
+}
+
+TEST_CASE("cuda backend: decode steps captured as CUDA graphs give the same bits, and survive a throw",
+          "[cuda][backend][model]") {
+  const std::string name = GENERATE(values<std::string>({"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"}));
+  const gemma3::Gemma3ForCausalLM ref = tiny(name);
+  gemma3::cuda::Options o;
+  o.graphs = true;
+  const std::shared_ptr<const gemma3::Backend> gb = gemma3::cuda::make_backend(o);
+  const gemma3::Gemma3ForCausalLM graphed = ref.with_backend(gb);
+  const gemma3::Gemma3ForCausalLM plain = ref.with_backend(cuda_backend());
+  const std::vector<int> prompt = {2, 5, 9, 11, 4, 7, 13};
+  const std::vector<int> forced = {3, 8, 1, 6, 10, 12, 5, 4, 9};
+  INFO(name);
+  // logits out of each step (lm_head_last), the prompt in chunks (not captured)
+  const Matrix a = run(graphed, prompt, 3, forced), b = run(plain, prompt, 3, forced);
+  REQUIRE(a.allFinite());
+  CHECK(a == b);
+  // greedy ids (lm_head_argmax): 12 steps, so the graph is updated many times, past a
+  // sliding window of the tiny models
+  auto greedy_ids = [&](const gemma3::Gemma3ForCausalLM& m) {
+    gemma3::KVCache cache = m.new_cache(32);
+    std::vector<int> ids{m.prefill_greedy(prompt, cache)};
+    for (int s = 0; s < 12; ++s) ids.push_back(m.decode_greedy(ids.back(), cache));
+    return ids;
+  };
+  CHECK(greedy_ids(graphed) == greedy_ids(plain));
+  // a step that throws inside the capture (a cache of another backend, seen by the first
+  // attention call): the capture is dropped and the backend goes on
+  gemma3::KVCache foreign = ref.new_cache(16);
+  CHECK_THROWS_WITH(graphed.decode_greedy(3, foreign), Catch::Matchers::Contains("made by another backend"));
+  CHECK(greedy_ids(graphed) == greedy_ids(plain));
+  // a profile times calls, which a graph does not have
+  o.profile = true;
+  CHECK_THROWS_WITH(gemma3::cuda::make_backend(o), Catch::Matchers::Contains("not both"));
 }
 
 TEST_CASE("cuda backend on the real 270M: prefill logits and greedy continuations match the CPU backend",

@@ -48,6 +48,9 @@ check "generate: ... saying why" has "$out/bad" "--raw and --chat contradict eac
 "$bin/gemma3-cli" generate --model "$model" --prompt "x" --kv-type bf16 >"$out/dev_bf16" 2>&1
 check "--kv-type bf16 on the CPU: refused" test $? -eq 2
 check "--kv-type bf16 on the CPU: says why" has "$out/dev_bf16" "--kv-type bf16 needs --device cuda"
+"$bin/gemma3-cli" generate --model "$model" --prompt "x" --cuda-graphs >"$out/dev_graphs" 2>&1
+check "--cuda-graphs on the CPU: refused" test $? -eq 2
+check "--cuda-graphs on the CPU: says why" has "$out/dev_graphs" "--cuda-graphs needs --device cuda"
 "$bin/gemma3-cli" generate --model "$model" --prompt "x" --device tpu >"$out/dev_bad" 2>&1
 check "--device tpu: refused" test $? -eq 2
 "$bin/gemma3-cli" generate --model "$model" --prompt "x" --max-tokens 2 --device cuda >"$out/dev_cuda" 2>&1
@@ -57,6 +60,13 @@ if grep -qE "no usable CUDA device|built without the CUDA backend" "$out/dev_cud
 else  # a GPU is here: it runs
   check "--device cuda on a GPU: exit 0" test $dev_rc -eq 0
   check "--device cuda on a GPU: the backend is cuda" has "$out/dev_cuda" "backend cuda"
+  "$bin/gemma3-cli" generate --model "$model" --prompt "The capital of France is" --greedy --max-tokens 8 \
+    --print-ids --device cuda >"$out/dev_plain" 2>&1
+  "$bin/gemma3-cli" generate --model "$model" --prompt "The capital of France is" --greedy --max-tokens 8 \
+    --print-ids --device cuda --cuda-graphs >"$out/dev_graphed" 2>&1
+  check "--cuda-graphs on a GPU: exit 0" test $? -eq 0
+  check "--cuda-graphs on a GPU: the same greedy ids" test "$(grep 'generated ids' "$out/dev_graphed")" = \
+    "$(grep 'generated ids' "$out/dev_plain")"
 fi
 
 # gemma3-run takes any model load_model takes: a GGUF file too.

@@ -37,6 +37,11 @@ struct Options {
   // Time every call of the seam (profile() below). Costs two events and a clock read per
   // call: for finding where a step's time goes, not for speed runs.
   bool profile = false;
+  // Capture each decode step (the embedding of one token up to the LM head's copy back)
+  // into a CUDA graph and launch it as one, updating the last step's graph in place: one
+  // launch instead of ~20 per layer. Off by default until measured on a GPU
+  // (cuda/lab/model_decode times both); the results are the same bits either way.
+  bool graphs = false;
 };
 
 // One step of the seam in a profile: how many calls, the host time spent inside them
