@@ -14,7 +14,11 @@
 //                  Y^T [out, T] = (W^T)^T [out, in] . X^T [in, T]
 //                  = GemmEx(op(A) = T, op(B) = N, m = out, n = T, k = in,
 //                           A = W (lda = in), B = X (ldb = in), C = Y (ldc = out))
-//                X rounded to bf16 first; bf16 x bf16 products, float32 sums and output
+//                X rounded to bf16 first; bf16 x bf16 products, float32 sums and output.
+//                linear_many's weights are stacked in one buffer [sum of out, in] (the
+//                Ws of q/k/v, of gate/up): for one token a single GEMM over the stack,
+//                each Y a slice of its output (the aliasing shared_ptr); for more, one
+//                GEMM per W on its rows of the stack
 //   attention    the cache's rows are bf16 (or f16) on the device (new_cache): a prompt
 //                chunk (T > 1) attends over the cached keys and its own, then appends;
 //                a decode step (T = 1) appends, then attends over the cache. head_dim
@@ -186,11 +190,16 @@ struct CacheRowsDeleter {
 
 // ---- what the backend holds ------------------------------------------------------------------
 
-struct DeviceWeight {
-  std::shared_ptr<void> data;          // bf16 [rows, cols]
-  std::array<unsigned char, 64> head{};  // the first and last bytes of the host weight:
-  std::array<unsigned char, 64> tail{};  // a different weight at a reused address is seen
+// The first and last bytes of a host weight: a different weight at a reused address is seen.
+struct WeightSample {
+  std::array<unsigned char, 64> head{};
+  std::array<unsigned char, 64> tail{};
   std::size_t sample = 0;
+};
+// One weight, or several that read the same input (linear_many) stacked row after row.
+struct DeviceWeight {
+  std::shared_ptr<void> data;         // bf16 [sum of rows, cols]
+  std::vector<WeightSample> samples;  // one per weight
 };
 struct DeviceVector {
   std::vector<float> host;     // the values uploaded (compared on every use)
@@ -262,7 +271,7 @@ struct State {
   std::vector<PendingHeads> pending;  // at most q's and k's of one layer
 
   std::mutex store_mutex;  // the two maps below
-  std::map<WeightKey, DeviceWeight> weights;
+  std::map<std::vector<WeightKey>, DeviceWeight> weights;
   std::map<VectorKey, DeviceVector> vectors;
 
   State() = default;
@@ -542,14 +551,37 @@ class CudaBackend final : public Backend {
         throw std::invalid_argument("cuda backend: linear: a weight [" + std::to_string(j.first->rows) + ", " +
                                     std::to_string(j.first->cols) + "] for activations [" + std::to_string(T) +
                                     ", " + std::to_string(in) + "]");
+    std::vector<const Weight*> Ws;
+    std::vector<int> first_row;  // of each W in the stack
+    int total = 0;
+    bool aligned = true;  // every W's output starts 16 bytes in line (the kernels' float4 loads)
+    for (const auto& j : jobs) {
+      first_row.push_back(total);
+      aligned = aligned && total % 4 == 0;
+      Ws.push_back(j.first);
+      if (j.first->rows > std::numeric_limits<int>::max() - total)
+        throw std::invalid_argument("cuda backend: linear: too many output features");
+      total += to_int(j.first->rows, "out_features");
+    }
+    const std::uint16_t* stack = weights(Ws);  // [total, in]
     const std::shared_ptr<void> xb = bf16_copy(ptr(X), std::size_t(T) * std::size_t(in));  // [T, in] bf16
+    const auto* xbp = static_cast<const std::uint16_t*>(xb.get());
     std::vector<Activations> outs;
     outs.reserve(jobs.size());
-    for (const auto& j : jobs) {
-      const Weight& W = *j.first;
-      Activations y = make(T, to_int(W.rows, "out_features"));  // [T, out]
-      gemm(weight(W), static_cast<const std::uint16_t*>(xb.get()), ptr(y), int(W.rows), T, in);
-      outs.push_back(std::move(y));
+    if (T == 1 && jobs.size() > 1 && aligned) {
+      // One token: one GEMM over the stack, y [1, total]; each output is its slice of y.
+      Activations y = make(1, total);
+      gemm(stack, xbp, ptr(y), total, 1, in);
+      const std::shared_ptr<void>& buffer = y.device_buffer();
+      for (std::size_t i = 0; i < Ws.size(); ++i)
+        outs.emplace_back(std::shared_ptr<void>(buffer, static_cast<float*>(buffer.get()) + first_row[i]), 1,
+                          Ws[i]->rows);
+    } else {
+      for (std::size_t i = 0; i < Ws.size(); ++i) {
+        Activations y = make(T, Ws[i]->rows);  // [T, out]
+        gemm(stack + std::size_t(first_row[i]) * std::size_t(in), xbp, ptr(y), int(Ws[i]->rows), T, in);
+        outs.push_back(std::move(y));
+      }
     }
     std::size_t i = 0;
     for (const auto& j : jobs) *j.second = std::move(outs[i++]);  // after every GEMM: a Y may be X
@@ -897,29 +929,50 @@ class CudaBackend final : public Backend {
   }
 
   // W's bf16 rows on the device, uploaded on first use.
-  const std::uint16_t* weight(const Weight& W) const {
-    if (!W.data || W.rows <= 0 || W.cols <= 0)
-      throw std::invalid_argument("cuda backend: an empty weight [" + std::to_string(W.rows) + ", " +
-                                  std::to_string(W.cols) + "]");
-    const std::size_t bytes = W.row_bytes() * std::size_t(W.rows);
-    const auto* host = static_cast<const unsigned char*>(W.data);
-    const std::size_t sample = std::min<std::size_t>(64, bytes);
+  const std::uint16_t* weight(const Weight& W) const { return weights({&W}); }
+
+  // The bf16 rows of Ws (all of one width) stacked in one device buffer [sum of rows,
+  // cols], uploaded on first use: W_i starts sum_{j<i} rows_j rows in, so linear_many
+  // reads a stack with one GEMM at decode.
+  const std::uint16_t* weights(const std::vector<const Weight*>& Ws) const {
+    std::vector<WeightKey> key;
+    for (const Weight* W : Ws) {
+      if (!W->data || W->rows <= 0 || W->cols <= 0 || W->cols != Ws[0]->cols)
+        throw std::invalid_argument("cuda backend: an empty weight [" + std::to_string(W->rows) + ", " +
+                                    std::to_string(W->cols) + "], or a stack of different widths");
+      key.emplace_back(W->data, W->rows, W->cols, int(W->dtype));
+    }
+    auto sample_of = [](const Weight& W) {
+      const std::size_t bytes = W.row_bytes() * std::size_t(W.rows);
+      const auto* host = static_cast<const unsigned char*>(W.data);
+      WeightSample ws;
+      ws.sample = std::min<std::size_t>(64, bytes);
+      std::memcpy(ws.head.data(), host, ws.sample);
+      std::memcpy(ws.tail.data(), host + bytes - ws.sample, ws.sample);
+      return ws;
+    };
     std::lock_guard<std::mutex> lock(s_->store_mutex);
-    DeviceWeight& d = s_->weights[WeightKey{W.data, W.rows, W.cols, int(W.dtype)}];
-    if (d.data && d.sample == sample && std::memcmp(d.head.data(), host, sample) == 0 &&
-        std::memcmp(d.tail.data(), host + bytes - sample, sample) == 0)
-      return static_cast<const std::uint16_t*>(d.data.get());
+    DeviceWeight& d = s_->weights[key];
+    bool same = d.data && d.samples.size() == Ws.size();
+    for (std::size_t i = 0; same && i < Ws.size(); ++i) {
+      const WeightSample now = sample_of(*Ws[i]);
+      same = now.sample == d.samples[i].sample && now.head == d.samples[i].head && now.tail == d.samples[i].tail;
+    }
+    if (same) return static_cast<const std::uint16_t*>(d.data.get());
     // First use (or another weight now at this address): convert and copy.
-    const std::vector<std::uint16_t> rows = weight_to_bf16(W);  // [rows, cols]
+    std::vector<std::uint16_t> rows;  // [sum of rows, cols]
+    d.samples.clear();
+    for (const Weight* W : Ws) {
+      const std::vector<std::uint16_t> one = weight_to_bf16(*W);
+      rows.insert(rows.end(), one.begin(), one.end());
+      d.samples.push_back(sample_of(*W));
+    }
     s_->end_capture();  // the upload waits for the stream
     d.data.reset();
     d.data = device_alloc(rows.size() * sizeof(std::uint16_t), s_->device, "weights");
     GEMMA3_CUDA_CHECK(cudaMemcpyAsync(d.data.get(), rows.data(), rows.size() * sizeof(std::uint16_t),
                                       cudaMemcpyHostToDevice, s_->stream));
     GEMMA3_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
-    d.sample = sample;
-    std::memcpy(d.head.data(), host, sample);
-    std::memcpy(d.tail.data(), host + bytes - sample, sample);
     return static_cast<const std::uint16_t*>(d.data.get());
   }
 

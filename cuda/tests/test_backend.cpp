@@ -413,6 +413,46 @@ TEST_CASE("cuda backend: decode steps captured as CUDA graphs give the same bits
   CHECK_THROWS_WITH(gemma3::cuda::make_backend(o), Catch::Matchers::Contains("not both"));
 }
 
+TEST_CASE("cuda backend: linear_many, one stacked GEMM for one token and one per weight for more",
+          "[cuda][backend]") {
+  const std::shared_ptr<const gemma3::Backend> b = cuda_backend();
+  std::mt19937 rng(14);
+  const int in = 40;
+  auto bf16 = [](float x) { return gemma3::bf16_to_f32(gemma3::f32_to_bf16(x)); };
+  // rows 12, 8, 20: every output starts 16 bytes in line, so one token runs one GEMM over
+  // the stack; 12, 7, 20: the third does not, so each runs its own
+  for (const std::vector<int>& rows : {std::vector<int>{12, 8, 20}, std::vector<int>{12, 7, 20}})
+    for (int T : {1, 3}) {
+      INFO("rows " << rows[1] << ", T " << T);
+      std::vector<Matrix> w;
+      std::vector<gemma3::Weight> W;
+      for (int r : rows) w.push_back(Eigen::Map<const Matrix>(cuda_test::randn(std::size_t(r) * in, rng).data(), r, in));
+      for (const Matrix& m : w) W.push_back(gemma3::Weight{gemma3::DType::F32, m.data(), m.rows(), m.cols()});
+      const Matrix x = Eigen::Map<const Matrix>(cuda_test::randn(std::size_t(T) * in, rng).data(), T, in);
+      const gemma3::Activations X = b->upload(x);
+      gemma3::Activations y0, y1, y2;
+      b->linear_many(X, {{&W[0], &y0}, {&W[1], &y1}, {&W[2], &y2}});
+      const gemma3::Activations* ys[] = {&y0, &y1, &y2};
+      for (std::size_t i = 0; i < 3; ++i) {
+        Matrix want(T, rows[i]);  // bf16 inputs and weights, float64 sums
+        for (int t = 0; t < T; ++t)
+          for (int o = 0; o < rows[i]; ++o) {
+            double sum = 0;
+            for (int c = 0; c < in; ++c) sum += double(bf16(x(t, c))) * double(bf16(w[i](o, c)));
+            want(t, o) = float(sum);
+          }
+        const Matrix got = b->download(*ys[i]);
+        REQUIRE(got.rows() == T);
+        REQUIRE(got.cols() == rows[i]);
+        CHECK(fixtures::compare(got, want).rel <= 1e-5);
+      }
+      // each output is its own: writing one leaves the others
+      const Matrix before = b->download(y2);
+      b->add(y0, b->upload(Matrix::Ones(T, rows[0])));
+      CHECK(b->download(y2) == before);
+    }
+}
+
 TEST_CASE("cuda backend on the real 270M: prefill logits and greedy continuations match the CPU backend",
           "[cuda][backend][real]") {
   const std::string path = std::string(GEMMA3_MODELS_DIR) + "/gemma-3-270m-q4_k_m.gguf";
