@@ -14,7 +14,9 @@
 //                  Y^T [out, T] = (W^T)^T [out, in] . X^T [in, T]
 //                  = GemmEx(op(A) = T, op(B) = N, m = out, n = T, k = in,
 //                           A = W (lda = in), B = X (ldb = in), C = Y (ldc = out))
-//                X rounded to bf16 first; bf16 x bf16 products, float32 sums and output.
+//                X rounded to bf16 first (by the kernel that made X when it was
+//                rms_norm or gelu_tanh_mul: State::bf16_copies, dropped as soon as
+//                anything else touches X); bf16 x bf16 products, float32 sums and output.
 //                linear_many's weights are stacked in one buffer [sum of out, in] (the
 //                Ws of q/k/v, of gate/up): for one token a single GEMM over the stack,
 //                each Y a slice of its output (the aliasing shared_ptr); for more, one
@@ -216,6 +218,15 @@ struct PendingHeads {
   int pos0 = 0;
 };
 
+// A buffer's values rounded to bf16, written by the kernel that made them (rms_norm,
+// gelu_tanh_mul) for the GEMM that reads them next, so that GEMM needs no conversion.
+struct Bf16Copy {
+  std::weak_ptr<void> owner;  // the float buffer; expired once it went back to the pool
+  const float* data = nullptr;
+  std::size_t n = 0;
+  std::shared_ptr<void> bf16;  // [n] bf16, pooled
+};
+
 // Options::profile: each outermost call of the seam, its host time and two events on the stream.
 struct ProfileRecord {
   const char* step;
@@ -269,6 +280,7 @@ struct State {
   cudaGraphExec_t step_graph = nullptr;  // the last step's, updated by the next capture
   int* id_pinned = nullptr;            // page-locked: the step's token id, read by the graph
   std::vector<PendingHeads> pending;  // at most q's and k's of one layer
+  std::vector<Bf16Copy> bf16_copies;  // valid until the buffer is touched again (ptr())
 
   std::mutex store_mutex;  // the two maps below
   std::map<std::vector<WeightKey>, DeviceWeight> weights;
@@ -463,13 +475,17 @@ class CudaBackend final : public Backend {
                                   " values for rows of " + std::to_string(x.cols()));
     const float* wd = vector(w.data(), std::size_t(w.size()));
     const int rows = to_int(x.rows(), "rows"), n = to_int(x.cols(), "cols");
+    const std::size_t count = std::size_t(rows) * std::size_t(n);
+    std::shared_ptr<void> copy = s_->pool->get(count * sizeof(std::uint16_t));  // its bf16 for the next GEMM
+    auto* copy16 = static_cast<std::uint16_t*>(copy.get());
     if (&out == &x) {
-      cuda::rms_norm(ptr(x), wd, eps, ptr(x), rows, n, s_->stream);
-      return;
+      cuda::rms_norm(ptr(x), wd, eps, ptr(x), rows, n, s_->stream, copy16);
+    } else {
+      Activations y = make(rows, n);
+      cuda::rms_norm(ptr(x), wd, eps, ptr(y), rows, n, s_->stream, copy16);
+      out = std::move(y);
     }
-    Activations y = make(rows, n);
-    cuda::rms_norm(ptr(x), wd, eps, ptr(y), rows, n, s_->stream);
-    out = std::move(y);
+    keep_bf16(out, std::move(copy));
   }
 
   void rms_norm_heads(Activations& x, int head_dim, const Vector& w, float eps) const override {
@@ -564,7 +580,7 @@ class CudaBackend final : public Backend {
       total += to_int(j.first->rows, "out_features");
     }
     const std::uint16_t* stack = weights(Ws);  // [total, in]
-    const std::shared_ptr<void> xb = bf16_copy(ptr(X), std::size_t(T) * std::size_t(in));  // [T, in] bf16
+    const std::shared_ptr<void> xb = bf16_of(X);  // [T, in] bf16
     const auto* xbp = static_cast<const std::uint16_t*>(xb.get());
     std::vector<Activations> outs;
     outs.reserve(jobs.size());
@@ -590,7 +606,10 @@ class CudaBackend final : public Backend {
   void gelu_tanh_mul(Activations& gate, const Activations& up) const override {
     const Step step(*this, "gelu_tanh_mul");
     require_same_shape(gate, up, "gelu_tanh_mul");
-    cuda::gelu_tanh_mul(ptr(gate), ptr(up), std::size_t(gate.rows()) * std::size_t(gate.cols()), s_->stream);
+    const std::size_t n = std::size_t(gate.rows()) * std::size_t(gate.cols());
+    std::shared_ptr<void> copy = s_->pool->get(n * sizeof(std::uint16_t));  // its bf16 for down_proj
+    cuda::gelu_tanh_mul(ptr(gate), ptr(up), n, s_->stream, static_cast<std::uint16_t*>(copy.get()));
+    keep_bf16(gate, std::move(copy));
   }
 
   KVCache new_cache(const Gemma3TextConfig& config, int max_cache_len, std::optional<DType> kv_dtype) const override {
@@ -849,7 +868,36 @@ class CudaBackend final : public Backend {
     if (!a.on_device())
       throw std::invalid_argument("cuda backend: given host activations; make them with this backend (upload)");
     if (std::optional<PendingHeads> p = take_pending(a)) run_pending(*p);
+    drop_bf16(a);  // the caller may write it
     return static_cast<float*>(a.device());
+  }
+
+  // a's values as bf16 [rows, cols] (pooled): the copy its maker wrote when it is still
+  // valid, else a conversion.
+  std::shared_ptr<void> bf16_of(const Activations& a) const {
+    if (std::shared_ptr<void> c = kept_bf16(a)) return c;
+    return bf16_copy(ptr(a), std::size_t(a.rows()) * std::size_t(a.cols()));
+  }
+  // The bf16 copy its maker wrote of a, or null.
+  std::shared_ptr<void> kept_bf16(const Activations& a) const {
+    for (const Bf16Copy& c : s_->bf16_copies)
+      if (c.data == a.device() && !c.owner.expired() && c.n == std::size_t(a.rows()) * std::size_t(a.cols()))
+        return c.bf16;
+    return nullptr;
+  }
+  // Remember `copy` as a's values in bf16 (just written by the kernel that wrote a).
+  void keep_bf16(const Activations& a, std::shared_ptr<void> copy) const {
+    drop_bf16(a);
+    s_->bf16_copies.push_back(
+        Bf16Copy{a.device_buffer(), static_cast<const float*>(a.device()), std::size_t(a.rows()) * std::size_t(a.cols()),
+                 std::move(copy)});
+  }
+  // Forget a's bf16 copy, and every copy whose buffer went back to the pool.
+  void drop_bf16(const Activations& a) const {
+    std::vector<Bf16Copy>& list = s_->bf16_copies;
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [&](const Bf16Copy& c) { return c.owner.expired() || c.data == a.device(); }),
+               list.end());
   }
 
   static bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
@@ -921,10 +969,17 @@ class CudaBackend final : public Backend {
                                   std::to_string(W.cols) + "] for hidden states [" + std::to_string(h.rows()) + ", " +
                                   std::to_string(h.cols()) + "]");
     const int H = to_int(h.cols(), "hidden_size"), vocab = to_int(W.rows, "vocab_size");
-    const float* last = ptr(h) + std::size_t(h.rows() - 1) * std::size_t(H);  // [H]
-    const std::shared_ptr<void> xb = bf16_copy(last, std::size_t(H));
+    const std::size_t last_row = std::size_t(h.rows() - 1) * std::size_t(H);
+    std::shared_ptr<void> hb = kept_bf16(h);  // [rows, H] bf16 from the final norm
+    const std::uint16_t* last = nullptr;      // [H]
+    if (hb) {
+      last = static_cast<const std::uint16_t*>(hb.get()) + last_row;
+    } else {
+      hb = bf16_copy(ptr(h) + last_row, std::size_t(H));
+      last = static_cast<const std::uint16_t*>(hb.get());
+    }
     std::shared_ptr<void> y = s_->pool->get(std::size_t(vocab) * sizeof(float));
-    gemm(weight(W), static_cast<const std::uint16_t*>(xb.get()), static_cast<float*>(y.get()), vocab, 1, H);
+    gemm(weight(W), last, static_cast<float*>(y.get()), vocab, 1, H);
     return y;
   }
 

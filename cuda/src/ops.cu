@@ -14,6 +14,8 @@
 //                   operations the fused qk_norm_rope.cu runs.
 //   add, gelu_tanh_mul, to_bf16   elementwise, four values per thread (16-byte loads)
 //                   where the pointers and the length allow it, one at a time otherwise
+//   rms_norm and gelu_tanh_mul may also write their output rounded to bf16 (to_bf16's
+//                   bits), the input of the GEMM that usually follows them
 //   argmax          two passes: blocks of a grid-stride loop keep their best (value,
 //                   index), then one block merges them. The order: the larger value;
 //                   on equal values the smaller index; a NaN is never taken.
@@ -77,6 +79,12 @@ __device__ __forceinline__ std::uint32_t bf16_bits(float f) {
   return b >> 16;
 }
 
+// Four values as bf16 (bf16_bits) at p, 8-byte aligned.
+__device__ __forceinline__ void store_bf16x4(std::uint16_t* p, float4 v) {
+  *reinterpret_cast<uint2*>(p) =
+      make_uint2(bf16_bits(v.x) | (bf16_bits(v.y) << 16), bf16_bits(v.z) | (bf16_bits(v.w) << 16));
+}
+
 // gemma3::gelu_tanh (kernels/gelu.hpp): the same formula, float32, accurate tanhf.
 __device__ __forceinline__ float gelu_tanh(float u) {
   const float k = 0.7978845608028654f;  // sqrt(2 / pi)
@@ -126,9 +134,10 @@ __global__ __launch_bounds__(kThreads) void set_rows_kernel(float* h, int cols, 
 // x, out, w 16-byte aligned.
 template <bool kVec>
 __global__ __launch_bounds__(kThreads) void rms_norm_kernel(const float* x, const float* w, float eps, float* out,
-                                                            int n) {
+                                                            std::uint16_t* out16, int n) {
   const float* xr = x + std::size_t(blockIdx.x) * std::size_t(n);
   float* orow = out + std::size_t(blockIdx.x) * std::size_t(n);
+  std::uint16_t* o16 = out16 ? out16 + std::size_t(blockIdx.x) * std::size_t(n) : nullptr;
   float ss = 0.f;
   if (kVec) {
     for (int i = threadIdx.x * 4; i < n; i += kThreads * 4) {
@@ -143,12 +152,18 @@ __global__ __launch_bounds__(kThreads) void rms_norm_kernel(const float* x, cons
     for (int i = threadIdx.x * 4; i < n; i += kThreads * 4) {
       const float4 v = *reinterpret_cast<const float4*>(xr + i);
       const float4 g = *reinterpret_cast<const float4*>(w + i);
-      *reinterpret_cast<float4*>(orow + i) =
+      const float4 r =
           make_float4((v.x * inv_rms) * (1.0f + g.x), (v.y * inv_rms) * (1.0f + g.y), (v.z * inv_rms) * (1.0f + g.z),
                       (v.w * inv_rms) * (1.0f + g.w));
+      *reinterpret_cast<float4*>(orow + i) = r;
+      if (o16) store_bf16x4(o16 + i, r);
     }
   } else {
-    for (int i = threadIdx.x; i < n; i += kThreads) orow[i] = (xr[i] * inv_rms) * (1.0f + w[i]);
+    for (int i = threadIdx.x; i < n; i += kThreads) {
+      const float r = (xr[i] * inv_rms) * (1.0f + w[i]);
+      orow[i] = r;
+      if (o16) o16[i] = std::uint16_t(bf16_bits(r));
+    }
   }
 }
 
@@ -218,7 +233,8 @@ __global__ __launch_bounds__(kThreads) void add_kernel(float* h, const float* x,
 
 // gate [n] = gelu_tanh(gate) * up; kVec as add_kernel.
 template <bool kVec>
-__global__ __launch_bounds__(kThreads) void gelu_tanh_mul_kernel(float* gate, const float* up, std::size_t n) {
+__global__ __launch_bounds__(kThreads) void gelu_tanh_mul_kernel(float* gate, const float* up, std::uint16_t* gate16,
+                                                                 std::size_t n) {
   const std::size_t stride = std::size_t(gridDim.x) * kThreads;
   if (kVec) {
     for (std::size_t j = std::size_t(blockIdx.x) * kThreads + threadIdx.x; j < n / 4; j += stride) {
@@ -226,10 +242,13 @@ __global__ __launch_bounds__(kThreads) void gelu_tanh_mul_kernel(float* gate, co
       const float4 u = reinterpret_cast<const float4*>(up)[j];
       g.x = gelu_tanh(g.x) * u.x; g.y = gelu_tanh(g.y) * u.y; g.z = gelu_tanh(g.z) * u.z; g.w = gelu_tanh(g.w) * u.w;
       reinterpret_cast<float4*>(gate)[j] = g;
+      if (gate16) store_bf16x4(gate16 + 4 * j, g);
     }
   } else {
-    for (std::size_t j = std::size_t(blockIdx.x) * kThreads + threadIdx.x; j < n; j += stride)
+    for (std::size_t j = std::size_t(blockIdx.x) * kThreads + threadIdx.x; j < n; j += stride) {
       gate[j] = gelu_tanh(gate[j]) * up[j];
+      if (gate16) gate16[j] = std::uint16_t(bf16_bits(gate[j]));
+    }
   }
 }
 
@@ -330,12 +349,13 @@ void set_rows(float* h, int cols, const int* rows, int n, const float* values, c
   check_launch("set_rows");
 }
 
-void rms_norm(const float* x, const float* w, float eps, float* out, int rows, int n, cudaStream_t stream) {
+void rms_norm(const float* x, const float* w, float eps, float* out, int rows, int n, cudaStream_t stream,
+              std::uint16_t* out_bf16) {
   if (rows <= 0 || n <= 0) return;
-  if (n % 4 == 0 && aligned(x, 16) && aligned(w, 16) && aligned(out, 16))
-    rms_norm_kernel<true><<<rows, kThreads, 0, stream>>>(x, w, eps, out, n);
+  if (n % 4 == 0 && aligned(x, 16) && aligned(w, 16) && aligned(out, 16) && aligned(out_bf16, 8))
+    rms_norm_kernel<true><<<rows, kThreads, 0, stream>>>(x, w, eps, out, out_bf16, n);
   else
-    rms_norm_kernel<false><<<rows, kThreads, 0, stream>>>(x, w, eps, out, n);
+    rms_norm_kernel<false><<<rows, kThreads, 0, stream>>>(x, w, eps, out, out_bf16, n);
   check_launch("rms_norm");
 }
 
@@ -368,12 +388,12 @@ void add(float* h, const float* x, std::size_t n, cudaStream_t stream) {
   check_launch("add");
 }
 
-void gelu_tanh_mul(float* gate, const float* up, std::size_t n, cudaStream_t stream) {
+void gelu_tanh_mul(float* gate, const float* up, std::size_t n, cudaStream_t stream, std::uint16_t* gate_bf16) {
   if (n == 0) return;
-  if (n % 4 == 0 && aligned(gate, 16) && aligned(up, 16))
-    gelu_tanh_mul_kernel<true><<<grid_for(n / 4), kThreads, 0, stream>>>(gate, up, n);
+  if (n % 4 == 0 && aligned(gate, 16) && aligned(up, 16) && aligned(gate_bf16, 8))
+    gelu_tanh_mul_kernel<true><<<grid_for(n / 4), kThreads, 0, stream>>>(gate, up, gate_bf16, n);
   else
-    gelu_tanh_mul_kernel<false><<<grid_for(n), kThreads, 0, stream>>>(gate, up, n);
+    gelu_tanh_mul_kernel<false><<<grid_for(n), kThreads, 0, stream>>>(gate, up, gate_bf16, n);
   check_launch("gelu_tanh_mul");
 }
 

@@ -35,8 +35,10 @@ void embed(const std::uint16_t* table, int vocab, int H, const int* ids, int T, 
 void set_rows(float* h, int cols, const int* rows, int n, const float* values, cudaStream_t stream);
 
 // out [rows, n] = RMSNorm of each row of x [rows, n] with weight w [n] and the (1 + w)
-// scale; out may be x. One block per row.
-void rms_norm(const float* x, const float* w, float eps, float* out, int rows, int n, cudaStream_t stream);
+// scale; out may be x. One block per row. With out_bf16 [rows, n], also out rounded to
+// bf16 there (to_bf16's bits).
+void rms_norm(const float* x, const float* w, float eps, float* out, int rows, int n, cudaStream_t stream,
+              std::uint16_t* out_bf16 = nullptr);
 
 // x [rows, n_heads * head_dim]: each head_dim slice normalised in place with w [head_dim].
 void rms_norm_heads(float* x, int rows, int n_heads, int head_dim, const float* w, float eps, cudaStream_t stream);
@@ -48,8 +50,9 @@ void rope(float* x, int rows, int n_heads, int head_dim, const float* inv_freq, 
 // h [n] += x [n].
 void add(float* h, const float* x, std::size_t n, cudaStream_t stream);
 
-// gate [n] = gelu_tanh(gate) * up [n].
-void gelu_tanh_mul(float* gate, const float* up, std::size_t n, cudaStream_t stream);
+// gate [n] = gelu_tanh(gate) * up [n]; with gate_bf16 [n], also the result rounded to bf16.
+void gelu_tanh_mul(float* gate, const float* up, std::size_t n, cudaStream_t stream,
+                   std::uint16_t* gate_bf16 = nullptr);
 
 // y [n] = bf16(x [n]): gemma3::f32_to_bf16's bits (nearest even; NaN stays NaN).
 void to_bf16(const float* x, std::uint16_t* y, std::size_t n, cudaStream_t stream);

@@ -49,6 +49,7 @@
 #include "gemma3/checkpoint.hpp"
 #include "gemma3/cuda/backend.hpp"
 #include "gemma3/cuda/plan.hpp"
+#include "gemma3/kernels/gelu.hpp"
 #include "gemma3/load_model.hpp"
 #include "gemma3/vision/multimodal.hpp"
 
@@ -451,6 +452,46 @@ TEST_CASE("cuda backend: linear_many, one stacked GEMM for one token and one per
       b->add(y0, b->upload(Matrix::Ones(T, rows[0])));
       CHECK(b->download(y2) == before);
     }
+}
+
+TEST_CASE("cuda backend: the bf16 copy rms_norm and gelu_tanh_mul keep for the next GEMM goes stale on any write",
+          "[cuda][backend]") {
+  const std::shared_ptr<const gemma3::Backend> b = cuda_backend();
+  std::mt19937 rng(15);
+  const int T = 2, in = 48, out = 16;
+  auto bf16 = [](float x) { return gemma3::bf16_to_f32(gemma3::f32_to_bf16(x)); };
+  const Matrix w = Eigen::Map<const Matrix>(cuda_test::randn(std::size_t(out) * in, rng).data(), out, in);
+  const gemma3::Weight W{gemma3::DType::F32, w.data(), out, in};
+  // linear(W, a) (first: it may read the copy) against a's values on the device then,
+  // rounded to bf16, float64 sums: a GEMM that read a stale copy is off by the whole change
+  auto check_linear = [&](const gemma3::Activations& a) {
+    gemma3::Activations y;
+    b->linear(W, a, y);
+    const Matrix x = b->download(a);
+    Matrix want(x.rows(), out);
+    for (Eigen::Index t = 0; t < x.rows(); ++t)
+      for (int o = 0; o < out; ++o) {
+        double sum = 0;
+        for (int c = 0; c < in; ++c) sum += double(bf16(x(t, c))) * double(bf16(w(o, c)));
+        want(t, o) = float(sum);
+      }
+    CHECK(fixtures::compare(b->download(y), want).rel <= 1e-5);
+  };
+  const Matrix x = Eigen::Map<const Matrix>(cuda_test::randn(std::size_t(T) * in, rng).data(), T, in);
+  const gemma3::Vector g = gemma3::Vector::Random(in) * 0.3f;
+  gemma3::Activations a;
+  b->rms_norm(b->upload(x), g, 1e-6f, a);  // a and its copy
+  check_linear(a);                         // read through the copy
+  check_linear(a);                         // the download dropped it: converted again
+  b->rms_norm(b->upload(x), g, 1e-6f, a);
+  b->add(a, b->upload(Matrix::Ones(T, in)));  // written: the copy is stale
+  check_linear(a);
+  gemma3::Activations gate = b->upload(x), up = b->upload(Matrix::Constant(T, in, 2.0f));
+  b->gelu_tanh_mul(gate, up);  // gate and its copy
+  check_linear(gate);
+  b->gelu_tanh_mul(gate, up);
+  b->rms_norm(gate, g, 1e-6f, gate);  // in place: a new copy of the new values
+  check_linear(gate);
 }
 
 TEST_CASE("cuda backend on the real 270M: prefill logits and greedy continuations match the CPU backend",

@@ -105,12 +105,20 @@ TEST_CASE("ops: rms_norm equals rms_norm_rows (the (1 + w) scale), in place and 
           x_padded.insert(x_padded.end(), x.begin(), x.end());
           w_padded.insert(w_padded.end(), w.begin(), w.end());
           DeviceBuffer<float> x_d(x_padded), w_d(w_padded), out_d(x_padded.size());
+          DeviceBuffer<std::uint16_t> out16_d(x_padded.size());
           float* out = in_place ? x_d.get() + offset : out_d.get() + offset;
-          gemma3::cuda::rms_norm(x_d.get() + offset, w_d.get() + offset, eps, out, rows, n, nullptr);
+          gemma3::cuda::rms_norm(x_d.get() + offset, w_d.get() + offset, eps, out, rows, n, nullptr,
+                                 out16_d.get() + offset);
           cuda_test::sync();
           const std::vector<float> all = in_place ? x_d.download() : out_d.download();
           const std::vector<float> got(all.begin() + offset, all.end());
           CHECK(rel_error(got, as_vector(want)) <= 2e-5);
+          // the bf16 copy: the output's own values, rounded as to_bf16 rounds them
+          const std::vector<std::uint16_t> all16 = out16_d.download();
+          std::size_t wrong = 0;
+          for (std::size_t i = 0; i < got.size(); ++i)
+            if (all16[i + std::size_t(offset)] != gemma3::f32_to_bf16(got[i])) ++wrong;
+          CHECK(wrong == 0);
         }
       }
     }
@@ -186,9 +194,15 @@ TEST_CASE("ops: gelu_tanh_mul equals gelu_tanh(gate) * up", "[cuda][ops]") {
     gate[1] = -0.f;
     gate[2] = 1e-30f;
     DeviceBuffer<float> gate_d(gate), up_d(up);
-    gemma3::cuda::gelu_tanh_mul(gate_d.get(), up_d.get(), n, nullptr);
+    DeviceBuffer<std::uint16_t> gate16_d(n);
+    gemma3::cuda::gelu_tanh_mul(gate_d.get(), up_d.get(), n, nullptr, gate16_d.get());
     cuda_test::sync();
     const std::vector<float> got = gate_d.download();
+    const std::vector<std::uint16_t> got16 = gate16_d.download();  // the result rounded as to_bf16 rounds it
+    std::size_t wrong16 = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      if (got16[i] != gemma3::f32_to_bf16(got[i])) ++wrong16;
+    CHECK(wrong16 == 0);
     // Both evaluate the same float formula; tanhf differs by an ulp or two and the
     // contraction of u + c u^3 by one: |error| <~ 1e-7 |u| |up| (and a relative 1e-7).
     std::size_t bad = 0;
