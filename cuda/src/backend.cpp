@@ -824,12 +824,15 @@ class CudaBackend final : public Backend {
     Step(const CudaBackend& b, const char* name) : s_(*b.s_), exceptions_(std::uncaught_exceptions()) {
       b.use_device();
       Profile* p = s_.profile.get();
-      if (!p || p->depth++ > 0) return;
-      name_ = name;
-      start_ = p->event();
-      stop_ = p->event();
-      GEMMA3_CUDA_CHECK(cudaEventRecord(start_, s_.stream));
-      t0_ = std::chrono::steady_clock::now();
+      if (!p) return;
+      if (p->depth == 0) {  // the outermost call: timed
+        start_ = p->event();
+        stop_ = p->event();
+        GEMMA3_CUDA_CHECK(cudaEventRecord(start_, s_.stream));
+        name_ = name;
+        t0_ = std::chrono::steady_clock::now();
+      }
+      ++p->depth;  // last: a constructor that throws has changed nothing
     }
     Step(const Step&) = delete;
     Step& operator=(const Step&) = delete;
