@@ -51,12 +51,17 @@ run() {  # run NAME SECONDS COMMAND...: log to OUT/NAME.log, keep the status
   timeout "$secs" "$@" > "$out/$name.log" 2>&1
   local rc=$?
   note "$name: exit $rc in $(( $(date +%s) - s0 )) s"
-  tail -40 "$out/$name.log" | sed 's/^/    /' >> "$out/summary.md"
+  # the failures first (Catch's compact reporter: one line each), then the end of the log
+  { grep -m 30 -E "failed:|FAILED" "$out/$name.log"; tail -40 "$out/$name.log"; } | sed 's/^/    /' >> "$out/summary.md"
   [[ $rc -eq 0 ]] || status=1
 }
 
 lab=build-cuda/cuda/lab
-run tests 240 build-cuda/cuda/gemma3_cuda_tests
+# one process per group of tests: a kernel that faults (which spoils the CUDA context for
+# the rest of its process) fails its own group only
+for group in ops decode prefill backend; do
+  run "tests_$group" 120 build-cuda/cuda/gemma3_cuda_tests "[$group]" -r compact -d yes
+done
 run decode_lab 90 "$lab/decode_lab" --csv "$out/decode.csv"
 run prefill_lab 120 "$lab/prefill_lab" --csv "$out/prefill.csv"
 run model_decode 90 "$lab/model_decode" --csv "$out/model_decode.csv"
