@@ -9,15 +9,20 @@
 //     split by split and merged with merge_weight() equals the softmax in float64,
 //     with empty splits and rows that see no key (0, never NaN);
 //   - the fused QK-norm + RoPE kernel's lanes: a warp simulated lane by lane with
-//     qk_lane_value / rope_partner_lane gives rms_norm_heads then RotaryEmbedding::apply.
+//     qk_lane_value / rope_partner_lane gives rms_norm_heads then RotaryEmbedding::apply;
+//   - the backend's notes on its buffers (cuda/src/buffer_notes.hpp): a note is found
+//     by address while its buffer lives and never reaches the buffer's next owner.
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <optional>
 #include <random>
 #include <vector>
 
 #include "catch.hpp"
 
 #include "../cuda/include/gemma3/cuda/plan.hpp"
+#include "../cuda/src/buffer_notes.hpp"
 #include "gemma3/attention_mask.hpp"
 #include "gemma3/rms_norm.hpp"
 #include "gemma3/rope.hpp"
@@ -313,4 +318,45 @@ TEST_CASE("cuda plan: the fused QK-norm + RoPE lanes hold each value once and fi
     rope.apply(want, pos);
     for (int v = 0; v < D; ++v) REQUIRE(got[std::size_t(v)] == Approx(want(0, v)).margin(1e-5));
   }
+}
+
+TEST_CASE("cuda plan: a buffer's note lives as long as the buffer, and never reaches its next owner", "[cuda][plan]") {
+  static float storage[64];  // one address handed out twice, as the pool does
+  const auto no_free = [](void*) {};
+  plan::BufferNotes<int> notes;
+  std::shared_ptr<void> first(storage, no_free);
+  notes.put(first, storage, 1);
+  REQUIRE(notes.find(storage) != nullptr);
+  REQUIRE(*notes.find(storage) == 1);
+  REQUIRE(notes.find(storage + 4) == nullptr);
+  notes.put(first, storage, 2);  // replaces
+  REQUIRE(notes.size() == 1);
+  REQUIRE(*notes.find(storage) == 2);
+  const std::optional<int> taken = notes.take(storage);
+  REQUIRE(taken == 2);
+  REQUIRE(notes.find(storage) == nullptr);
+  REQUIRE(!notes.take(storage));
+
+  notes.put(first, storage, 3);
+  first.reset();  // the buffer goes back to the pool ...
+  std::shared_ptr<void> second(storage, no_free);  // ... and out again, at the same address
+  REQUIRE(notes.find(storage) == nullptr);
+  REQUIRE(!notes.take(storage));
+  REQUIRE(notes.size() == 0);
+
+  // slices of one buffer (aliasing shared_ptrs): each its own note, kept while any slice lives
+  std::shared_ptr<void> q(second, storage), k(second, storage + 16), v(second, storage + 32);
+  second.reset();
+  notes.put(q, storage, 10);
+  notes.put(k, storage + 16, 11);
+  q.reset();
+  k.reset();  // v still holds the buffer
+  REQUIRE(*notes.find(storage) == 10);
+  REQUIRE(*notes.find(storage + 16) == 11);
+  notes.drop(storage);
+  REQUIRE(notes.find(storage) == nullptr);
+  REQUIRE(*notes.find(storage + 16) == 11);
+  v.reset();  // the last slice: the buffer is gone
+  REQUIRE(notes.find(storage + 16) == nullptr);
+  REQUIRE(notes.size() == 0);
 }

@@ -74,6 +74,7 @@
 #include <cuda_runtime_api.h>
 
 #include "attention.hpp"
+#include "buffer_notes.hpp"
 #include "decode_versions.hpp"
 #include "gemma3/cuda/plan.hpp"
 #include "gemma3/kernels/argmax.hpp"
@@ -209,8 +210,7 @@ struct DeviceVector {
 };
 // QK-norm (and RoPE) recorded on a buffer of heads, not yet launched.
 struct PendingHeads {
-  std::weak_ptr<void> owner;  // the buffer; expired once it went back to the pool
-  float* data = nullptr;      // [rows, heads * head_dim]
+  float* data = nullptr;  // [rows, heads * head_dim]
   int rows = 0, heads = 0, head_dim = 0;
   const float* norm = nullptr;  // [head_dim], device
   float eps = 0.f;
@@ -221,9 +221,7 @@ struct PendingHeads {
 // A buffer's values rounded to bf16, written by the kernel that made them (rms_norm,
 // gelu_tanh_mul) for the GEMM that reads them next, so that GEMM needs no conversion.
 struct Bf16Copy {
-  std::weak_ptr<void> owner;  // the float buffer; expired once it went back to the pool
-  const float* data = nullptr;
-  std::size_t n = 0;
+  std::size_t n = 0;           // values
   std::shared_ptr<void> bf16;  // [n] bf16, pooled
 };
 
@@ -279,8 +277,8 @@ struct State {
   bool capturing = false;              // a decode step is being captured on `stream`
   cudaGraphExec_t step_graph = nullptr;  // the last step's, updated by the next capture
   int* id_pinned = nullptr;            // page-locked: the step's token id, read by the graph
-  std::vector<PendingHeads> pending;  // at most q's and k's of one layer
-  std::vector<Bf16Copy> bf16_copies;  // valid until the buffer is touched again (ptr())
+  BufferNotes<PendingHeads> pending;  // at most q's and k's of one layer
+  BufferNotes<Bf16Copy> bf16_copies;  // valid until the buffer is touched again (ptr())
 
   std::mutex store_mutex;  // the two maps below
   std::map<std::vector<WeightKey>, DeviceWeight> weights;
@@ -499,14 +497,13 @@ class CudaBackend final : public Backend {
     const int rows = to_int(x.rows(), "rows"), heads = to_int(x.cols() / head_dim, "heads");
     if (s_->fuse && fused_qk_head_dim(head_dim) && aligned16(xd) && aligned16(wd)) {
       PendingHeads p;
-      p.owner = x.device_buffer();
       p.data = xd;
       p.rows = rows;
       p.heads = heads;
       p.head_dim = head_dim;
       p.norm = wd;
       p.eps = eps;
-      s_->pending.push_back(std::move(p));
+      s_->pending.put(x.device_buffer(), xd, std::move(p));
       return;
     }
     cuda::rms_norm_heads(xd, rows, heads, head_dim, wd, eps, s_->stream);
@@ -522,7 +519,8 @@ class CudaBackend final : public Backend {
       throw std::invalid_argument("cuda backend: rope: positions out of range");
     const std::vector<float>& f = rope.inv_freq();
     const float* fd = vector(f.data(), f.size());
-    if (PendingHeads* p = find_pending(x); p && !p->inv_freq && p->head_dim == D) {  // after the QK-norm: wait too
+    if (PendingHeads* p = x.on_device() ? s_->pending.find(x.device()) : nullptr; p && !p->inv_freq && p->head_dim == D) {
+      // after the QK-norm: RoPE waits too
       p->inv_freq = fd;
       p->pos0 = pos0;
       return;
@@ -688,7 +686,7 @@ class CudaBackend final : public Backend {
     // Nothing below throws but a CUDA error.
     // QK-norm and RoPE waiting on q and k (rms_norm_heads, rope): run here, fused, when
     // they are this layer's (the shape and position of this call); else as two kernels each.
-    std::optional<PendingHeads> pq = take_pending(q), pk = take_pending(k);
+    std::optional<PendingHeads> pq = s_->pending.take(q.device()), pk = s_->pending.take(k.device());
     const bool fused = pq && pk && pq->inv_freq && pk->inv_freq && pq->inv_freq == pk->inv_freq &&
                        pq->pos0 == pos0 && pk->pos0 == pos0 && pq->head_dim == D && pk->head_dim == D &&
                        pq->rows == T && pk->rows == T && pq->heads == NH && pk->heads == KV;
@@ -870,8 +868,8 @@ class CudaBackend final : public Backend {
   float* ptr(const Activations& a) const {
     if (!a.on_device())
       throw std::invalid_argument("cuda backend: given host activations; make them with this backend (upload)");
-    if (std::optional<PendingHeads> p = take_pending(a)) run_pending(*p);
-    drop_bf16(a);  // the caller may write it
+    if (std::optional<PendingHeads> p = s_->pending.take(a.device())) run_pending(*p);
+    s_->bf16_copies.drop(a.device());  // the caller may write it
     return static_cast<float*>(a.device());
   }
 
@@ -883,46 +881,17 @@ class CudaBackend final : public Backend {
   }
   // The bf16 copy its maker wrote of a, or null.
   std::shared_ptr<void> kept_bf16(const Activations& a) const {
-    for (const Bf16Copy& c : s_->bf16_copies)
-      if (c.data == a.device() && !c.owner.expired() && c.n == std::size_t(a.rows()) * std::size_t(a.cols()))
-        return c.bf16;
-    return nullptr;
+    const Bf16Copy* c = s_->bf16_copies.find(a.device());
+    return c && c->n == std::size_t(a.rows()) * std::size_t(a.cols()) ? c->bf16 : nullptr;
   }
   // Remember `copy` as a's values in bf16 (just written by the kernel that wrote a).
   void keep_bf16(const Activations& a, std::shared_ptr<void> copy) const {
-    drop_bf16(a);
-    s_->bf16_copies.push_back(
-        Bf16Copy{a.device_buffer(), static_cast<const float*>(a.device()), std::size_t(a.rows()) * std::size_t(a.cols()),
-                 std::move(copy)});
-  }
-  // Forget a's bf16 copy, and every copy whose buffer went back to the pool.
-  void drop_bf16(const Activations& a) const {
-    std::vector<Bf16Copy>& list = s_->bf16_copies;
-    list.erase(std::remove_if(list.begin(), list.end(),
-                              [&](const Bf16Copy& c) { return c.owner.expired() || c.data == a.device(); }),
-               list.end());
+    s_->bf16_copies.put(a.device_buffer(), a.device(),
+                        Bf16Copy{std::size_t(a.rows()) * std::size_t(a.cols()), std::move(copy)});
   }
 
   static bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
-  // The step waiting on a's buffer, or null. Entries whose buffer went back to the pool
-  // are dropped (nothing can read them).
-  PendingHeads* find_pending(const Activations& a) const {
-    std::vector<PendingHeads>& list = s_->pending;
-    list.erase(std::remove_if(list.begin(), list.end(), [](const PendingHeads& p) { return p.owner.expired(); }),
-               list.end());
-    if (!a.on_device()) return nullptr;
-    for (PendingHeads& p : list)
-      if (p.data == a.device()) return &p;
-    return nullptr;
-  }
-  std::optional<PendingHeads> take_pending(const Activations& a) const {
-    PendingHeads* p = find_pending(a);
-    if (!p) return std::nullopt;
-    PendingHeads taken = std::move(*p);
-    s_->pending.erase(s_->pending.begin() + (p - s_->pending.data()));
-    return taken;
-  }
   // A waiting step as the calls asked for it: rms_norm_heads, then rope.
   void run_pending(const PendingHeads& p) const {
     cuda::rms_norm_heads(p.data, p.rows, p.heads, p.head_dim, p.norm, p.eps, s_->stream);
