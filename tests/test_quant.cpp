@@ -339,6 +339,43 @@ TEST_CASE("matvec and matmul on quantized weights", "[quant][kernels]") {
   }
 }
 
+// matmul of 2 or 3 tokens (a small decode batch, Gemma3ForCausalLM::decode_batch) runs
+// matvec's dot for each token, so each row of its result is matvec's, bit for bit --
+// except with int16 activations on avx512 / wasm, where matmul is the int16 GEMM.
+TEST_CASE("matmul of 2 or 3 tokens is matvec for each token, bit for bit", "[quant][kernels]") {
+  const DType t = GENERATE(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
+                           DType::Q6_K, DType::BF16, DType::F16);
+  const std::int64_t rows = 300, cols = 512;
+  Rng rng(700 + std::uint64_t(t));
+  const std::vector<unsigned char> bytes = gemma3::dtype_is_quantized(t) ? quant_test::random_blocks(t, rows, cols, rng)
+                                                                         : random_plain(t, rows * cols, rng);
+  const Weight W = quant_test::weight_view(t, rows, cols, bytes);
+  std::vector<Isa> isas = simd_isas();
+  isas.insert(isas.begin(), Isa::scalar);
+  for (Isa isa : isas)
+  for (bool int16 : {false, true})
+  for (std::int64_t T : {2, 3})
+  for (int threads : {1, 3}) {
+    const bool q16_gemm = int16 && (isa == Isa::avx512 || isa == Isa::wasm_simd128) && gemma3::dtype_is_quantized(t);
+    if (q16_gemm) continue;
+    INFO(gemma3::dtype_name(t) << " " << gemma3::isa_name(isa) << (int16 ? " int16" : " float") << ", T " << T
+                               << ", threads " << threads);
+    gemma3::ThreadPool pool(threads);
+    Matrix X(T, cols);
+    for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.uniform(-1.0f, 1.0f);
+    Matrix Y;
+    gemma3::matmul(W, X, Y, isa, pool, int16);
+    REQUIRE(Y.rows() == T);
+    for (std::int64_t s = 0; s < T; ++s) {
+      std::vector<float> y(static_cast<std::size_t>(rows));
+      gemma3::matvec(W, X.row(s).data(), y.data(), isa, pool, int16);
+      int same = 0;
+      for (std::int64_t r = 0; r < rows; ++r) same += Y(s, r) == y[std::size_t(r)];
+      CHECK(same == rows);
+    }
+  }
+}
+
 TEST_CASE("plain dtypes: matvec and matmul with every Isa and thread count", "[quant][kernels]") {
   const DType t = GENERATE(DType::F32, DType::BF16, DType::F16);
   const std::int64_t rows = 257, cols = 200, T = 4;

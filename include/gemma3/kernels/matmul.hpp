@@ -25,7 +25,11 @@
 //   Rows are split over the pool; every row is computed the same way whatever the
 //   split, so results do not depend on the thread count.
 //
-// matmul (prefill, T > 1) on quantized weights:
+// matmul (prefill, T > 1) on bf16 / f16 / quantized weights:
+//   2 or 3 tokens (a small decode batch) without int16 activations: matvec's dot of
+//     each row for each token, the row read from memory once (bit for bit matvec's
+//     result for each token; the GEMM below pays for widening the weights, which 2 or
+//     3 tokens do not repay: docs/performance.md);
 //   int16 GEMM (Isa::avx512 or Isa::wasm_simd128, int16): X is quantized once to int16
 //     blocks and multiplied by 16-row tiles of W packed to int16 pairs (VNNI's
 //     vpdpwssd, or SIMD128's i32x4.dot_i16x8_s; kernels/gemm_q16.hpp); threads split
@@ -73,6 +77,7 @@ inline void matvec_scalar(const Weight& W, const float* x, float* y) {
 
 namespace detail {
 constexpr std::int64_t kRowBlock = 64;               // rows widened per step for the GEMM paths
+constexpr std::int64_t kFewTokens = 3;               // up to this many tokens matmul runs matvec's dots
 constexpr std::size_t kParallelMinBytes = 64 << 10;  // smaller weights: one thread (waking costs more)
 constexpr std::size_t kChunkMinBytes = 16 << 10;     // a chunk of rows reads at least this much
 
@@ -282,6 +287,36 @@ inline void matmul(const Weight& W, const Matrix& X, Matrix& Y, Isa isa, ThreadP
   if (detail::use_q16(W, isa, int16)) {  // int16 activations, VNNI GEMM on packed tiles (kernels/gemm_q16.hpp)
     const detail::Q16Scratch& xq = detail::quantize_q16(X.data(), T, cols, isa, false, &pool);
     detail::matmul_q16(W, Q16Matrix{xq.q.data(), xq.d.data(), xq.s.data(), T, cols}, Y.data(), grain, pool, isa);
+    return;
+  }
+
+  if (T <= detail::kFewTokens) {  // a small decode batch: matvec's dot for each token
+    // Each weight row is read from memory once and dotted with the T tokens while it
+    // is in cache, by the dot matvec uses, so row t of Y is matvec(W, X.row(t)) bit
+    // for bit. Widening rows for a GEMM costs more than the GEMM saves at this size.
+    const quant::FusedDotFn fused =
+        dtype_is_quantized(W.dtype) && isa != Isa::scalar ? quant::fused_dot(W.dtype, isa) : nullptr;
+    const std::int64_t nb = cols / quant::QK;
+    std::vector<float> xs;  // [T, nb]: the per-32 sums the fused dots take
+    if (fused) {
+      xs.resize(std::size_t(T * nb));
+      for (std::int64_t t = 0; t < T; ++t) quant::block_sums_32(X.row(t).data(), xs.data() + t * nb, cols, isa);
+    }
+    const bool widen = !fused && dtype_is_quantized(W.dtype);  // matvec dequantizes a row, then an f32 dot
+    const quant::RowDotFn dot = quant::row_kernels(widen ? DType::F32 : W.dtype).for_isa(isa);
+    const quant::RowKernels& k = quant::row_kernels(W.dtype);
+    pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
+      std::vector<float>& row = detail::scratch_floats();
+      if (widen) row.resize(std::size_t(cols));
+      for (std::int64_t r = r0; r < r1; ++r) {
+        const void* w = W.row_ptr(r);
+        if (widen) k.dequantize(w, row.data(), cols);
+        for (std::int64_t t = 0; t < T; ++t) {
+          const float* x = X.row(t).data();
+          Y(t, r) = fused ? fused(w, x, xs.data() + t * nb, cols) : dot(widen ? row.data() : w, x, cols);
+        }
+      }
+    }, detail::rows_per_chunk(W, T));
     return;
   }
 
