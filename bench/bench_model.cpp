@@ -3,6 +3,11 @@
 //   BM_tiny_decode/context       tiny model (f32), one decode step after `context` tokens   tokens/s
 //   BM_tiny_prefill/tokens       tiny model (f32), prefill of a fresh 128-token prompt       tokens/s
 //   BM_270m_bf16_decode/context  270M-like model (bf16, vocab cut to 32768), one decode step  tokens/s
+//   BM_gguf_decode_batch/{270m,1b}/batch
+//                                the GGUF files of models/ (the real 270M Q4_K_M; the
+//                                1B-shaped random one), one greedy decode step of `batch`
+//                                sequences (decode_greedy_batch; batch 1 is decode_greedy)
+//                                at context 256 each                                      tokens/s
 //
 // The tiny model: vocab 4096, hidden 256, intermediate 1024, 6 layers (5 sliding +
 // 1 global), 4 query / 1 kv heads, head_dim 64, sliding_window 64.
@@ -18,10 +23,14 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <string>
 #include <memory>
 #include <vector>
 
 #include <gemma3/config.hpp>
+#include <gemma3/gguf_model.hpp>
 #include <gemma3/kv_cache.hpp>
 #include <gemma3/model.hpp>
 
@@ -156,3 +165,53 @@ BENCHMARK(BM_tiny_prefill)->ArgName("tokens")->Arg(128)->Unit(benchmark::kMillis
 // 270M-like bf16 model (vocab 32768): one decode step at the given context.
 static void BM_270m_bf16_decode(benchmark::State& state) { run_decode(state, model_270m_bf16()); }
 BENCHMARK(BM_270m_bf16_decode)->ArgName("context")->Arg(512)->Arg(4096)->Unit(benchmark::kMillisecond);
+
+// A GGUF model of models/ (run from the repository root; GEMMA3_BENCH_MODELS names
+// another folder), loaded once; null when the file is missing.
+static const Gemma3ForCausalLM* gguf_model(int which) {
+  static const char* const files[] = {"gemma-3-270m-q4_k_m.gguf", "gemma-3-1b-shaped-q4_k_m.gguf"};
+  static std::unique_ptr<Gemma3ForCausalLM> models[2];
+  if (!models[which]) {
+    const char* dir = std::getenv("GEMMA3_BENCH_MODELS");
+    const std::string path = std::string(dir ? dir : "models") + "/" + files[which];
+    if (!std::ifstream(path).good()) return nullptr;
+    models[which] = std::make_unique<Gemma3ForCausalLM>(gemma3::load_gguf_model(path));
+  }
+  return models[which].get();
+}
+
+// One greedy step of `batch` sequences, each at context 256 (rows of the default
+// float16 cache left as new_cache made them: the step's work does not depend on them).
+static void BM_gguf_decode_batch(benchmark::State& state) {
+  const Gemma3ForCausalLM* model = gguf_model(int(state.range(0)));
+  if (!model) {
+    state.SkipWithError("model file missing: bash scripts/fetch-model.sh; python3 scripts/make-shaped-gguf.py 1b ...");
+    return;
+  }
+  const int batch = int(state.range(1)), context = 256;
+  std::vector<gemma3::KVCache> caches;
+  std::vector<gemma3::KVCache*> ptrs;
+  for (int b = 0; b < batch; ++b) caches.push_back(model->new_cache(context + 1));
+  for (auto& c : caches) ptrs.push_back(&c);
+  std::vector<int> ids;
+  for (int b = 0; b < batch; ++b) ids.push_back(1000 + 17 * b);
+  for (auto _ : state) {
+    for (auto& c : caches) {
+      c.clear();
+      c.advance(context);
+    }
+    if (batch == 1) {
+      benchmark::DoNotOptimize(model->decode_greedy(ids[0], caches[0]));
+    } else {
+      std::vector<int> next = model->decode_greedy_batch(ids, ptrs);
+      benchmark::DoNotOptimize(next.data());
+    }
+  }
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * batch);  // tokens
+  state.counters["batch"] = batch;
+  state.counters["steps_per_s"] = benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_gguf_decode_batch)
+    ->ArgNames({"model", "batch"})
+    ->ArgsProduct({{0, 1}, {1, 2, 3, 4, 8, 16}})
+    ->Unit(benchmark::kMillisecond);

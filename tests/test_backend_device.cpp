@@ -12,7 +12,8 @@
 //     the host behind the backend's back;
 //   - a greedy decode step moves one token id in (4 bytes) and one id out (4 bytes),
 //     a sampling decode step one id in and one row of logits out, and no weight
-//     crosses after the first step;
+//     crosses after the first step; a greedy decode batch of B sequences moves B ids
+//     and B positions in and B ids out;
 //   - a cache made by one backend is refused by another with a clear error.
 #include <cstddef>
 #include <map>
@@ -122,6 +123,38 @@ class DeviceSim : public gemma3::Backend {
   }
   int argmax(const float* x, std::size_t n) const override { return ref_.argmax(x, n); }
 
+  // A decode batch: the positions cross once per step (every layer asks with the same).
+  void rope_at(Activations& x, const gemma3::RotaryEmbedding& rope, const std::vector<int>& positions) const override {
+    upload_once(rope.inv_freq().data(), rope.inv_freq().size() * sizeof(float));
+    if (positions != positions_) {
+      positions_ = positions;
+      traffic.to_device += positions.size() * sizeof(int);
+    }
+    Activations h(buf(x));
+    ref_.rope_at(h, rope, positions);
+    buf(x) = h.host();
+  }
+  void attention_batch(const gemma3::AttentionShape& s, bool sliding, int sliding_window,
+                       const std::vector<int>& positions, const Activations& q, const Activations& k,
+                       const Activations& v, const std::vector<gemma3::LayerKVCache*>& caches,
+                       Activations& context) const override {
+    std::vector<gemma3::LayerKVCache*> rows;  // the device's rows of each sequence's cache
+    for (gemma3::LayerKVCache* c : caches) {
+      if (!c || !c->device) throw std::invalid_argument("device-sim: this cache has no device rows");
+      rows.push_back(static_cast<gemma3::LayerKVCache*>(c->device.get()));
+    }
+    Activations c;
+    ref_.attention_batch(s, sliding, sliding_window, positions, Activations(buf(q)), Activations(buf(k)),
+                         Activations(buf(v)), rows, c);
+    context = wrap(std::move(c.host()));
+  }
+  std::vector<int> lm_head_argmax_rows(const gemma3::Weight& W, const Activations& h) const override {
+    upload_once(W.data, W.row_bytes() * std::size_t(W.rows));
+    const std::vector<int> ids = ref_.lm_head_argmax_rows(W, Activations(buf(h)));  // on the device
+    traffic.to_host += ids.size() * sizeof(int);
+    return ids;
+  }
+
  private:
   static Activations wrap(Matrix m) {
     const Eigen::Index r = m.rows(), c = m.cols();
@@ -137,6 +170,7 @@ class DeviceSim : public gemma3::Backend {
 
   gemma3::ReferenceBackend ref_;
   mutable std::map<const void*, std::size_t> uploaded_;
+  mutable std::vector<int> positions_;  // the decode batch's, as last sent
 };
 
 gemma3::Gemma3ForCausalLM tiny(const std::string& name, std::shared_ptr<const gemma3::Backend> backend) {
@@ -199,6 +233,42 @@ TEST_CASE("device backend: a greedy decode step moves one id in and one id out",
     CHECK(dev->traffic.weights == 0);
   }
   CHECK(got == want);
+}
+
+TEST_CASE("device backend: a greedy decode batch moves B ids and B positions in and B ids out", "[backends][model][batch]") {
+  auto dev = std::make_shared<DeviceSim>();
+  const gemma3::Gemma3ForCausalLM model = tiny("tiny_local_last", dev);
+  const gemma3::Gemma3ForCausalLM ref = model.with_backend(std::make_shared<gemma3::ReferenceBackend>());
+  const gemma3::SafetensorsFile expected(fixtures::path("tiny_local_last") + "/expected.safetensors");
+  const std::vector<int> ids = fixtures::ids(expected, "input_ids");
+  const std::vector<std::vector<int>> prompts = {ids, {ids[1]}, {ids[0], ids[2], ids[3]}};
+  const std::size_t B = prompts.size();
+  std::vector<gemma3::KVCache> caches, ref_caches;
+  std::vector<gemma3::KVCache*> ptrs, ref_ptrs;
+  std::vector<int> next, ref_next;
+  for (const auto& p : prompts) {
+    caches.push_back(model.new_cache(64));
+    ref_caches.push_back(ref.new_cache(64));
+    next.push_back(model.prefill_greedy(p, caches.back()));
+    ref_next.push_back(ref.prefill_greedy(p, ref_caches.back()));
+  }
+  for (std::size_t b = 0; b < B; ++b) {
+    ptrs.push_back(&caches[b]);
+    ref_ptrs.push_back(&ref_caches[b]);
+  }
+  for (int s = 0; s < 8; ++s) {
+    dev->traffic = {};
+    next = model.decode_greedy_batch(next, ptrs);
+    ref_next = ref.decode_greedy_batch(ref_next, ref_ptrs);
+    INFO("step " << s);
+    CHECK(next == ref_next);
+    CHECK(dev->traffic.to_device == 2 * B * sizeof(int));  // the ids and the positions
+    CHECK(dev->traffic.to_host == B * sizeof(int));
+    CHECK(dev->traffic.weights == 0);
+  }
+  // The logits of a sampling step: one row per sequence, the reference's.
+  const Matrix a = model.decode_batch(next, ptrs), b = ref.decode_batch(ref_next, ref_ptrs);
+  CHECK(fixtures::compare(a, b).rel <= 1e-6);
 }
 
 TEST_CASE("device backend: the tiny vision model through the seam equals the reference backend", "[backends][vision]") {

@@ -16,6 +16,7 @@
 #include "catch.hpp"
 #include "fixture_helpers.hpp"
 
+#include "gemma3/backends/reference.hpp"
 #include "gemma3/checkpoint.hpp"
 #include "gemma3/dequantize.hpp"
 
@@ -232,4 +233,133 @@ TEST_CASE("a float16 KV cache: any chunk split gives the same logits, close to t
   CHECK(vs32.rel > 0);  // the rounding is real ...
   CHECK(vs32.rel <= 5e-3);  // ... and small
   CHECK(whole_cache.bytes_allocated() * 2 == f32_cache.bytes_allocated());
+}
+
+// A decode batch (Gemma3ForCausalLM::decode_batch) against each sequence decoded
+// alone. The sequences start from prompts of different lengths, one of them past the
+// window, so in one batch the sliding caches are at different points of their ring.
+// The batch runs its projections as a [B, hidden] product where a lone decode runs a
+// matrix-vector product; the two sum in different orders, so the logits agree to float
+// rounding (measured on these fixtures with a float32 cache: at most 1.3e-6 of max
+// |logit|, bound 5e-6), and a float16 cache can round a key to the neighbouring float16
+// value (measured 1.3e-4, bound 3e-4, as for chunk splits above).
+namespace {
+
+struct BatchRun {
+  std::vector<Matrix> logits;             // [steps] x [B, vocab]
+  std::vector<std::vector<int>> greedy;   // [steps] x [B]
+};
+
+// Prefill each prompt in its own cache, then `steps` decode steps: batched, or one
+// sequence at a time. Every step feeds the ids `feed` gives (shared by both runs, so
+// they stay in step even where a near-tie could flip a pick).
+BatchRun run_batch(const gemma3::Gemma3ForCausalLM& model, const std::vector<std::vector<int>>& prompts, int steps,
+                   gemma3::DType kv, bool batched, const std::vector<std::vector<int>>& feed) {
+  std::vector<gemma3::KVCache> caches;
+  std::vector<gemma3::KVCache*> ptrs;
+  for (std::size_t b = 0; b < prompts.size(); ++b) caches.push_back(model.new_cache(64, kv));
+  for (auto& c : caches) ptrs.push_back(&c);
+  for (std::size_t b = 0; b < prompts.size(); ++b) model.prefill(prompts[b], caches[b]);
+  BatchRun r;
+  for (int s = 0; s < steps; ++s) {
+    const std::vector<int>& ids = feed[std::size_t(s)];
+    Matrix L(Eigen::Index(ids.size()), model.config().vocab_size);
+    if (batched) {
+      L = model.decode_batch(ids, ptrs);
+    } else {
+      for (std::size_t b = 0; b < ids.size(); ++b) L.row(Eigen::Index(b)) = model.decode(ids[b], caches[b]).transpose();
+    }
+    std::vector<int> picks;
+    for (Eigen::Index b = 0; b < L.rows(); ++b) picks.push_back(fixtures::argmax(L, b));
+    r.logits.push_back(L);
+    r.greedy.push_back(picks);
+  }
+  for (std::size_t b = 0; b < prompts.size(); ++b) CHECK(caches[b].length() == int(prompts[b].size()) + steps);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a decode batch equals each sequence decoded alone", "[model][batch]") {
+  const std::string name = GENERATE(values<std::string>({"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"}));
+  const Fixture f(name);
+  const auto prefix = [&](std::size_t n) { return std::vector<int>(f.input_ids.begin(), f.input_ids.begin() + std::ptrdiff_t(n)); };
+  const std::vector<std::vector<int>> prompts = {prefix(f.input_ids.size()), prefix(1), prefix(3),
+                                                 prefix(f.input_ids.size() - 1)};
+  REQUIRE(int(f.input_ids.size()) > f.model.config().sliding_window);
+  const int steps = 5;
+  std::vector<std::vector<int>> feed;  // step s feeds sequence b token (7 * s + 3 * b + 1) % vocab
+  for (int s = 0; s < steps; ++s) {
+    feed.emplace_back();
+    for (std::size_t b = 0; b < prompts.size(); ++b) feed.back().push_back((7 * s + 3 * int(b) + 1) % f.model.config().vocab_size);
+  }
+  const auto reference = std::make_shared<const gemma3::ReferenceBackend>();
+  for (const gemma3::Gemma3ForCausalLM& model : {f.model, f.model.with_backend(reference)})
+  for (gemma3::DType kv : {gemma3::DType::F32, gemma3::DType::F16}) {
+    if (kv == gemma3::DType::F16 && &model.backend() == reference.get()) continue;  // float32 only
+    const BatchRun alone = run_batch(model, prompts, steps, kv, false, feed);
+    const BatchRun batch = run_batch(model, prompts, steps, kv, true, feed);
+    for (int s = 0; s < steps; ++s) {
+      const fixtures::Diff d = fixtures::compare(batch.logits[std::size_t(s)], alone.logits[std::size_t(s)]);
+      INFO(name << ", " << model.backend().name() << ", " << gemma3::dtype_name(kv) << " cache, step " << s << ": "
+                << d.str());
+      CHECK(d.rel <= (kv == gemma3::DType::F32 ? 5e-6 : 3e-4));
+      CHECK(batch.greedy[std::size_t(s)] == alone.greedy[std::size_t(s)]);
+    }
+  }
+}
+
+TEST_CASE("greedy decode batch: the ids of decode_greedy for every sequence", "[model][batch]") {
+  const Fixture f("tiny_local_last");
+  const std::vector<std::vector<int>> prompts = {f.input_ids, {f.input_ids[0]}, {f.input_ids[2], f.input_ids[1]}};
+  std::vector<gemma3::KVCache> alone, together;
+  std::vector<gemma3::KVCache*> ptrs;
+  std::vector<int> next_alone, next_together;
+  for (const auto& p : prompts) {
+    alone.push_back(f.model.new_cache(64));
+    together.push_back(f.model.new_cache(64));
+    next_alone.push_back(f.model.prefill_greedy(p, alone.back()));
+    next_together.push_back(f.model.prefill_greedy(p, together.back()));
+  }
+  for (auto& c : together) ptrs.push_back(&c);
+  for (int s = 0; s < 12; ++s) {
+    for (std::size_t b = 0; b < prompts.size(); ++b) next_alone[b] = f.model.decode_greedy(next_alone[b], alone[b]);
+    next_together = f.model.decode_greedy_batch(next_together, ptrs);
+    INFO("step " << s);
+    CHECK(next_together == next_alone);
+  }
+}
+
+TEST_CASE("a decode batch that cannot run is refused before any cache changes", "[model][batch]") {
+  const Fixture f("tiny_global_last");
+  gemma3::KVCache a = f.model.new_cache(64), b = f.model.new_cache(int(f.input_ids.size()));
+  f.model.prefill({f.input_ids[0], f.input_ids[1]}, a);
+  f.model.prefill(f.input_ids, b);  // b is full
+  const gemma3::KVCache a_before = a;
+  const int tok = f.input_ids[0];
+  CHECK_THROWS_AS(f.model.decode_batch({}, {}), std::invalid_argument);
+  CHECK_THROWS_AS(f.model.decode_batch({tok, tok}, {&a}), std::invalid_argument);
+  CHECK_THROWS_AS(f.model.decode_batch({tok, tok}, {&a, nullptr}), std::invalid_argument);
+  CHECK_THROWS_AS(f.model.decode_batch({tok, tok}, {&a, &a}), std::invalid_argument);
+  CHECK_THROWS_AS(f.model.decode_greedy_batch({tok, tok}, {&a, &b}), std::length_error);
+  gemma3::KVCache fresh = f.model.new_cache(64);
+  CHECK_THROWS_AS(f.model.decode_batch({tok, f.model.config().vocab_size}, {&a, &fresh}), std::out_of_range);
+  CHECK(fresh.length() == 0);
+  gemma3::Gemma3TextConfig one_layer = f.model.config();
+  one_layer.num_hidden_layers = 1;
+  one_layer.derive_layer_types();
+  gemma3::KVCache other(one_layer, 64);
+  CHECK_THROWS_AS(f.model.decode_batch({tok, tok}, {&a, &other}), std::invalid_argument);
+  try {
+    f.model.decode_batch({tok, tok}, {&a, &b});
+  } catch (const std::length_error& e) {
+    INFO(e.what());
+    CHECK(std::string(e.what()).find("sequence 1") != std::string::npos);
+  }
+  CHECK(a.length() == 2);
+  CHECK(b.length() == int(f.input_ids.size()));
+  // a still continues as if no batch had been tried
+  gemma3::KVCache c = a_before;
+  const fixtures::Diff d = fixtures::compare(f.model.decode(tok, a), f.model.decode(tok, c));
+  CHECK(d.rel == 0.0);
 }

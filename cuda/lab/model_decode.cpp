@@ -15,7 +15,8 @@
 // is 0.70), after a 128-token prompt, and the prefill speed of a 1024-token prompt; then
 // the decode step again on a backend that launches QK-norm, RoPE and the cache write as
 // separate kernels (Options::fuse_qk_norm_rope = false), for the fusion's gain, and on
-// one that captures each step as a CUDA graph (Options::graphs); then a
+// one that captures each step as a CUDA graph (Options::graphs); decode batches of 4
+// and 16 sequences (decode_greedy_batch) against batch 1; then a
 // profile of 32 steps (Options::profile): per step of the seam, calls, host time inside
 // the calls and GPU time between events around them. When the host time per decode step
 // is close to the step's wall time, the launches set the pace (CUDA graphs' case).
@@ -210,6 +211,28 @@ int main(int argc, char** argv) {
                   floor_ms, floor_ms / step_ms, floor_ms / step_ms >= 0.70 ? "met" : "not met");
     std::printf("prefill %d tokens: %.1f ms, %.0f tok/s\n", prefill_len, 1e3 * prefill_s, prefill_len / prefill_s);
 
+    // A decode batch (decode_greedy_batch): B sequences, each after its own 128-token
+    // prompt, one token each per step. Tokens/s of the batch against batch 1.
+    auto time_batch = [&](int B) {
+      std::vector<gemma3::KVCache> caches;
+      std::vector<gemma3::KVCache*> ptrs;
+      std::vector<int> ids;
+      for (int b = 0; b < B; ++b) caches.push_back(model.new_cache(prompt_len + warm_steps + steps + 1));
+      for (auto& cache : caches) ptrs.push_back(&cache);
+      for (int b = 0; b < B; ++b) ids.push_back(model.prefill_greedy(prompt(prompt_len, c.vocab_size), caches[std::size_t(b)]));
+      for (int s = 0; s < warm_steps; ++s) ids = model.decode_greedy_batch(ids, ptrs);
+      const auto t0 = Clock::now();
+      for (int s = 0; s < steps; ++s) ids = model.decode_greedy_batch(ids, ptrs);
+      return seconds_since(t0) / steps;
+    };
+    std::vector<double> batch_tok_s;
+    for (int B : {4, 16}) {
+      const double ms = 1e3 * time_batch(B);
+      batch_tok_s.push_back(B * 1e3 / ms);
+      std::printf("decode batch of %d: %.3f ms/step, %.1f tok/s (%.2fx batch 1)\n", B, ms, B * 1e3 / ms,
+                  (B * 1e3 / ms) / (1e3 / step_ms));
+    }
+
     double unfused_ms = 0;
     if (!cpu) {  // the same weights on a backend without the QK-norm + RoPE + cache-write fusion
       gemma3::cuda::Options o;
@@ -260,10 +283,11 @@ int main(int argc, char** argv) {
       std::ofstream f(csv);
       if (!f) throw std::runtime_error(csv + ": cannot write");
       f << "device,model,weight_mib,copy_gbps,decode_steps,ms_per_step,tok_s,floor_ms,floor_ratio,prefill_tokens,"
-           "prefill_tok_s,unfused_ms_per_step,graphs_ms_per_step\n";
+           "prefill_tok_s,unfused_ms_per_step,graphs_ms_per_step,batch4_tok_s,batch16_tok_s\n";
       f << '"' << device << "\",\"" << what << "\"," << bytes / (1024.0 * 1024.0) << ',' << bandwidth / 1e9 << ','
         << steps << ',' << step_ms << ',' << 1e3 / step_ms << ',' << floor_ms << ',' << floor_ms / step_ms << ','
-        << prefill_len << ',' << prefill_len / prefill_s << ',' << unfused_ms << ',' << graphs_ms << '\n';
+        << prefill_len << ',' << prefill_len / prefill_s << ',' << unfused_ms << ',' << graphs_ms << ','
+        << batch_tok_s[0] << ',' << batch_tok_s[1] << '\n';
       std::printf("wrote %s\n", csv.c_str());
     }
     return 0;

@@ -279,6 +279,8 @@ struct State {
   int* id_pinned = nullptr;            // page-locked: the step's token id, read by the graph
   BufferNotes<PendingHeads> pending;  // at most q's and k's of one layer
   BufferNotes<Bf16Copy> bf16_copies;  // valid until the buffer is touched again (ptr())
+  std::vector<int> positions;           // a decode batch's positions as last uploaded (rope_at)
+  std::shared_ptr<void> positions_dev;  // the same on the device, int [positions.size()]
 
   std::mutex store_mutex;  // the two maps below
   std::map<std::vector<WeightKey>, DeviceWeight> weights;
@@ -528,6 +530,29 @@ class CudaBackend final : public Backend {
     cuda::rope(ptr(x), to_int(x.rows(), "rows"), to_int(x.cols() / D, "heads"), D, fd, pos0, s_->stream);
   }
 
+  // A decode batch: row b at positions[b]. The positions go up once per step (every
+  // layer asks with the same ones).
+  void rope_at(Activations& x, const RotaryEmbedding& rope, const std::vector<int>& positions) const override {
+    const Step step(*this, "rope_at");
+    const int D = rope.head_dim();
+    if (D <= 0 || x.cols() % D != 0)
+      throw std::invalid_argument("cuda backend: rope_at: rows of " + std::to_string(x.cols()) +
+                                  " values are not whole heads of " + std::to_string(D));
+    require_batch(x.rows(), positions.size(), "cuda backend: rope_at");
+    for (int p : positions)
+      if (p < 0) throw std::invalid_argument("cuda backend: rope_at: position " + std::to_string(p));
+    const std::vector<float>& f = rope.inv_freq();
+    const float* fd = vector(f.data(), f.size());
+    if (positions != s_->positions || !s_->positions_dev) {
+      std::shared_ptr<void> dev = s_->pool->get(positions.size() * sizeof(int));
+      copy_to_device(dev.get(), positions.data(), positions.size() * sizeof(int));
+      s_->positions_dev = std::move(dev);
+      s_->positions = positions;
+    }
+    cuda::rope(ptr(x), to_int(x.rows(), "rows"), to_int(x.cols() / D, "heads"), D, fd, 0, s_->stream,
+               static_cast<const int*>(s_->positions_dev.get()));
+  }
+
   void add(Activations& h, const Activations& x) const override {
     const Step step(*this, "add");
     require_same_shape(h, x, "add");
@@ -763,6 +788,59 @@ class CudaBackend final : public Backend {
       kv_append(a, ptr(k), ptr(v), s_->stream);
     }
     context = std::move(out);
+  }
+
+  // A decode batch: each sequence's row through attention() (its own cache, its own
+  // position), the outputs gathered into context. The kernels take a batch of
+  // sequences, but in one cache allocation; the model's sequences each own a cache.
+  void attention_batch(const AttentionShape& shape, bool sliding, int sliding_window,
+                       const std::vector<int>& positions, const Activations& q, const Activations& k,
+                       const Activations& v, const std::vector<LayerKVCache*>& caches,
+                       Activations& context) const override {
+    const Step step(*this, "attention_batch");
+    require_batch(q.rows(), positions.size(), "cuda backend: attention_batch");
+    require_batch(q.rows(), caches.size(), "cuda backend: attention_batch");
+    if (k.rows() != q.rows() || v.rows() != q.rows())
+      throw std::invalid_argument("cuda backend: attention_batch: q, k and v have different numbers of rows");
+    for (const LayerKVCache* c : caches)
+      if (!c) throw std::invalid_argument("cuda backend: attention_batch: a sequence has no KV cache");
+    const std::size_t qc = std::size_t(q.cols()), kc = std::size_t(k.cols()), vc = std::size_t(v.cols());
+    float *qd = ptr(q), *kd = ptr(k), *vd = ptr(v);  // QK-norm and RoPE already ran (rope_at)
+    Activations out = make(q.rows(), q.cols());     // [B, NH * D]
+    float* od = ptr(out);
+    for (std::size_t b = 0; b < positions.size(); ++b) {
+      const Activations qb(std::shared_ptr<void>(q.device_buffer(), qd + b * qc), 1, q.cols());
+      const Activations kb(std::shared_ptr<void>(k.device_buffer(), kd + b * kc), 1, k.cols());
+      const Activations vb(std::shared_ptr<void>(v.device_buffer(), vd + b * vc), 1, v.cols());
+      const AttentionMask mask{sliding, sliding_window, positions[b], nullptr};
+      Activations ob;
+      attention(shape, mask, qb, kb, vb, *caches[b], ob);
+      GEMMA3_CUDA_CHECK(cudaMemcpyAsync(od + b * qc, ptr(ob), qc * sizeof(float), cudaMemcpyDeviceToDevice,
+                                        s_->stream));
+    }
+    context = std::move(out);
+  }
+
+  // A decode batch's greedy ids: one GEMM for the B rows, an argmax per row, B ids back.
+  std::vector<int> lm_head_argmax_rows(const Weight& W, const Activations& h) const override {
+    const Step step(*this, "lm_head_argmax_rows");
+    if (h.rows() < 1 || W.cols != h.cols())
+      throw std::invalid_argument("cuda backend: lm_head_argmax_rows: weight [" + std::to_string(W.rows) + ", " +
+                                  std::to_string(W.cols) + "] for hidden states [" + std::to_string(h.rows()) +
+                                  ", " + std::to_string(h.cols()) + "]");
+    const int B = to_int(h.rows(), "rows"), H = to_int(h.cols(), "hidden_size"), vocab = to_int(W.rows, "vocab_size");
+    const std::uint16_t* table = weight(W);
+    const std::shared_ptr<void> hb = bf16_of(h);  // [B, H] bf16, from the final norm
+    const std::shared_ptr<void> y = s_->pool->get(std::size_t(B) * std::size_t(vocab) * sizeof(float));  // [B, vocab]
+    gemm(table, static_cast<const std::uint16_t*>(hb.get()), static_cast<float*>(y.get()), vocab, B, H);
+    const std::shared_ptr<void> workspace = s_->pool->get(argmax_workspace_bytes());
+    const std::shared_ptr<void> ids_dev = s_->pool->get(std::size_t(B) * sizeof(int));
+    for (int b = 0; b < B; ++b)  // one after another on the stream: the workspace is reused in order
+      cuda::argmax(static_cast<const float*>(y.get()) + std::size_t(b) * std::size_t(vocab), vocab,
+                   static_cast<int*>(ids_dev.get()) + b, workspace.get(), s_->stream);
+    std::vector<int> ids(static_cast<std::size_t>(B));
+    copy_to_host(ids.data(), ids_dev.get(), ids.size() * sizeof(int));
+    return ids;
   }
 
   void lm_head_last(const Weight& W, const Activations& h, float* logits) const override {

@@ -6,7 +6,8 @@
 //                   a block per row: the sum of squares is a block reduction, float32
 //   rms_norm_heads  the same per head_dim slice: a warp per slice
 //   rope            a thread per (row, pair i): angle = float(pos0 + row) * inv_freq[i]
-//                   (the float32 product of rope.hpp), its cos and sin once (float64
+//                   (positions[row] for a decode batch's rows; the float32 product
+//                   of rope.hpp), its cos and sin once (float64
 //                   sincospi, heads.cuh says why), then every head:
 //                     x[i]     <- x[i] cos - x[i + D/2] sin
 //                     x[i+D/2] <- x[i + D/2] cos + x[i] sin
@@ -197,7 +198,7 @@ __global__ __launch_bounds__(kThreads) void rms_norm_heads_kernel(float* x, long
 // x [rows, n_heads * head_dim], RoPE in place: a thread per (row, i < head_dim / 2),
 // looping over the heads with one angle.
 __global__ __launch_bounds__(kThreads) void rope_kernel(float* x, int rows, int n_heads, int head_dim,
-                                                        const float* inv_freq, int pos0) {
+                                                        const float* inv_freq, int pos0, const int* positions) {
   const int half = head_dim / 2;
   const long long total = (long long)rows * half;
   for (long long idx = (long long)blockIdx.x * kThreads + threadIdx.x; idx < total;
@@ -205,7 +206,7 @@ __global__ __launch_bounds__(kThreads) void rope_kernel(float* x, int rows, int 
     const int i = int(idx % half);
     const int row = int(idx / half);
     float c, s;
-    rope_cos_sin(pos0 + row, inv_freq[i], &c, &s);
+    rope_cos_sin(positions ? positions[row] : pos0 + row, inv_freq[i], &c, &s);
     float* v = x + std::size_t(row) * std::size_t(n_heads) * std::size_t(head_dim) + i;
     for (int h = 0; h < n_heads; ++h, v += head_dim) {
       const float a = v[0], b = v[half];
@@ -371,11 +372,12 @@ void rms_norm_heads(float* x, int rows, int n_heads, int head_dim, const float* 
   check_launch("rms_norm_heads");
 }
 
-void rope(float* x, int rows, int n_heads, int head_dim, const float* inv_freq, int pos0, cudaStream_t stream) {
+void rope(float* x, int rows, int n_heads, int head_dim, const float* inv_freq, int pos0, cudaStream_t stream,
+          const int* positions) {
   if (head_dim % 2 != 0) throw std::invalid_argument("gemma3::cuda::rope: head_dim must be even");
   if (rows <= 0 || n_heads <= 0 || head_dim <= 0) return;
   rope_kernel<<<grid_for(std::size_t(rows) * std::size_t(head_dim / 2)), kThreads, 0, stream>>>(
-      x, rows, n_heads, head_dim, inv_freq, pos0);
+      x, rows, n_heads, head_dim, inv_freq, pos0, positions);
   check_launch("rope");
 }
 

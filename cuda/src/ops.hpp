@@ -43,9 +43,11 @@ void rms_norm(const float* x, const float* w, float eps, float* out, int rows, i
 // x [rows, n_heads * head_dim]: each head_dim slice normalised in place with w [head_dim].
 void rms_norm_heads(float* x, int rows, int n_heads, int head_dim, const float* w, float eps, cudaStream_t stream);
 
-// x [rows, n_heads * head_dim]: RoPE in place, row t at position pos0 + t;
-// inv_freq [head_dim / 2] (RotaryEmbedding::inv_freq()).
-void rope(float* x, int rows, int n_heads, int head_dim, const float* inv_freq, int pos0, cudaStream_t stream);
+// x [rows, n_heads * head_dim]: RoPE in place, row t at position pos0 + t, or at
+// positions[t] when given (device [rows]: a decode batch); inv_freq [head_dim / 2]
+// (RotaryEmbedding::inv_freq()).
+void rope(float* x, int rows, int n_heads, int head_dim, const float* inv_freq, int pos0, cudaStream_t stream,
+          const int* positions = nullptr);
 
 // h [n] += x [n].
 void add(float* h, const float* x, std::size_t n, cudaStream_t stream);

@@ -215,6 +215,68 @@ TEST_CASE("cuda backend: greedy decoding by id (prefill_greedy, decode_greedy, l
   CHECK(cuda_test::compare(logits, host).relative <= 1e-2);  // bf16 weights and inputs, one dot product each
 }
 
+// A decode batch: the B rows go through the GEMMs together (cuBLAS with n = B rather
+// than 1, so the sums run in other orders and a value may round to the neighbouring
+// bf16), RoPE by rope_at, attention by attention_batch, the greedy ids by
+// lm_head_argmax_rows. Against each sequence decoded alone on the same backend (bound
+// 1e-2, the size of one bf16 step moved through the tiny models) and against the
+// reference backend (kTinyTol).
+TEST_CASE("cuda backend: a decode batch equals each sequence decoded alone", "[cuda][backend][model][batch]") {
+  const std::string name = GENERATE(values<std::string>({"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"}));
+  const gemma3::Gemma3ForCausalLM ref = tiny(name);
+  const gemma3::Gemma3ForCausalLM model = ref.with_backend(cuda_backend());
+  const gemma3::SafetensorsFile expected(fixtures::path(name) + "/expected.safetensors");
+  const std::vector<int> ids = fixtures::ids(expected, "input_ids");
+  // One past the window (its sliding caches have wrapped), one of a single token, ...
+  const std::vector<std::vector<int>> prompts = {ids, {ids[0]}, {ids.begin(), ids.begin() + 3}, {ids.begin(), ids.end() - 1}};
+  const std::size_t B = prompts.size();
+  constexpr int kSteps = 5;
+  const int vocab = model.config().vocab_size;
+  std::vector<gemma3::KVCache> alone, batch, on_ref;
+  std::vector<gemma3::KVCache*> ptrs;
+  for (const auto& p : prompts) {
+    const int len = int(p.size()) + kSteps + 2;
+    alone.push_back(model.new_cache(len));
+    batch.push_back(model.new_cache(len));
+    on_ref.push_back(ref.new_cache(len));
+    model.prefill(p, alone.back());
+    model.prefill(p, batch.back());
+    ref.prefill(p, on_ref.back());
+  }
+  for (auto& c : batch) ptrs.push_back(&c);
+  for (int s = 0; s < kSteps; ++s) {
+    std::vector<int> feed;
+    for (std::size_t b = 0; b < B; ++b) feed.push_back((7 * s + 3 * int(b) + 1) % vocab);
+    const Matrix got = model.decode_batch(feed, ptrs);  // [B, vocab]
+    Matrix want_alone(Eigen::Index(B), vocab), want_ref(Eigen::Index(B), vocab);
+    for (std::size_t b = 0; b < B; ++b) {
+      want_alone.row(Eigen::Index(b)) = model.decode(feed[b], alone[b]).transpose();
+      want_ref.row(Eigen::Index(b)) = ref.decode(feed[b], on_ref[b]).transpose();
+    }
+    const fixtures::Diff da = fixtures::compare(got, want_alone), dr = fixtures::compare(got, want_ref);
+    INFO(name << ", step " << s << ": against each alone " << da.str() << "; against the reference " << dr.str());
+    CHECK(da.rel <= 1e-2);
+    CHECK(dr.rel <= kTinyTol);
+  }
+  // The greedy ids, judged against the reference's logits on the same history.
+  const std::vector<int> feed(B, ids[1]);
+  const std::vector<int> picks = model.decode_greedy_batch(feed, ptrs);
+  REQUIRE(picks.size() == B);
+  for (std::size_t b = 0; b < B; ++b) {
+    const gemma3::Vector r = ref.decode(feed[b], on_ref[b]);
+    INFO("sequence " << b << " picked " << picks[b] << " with reference logit " << r[picks[b]] << ", best " << r.maxCoeff());
+    REQUIRE(picks[b] >= 0);
+    REQUIRE(picks[b] < vocab);
+    CHECK(r[picks[b]] >= r.maxCoeff() - 2 * kTinyTol * r.cwiseAbs().maxCoeff());
+    CHECK(batch[b].length() == on_ref[b].length());
+  }
+  // A cache of another backend in the batch is refused, and no sequence moves on.
+  const int length0 = batch[0].length(), length1 = on_ref[1].length();
+  CHECK_THROWS_AS(model.decode_batch({feed[0], feed[1]}, {&batch[0], &on_ref[1]}), std::invalid_argument);
+  CHECK(batch[0].length() == length0);
+  CHECK(on_ref[1].length() == length1);
+}
+
 TEST_CASE("cuda backend: the tiny vision model equals the reference backend (image soft tokens)",
           "[cuda][backend][vision]") {
   // The image features come in through set_rows, the vision tower's projections through

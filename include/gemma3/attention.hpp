@@ -18,7 +18,8 @@
 // backends/cpu.hpp runs the same over a float32 or float16 cache with SIMD and threads.
 // The backend also stores this call's k and v in the layer's KV cache (kv_cache.hpp),
 // so the next call, at a later position, sees them. The same function runs a whole
-// prompt (prefill, T > 1) or one token (decode, T = 1).
+// prompt (prefill, T > 1) or one token (decode, T = 1); gemma3_attention_batch runs
+// one token of each of B sequences (a decode batch).
 // Multimodal prompts pass the image groups of the chunk: an image soft token then
 // also sees the later soft tokens of its own image (attention_mask.hpp).
 //
@@ -27,6 +28,8 @@
 // tests/test_model.cpp (GQA groups 1, 2 and 4; scalar != head_dim; windows 1, 2 and
 // 4), the prefill/decode equality tests there, and tests/test_backends.cpp.
 #pragma once
+
+#include <vector>
 
 #include "attention_mask.hpp"
 #include "backend.hpp"
@@ -47,24 +50,50 @@ struct Gemma3AttentionWeights {
   Vector k_norm;  // [head_dim]
 };
 
+// q, k, v of x [T, hidden_size], each head RMS-normed (QK-norm), not yet rotated.
+inline void project_qkv(const Backend& backend, const Gemma3TextConfig& c, const Gemma3AttentionWeights& w,
+                        const Activations& x, Activations& q, Activations& k, Activations& v) {
+  const float eps = float(c.rms_norm_eps);
+  backend.linear_many(x, {{&w.q_proj, &q}, {&w.k_proj, &k}, {&w.v_proj, &v}});
+  backend.rms_norm_heads(q, c.head_dim, w.q_norm, eps);  // QK-norm comes before RoPE
+  backend.rms_norm_heads(k, c.head_dim, w.k_norm, eps);
+}
+
+inline AttentionShape attention_shape(const Gemma3TextConfig& c) {
+  return AttentionShape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.attention_scale(),
+                        c.attn_logit_softcapping};
+}
+
 // out [T, hidden_size] = attention over x [T, hidden_size] at positions pos0 .. pos0+T-1.
 inline void gemma3_attention(const Backend& backend, const Gemma3TextConfig& c, bool sliding,
                              const Gemma3AttentionWeights& w, const RotaryEmbedding& rope, const Activations& x,
                              int pos0, LayerKVCache& cache, Activations& out, const ImageGroups* images = nullptr) {
-  const int D = c.head_dim;
-  const float eps = float(c.rms_norm_eps);
   Activations q, k, v;  // [T, NH * D], [T, KV * D], [T, KV * D]
-  backend.linear_many(x, {{&w.q_proj, &q}, {&w.k_proj, &k}, {&w.v_proj, &v}});
-  backend.rms_norm_heads(q, D, w.q_norm, eps);  // QK-norm comes before RoPE
-  backend.rms_norm_heads(k, D, w.k_norm, eps);
+  project_qkv(backend, c, w, x, q, k, v);
   backend.rope(q, rope, pos0);
   backend.rope(k, rope, pos0);
 
-  const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, D, c.attention_scale(),
-                             c.attn_logit_softcapping};
   const AttentionMask mask{sliding, c.sliding_window, pos0, images};
   Activations context;  // [T, NH * D]
-  backend.attention(shape, mask, q, k, v, cache, context);
+  backend.attention(attention_shape(c), mask, q, k, v, cache, context);
+  backend.linear(w.o_proj, context, out);
+}
+
+// The same for a decode batch (Gemma3ForCausalLM::decode_batch): row b of x [B,
+// hidden_size] is one token of sequence b, at positions[b], with that sequence's cache
+// caches[b]. The projections read the B rows together (each weight once for all B);
+// RoPE and attention keep the sequences apart.
+inline void gemma3_attention_batch(const Backend& backend, const Gemma3TextConfig& c, bool sliding,
+                                   const Gemma3AttentionWeights& w, const RotaryEmbedding& rope, const Activations& x,
+                                   const std::vector<int>& positions, const std::vector<LayerKVCache*>& caches,
+                                   Activations& out) {
+  Activations q, k, v;  // [B, NH * D], [B, KV * D], [B, KV * D]
+  project_qkv(backend, c, w, x, q, k, v);
+  backend.rope_at(q, rope, positions);
+  backend.rope_at(k, rope, positions);
+
+  Activations context;  // [B, NH * D]
+  backend.attention_batch(attention_shape(c), sliding, c.sliding_window, positions, q, k, v, caches, context);
   backend.linear(w.o_proj, context, out);
 }
 

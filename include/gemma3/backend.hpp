@@ -20,6 +20,9 @@
 //                  keys the mask allows: softmax(q k^T * scale) v, GQA
 //   lm_head_last   logits [vocab] = embed_tokens . h[last]       one row, out to the host
 //   lm_head_argmax the greedy id of that row, computed where h is (only the id comes out)
+//   rope_at, attention_batch, lm_head_argmax_rows
+//                  the same three for a decode batch: row b of the activations is one
+//                  token of sequence b, at its own position, with its own cache
 //   upload         a host Matrix to activations (the vision tower's linear layers)
 //   download       activations to a host Matrix (all-position logits, ForwardTrace)
 //
@@ -194,6 +197,59 @@ class Backend {
 
   // Index of the largest of x[0 .. n) on the host (the first on ties; NaN never wins).
   virtual int argmax(const float* x, std::size_t n) const = 0;
+
+  // ---- a decode batch: B sequences, one token each, row b of every activation -------
+  // (Gemma3ForCausalLM::decode_batch). The linear layers, norms and the MLP take the B
+  // rows like the T rows of a prompt; only RoPE, attention and the LM head need to know
+  // that the rows belong to different sequences. The host defaults run the one-sequence
+  // steps row by row; a device backend overrides all three.
+
+  // RoPE on every head of x [B, heads * head_dim], row b at positions[b], in place.
+  virtual void rope_at(Activations& x, const RotaryEmbedding& rope, const std::vector<int>& positions) const {
+    Matrix& m = x.host();
+    require_batch(m.rows(), positions.size(), "rope_at");
+    for (Eigen::Index b = 0; b < m.rows(); ++b)
+      rope.rotate(m.row(b).data(), int(m.cols()) / rope.head_dim(), positions[std::size_t(b)]);
+  }
+
+  // One layer's attention for a decode batch: row b of q, k and v is the token of
+  // sequence b at position positions[b]; it is stored in *caches[b] and attends over
+  // that cache alone (the layer's mask, `sliding` / `sliding_window`). context [B, NH * D].
+  virtual void attention_batch(const AttentionShape& shape, bool sliding, int sliding_window,
+                               const std::vector<int>& positions, const Activations& q, const Activations& k,
+                               const Activations& v, const std::vector<LayerKVCache*>& caches,
+                               Activations& context) const {
+    const Matrix &qm = q.host(), &km = k.host(), &vm = v.host();
+    require_batch(qm.rows(), positions.size(), "attention_batch");
+    require_batch(qm.rows(), caches.size(), "attention_batch");
+    Matrix out(qm.rows(), qm.cols());  // [B, NH * D]
+    for (Eigen::Index b = 0; b < qm.rows(); ++b) {
+      const AttentionMask mask{sliding, sliding_window, positions[std::size_t(b)], nullptr};
+      const Activations qb(Matrix(qm.row(b))), kb(Matrix(km.row(b))), vb(Matrix(vm.row(b)));
+      Activations ob;
+      attention(shape, mask, qb, kb, vb, *caches[std::size_t(b)], ob);
+      out.row(b) = ob.host();
+    }
+    context = Activations(std::move(out));
+  }
+
+  // The greedy id of every row of h [B, hidden]: argmax of W . h[b]. The default brings
+  // the logits [B, vocab] to the host.
+  virtual std::vector<int> lm_head_argmax_rows(const Weight& W, const Activations& h) const {
+    Activations logits;
+    linear(W, h, logits);
+    const Matrix m = download_moved(std::move(logits));  // [B, vocab]
+    std::vector<int> ids(std::size_t(m.rows()));
+    for (Eigen::Index b = 0; b < m.rows(); ++b) ids[std::size_t(b)] = argmax(m.row(b).data(), std::size_t(m.cols()));
+    return ids;
+  }
+
+ protected:
+  static void require_batch(Eigen::Index rows, std::size_t n, const char* who) {
+    if (rows != Eigen::Index(n))
+      throw std::invalid_argument(std::string(who) + ": " + std::to_string(rows) + " rows for " + std::to_string(n) +
+                                  " sequences");
+  }
 };
 
 }  // namespace gemma3

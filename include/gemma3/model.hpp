@@ -10,7 +10,9 @@
 // forward() continues the sequence held in a KVCache: the T tokens sit at
 // positions cache.length() .. + T - 1. A whole prompt (prefill) and one token at a
 // time (decode) are the same code with T > 1 or T == 1, and any split of a
-// prompt into chunks gives the same logits (tests/test_model.cpp).
+// prompt into chunks gives the same logits (tests/test_model.cpp). decode_batch()
+// runs one token of each of B sequences (each with its own cache) as one [B, hidden]
+// pass, so a step reads the weights once for all B.
 //
 // Images (vision/multimodal.hpp) enter through the optional ImageTokens argument:
 // the rows of h at image soft tokens are replaced by projected image features
@@ -143,6 +145,26 @@ class Gemma3ForCausalLM {
   }
   int decode_greedy(int token_id, KVCache& cache) const { return prefill_greedy({token_id}, cache); }
 
+  // One decode step for B sequences at once (a decode batch): token_ids[b] continues the
+  // sequence held in *caches[b], at its own position caches[b]->length(). The B tokens
+  // go through every linear layer as one [B, hidden_size] matrix, so a step reads each
+  // weight once for all of them; RoPE and attention keep the sequences apart. The same
+  // as B decode() calls (tests/test_model.cpp). Logits [B, vocab_size].
+  Matrix decode_batch(const std::vector<int>& token_ids, const std::vector<KVCache*>& caches) const {
+    const Activations h = final_hidden_batch(token_ids, caches);  // [B, hidden_size]
+    Activations all;
+    backend_->linear(weights_.embed_tokens, h, all);
+    Matrix logits = backend_->download_moved(std::move(all));  // [B, vocab_size]
+    softcap_logits(logits.data(), logits.size());
+    return logits;
+  }
+
+  // The same, greedy: the id each sequence picks (B ids, computed by the backend).
+  std::vector<int> decode_greedy_batch(const std::vector<int>& token_ids, const std::vector<KVCache*>& caches) const {
+    const Activations h = final_hidden_batch(token_ids, caches);
+    return backend_->lm_head_argmax_rows(weights_.embed_tokens, h);
+  }
+
  private:
   // The backend of a model made without one.
   static std::shared_ptr<const Backend> default_backend() {
@@ -207,6 +229,45 @@ class Gemma3ForCausalLM {
 
     backend_->rms_norm(h, weights_.norm, float(config_.rms_norm_eps), h);
     if (keep_hidden) trace->final_hidden = backend_->download(h);
+    return h;
+  }
+
+  // final_hidden for a decode batch: row b of the result is sequence b's token. Every
+  // check comes before the first step, so a refused batch leaves every cache as it was.
+  Activations final_hidden_batch(const std::vector<int>& token_ids, const std::vector<KVCache*>& caches) const {
+    const std::size_t B = token_ids.size();
+    if (B == 0) throw std::invalid_argument("decode_batch: no tokens");
+    if (caches.size() != B)
+      throw std::invalid_argument("decode_batch: " + std::to_string(B) + " tokens for " +
+                                  std::to_string(caches.size()) + " KV caches");
+    std::vector<int> positions(B);  // [B]: where each sequence's token sits
+    for (std::size_t b = 0; b < B; ++b) {
+      const std::string which = "decode_batch: sequence " + std::to_string(b);
+      const KVCache* cache = caches[b];
+      if (!cache) throw std::invalid_argument(which + " has no KV cache");
+      for (std::size_t e = 0; e < b; ++e)
+        if (caches[e] == cache)
+          throw std::invalid_argument(which + " has the same KV cache as sequence " + std::to_string(e));
+      if (cache->num_layers() != config_.num_hidden_layers)
+        throw std::invalid_argument(which + ": the KV cache was made for another model");
+      if (cache->length() >= cache->max_cache_len())
+        throw std::length_error(which + ": its KV cache is full (" + std::to_string(cache->max_cache_len()) +
+                                " positions)");
+      positions[b] = cache->length();
+    }
+
+    Activations h;  // [B, hidden_size]
+    backend_->embed(weights_.embed_tokens, token_ids, embed_scale_, h);
+    std::vector<LayerKVCache*> layer_caches(B);  // [B]: each sequence's cache of layer i
+    for (int i = 0; i < config_.num_hidden_layers; ++i) {
+      const bool sliding = config_.is_sliding(i);
+      for (std::size_t b = 0; b < B; ++b) layer_caches[b] = &caches[b]->layer(i);
+      gemma3_decoder_layer_batch(*backend_, config_, sliding, weights_.layers[std::size_t(i)],
+                                 sliding ? rope_local_ : rope_global_, h, positions, layer_caches);
+    }
+    for (KVCache* cache : caches) cache->advance(1);
+
+    backend_->rms_norm(h, weights_.norm, float(config_.rms_norm_eps), h);
     return h;
   }
 
