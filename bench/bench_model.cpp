@@ -1,4 +1,5 @@
-// bench/bench_model.cpp -- whole-model Gemma3ForCausalLM speed on random weights.
+// bench/bench_model.cpp -- whole-model Gemma3ForCausalLM speed on random weights and on
+// the GGUF files of models/.
 //
 //   BM_tiny_decode/context       tiny model (f32), one decode step after `context` tokens   tokens/s
 //   BM_tiny_prefill/tokens       tiny model (f32), prefill of a fresh 128-token prompt       tokens/s
