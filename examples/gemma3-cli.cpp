@@ -43,6 +43,7 @@ struct Args {
   std::string model = kDefaultModel;
   std::string prompt;
   std::string prompt_ids_file;  // whitespace- or comma-separated token ids instead of --prompt
+  std::string prompts_file;     // one prompt per line, generated together (generate_batch)
   std::string system;
   bool raw = false;             // no chat template
   bool chat_template = false;   // the chat template even when the model has none
@@ -72,6 +73,8 @@ void usage(std::ostream& os) {
         "  --model PATH         GGUF file or HF checkpoint folder (default " << kDefaultModel << ")\n"
         "  --prompt TEXT        the user's message (generate)\n"
         "  --prompt-ids-file F  token ids (separated by spaces, commas or newlines) instead of --prompt\n"
+        "  --prompts-file F     one prompt per line (empty lines skipped), generated together as\n"
+        "                       decode batches; the answers are printed in order at the end\n"
         "  --system TEXT        system instructions, folded into the first user turn\n"
         "  --raw                feed the prompt as is, without the chat template (the default\n"
         "                       when the model has no chat template: a base model)\n"
@@ -135,6 +138,7 @@ Args parse_args(int argc, char** argv) {
     else if (f == "--model") a.model = value();
     else if (f == "--prompt") a.prompt = value();
     else if (f == "--prompt-ids-file") a.prompt_ids_file = value();
+    else if (f == "--prompts-file") a.prompts_file = value();
     else if (f == "--system") a.system = value();
     else if (f == "--raw") a.raw = true;
     else if (f == "--chat") a.chat_template = true;
@@ -175,8 +179,13 @@ Args parse_args(int argc, char** argv) {
     else if (f == "--stats-json") a.stats_json = true;
     else throw std::invalid_argument("unknown option '" + f + "'");
   }
-  if (a.command == "generate" && a.prompt.empty() && a.prompt_ids_file.empty())
-    throw std::invalid_argument("generate needs --prompt TEXT or --prompt-ids-file FILE");
+  const int prompt_sources = int(!a.prompt.empty()) + int(!a.prompt_ids_file.empty()) + int(!a.prompts_file.empty());
+  if (a.command == "generate" && prompt_sources == 0)
+    throw std::invalid_argument("generate needs --prompt TEXT, --prompt-ids-file FILE or --prompts-file FILE");
+  if (a.command == "generate" && prompt_sources > 1)
+    throw std::invalid_argument("give one of --prompt, --prompt-ids-file and --prompts-file");
+  if (!a.prompts_file.empty() && a.command != "generate")
+    throw std::invalid_argument("--prompts-file is for generate");
   if (a.command == "tokenize" && a.prompt.empty()) throw std::invalid_argument("tokenize needs --prompt TEXT");
   if (a.raw && a.chat_template) throw std::invalid_argument("--raw and --chat contradict each other");
   if (a.device == "cuda" && a.backend_given)
@@ -216,13 +225,30 @@ bool has_chat_template(const std::string& model_path, const gemma3::Vocabulary& 
   return !gemma3::load_hf_chat_template(model_path).empty();
 }
 
-// The prompt's ids: the chat template of [system], user, or the text as it is.
-std::vector<int> prompt_ids(const Args& args, const gemma3::Tokenizer& tokenizer, bool use_template) {
-  if (!use_template) return tokenizer.encode(args.prompt);
+// A prompt's ids: the chat template of [system], user, or the text as it is.
+std::vector<int> prompt_ids(const Args& args, const std::string& prompt, const gemma3::Tokenizer& tokenizer,
+                            bool use_template) {
+  if (!use_template) return tokenizer.encode(prompt);
   std::vector<gemma3::ChatMessage> messages;
   if (!args.system.empty()) messages.emplace_back("system", args.system);
-  messages.emplace_back("user", args.prompt);
+  messages.emplace_back("user", prompt);
   return gemma3::encode_chat(tokenizer, messages);
+}
+std::vector<int> prompt_ids(const Args& args, const gemma3::Tokenizer& tokenizer, bool use_template) {
+  return prompt_ids(args, args.prompt, tokenizer, use_template);
+}
+
+// The lines of a --prompts-file that are not empty.
+std::vector<std::string> read_prompts(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error(path + ": cannot open the file");
+  std::vector<std::string> prompts;
+  for (std::string line; std::getline(f, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) prompts.push_back(line);
+  }
+  if (prompts.empty()) throw std::runtime_error(path + ": expected prompts (one per line), found none");
+  return prompts;
 }
 
 void print_ids(const char* what, const std::vector<int>& ids) {
@@ -350,6 +376,42 @@ int main(int argc, char** argv) {
     };
 
     const bool model_has_template = has_chat_template(args.model, vocab);
+    if (args.command == "generate" && !args.prompts_file.empty()) {
+      // Several prompts as decode batches: every step runs the answers still going together.
+      const std::vector<std::string> prompts = read_prompts(args.prompts_file);
+      const bool use_template = !args.raw && (args.chat_template || model_has_template);
+      if (!use_template && !args.raw)
+        std::fprintf(stderr, "[%s has no chat template (a base model): each prompt is continued as plain text; "
+                             "--chat applies Gemma's chat template anyway]\n", args.model.c_str());
+      std::vector<std::vector<int>> ids;
+      for (const std::string& p : prompts) ids.push_back(prompt_ids(args, p, tokenizer, use_template));
+      opts.kv_dtype = args.kv_type;
+      if (args.context > 0) opts.max_context = args.context;
+      const std::vector<gemma3::GenerateResult> results = gemma3::generate_batch(model, tokenizer, ids, opts);
+      int prompt_tokens = 0, decode_tokens = 0;
+      double prefill_s = 0, decode_s = 0;  // the batch steps: the longest run took part in all of them
+      for (std::size_t i = 0; i < results.size(); ++i) {
+        const gemma3::GenerateResult& r = results[i];
+        std::cout << "[" << i + 1 << "/" << results.size() << "] " << prompts[i] << "\n" << r.text << "\n\n";
+        if (args.print_ids) print_ids("generated", r.tokens);
+        std::fprintf(stderr, "[%zu: %d prompt tokens, %zu generated, stop: %s]\n", i + 1, r.prompt_tokens,
+                     r.tokens.size(), gemma3::stop_reason_name(r.stop_reason));
+        prompt_tokens += r.prompt_tokens;
+        decode_tokens += r.decode_calls;
+        prefill_s += r.prefill_seconds;
+        decode_s = std::max(decode_s, r.decode_seconds);
+      }
+      std::cout << std::flush;
+      const double prefill_tok_s = prefill_s > 0 ? prompt_tokens / prefill_s : 0.0;
+      const double decode_tok_s = decode_s > 0 ? decode_tokens / decode_s : 0.0;
+      std::fprintf(stderr, "[%zu prompts: prefill %d tokens: %.1f tok/s | decode %d tokens in batches: %.1f tok/s]\n",
+                   results.size(), prompt_tokens, prefill_tok_s, decode_tokens, decode_tok_s);
+      if (args.stats_json)
+        std::printf("{\"prompts\": %zu, \"prefill_tokens\": %d, \"prefill_tok_s\": %.3f, \"decode_tokens\": %d, "
+                    "\"decode_tok_s\": %.3f}\n",
+                    results.size(), prompt_tokens, prefill_tok_s, decode_tokens, decode_tok_s);
+      return 0;
+    }
     if (args.command == "generate") {
       std::vector<int> ids;
       if (!args.prompt_ids_file.empty()) {

@@ -50,6 +50,18 @@ GenerateOptions greedy_opts(int max_new) {
   return o;
 }
 
+// Plain sampling at temperature 1.5 (no top-k, no top-p), no stop tokens.
+GenerateOptions sampling_opts(int max_new, std::uint64_t seed) {
+  GenerateOptions o;
+  o.stop_tokens.clear();
+  o.max_new_tokens = max_new;
+  o.sampling.top_k = 0;
+  o.sampling.top_p = 1.0f;
+  o.sampling.temperature = 1.5f;
+  o.sampling.seed = seed;
+  return o;
+}
+
 // A model that "predicts" a fixed script: one-hot logits for script[k] at generated step k.
 struct ScriptedModel {
   gemma3::Gemma3TextConfig cfg;
@@ -189,13 +201,7 @@ TEST_CASE("generate: kv_dtype picks the fresh cache's precision; greedy text is 
 
 TEST_CASE("generate: sampling with a seed is reproducible", "[generate]") {
   Tiny t;
-  GenerateOptions o;
-  o.stop_tokens.clear();
-  o.max_new_tokens = 12;
-  o.sampling.top_k = 0;
-  o.sampling.top_p = 1.0f;
-  o.sampling.temperature = 1.5f;
-  o.sampling.seed = 2024;
+  GenerateOptions o = sampling_opts(12, 2024);
   const auto a = gemma3::generate(t.model, t.tok, t.prompt, o);
   const auto b = gemma3::generate(t.model, t.tok, t.prompt, o);
   CHECK(a.tokens == b.tokens);
@@ -234,4 +240,88 @@ TEST_CASE("generate: streaming never splits a UTF-8 character across callbacks",
   });
   CHECK(chunks == std::vector<std::string>{"A", "", "", "\xE2\x96"});
   CHECK(ids.back() == -1);
+}
+
+// ---- generate_batch: several prompts as decode batches ----
+
+namespace {
+void check_same_run(const gemma3::GenerateResult& batch, const gemma3::GenerateResult& alone) {
+  CHECK(batch.tokens == alone.tokens);
+  CHECK(batch.text == alone.text);
+  CHECK(batch.stop_reason == alone.stop_reason);
+  CHECK(batch.stop_token == alone.stop_token);
+  CHECK(batch.prompt_tokens == alone.prompt_tokens);
+  CHECK(batch.decode_calls == alone.decode_calls);
+}
+}  // namespace
+
+TEST_CASE("generate_batch: each prompt's run equals generate() of that prompt alone", "[generate][batch]") {
+  Tiny t;
+  const auto prefix = [&](std::size_t n) { return std::vector<int>(t.prompt.begin(), t.prompt.begin() + long(n)); };
+  const std::vector<std::vector<int>> prompts = {t.prompt, prefix(5), prefix(12), {t.prompt[3]}};
+  GenerateOptions o = greedy_opts(10);
+  o.max_context = 24;  // the 20-token prompt runs into the end of its context, the others do not
+  // A stop token the greedy continuation of the 5-token prompt draws, so that sequence ends early.
+  const auto alone5 = gemma3::generate(t.model, t.tok, prompts[1], greedy_opts(10));
+  REQUIRE(alone5.tokens.size() >= 4);
+  o.stop_tokens = {alone5.tokens[3]};
+  const std::vector<gemma3::GenerateResult> batch = gemma3::generate_batch(t.model, t.tok, prompts, o);
+  REQUIRE(batch.size() == prompts.size());
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    INFO("prompt " << i);
+    check_same_run(batch[i], gemma3::generate(t.model, t.tok, prompts[i], o));
+  }
+  CHECK(batch[0].stop_reason == StopReason::context_full);
+  CHECK(batch[0].tokens == std::vector<int>(t.greedy.begin(), t.greedy.begin() + 5));  // transformers' tokens
+  CHECK(batch[1].stop_reason == StopReason::stop_token);
+  CHECK(batch[1].tokens.size() <= 3);
+
+  // A callback that stops sequence 2 after two tokens stops that one alone.
+  std::vector<int> seen(prompts.size(), 0);
+  o.stop_tokens.clear();
+  o.max_context = 0;
+  const auto stopped = gemma3::generate_batch(t.model, t.tok, prompts, o, [&](std::size_t i, std::string_view, int id) {
+    if (id >= 0) ++seen[i];
+    return !(i == 2 && seen[i] == 2);
+  });
+  CHECK(stopped[2].stop_reason == StopReason::callback);
+  CHECK(stopped[2].tokens.size() == 2);
+  for (std::size_t i : {std::size_t(0), std::size_t(1), std::size_t(3)}) {
+    INFO("prompt " << i);
+    CHECK(seen[i] == 10);
+    check_same_run(stopped[i], gemma3::generate(t.model, t.tok, prompts[i], o));
+  }
+}
+
+TEST_CASE("generate_batch: sampling, sequence i seeded with seed + i", "[generate][batch]") {
+  Tiny t;
+  GenerateOptions o = sampling_opts(12, 77);
+  const std::vector<std::vector<int>> prompts = {t.prompt, t.prompt, {t.prompt[0], t.prompt[1]}};
+  const auto a = gemma3::generate_batch(t.model, t.tok, prompts, o);
+  CHECK(gemma3::generate_batch(t.model, t.tok, prompts, o)[1].tokens == a[1].tokens);  // reproducible
+  CHECK(a[0].tokens != a[1].tokens);  // the same prompt, another seed
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    GenerateOptions alone = o;
+    alone.sampling.seed = o.sampling.seed + i;
+    INFO("prompt " << i);
+    check_same_run(a[i], gemma3::generate(t.model, t.tok, prompts[i], alone));
+  }
+}
+
+TEST_CASE("generate_batch: a bad prompt anywhere is refused before any work", "[generate][batch]") {
+  Tiny t;
+  CHECK_THROWS_AS(gemma3::generate_batch(t.model, t.tok, {}, greedy_opts(2)), std::invalid_argument);
+  std::string what;
+  try {
+    gemma3::generate_batch(t.model, t.tok, {t.prompt, {1, 512}}, greedy_opts(2));
+  } catch (const std::invalid_argument& e) {
+    what = e.what();
+  }
+  CHECK(what.find("prompt 1") != std::string::npos);
+  CHECK_THROWS_AS(gemma3::generate_batch(t.model, t.tok, {t.prompt, {}}, greedy_opts(2)), std::invalid_argument);
+  GenerateOptions o = greedy_opts(2);
+  o.max_context = 10;
+  CHECK_THROWS_AS(gemma3::generate_batch(t.model, t.tok, {{5, 6}, t.prompt}, o), std::length_error);
+  o.max_new_tokens = -1;
+  CHECK_THROWS_AS(gemma3::generate_batch(t.model, t.tok, {{5, 6}}, o), std::invalid_argument);
 }

@@ -39,6 +39,25 @@ check "generate: generated ids printed" has "$out/gen_err" "[generated ids (8):"
 check "generate: no progress bar into a pipe" lacks "$out/gen_err" "loading ["
 check "generate: no carriage returns into a pipe" test "$(tr -cd '\r' <"$out/gen_err" | wc -c)" -eq 0
 check "generate: the continuation is text (8 tokens, several words)" test "$(wc -w <"$out/gen")" -ge 4
+# --prompts-file: the prompts generated together (decode batches) give each prompt's own greedy ids.
+printf 'The capital of France is\n\nOnce upon a time\n' >"$out/prompts.txt"
+"$bin/gemma3-cli" generate --model "$model" --prompts-file "$out/prompts.txt" --greedy --max-tokens 8 \
+  --print-ids --threads 2 >"$out/batch" 2>"$out/batch_err"
+check "generate --prompts-file: exit 0" test $? -eq 0
+check "generate --prompts-file: the first answer, numbered" has "$out/batch" "[1/2] The capital of France is"
+check "generate --prompts-file: the second answer (empty line skipped)" has "$out/batch" "[2/2] Once upon a time"
+"$bin/gemma3-cli" generate --model "$model" --prompt "Once upon a time" --greedy --max-tokens 8 \
+  --print-ids --threads 2 >/dev/null 2>"$out/alone_err"
+check "generate --prompts-file: the same greedy ids as the prompt alone" \
+  test "$(grep 'generated ids' "$out/batch_err" | sed -n 2p)" = "$(grep 'generated ids' "$out/alone_err")"
+check "generate --prompts-file: the first also equals the single-prompt run above" \
+  test "$(grep 'generated ids' "$out/batch_err" | sed -n 1p)" = "$(grep 'generated ids' "$out/gen_err")"
+"$bin/gemma3-cli" generate --model "$model" --prompts-file "$out/prompts.txt" --prompt "x" >"$out/batch_bad" 2>&1
+check "generate --prompts-file with --prompt: refused" test $? -eq 2
+: >"$out/empty.txt"
+"$bin/gemma3-cli" generate --model "$model" --prompts-file "$out/empty.txt" >"$out/batch_empty" 2>&1
+check "generate --prompts-file of no prompts: fails" test $? -eq 1
+check "generate --prompts-file of no prompts: says why" has "$out/batch_empty" "expected prompts (one per line), found none"
 "$bin/gemma3-cli" generate --model "$model" --prompt "x" --raw --chat >"$out/bad" 2>&1
 check "generate: --raw with --chat is refused" test $? -eq 2
 check "generate: ... saying why" has "$out/bad" "--raw and --chat contradict each other"
