@@ -78,17 +78,18 @@ TEST_CASE("matvec, matmul and linear equal the scalar matvec for every dtype", "
   const int cols = 37;
   std::vector<unsigned char> bytes;
   const gemma3::Weight W = random_weight(dtype, rows, cols, bytes, rng);
-  Matrix X = Matrix::Random(5, cols);  // [T, in]
+  const int T = 12;  // more than kernels/matmul.hpp's kFewTokens: the GEMM path
+  Matrix X = Matrix::Random(T, cols);  // [T, in]
 
-  Matrix ref(5, rows);
-  for (int t = 0; t < 5; ++t) gemma3::matvec_scalar(W, X.row(t).data(), ref.row(t).data());
+  Matrix ref(T, rows);
+  for (int t = 0; t < T; ++t) gemma3::matvec_scalar(W, X.row(t).data(), ref.row(t).data());
 
   Matrix Y;
   gemma3::matmul(W, X, Y);
   INFO(gemma3::dtype_name(dtype) << " rows " << rows);
   CHECK((Y - ref).cwiseAbs().maxCoeff() <= 1e-5f * std::max(1.0f, ref.cwiseAbs().maxCoeff()));
 
-  for (int t = 0; t < 5; ++t) {
+  for (int t = 0; t < T; ++t) {
     std::vector<float> y(static_cast<std::size_t>(rows));
     gemma3::matvec(W, X.row(t).data(), y.data());
     for (int r = 0; r < rows; ++r) CHECK(y[std::size_t(r)] == Approx(ref(t, r)).margin(1e-5));

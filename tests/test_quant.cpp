@@ -305,7 +305,7 @@ TEST_CASE("f16 narrowing: SIMD == scalar, round to nearest even", "[quant]") {
 TEST_CASE("matvec and matmul on quantized weights", "[quant][kernels]") {
   const DType t = GENERATE(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
                            DType::Q6_K);
-  const std::int64_t rows = 300, cols = 512, T = 5;  // 300 rows: several chunks, a ragged last tile
+  const std::int64_t rows = 300, cols = 512, T = 12;  // 300 rows: several chunks, a ragged last tile; 12 tokens: the GEMM path
   Rng rng(400 + std::uint64_t(t));
   const std::vector<unsigned char> bytes = quant_test::random_blocks(t, rows, cols, rng);
   const Weight W = quant_test::weight_view(t, rows, cols, bytes);
@@ -339,10 +339,42 @@ TEST_CASE("matvec and matmul on quantized weights", "[quant][kernels]") {
   }
 }
 
-// matmul of 2 or 3 tokens (a small decode batch, Gemma3ForCausalLM::decode_batch) runs
+// The many-token fused dots (fdot_many_<type>_avx2) against the one-token ones they
+// stand for: the same bits for every token, 1 to 4 tokens per call.
+TEST_CASE("fused many-token dots equal the one-token fused dots bit for bit", "[quant]") {
+  const DType t = GENERATE(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
+                           DType::Q6_K);
+  for (Isa isa : simd_isas()) {
+    const gemma3::quant::FusedDotManyFn many = gemma3::quant::fused_dot_many(t, isa);
+    const gemma3::quant::FusedDotFn one = gemma3::quant::fused_dot(t, isa);
+    if (!many) continue;
+    REQUIRE(one);
+    for (std::int64_t cols : {256, 512, 768, 2304}) {  // odd and even numbers of 32-blocks, 1 to 9 super-blocks
+      Rng rng(900 + std::uint64_t(t) + std::uint64_t(cols));
+      const std::vector<unsigned char> bytes = quant_test::random_blocks(t, 3, cols, rng);
+      const Weight W = quant_test::weight_view(t, 3, cols, bytes);
+      const std::int64_t nb = cols / 32;
+      std::vector<float> x(std::size_t(4 * cols)), xs(std::size_t(4 * nb));
+      for (float& v : x) v = rng.uniform(-2.0f, 2.0f);
+      for (int k = 0; k < 4; ++k) gemma3::quant::block_sums_32(x.data() + k * cols, xs.data() + k * nb, cols, isa);
+      for (int nt = 1; nt <= 4; ++nt)
+        for (std::int64_t r = 0; r < 3; ++r) {
+          float y[4];
+          many(W.row_ptr(r), x.data(), cols, xs.data(), nb, nt, y, cols);
+          for (int k = 0; k < nt; ++k) {
+            INFO(gemma3::dtype_name(t) << " " << gemma3::isa_name(isa) << ", cols " << cols << ", " << nt
+                                       << " tokens, token " << k);
+            CHECK(y[k] == one(W.row_ptr(r), x.data() + k * cols, xs.data() + k * nb, cols));
+          }
+        }
+    }
+  }
+}
+
+// matmul of 2 to 8 tokens (a small decode batch, Gemma3ForCausalLM::decode_batch) runs
 // matvec's dot for each token, so each row of its result is matvec's, bit for bit --
 // except with int16 activations on avx512 / wasm, where matmul is the int16 GEMM.
-TEST_CASE("matmul of 2 or 3 tokens is matvec for each token, bit for bit", "[quant][kernels]") {
+TEST_CASE("matmul of 2 to 8 tokens is matvec for each token, bit for bit", "[quant][kernels]") {
   const DType t = GENERATE(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
                            DType::Q6_K, DType::BF16, DType::F16);
   const std::int64_t rows = 300, cols = 512;
@@ -354,7 +386,7 @@ TEST_CASE("matmul of 2 or 3 tokens is matvec for each token, bit for bit", "[qua
   isas.insert(isas.begin(), Isa::scalar);
   for (Isa isa : isas)
   for (bool int16 : {false, true})
-  for (std::int64_t T : {2, 3})
+  for (std::int64_t T : {2, 3, 5, 8})
   for (int threads : {1, 3}) {
     const bool q16_gemm = int16 && (isa == Isa::avx512 || isa == Isa::wasm_simd128) && gemma3::dtype_is_quantized(t);
     if (q16_gemm) continue;
@@ -378,7 +410,7 @@ TEST_CASE("matmul of 2 or 3 tokens is matvec for each token, bit for bit", "[qua
 
 TEST_CASE("plain dtypes: matvec and matmul with every Isa and thread count", "[quant][kernels]") {
   const DType t = GENERATE(DType::F32, DType::BF16, DType::F16);
-  const std::int64_t rows = 257, cols = 200, T = 4;
+  const std::int64_t rows = 257, cols = 200, T = 12;  // 12 tokens: matmul's GEMM path (kernels/matmul.hpp)
   Rng rng(500 + std::uint64_t(t));
   const std::vector<unsigned char> bytes = random_plain(t, rows * cols, rng);
   const Weight W = quant_test::weight_view(t, rows, cols, bytes);

@@ -26,10 +26,12 @@
 //   split, so results do not depend on the thread count.
 //
 // matmul (prefill, T > 1) on bf16 / f16 / quantized weights:
-//   2 or 3 tokens (a small decode batch) without int16 activations: matvec's dot of
-//     each row for each token, the row read from memory once (bit for bit matvec's
-//     result for each token; the GEMM below pays for widening the weights, which 2 or
-//     3 tokens do not repay: docs/performance.md);
+//   2 to 8 tokens (a small decode batch) without int16 activations: matvec's dot of
+//     each row for each token, the row read from memory once; on AVX2 the quantized
+//     types widen each block once for 4 tokens at a time (kernels/fdot.hpp's
+//     fdot_many). Bit for bit matvec's result for each token. The GEMM below widens
+//     whole rows to float32 first, which so few tokens do not repay
+//     (docs/performance.md);
 //   int16 GEMM (Isa::avx512 or Isa::wasm_simd128, int16): X is quantized once to int16
 //     blocks and multiplied by 16-row tiles of W packed to int16 pairs (VNNI's
 //     vpdpwssd, or SIMD128's i32x4.dot_i16x8_s; kernels/gemm_q16.hpp); threads split
@@ -77,7 +79,7 @@ inline void matvec_scalar(const Weight& W, const float* x, float* y) {
 
 namespace detail {
 constexpr std::int64_t kRowBlock = 64;               // rows widened per step for the GEMM paths
-constexpr std::int64_t kFewTokens = 3;               // up to this many tokens matmul runs matvec's dots
+constexpr std::int64_t kFewTokens = 8;               // up to this many tokens matmul runs matvec's dots
 constexpr std::size_t kParallelMinBytes = 64 << 10;  // smaller weights: one thread (waking costs more)
 constexpr std::size_t kChunkMinBytes = 16 << 10;     // a chunk of rows reads at least this much
 
@@ -292,8 +294,8 @@ inline void matmul(const Weight& W, const Matrix& X, Matrix& Y, Isa isa, ThreadP
 
   if (T <= detail::kFewTokens) {  // a small decode batch: matvec's dot for each token
     // Each weight row is read from memory once and dotted with the T tokens while it
-    // is in cache, by the dot matvec uses, so row t of Y is matvec(W, X.row(t)) bit
-    // for bit. Widening rows for a GEMM costs more than the GEMM saves at this size.
+    // is in cache, by the dot matvec uses (or its many-token twin, which runs the same
+    // operations per token), so row t of Y is matvec(W, X.row(t)) bit for bit.
     const quant::FusedDotFn fused =
         dtype_is_quantized(W.dtype) && isa != Isa::scalar ? quant::fused_dot(W.dtype, isa) : nullptr;
     const std::int64_t nb = cols / quant::QK;
@@ -301,6 +303,19 @@ inline void matmul(const Weight& W, const Matrix& X, Matrix& Y, Isa isa, ThreadP
     if (fused) {
       xs.resize(std::size_t(T * nb));
       for (std::int64_t t = 0; t < T; ++t) quant::block_sums_32(X.row(t).data(), xs.data() + t * nb, cols, isa);
+    }
+    const quant::FusedDotManyFn many = fused ? quant::fused_dot_many(W.dtype, isa) : nullptr;
+    if (many) {  // each block of a row widened once for 4 tokens at a time (kernels/fdot.hpp)
+      pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
+        float y[4];
+        for (std::int64_t r = r0; r < r1; ++r)
+          for (std::int64_t t0 = 0; t0 < T; t0 += 4) {
+            const int nt = int(std::min<std::int64_t>(4, T - t0));
+            many(W.row_ptr(r), X.row(t0).data(), cols, xs.data() + t0 * nb, nb, nt, y, cols);
+            for (int t = 0; t < nt; ++t) Y(t0 + t, r) = y[t];
+          }
+      }, detail::rows_per_chunk(W, T));
+      return;
     }
     const bool widen = !fused && dtype_is_quantized(W.dtype);  // matvec dequantizes a row, then an f32 dot
     const quant::RowDotFn dot = quant::row_kernels(widen ? DType::F32 : W.dtype).for_isa(isa);
