@@ -188,7 +188,7 @@ TEST_CASE("generate: a prompt longer than the context fails before running", "[g
   CHECK(r.tokens.size() == 3);  // 20 + 2 decoded = 22 positions, plus the token drawn from the last logits
 }
 
-TEST_CASE("generate: kv_dtype picks the fresh cache's precision; greedy text is kept here", "[generate][kv]") {
+TEST_CASE("generate: kv_dtype picks the fresh cache's precision, greedy text is kept here", "[generate][kv]") {
   Tiny t;
   GenerateOptions o = greedy_opts(8);
   const auto a = gemma3::generate(t.model, t.tok, t.prompt, o);

@@ -343,7 +343,7 @@ TEST_CASE("gguf: a file written by gguf-py reads back: every value type, nested 
   CHECK(gemma3::bf16_to_f32(b[1]) == -3.0f);
 }
 
-TEST_CASE("gguf model: a tiny gemma3 written by gguf-py loads; weights are views, norms are stored - 1", "[gguf]") {
+TEST_CASE("gguf model: a tiny gemma3 written by gguf-py loads, weights are views, norms are stored - 1", "[gguf]") {
   const std::string path = gguf_fixture("tiny_gemma3_q8_0.gguf");
   const GgufFile g(path);
   const gemma3::Gemma3TextConfig c = gemma3::config_from_gguf(g);

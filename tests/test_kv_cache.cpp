@@ -9,7 +9,7 @@
 #include <cmath>
 #include <vector>
 
-TEST_CASE("sliding mask: W keys including the query; global mask: causal", "[kv]") {
+TEST_CASE("sliding mask: W keys including the query, global mask: causal", "[kv]") {
   const int W = 3;
   for (int q = 0; q < 10; ++q)
     for (int k = 0; k < 10; ++k) {
@@ -70,7 +70,7 @@ TEST_CASE("a cache longer than the model's context is refused", "[kv]") {
   CHECK_THROWS_AS(gemma3::KVCache(gemma3::gemma3_1b(), 0), std::invalid_argument);
 }
 
-TEST_CASE("a float16 cache: half the bytes; rows come back rounded to float16", "[kv]") {
+TEST_CASE("a float16 cache: half the bytes, rows come back rounded to float16", "[kv]") {
   const gemma3::Gemma3TextConfig c = gemma3::gemma3_1b();
   const gemma3::KVCache f32(c, 4096), f16(c, 4096, gemma3::DType::F16);
   CHECK(f16.dtype() == gemma3::DType::F16);

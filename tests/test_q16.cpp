@@ -92,7 +92,7 @@ TEST_CASE("q16 quantizer: within half a step, |q| <= 16383, avx512 equals scalar
   }
 }
 
-TEST_CASE("q16 byte split: q = 256 hi + lo, per-block d * sum q; avx512 equals scalar", "[quant][q16]") {
+TEST_CASE("q16 byte split: q = 256 hi + lo, per-block d * sum q, avx512 equals scalar", "[quant][q16]") {
   Rng rng(17);
   const std::int64_t n = 21 * 32;  // an odd number of blocks
   std::vector<float> x = activations(n, rng);
@@ -130,7 +130,7 @@ TEST_CASE("q16 byte split: q = 256 hi + lo, per-block d * sum q; avx512 equals s
   }
 }
 
-TEST_CASE("q16 unpacking: scale * u + min is the dequantized weight; avx512 equals scalar", "[quant][q16]") {
+TEST_CASE("q16 unpacking: scale * u + min is the dequantized weight, avx512 equals scalar", "[quant][q16]") {
   for (DType t : quant_test::block_types()) {
     INFO(gemma3::dtype_name(t));
     Rng rng(1600 + std::uint64_t(t));
@@ -162,7 +162,7 @@ TEST_CASE("q16 unpacking: scale * u + min is the dequantized weight; avx512 equa
   }
 }
 
-TEST_CASE("q16 dots: within the rounding bound of the float product; avx512 equals scalar", "[quant][q16]") {
+TEST_CASE("q16 dots: within the rounding bound of the float product, avx512 equals scalar", "[quant][q16]") {
   for (DType t : quant_test::block_types()) {
     INFO(gemma3::dtype_name(t));
     Rng rng(1700 + std::uint64_t(t));

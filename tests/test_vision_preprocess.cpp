@@ -208,7 +208,7 @@ TEST_CASE("preprocess: shapes and the value formula k / 127.5 - 1", "[vision]") 
 }
 
 #ifdef GEMMA3_HAVE_IMAGE_DECODERS
-TEST_CASE("image files -> pixel values equal the PIL processor's (PNG gray, gray+alpha, RGB, RGBA, palette; BMP; JPEG)",
+TEST_CASE("image files -> pixel values equal the PIL processor's (PNG gray, gray+alpha, RGB, RGBA, palette, BMP, JPEG)",
           "[vision]") {
   const std::string dir = fixtures::path("vision_images");
   for (const char* file : {"rgb.png", "gray.png", "gray_alpha.png", "rgba.png", "palette.png", "rgb.bmp", "photo.jpg"}) {
