@@ -36,6 +36,10 @@ namespace quant {
 // row . x with x float32; xsum [n / 32] = block_sums_32(x).
 using FusedDotFn = float (*)(const void* row, const float* x, const float* xsum, std::int64_t n);
 
+// The same for nt <= 4 tokens: y[t] = row . (x + t * ldx), xsum + t * ldxs its block sums.
+using FusedDotManyFn = void (*)(const void* row, const float* x, std::int64_t ldx, const float* xsum,
+                                std::int64_t ldxs, int nt, float* y, std::int64_t n);
+
 // xsum[b] = sum of x[32 b .. 32 b + 31], n a multiple of 32.
 inline void block_sums_32_scalar(const float* x, float* xsum, std::int64_t n) {
   for (std::int64_t b = 0; b < n / QK; ++b) {
@@ -251,10 +255,6 @@ GEMMA3_TARGET_AVX2 inline float fdot_q6_K_avx2(const void* row, const float* x, 
 // where nt calls of fdot_<type>_avx2 would unpack and widen it nt times. Each token's
 // sums run in the same order, through the same operations, as fdot_<type>_avx2's, so y[t]
 // equals fdot_<type>_avx2(row, x_t, xsum_t, n) bit for bit (tests/test_quant.cpp).
-
-// Many-token twin of FusedDotFn.
-using FusedDotManyFn = void (*)(const void* row, const float* x, std::int64_t ldx, const float* xsum,
-                                std::int64_t ldxs, int nt, float* y, std::int64_t n);
 
 namespace avx2 {
 
