@@ -23,6 +23,7 @@
 // Pinned by tests/test_quant.cpp ("fused float dots").
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "../quant/quant.hpp"
@@ -86,6 +87,13 @@ GEMMA3_TARGET_AVX2 inline __m256 fsum32(const void* q, const float* x) {
   return _mm256_add_ps(a, b);
 }
 
+// summ + m0 * xs0 + m1 * xs1 (m0, m1 float16) as two explicit FMAs: the minimums' part of
+// a legacy block pair, rounded the same way wherever it is inlined (a plain expression
+// leaves the FMA contraction to the compiler, which may choose differently per caller).
+GEMMA3_TARGET_AVX2 inline float min_sum2(float summ, std::uint16_t m0, float xs0, std::uint16_t m1, float xs1) {
+  return std::fma(f16(m1), xs1, std::fma(f16(m0), xs0, summ));
+}
+
 // The same for 32 bytes held in a register (no round trip through memory).
 template <bool Signed>
 GEMMA3_TARGET_AVX2 inline __m256 widen8r(__m128i t) {
@@ -141,11 +149,11 @@ GEMMA3_TARGET_AVX2 inline float fdot_legacy_avx2(const void* row, const float* x
   for (; b + 1 < nb; b += 2) {
     acc0 = _mm256_fmadd_ps(avx2::fsum32r<Signed>(unpack(w[b]), x + b * QK), _mm256_set1_ps(avx2::f16(w[b].d)), acc0);
     acc1 = _mm256_fmadd_ps(avx2::fsum32r<Signed>(unpack(w[b + 1]), x + (b + 1) * QK), _mm256_set1_ps(avx2::f16(w[b + 1].d)), acc1);
-    if constexpr (HasMin) summ += avx2::f16(w[b].m) * xsum[b] + avx2::f16(w[b + 1].m) * xsum[b + 1];
+    if constexpr (HasMin) summ = avx2::min_sum2(summ, w[b].m, xsum[b], w[b + 1].m, xsum[b + 1]);
   }
   for (; b < nb; ++b) {
     acc0 = _mm256_fmadd_ps(avx2::fsum32r<Signed>(unpack(w[b]), x + b * QK), _mm256_set1_ps(avx2::f16(w[b].d)), acc0);
-    if constexpr (HasMin) summ += avx2::f16(w[b].m) * xsum[b];
+    if constexpr (HasMin) summ = std::fma(avx2::f16(w[b].m), xsum[b], summ);
   }
   (void)xsum;
   return avx2::hsum(_mm256_add_ps(acc0, acc1)) + summ;
@@ -201,7 +209,7 @@ GEMMA3_TARGET_AVX2 inline float fdot_k4_avx2(const std::uint8_t* base, std::size
     const float d = avx2::f16(w4.d), dmin = avx2::f16(w4.dmin);
     // the minimums: dmin * sum_j m_j * xsum_j
     const __m256 mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8))));
-    summ += dmin * avx2::hsum(_mm256_mul_ps(mins, _mm256_loadu_ps(xsum)));
+    summ = std::fma(dmin, avx2::hsum(_mm256_mul_ps(mins, _mm256_loadu_ps(xsum))), summ);
     __m256i hb = Q5 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const block_q5_K*>(blk)->qh))
                     : _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
@@ -329,7 +337,7 @@ GEMMA3_TARGET_AVX2 inline void fdot_many_legacy_avx2(const void* row, const floa
       acc1[t] = _mm256_fmadd_ps(avx2::dot32(wb, xt + (b + 1) * QK), db, acc1[t]);
       if constexpr (HasMin) {
         const float* xs = xsum + t * ldxs;
-        summ[t] += avx2::f16(w[b].m) * xs[b] + avx2::f16(w[b + 1].m) * xs[b + 1];
+        summ[t] = avx2::min_sum2(summ[t], w[b].m, xs[b], w[b + 1].m, xs[b + 1]);
       }
     }
   }
@@ -338,7 +346,7 @@ GEMMA3_TARGET_AVX2 inline void fdot_many_legacy_avx2(const void* row, const floa
     const __m256 da = _mm256_set1_ps(avx2::f16(w[b].d));
     for (int t = 0; t < NT; ++t) {
       acc0[t] = _mm256_fmadd_ps(avx2::dot32(wa, x + t * ldx + b * QK), da, acc0[t]);
-      if constexpr (HasMin) summ[t] += avx2::f16(w[b].m) * xsum[t * ldxs + b];
+      if constexpr (HasMin) summ[t] = std::fma(avx2::f16(w[b].m), xsum[t * ldxs + b], summ[t]);
     }
   }
   (void)xsum;
@@ -365,7 +373,7 @@ GEMMA3_TARGET_AVX2 inline void fdot_many_k4_avx2(const std::uint8_t* base, std::
     const float d = avx2::f16(w4.d), dmin = avx2::f16(w4.dmin);
     const __m256 mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8))));
     for (int t = 0; t < NT; ++t)
-      summ[t] += dmin * avx2::hsum(_mm256_mul_ps(mins, _mm256_loadu_ps(xsum + t * ldxs + 8 * b)));
+      summ[t] = std::fma(dmin, avx2::hsum(_mm256_mul_ps(mins, _mm256_loadu_ps(xsum + t * ldxs + 8 * b))), summ[t]);
     __m256i hb = Q5 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const block_q5_K*>(blk)->qh))
                     : _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
