@@ -164,6 +164,27 @@ TEST_CASE("cuda plan: a sliding layer's ring holds every earlier key a chunk's q
   REQUIRE(plan::rows_kept(false, 100, 60).begin == 0);
 }
 
+TEST_CASE("cuda plan: a decode batch shares one ring length exactly when every held position keeps its slot",
+          "[cuda][plan]") {
+  // Caches as KVCache makes them: a sliding layer's ring has min(W, max_cache_len) rows.
+  int shared = 0, refused = 0;
+  for (bool ring : {false, true})
+    for (int window : {1, 3, 8})
+      for (int len = 1; len <= 12; ++len)
+        for (int capacity = 1; capacity <= 12; ++capacity) {
+          const int own = ring ? std::min(window, len) : len;
+          if (capacity < own) continue;  // the batch's largest
+          bool same = true;
+          for (int p = 0; p < len; ++p)
+            same = same && gemma3::cuda::cache_slot(ring, own, p) == gemma3::cuda::cache_slot(ring, capacity, p);
+          INFO("ring " << ring << ", W " << window << ", max_cache_len " << len << ", capacity " << capacity);
+          CHECK(gemma3::cuda::shares_ring_slots(ring, own, len, capacity) == same);
+          (same ? shared : refused) += 1;
+        }
+  CHECK(shared > 0);
+  CHECK(refused > 0);  // both answers occur
+}
+
 TEST_CASE("cuda plan: decode splits partition the key tiles", "[cuda][plan]") {
   for (int n = 0; n < 80; ++n)
     for (int splits = 1; splits < 70; ++splits) {

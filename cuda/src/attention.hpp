@@ -5,7 +5,14 @@
 //   q, out      [batch * T, num_heads * head_dim]      float32 activations
 //   k_new/v_new [T, num_kv_heads * head_dim]           float32: this call's keys/values (prefill)
 //   k/v cache   [batch][capacity][num_kv_heads * head_dim]  bf16 or f16, seq_stride elements
-//               between sequences; key position p in slot cache_slot(ring, capacity, p)
+//               between sequences; key position p in slot cache_slot(ring, capacity, p).
+//               Or, in decode and kv_append, one allocation per sequence: k_caches[b] /
+//               v_caches[b] (device arrays of pointers) hold sequence b's rows
+//               [capacity_b][num_kv_heads * head_dim]. `capacity` is then the largest
+//               capacity_b; a sequence whose ring is shorter (sliding: capacity_b =
+//               min(W, its max_cache_len) < W) never wraps, so p mod capacity = p for
+//               every position it holds, as its own p mod capacity_b; the caller checks
+//               that every position lies inside its own sequence's cache.
 //
 // A call's keys: positions < pos0 come from the cache, positions >= pos0 from k_new /
 // v_new (rounded to the cache type as they are read, so the result is what reading them
@@ -50,6 +57,11 @@ struct AttentionArgs {
   void* v_cache = nullptr;
   long long seq_stride = 0;  // elements between sequences' caches (capacity * num_kv_heads * head_dim)
   int capacity = 0;          // rows; the ring's C on a sliding layer (ring == sliding)
+  // ---- or each sequence's own cache (decode and kv_append only; then k_cache, v_cache
+  // and seq_stride are unused and must be null / 0): device arrays [batch] of 16-byte
+  // aligned row pointers, one cache allocation per sequence
+  void* const* k_caches = nullptr;
+  void* const* v_caches = nullptr;
 
   // ---- image groups (prefill only; null for text)
   const int* group = nullptr;     // device [T]: image group of query t, -1 for text

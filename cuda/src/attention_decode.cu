@@ -19,7 +19,9 @@
 //   splits   [ CTA 0     ][ CTA 1     ][ CTA 2   ][ CTA 3   ]     (splits = 4)
 //
 // `splits` is planned on the host from the longest sequence (max_position); a shorter
-// sequence has fewer tiles, and its last CTAs get empty ranges.
+// sequence has fewer tiles, and its last CTAs get empty ranges. Sequence b's cache rows
+// start b seq_stride into the one allocation, or at k_caches[b] / v_caches[b] when each
+// sequence owns its cache (kv_types.cuh sequence_rows; the model's decode batches).
 //
 // Inside a CTA (kThreads = 4 warps), a walker is kLanes = head_dim / 8 lanes (a warp for
 // head_dim 256, a half-warp for 128); each lane holds 8 consecutive dims (one 16-byte
@@ -51,6 +53,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -83,6 +86,8 @@ struct DecodeParams {
   const void* k_cache;  // [batch][capacity][num_kv_heads * head_dim], seq_stride apart
   const void* v_cache;
   long long seq_stride;
+  void* const* k_caches;  // [batch] each sequence's rows, or null (then k_cache)
+  void* const* v_caches;
   int capacity;
   int num_heads, num_kv_heads;
   float scale, softcap;
@@ -172,9 +177,9 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
   }
 
   const long long row = static_cast<long long>(p.num_kv_heads) * D;  // elements per cache row
-  const long long head = static_cast<long long>(b) * p.seq_stride + kvh * D + d0;
-  const Elem* kp = static_cast<const Elem*>(p.k_cache) + head;
-  const Elem* vp = static_cast<const Elem*>(p.v_cache) + head;
+  const long long head = static_cast<long long>(kvh) * D + d0;
+  const Elem* kp = sequence_rows<const Elem>(p.k_cache, p.k_caches, p.seq_stride, b) + head;
+  const Elem* vp = sequence_rows<const Elem>(p.v_cache, p.v_caches, p.seq_stride, b) + head;
 
   // Step `base`: walker w takes keys base + w + u NW, u < kUnroll. The loop runs while
   // the warp's first walker has a key, so every lane of a warp runs the same steps (the
@@ -325,6 +330,8 @@ struct AppendParams {
   void* k_cache;  // [batch][capacity][width], seq_stride apart
   void* v_cache;
   long long seq_stride;
+  void* const* k_caches;  // [batch] each sequence's rows, or null (then k_cache)
+  void* const* v_caches;
   int capacity;
   int width;  // num_kv_heads * head_dim
   int T;
@@ -342,11 +349,10 @@ __global__ void __launch_bounds__(kAppendThreads) kv_append_kernel(const AppendP
   const int b = r / p.kept, t = p.kept_begin + r % p.kept;
   const int pos = (p.positions ? p.positions[b] : p.pos0) + t;
   if (pos < 0 || (!p.sliding && pos >= p.capacity)) return;  // outside the cache: stores nothing
-  const long long dst = static_cast<long long>(b) * p.seq_stride +
-                        static_cast<long long>(cache_slot(p.sliding, p.capacity, pos)) * p.width;
+  const long long dst = static_cast<long long>(cache_slot(p.sliding, p.capacity, pos)) * p.width;
   const long long src = (static_cast<long long>(b) * p.T + t) * p.width;
-  Elem* kc = static_cast<Elem*>(p.k_cache) + dst;
-  Elem* vc = static_cast<Elem*>(p.v_cache) + dst;
+  Elem* kc = sequence_rows<Elem>(p.k_cache, p.k_caches, p.seq_stride, b) + dst;
+  Elem* vc = sequence_rows<Elem>(p.v_cache, p.v_caches, p.seq_stride, b) + dst;
   for (int c = threadIdx.x; c < p.width; c += kAppendThreads) {
     kc[c] = KvTraits<KT>::from_float(p.k_rows[src + c]);
     vc[c] = KvTraits<KT>::from_float(p.v_rows[src + c]);
@@ -356,6 +362,17 @@ __global__ void __launch_bounds__(kAppendThreads) kv_append_kernel(const AppendP
 }  // namespace
 
 int decode_key_tile() { return kKeyTile; }
+
+void check_cache_pointers(const AttentionArgs& a, const std::function<void(const std::string&)>& fail) {
+  if ((a.k_caches == nullptr) != (a.v_caches == nullptr)) fail("k_caches and v_caches go together (both or neither)");
+  if (a.k_caches) {
+    if (a.k_cache || a.v_cache || a.seq_stride != 0)
+      fail("a call takes either one allocation (k_cache, v_cache, seq_stride) or each sequence's own (k_caches, "
+           "v_caches), not both");
+  } else if (!a.k_cache || !a.v_cache) {
+    fail("k_cache and v_cache (or k_caches and v_caches) must be set");
+  }
+}
 
 void check_decode_args(const AttentionArgs& a, const char* who, bool any_shape) {
   const auto fail = [&](const std::string& what) { throw std::invalid_argument(std::string(who) + ": " + what); };
@@ -369,7 +386,8 @@ void check_decode_args(const AttentionArgs& a, const char* who, bool any_shape) 
   const int G = a.num_heads / a.num_kv_heads;
   if (!any_shape && G != 1 && G != 2 && G != 4 && G != 8)
     fail("the GQA group num_heads / num_kv_heads must be 1, 2, 4 or 8, got " + str(G));
-  if (!a.q || !a.out || !a.k_cache || !a.v_cache) fail("q, out, k_cache and v_cache must all be set");
+  if (!a.q || !a.out) fail("q and out must both be set");
+  check_cache_pointers(a, fail);
   if (a.capacity < 1) fail("capacity must be >= 1, got " + str(a.capacity));
   if (a.sliding && a.window < 1) fail("a sliding layer needs window >= 1, got " + str(a.window));
   if (!std::isfinite(a.scale)) fail("scale must be finite");
@@ -383,6 +401,7 @@ void check_decode_args(const AttentionArgs& a, const char* who, bool any_shape) 
     fail(std::string(a.sliding ? "a sliding layer's ring" : "a global layer's cache") + " of capacity " +
          str(a.capacity) + " cannot hold the " + str(rows) + " keys of position " + str(pmax));
   const long long row = static_cast<long long>(a.num_kv_heads) * a.head_dim;
+  if (a.k_caches) return;  // each sequence's own rows: no stride; their alignment is the caller's word
   if (a.batch > 1 && a.seq_stride < a.capacity * row)
     fail("seq_stride (" + str(a.seq_stride) + ") must be >= capacity * num_kv_heads * head_dim (" +
          str(a.capacity * row) + ")");
@@ -426,6 +445,8 @@ void attention_decode(const AttentionArgs& a, int num_sms, cudaStream_t stream) 
   p.k_cache = a.k_cache;
   p.v_cache = a.v_cache;
   p.seq_stride = a.seq_stride;
+  p.k_caches = a.k_caches;
+  p.v_caches = a.v_caches;
   p.capacity = a.capacity;
   p.num_heads = a.num_heads;
   p.num_kv_heads = a.num_kv_heads;
@@ -461,10 +482,11 @@ void kv_append(const AttentionArgs& a, const float* k_rows, const float* v_rows,
   if (a.num_kv_heads < 1 || a.head_dim < 1)
     fail("num_kv_heads and head_dim must be >= 1, got " + str(a.num_kv_heads) + ", " + str(a.head_dim));
   if (a.capacity < 1) fail("capacity must be >= 1, got " + str(a.capacity));
-  if (!k_rows || !v_rows || !a.k_cache || !a.v_cache) fail("k_rows, v_rows, k_cache and v_cache must all be set");
+  if (!k_rows || !v_rows) fail("k_rows and v_rows must both be set");
+  check_cache_pointers(a, fail);
   const long long width = static_cast<long long>(a.num_kv_heads) * a.head_dim;
   if (width > (1 << 30)) fail("num_kv_heads * head_dim too large");
-  if (a.batch > 1 && a.seq_stride < a.capacity * width)
+  if (!a.k_caches && a.batch > 1 && a.seq_stride < a.capacity * width)
     fail("seq_stride (" + str(a.seq_stride) + ") must be >= capacity * num_kv_heads * head_dim (" +
          str(a.capacity * width) + ")");
   const long long pmax = max_pos(a);
@@ -484,6 +506,8 @@ void kv_append(const AttentionArgs& a, const float* k_rows, const float* v_rows,
   p.k_cache = a.k_cache;
   p.v_cache = a.v_cache;
   p.seq_stride = a.seq_stride;
+  p.k_caches = a.k_caches;
+  p.v_caches = a.v_caches;
   p.capacity = a.capacity;
   p.width = static_cast<int>(width);
   p.T = a.T;

@@ -33,6 +33,8 @@ struct V1Params {
   const void* k_cache;  // [batch][capacity][num_kv_heads * head_dim], seq_stride apart
   const void* v_cache;
   long long seq_stride;
+  void* const* k_caches;  // [batch] each sequence's rows, or null (then k_cache)
+  void* const* v_caches;
   int capacity;
   int num_heads, num_kv_heads, head_dim;
   float scale, softcap;
@@ -74,9 +76,9 @@ __global__ void __launch_bounds__(kV1Warps * 32, 1) decode_v1_kernel(const V1Par
   float m = kNoScore, l = 0.f;
 
   const long long row = static_cast<long long>(p.num_kv_heads) * D;
-  const long long head = static_cast<long long>(b) * p.seq_stride + static_cast<long long>(kvh) * D;
-  const Elem* kc = static_cast<const Elem*>(p.k_cache) + head;
-  const Elem* vc = static_cast<const Elem*>(p.v_cache) + head;
+  const long long head = static_cast<long long>(kvh) * D;
+  const Elem* kc = sequence_rows<const Elem>(p.k_cache, p.k_caches, p.seq_stride, b) + head;
+  const Elem* vc = sequence_rows<const Elem>(p.v_cache, p.v_caches, p.seq_stride, b) + head;
   for (int j = k0 + warp; j <= last; j += kV1Warps) {  // j is the same across the warp
     const long long off = static_cast<long long>(cache_slot(p.sliding, p.capacity, j)) * row;
     float dot = 0.f;
@@ -149,6 +151,8 @@ void attention_decode_v1(const AttentionArgs& a, cudaStream_t stream) {
   p.k_cache = a.k_cache;
   p.v_cache = a.v_cache;
   p.seq_stride = a.seq_stride;
+  p.k_caches = a.k_caches;
+  p.v_caches = a.v_caches;
   p.capacity = a.capacity;
   p.num_heads = a.num_heads;
   p.num_kv_heads = a.num_kv_heads;

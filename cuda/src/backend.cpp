@@ -281,6 +281,9 @@ struct State {
   BufferNotes<Bf16Copy> bf16_copies;  // valid until the buffer is touched again (ptr())
   std::vector<int> positions;           // a decode batch's positions as last uploaded (rope_at)
   std::shared_ptr<void> positions_dev;  // the same on the device, int [positions.size()]
+  // A decode batch's cache rows, one table per layer: its sequences' k rows then v rows
+  // (void* [2 B] on the device), keyed by those pointers (so never stale), uploaded once.
+  std::map<std::vector<void*>, std::shared_ptr<void>> cache_tables;
 
   std::mutex store_mutex;  // the two maps below
   std::map<std::vector<WeightKey>, DeviceWeight> weights;
@@ -543,14 +546,8 @@ class CudaBackend final : public Backend {
       if (p < 0) throw std::invalid_argument("cuda backend: rope_at: position " + std::to_string(p));
     const std::vector<float>& f = rope.inv_freq();
     const float* fd = vector(f.data(), f.size());
-    if (positions != s_->positions || !s_->positions_dev) {
-      std::shared_ptr<void> dev = s_->pool->get(positions.size() * sizeof(int));
-      copy_to_device(dev.get(), positions.data(), positions.size() * sizeof(int));
-      s_->positions_dev = std::move(dev);
-      s_->positions = positions;
-    }
     cuda::rope(ptr(x), to_int(x.rows(), "rows"), to_int(x.cols() / D, "heads"), D, fd, 0, s_->stream,
-               static_cast<const int*>(s_->positions_dev.get()));
+               device_positions(positions));
   }
 
   void add(Activations& h, const Activations& x) const override {
@@ -669,14 +666,7 @@ class CudaBackend final : public Backend {
   void attention(const AttentionShape& shape, const AttentionMask& mask, const Activations& q, const Activations& k,
                  const Activations& v, LayerKVCache& cache, Activations& context) const override {
     const Step step(*this, "attention");
-    if (!cache.device || !std::get_deleter<CacheRowsDeleter>(cache.device))
-      throw std::invalid_argument(
-          "cuda backend: this KV cache was made by another backend (its rows are not on a CUDA device); make the "
-          "cache with the model's own new_cache()");
-    const CacheRows& rows = *static_cast<const CacheRows*>(cache.device.get());
-    if (rows.device != s_->device)
-      throw std::invalid_argument("cuda backend: this KV cache is on CUDA device " + std::to_string(rows.device) +
-                                  ", the backend on device " + std::to_string(s_->device));
+    const CacheRows& rows = device_rows(cache);
     const int NH = shape.num_attention_heads, KV = shape.num_key_value_heads, D = shape.head_dim;
     const int T = to_int(q.rows(), "tokens"), pos0 = mask.pos0;
     if (NH <= 0 || KV <= 0 || D <= 0 || NH % KV != 0 || q.cols() != Eigen::Index(NH) * D ||
@@ -731,15 +721,7 @@ class CudaBackend final : public Backend {
     }
 
     Activations out = make(T, Eigen::Index(NH) * D);  // [T, NH * D]
-    AttentionArgs a;
-    a.num_heads = NH;
-    a.num_kv_heads = KV;
-    a.head_dim = D;
-    a.scale = shape.scale;
-    a.softcap = shape.softcap ? float(*shape.softcap) : 0.f;
-    a.sliding = mask.sliding;
-    a.window = mask.sliding_window;
-    a.kv_type = rows.type;
+    AttentionArgs a = layer_args(shape, mask.sliding, mask.sliding_window, rows.type);
     a.batch = 1;
     a.T = T;
     a.q = ptr(q);
@@ -750,23 +732,11 @@ class CudaBackend final : public Backend {
     a.v_cache = rows.v;
     a.capacity = rows.capacity;
     a.seq_stride = (long long)rows.capacity * KV * D;
-    // The tuned kernels' shapes (head_dim 128 / 256, GQA group 1, 2, 4 or 8: every Gemma 3);
-    // the v1 kernels take any other (the tiny test models' head_dims 8, 16, 32).
-    const int G = shape.num_attention_heads / shape.num_key_value_heads;
-    const bool fast = (D == 128 || D == 256) && (G == 1 || G == 2 || G == 4 || G == 8);
 
     if (T == 1 && !mask.images) {  // decode: append, then read the cache alone
       if (fused) qk_norm_rope(a, qk, ptr(v), s_->stream);  // QK-norm, RoPE and the append
       else kv_append(a, ptr(k), ptr(v), s_->stream);
-      if (fast) {
-        const std::size_t bytes = attention_decode_workspace(a, s_->num_sms);
-        const std::shared_ptr<void> workspace = s_->pool->get(bytes);
-        a.workspace = workspace.get();
-        a.workspace_bytes = bytes;
-        attention_decode(a, s_->num_sms, s_->stream);
-      } else {
-        attention_decode_v1(a, s_->stream);
-      }
+      decode(a);
     } else {  // prefill: the cached keys and this chunk's, then append
       a.k_new = ptr(k);
       a.v_new = ptr(v);
@@ -783,16 +753,18 @@ class CudaBackend final : public Backend {
         a.last_key_max = pos0 + T - 1;
       }
       if (fused) qk_norm_rope(a, qk, nullptr, s_->stream);
-      if (fast) attention_prefill(a, s_->stream);
+      if (tuned_shape(a)) attention_prefill(a, s_->stream);
       else attention_prefill_v1(a, s_->stream);
       kv_append(a, ptr(k), ptr(v), s_->stream);
     }
     context = std::move(out);
   }
 
-  // A decode batch: each sequence's row through attention() (its own cache, its own
-  // position), the outputs gathered into context. The kernels take a batch of
-  // sequences, but in one cache allocation; the model's sequences each own a cache.
+  // A decode batch: row b of q, k, v is sequence b's token at positions[b], against its
+  // own cache. One kv_append and one decode launch serve every sequence: the kernels find
+  // each sequence's rows through a table of its cache pointers (AttentionArgs::k_caches).
+  // Caches one launch cannot share (element types that differ, or a sliding layer whose
+  // ring wraps at a shorter length than another's) run sequence by sequence instead.
   void attention_batch(const AttentionShape& shape, bool sliding, int sliding_window,
                        const std::vector<int>& positions, const Activations& q, const Activations& k,
                        const Activations& v, const std::vector<LayerKVCache*>& caches,
@@ -800,13 +772,70 @@ class CudaBackend final : public Backend {
     const Step step(*this, "attention_batch");
     require_batch(q.rows(), positions.size(), "cuda backend: attention_batch");
     require_batch(q.rows(), caches.size(), "cuda backend: attention_batch");
-    if (k.rows() != q.rows() || v.rows() != q.rows())
-      throw std::invalid_argument("cuda backend: attention_batch: q, k and v have different numbers of rows");
-    for (const LayerKVCache* c : caches)
-      if (!c) throw std::invalid_argument("cuda backend: attention_batch: a sequence has no KV cache");
+    const int NH = shape.num_attention_heads, KV = shape.num_key_value_heads, D = shape.head_dim;
+    if (NH <= 0 || KV <= 0 || D <= 0 || NH % KV != 0 || q.cols() != Eigen::Index(NH) * D ||
+        k.cols() != Eigen::Index(KV) * D || v.cols() != Eigen::Index(KV) * D || k.rows() != q.rows() ||
+        v.rows() != q.rows())
+      throw std::invalid_argument("cuda backend: attention_batch: q [" + std::to_string(q.rows()) + ", " +
+                                  std::to_string(q.cols()) + "], k [" + std::to_string(k.rows()) + ", " +
+                                  std::to_string(k.cols()) + "], v [" + std::to_string(v.rows()) + ", " +
+                                  std::to_string(v.cols()) + "] do not fit " + std::to_string(NH) + " heads, " +
+                                  std::to_string(KV) + " kv heads of " + std::to_string(D));
+    const int B = to_int(q.rows(), "sequences");
+    std::vector<const CacheRows*> rows(std::size_t(B), nullptr);
+    int capacity = 0, max_position = 0;
+    for (int b = 0; b < B; ++b) {
+      const LayerKVCache* c = caches[std::size_t(b)];
+      if (!c) throw std::invalid_argument("cuda backend: attention_batch: sequence " + std::to_string(b) +
+                                          " has no KV cache");
+      const CacheRows& r = device_rows(*c);
+      const int p = positions[std::size_t(b)];
+      if (r.width != KV * D || c->sliding != sliding || c->capacity != r.capacity)
+        throw std::invalid_argument("cuda backend: attention_batch: sequence " + std::to_string(b) +
+                                    "'s cache layer does not match the layer");
+      if (p < 0 || p >= r.max_cache_len)
+        throw std::length_error("cuda backend: attention_batch: sequence " + std::to_string(b) + "'s position " +
+                                std::to_string(p) + " is outside its KV cache of " +
+                                std::to_string(r.max_cache_len) + " positions");
+      rows[std::size_t(b)] = &r;
+      capacity = std::max(capacity, r.capacity);
+      max_position = std::max(max_position, p);
+    }
+    // One launch reads every ring as one of `capacity` rows (plan.hpp shares_ring_slots).
+    bool shared = true;
+    for (const CacheRows* r : rows)
+      shared = shared && r->type == rows[0]->type &&
+               shares_ring_slots(sliding, r->capacity, r->max_cache_len, capacity);
+    if (!shared) {
+      attention_each(shape, sliding, sliding_window, positions, q, k, v, caches, context);
+      return;
+    }
+
+    // Nothing below throws but a CUDA error.
+    Activations out = make(q.rows(), q.cols());  // [B, NH * D]
+    AttentionArgs a = layer_args(shape, sliding, sliding_window, rows[0]->type);
+    a.batch = B;
+    a.T = 1;
+    a.q = ptr(q);  // QK-norm and RoPE ran before (rope_at)
+    a.out = ptr(out);
+    a.positions = device_positions(positions);
+    a.max_position = max_position;
+    void* const* table = cache_table(rows);  // [k rows of each sequence, v rows of each]
+    a.k_caches = table;
+    a.v_caches = table + B;
+    a.capacity = capacity;
+    kv_append(a, ptr(k), ptr(v), s_->stream);
+    decode(a);
+    context = std::move(out);
+  }
+
+  // A decode batch sequence by sequence: each row through attention(), gathered.
+  void attention_each(const AttentionShape& shape, bool sliding, int sliding_window,
+                      const std::vector<int>& positions, const Activations& q, const Activations& k,
+                      const Activations& v, const std::vector<LayerKVCache*>& caches, Activations& context) const {
     const std::size_t qc = std::size_t(q.cols()), kc = std::size_t(k.cols()), vc = std::size_t(v.cols());
-    float *qd = ptr(q), *kd = ptr(k), *vd = ptr(v);  // QK-norm and RoPE already ran (rope_at)
-    Activations out = make(q.rows(), q.cols());     // [B, NH * D]
+    float *qd = ptr(q), *kd = ptr(k), *vd = ptr(v);
+    Activations out = make(q.rows(), q.cols());  // [B, NH * D]
     float* od = ptr(out);
     for (std::size_t b = 0; b < positions.size(); ++b) {
       const Activations qb(std::shared_ptr<void>(q.device_buffer(), qd + b * qc), 1, q.cols());
@@ -833,11 +862,10 @@ class CudaBackend final : public Backend {
     const std::shared_ptr<void> hb = bf16_of(h);  // [B, H] bf16, from the final norm
     const std::shared_ptr<void> y = s_->pool->get(std::size_t(B) * std::size_t(vocab) * sizeof(float));  // [B, vocab]
     gemm(table, static_cast<const std::uint16_t*>(hb.get()), static_cast<float*>(y.get()), vocab, B, H);
-    const std::shared_ptr<void> workspace = s_->pool->get(argmax_workspace_bytes());
+    const std::shared_ptr<void> workspace = s_->pool->get(argmax_workspace_bytes(B));
     const std::shared_ptr<void> ids_dev = s_->pool->get(std::size_t(B) * sizeof(int));
-    for (int b = 0; b < B; ++b)  // one after another on the stream: the workspace is reused in order
-      cuda::argmax(static_cast<const float*>(y.get()) + std::size_t(b) * std::size_t(vocab), vocab,
-                   static_cast<int*>(ids_dev.get()) + b, workspace.get(), s_->stream);
+    cuda::argmax_rows(static_cast<const float*>(y.get()), B, vocab, static_cast<int*>(ids_dev.get()), workspace.get(),
+                      s_->stream);
     std::vector<int> ids(static_cast<std::size_t>(B));
     copy_to_host(ids.data(), ids_dev.get(), ids.size() * sizeof(int));
     return ids;
@@ -969,6 +997,85 @@ class CudaBackend final : public Backend {
   }
 
   static bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+
+  // A layer's attention arguments: its shape, mask kind and cache type (the call's
+  // queries, positions and cache rows are the caller's to set).
+  static AttentionArgs layer_args(const AttentionShape& shape, bool sliding, int window, KvType type) {
+    AttentionArgs a;
+    a.num_heads = shape.num_attention_heads;
+    a.num_kv_heads = shape.num_key_value_heads;
+    a.head_dim = shape.head_dim;
+    a.scale = shape.scale;
+    a.softcap = shape.softcap ? float(*shape.softcap) : 0.f;
+    a.sliding = sliding;
+    a.window = window;
+    a.kv_type = type;
+    return a;
+  }
+
+  // The tuned kernels' shapes (head_dim 128 / 256, GQA group 1, 2, 4 or 8: every Gemma 3);
+  // the v1 kernels take any other (the tiny test models' head_dims 8, 16, 32).
+  static bool tuned_shape(const AttentionArgs& a) {
+    const int G = a.num_heads / a.num_kv_heads;
+    return (a.head_dim == 128 || a.head_dim == 256) && (G == 1 || G == 2 || G == 4 || G == 8);
+  }
+
+  // Decode attention for `a` (the keys already appended): split-K with its workspace, or v1.
+  void decode(AttentionArgs& a) const {
+    if (!tuned_shape(a)) {
+      attention_decode_v1(a, s_->stream);
+      return;
+    }
+    const std::size_t bytes = attention_decode_workspace(a, s_->num_sms);
+    const std::shared_ptr<void> workspace = s_->pool->get(bytes);
+    a.workspace = workspace.get();
+    a.workspace_bytes = bytes;
+    attention_decode(a, s_->num_sms, s_->stream);
+  }
+
+  // A cache layer's device rows; refuses a cache made by another backend or on another device.
+  const CacheRows& device_rows(const LayerKVCache& cache) const {
+    if (!cache.device || !std::get_deleter<CacheRowsDeleter>(cache.device))
+      throw std::invalid_argument(
+          "cuda backend: this KV cache was made by another backend (its rows are not on a CUDA device); make the "
+          "cache with the model's own new_cache()");
+    const CacheRows& rows = *static_cast<const CacheRows*>(cache.device.get());
+    if (rows.device != s_->device)
+      throw std::invalid_argument("cuda backend: this KV cache is on CUDA device " + std::to_string(rows.device) +
+                                  ", the backend on device " + std::to_string(s_->device));
+    return rows;
+  }
+
+  // A decode batch's positions on the device: uploaded when they change (once per step;
+  // every layer asks with the same ones).
+  const int* device_positions(const std::vector<int>& positions) const {
+    if (positions != s_->positions || !s_->positions_dev) {
+      std::shared_ptr<void> dev = s_->pool->get(positions.size() * sizeof(int));
+      copy_to_device(dev.get(), positions.data(), positions.size() * sizeof(int));
+      s_->positions_dev = std::move(dev);
+      s_->positions = positions;
+    }
+    return static_cast<const int*>(s_->positions_dev.get());
+  }
+
+  // The device table void* [2 B] of these sequences' k rows then v rows, uploaded the
+  // first time this set of rows is asked for. The tables are few (one per layer and
+  // batch); past kMaxTables they are all dropped and made again as asked.
+  void* const* cache_table(const std::vector<const CacheRows*>& rows) const {
+    constexpr std::size_t kMaxTables = 1024;
+    std::vector<void*> key;
+    key.reserve(2 * rows.size());
+    for (const CacheRows* r : rows) key.push_back(r->k);
+    for (const CacheRows* r : rows) key.push_back(r->v);
+    auto it = s_->cache_tables.find(key);
+    if (it == s_->cache_tables.end()) {
+      if (s_->cache_tables.size() >= kMaxTables) s_->cache_tables.clear();  // the stream orders any reader first
+      std::shared_ptr<void> dev = s_->pool->get(key.size() * sizeof(void*));
+      copy_to_device(dev.get(), key.data(), key.size() * sizeof(void*));
+      it = s_->cache_tables.emplace(std::move(key), std::move(dev)).first;
+    }
+    return static_cast<void* const*>(it->second.get());
+  }
 
   // A waiting step as the calls asked for it: rms_norm_heads, then rope.
   void run_pending(const PendingHeads& p) const {

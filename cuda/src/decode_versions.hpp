@@ -15,6 +15,8 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <string>
 
 #include <cuda_runtime_api.h>
 
@@ -37,6 +39,11 @@ void check_decode_args(const AttentionArgs& a, const char* who, bool any_shape =
 // How many splits attention_decode cuts each sequence's keys into on a device with
 // num_sms SMs (plan.hpp decode_splits over tiles of decode_key_tile() keys).
 int attention_decode_splits(const AttentionArgs& a, int num_sms);
+
+// Calls fail (which throws) unless `a` names its caches one way: k_cache and v_cache
+// (one allocation, seq_stride apart), or k_caches and v_caches (each sequence's own)
+// with k_cache, v_cache null and seq_stride 0.
+void check_cache_pointers(const AttentionArgs& a, const std::function<void(const std::string&)>& fail);
 int decode_key_tile();
 
 // One launch of a kernel that reads one float and writes it: the floor under any

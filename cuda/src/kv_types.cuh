@@ -28,6 +28,13 @@ template <KvType K> __device__ __forceinline__ float round_kv(float x) {
   return KvTraits<K>::to_float(KvTraits<K>::from_float(x));
 }
 
+// Sequence b's cache rows: its own allocation (own[b], when the call has k_caches /
+// v_caches) or b seq_stride elements into the one shared allocation.
+template <class Elem, class Shared>
+__device__ __forceinline__ Elem* sequence_rows(Shared* shared, void* const* own, long long seq_stride, int b) {
+  return own ? static_cast<Elem*>(own[b]) : static_cast<Elem*>(shared) + static_cast<long long>(b) * seq_stride;
+}
+
 // 8 consecutive cache values (16-byte aligned) as float32.
 template <KvType K> __device__ __forceinline__ void load8(const typename KvTraits<K>::T* p, float out[8]) {
   const uint4 raw = *reinterpret_cast<const uint4*>(p);

@@ -301,9 +301,13 @@ __device__ __forceinline__ void block_best(float& bv, int& bi) {
     for (int w = 1; w < kThreads / 32; ++w) take_better(bv, bi, vals[w], idxs[w]);
 }
 
-// Pass 1: block b's best of x [n] into part_val[b], part_idx[b].
+// Pass 1, grid (blocks, rows): block b's best of row r of x [rows, n] into
+// part_val[r * gridDim.x + b], part_idx[...].
 __global__ __launch_bounds__(kThreads) void argmax_blocks_kernel(const float* x, int n, float* part_val,
                                                                  int* part_idx) {
+  x += static_cast<long long>(blockIdx.y) * n;
+  part_val += static_cast<long long>(blockIdx.y) * gridDim.x;
+  part_idx += static_cast<long long>(blockIdx.y) * gridDim.x;
   float bv = 0.f;
   int bi = -1;
   for (int i = blockIdx.x * kThreads + threadIdx.x; i < n; i += gridDim.x * kThreads) {
@@ -320,9 +324,13 @@ __global__ __launch_bounds__(kThreads) void argmax_blocks_kernel(const float* x,
   }
 }
 
-// Pass 2: one block merges the `parts` partial bests; *out = the index, 0 if none.
+// Pass 2, one block per row r: merges the row's `parts` partial bests; out[r] = the
+// index, 0 if none.
 __global__ __launch_bounds__(kThreads) void argmax_merge_kernel(const float* part_val, const int* part_idx, int parts,
                                                                 int* out) {
+  part_val += static_cast<long long>(blockIdx.x) * parts;
+  part_idx += static_cast<long long>(blockIdx.x) * parts;
+  out += blockIdx.x;
   float bv = 0.f;
   int bi = -1;
   for (int j = threadIdx.x; j < parts; j += kThreads) take_better(bv, bi, part_val[j], part_idx[j]);
@@ -408,18 +416,25 @@ void to_bf16(const float* x, std::uint16_t* y, std::size_t n, cudaStream_t strea
   check_launch("to_bf16");
 }
 
-std::size_t argmax_workspace_bytes() { return std::size_t(kArgmaxBlocks) * (sizeof(float) + sizeof(int)); }
+std::size_t argmax_workspace_bytes(int rows) {
+  return std::size_t(rows < 1 ? 1 : rows) * std::size_t(kArgmaxBlocks) * (sizeof(float) + sizeof(int));
+}
 
 void argmax(const float* x, int n, int* out, void* workspace, cudaStream_t stream) {
+  argmax_rows(x, 1, n, out, workspace, stream);
+}
+
+void argmax_rows(const float* x, int rows, int n, int* out, void* workspace, cudaStream_t stream) {
   if (n <= 0) throw std::invalid_argument("gemma3::cuda::argmax: n must be >= 1");
+  if (rows <= 0 || rows > 65535) throw std::invalid_argument("gemma3::cuda::argmax: rows must be in [1, 65535]");
   if (!workspace) throw std::invalid_argument("gemma3::cuda::argmax: no workspace");
   const int per_block = kThreads * 4;
   const int blocks = (n + per_block - 1) / per_block < kArgmaxBlocks ? (n + per_block - 1) / per_block : kArgmaxBlocks;
-  float* part_val = static_cast<float*>(workspace);
-  int* part_idx = reinterpret_cast<int*>(part_val + kArgmaxBlocks);
-  argmax_blocks_kernel<<<blocks, kThreads, 0, stream>>>(x, n, part_val, part_idx);
+  float* part_val = static_cast<float*>(workspace);                           // [rows, blocks]
+  int* part_idx = reinterpret_cast<int*>(part_val + std::size_t(rows) * kArgmaxBlocks);  // [rows, blocks]
+  argmax_blocks_kernel<<<dim3(unsigned(blocks), unsigned(rows)), kThreads, 0, stream>>>(x, n, part_val, part_idx);
   check_launch("argmax (blocks)");
-  argmax_merge_kernel<<<1, kThreads, 0, stream>>>(part_val, part_idx, blocks, out);
+  argmax_merge_kernel<<<unsigned(rows), kThreads, 0, stream>>>(part_val, part_idx, blocks, out);
   check_launch("argmax (merge)");
 }
 

@@ -59,12 +59,15 @@ void gelu_tanh_mul(float* gate, const float* up, std::size_t n, cudaStream_t str
 // y [n] = bf16(x [n]): gemma3::f32_to_bf16's bits (nearest even; NaN stays NaN).
 void to_bf16(const float* x, std::uint16_t* y, std::size_t n, cudaStream_t stream);
 
-// Scratch bytes argmax needs (for any n).
-std::size_t argmax_workspace_bytes();
+// Scratch bytes argmax of `rows` rows needs (for any n).
+std::size_t argmax_workspace_bytes(int rows = 1);
 
 // *out (device) = the first index of the largest of x [n] (device); NaN never wins; 0
 // when every value is NaN (ReferenceBackend::argmax's rule). n >= 1.
 void argmax(const float* x, int n, int* out, void* workspace, cudaStream_t stream);
+
+// The same for each row of x [rows, n]: out [rows], in one pair of launches.
+void argmax_rows(const float* x, int rows, int n, int* out, void* workspace, cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace gemma3

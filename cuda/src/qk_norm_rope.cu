@@ -151,6 +151,7 @@ void qk_norm_rope(const AttentionArgs& a, const QkNormRope& x, const float* v_ap
   if (append) {
     if (a.T != 1) fail("the cache write is for decode (T == 1), got T = " + str(a.T));
     if (!a.k_cache || !a.v_cache || a.capacity < 1) fail("the append needs k_cache, v_cache and capacity");
+    if (a.k_caches || a.v_caches) fail("the append takes the sequence's cache as k_cache / v_cache, not k_caches");
     if (!a.sliding && a.pos0 >= a.capacity)
       fail("a global layer's cache of capacity " + str(a.capacity) + " cannot hold position " + str(a.pos0));
   }

@@ -22,6 +22,7 @@
 #include "catch.hpp"
 #include "cuda_test_util.hpp"
 #include "decode_versions.hpp"
+#include "prefill_versions.hpp"
 
 using cuda_test::DeviceBuffer;
 using gemma3::cuda::AttentionArgs;
@@ -60,6 +61,11 @@ struct Problem {
   int capacity = 0;            // rows of each sequence's cache
   int max_position = 0;        // the call is planned for positions up to this
   bool positions_on_device = true;               // false: every sequence at pos0 = positions[0]
+  // Empty: the caches in one allocation, seq_stride apart. Else each sequence's cache in
+  // an allocation of its own, found through k_caches / v_caches, of capacity_b = this
+  // max_cache_len[b] (global) or min(W, max_cache_len[b]) (sliding); `capacity` is then
+  // the largest capacity_b.
+  std::vector<int> max_cache_len;
   std::vector<std::vector<float>> keys, values;  // [B][(positions[b] + 1) * row] float32
   std::vector<float> q;                          // [B, NH * D]
 
@@ -108,12 +114,26 @@ class DeviceProblem {
   // in `chunks`, cycled; then the rows at positions[b] of all sequences in one call.
   explicit DeviceProblem(const Problem& pr, const std::vector<int>& chunks = {300})
       : pr_(pr),
-        seq_stride_((long long)pr.capacity * pr.s.row()),
+        seq_stride_(pr.max_cache_len.empty() ? (long long)pr.capacity * pr.s.row() : 0),
         k_(std::size_t(pr.batch()) * std::size_t(seq_stride_)),
         v_(std::size_t(pr.batch()) * std::size_t(seq_stride_)),
         q_(pr.q),
         positions_(pr.positions) {
     const std::size_t row = std::size_t(pr.s.row());
+    if (!pr.max_cache_len.empty()) {  // each sequence's own cache
+      std::vector<void*> table;       // k rows of each sequence, then v rows
+      pr_.capacity = 0;
+      for (int len : pr.max_cache_len) {
+        const int cap = pr.s.sliding ? std::min(pr.s.window, len) : len;
+        own_capacity_.push_back(cap);
+        pr_.capacity = std::max(pr_.capacity, cap);
+        k_own_.emplace_back(std::size_t(cap) * row);
+        v_own_.emplace_back(std::size_t(cap) * row);
+      }
+      for (auto& x : k_own_) table.push_back(x.get());
+      for (auto& x : v_own_) table.push_back(x.get());
+      table_ = DeviceBuffer<void*>(table);
+    }
     for (int b = 0; b < pr.batch(); ++b) {
       const int p = pr.positions[std::size_t(b)];
       std::size_t c = 0;
@@ -130,8 +150,16 @@ class DeviceProblem {
         a.T = T;
         a.pos0 = start;
         a.positions = nullptr;
-        a.k_cache = k_.get() + std::size_t(b) * std::size_t(seq_stride_);
-        a.v_cache = v_.get() + std::size_t(b) * std::size_t(seq_stride_);
+        a.k_caches = a.v_caches = nullptr;
+        a.seq_stride = 0;
+        if (own()) {
+          a.k_cache = k_own_[std::size_t(b)].get();
+          a.v_cache = v_own_[std::size_t(b)].get();
+          a.capacity = own_capacity_[std::size_t(b)];
+        } else {
+          a.k_cache = k_.get() + std::size_t(b) * std::size_t(seq_stride_);
+          a.v_cache = v_.get() + std::size_t(b) * std::size_t(seq_stride_);
+        }
         gemma3::cuda::kv_append(a, kd.get(), vd.get(), nullptr);
         cuda_test::sync();
         start += T;
@@ -168,9 +196,14 @@ class DeviceProblem {
     a.pos0 = pr_.positions[0];
     a.positions = pr_.positions_on_device ? positions_.get() : nullptr;
     a.max_position = pr_.max_position;
-    a.k_cache = k_.get();
-    a.v_cache = v_.get();
-    a.seq_stride = seq_stride_;
+    if (own()) {
+      a.k_caches = table_.get();
+      a.v_caches = table_.get() + pr_.batch();
+    } else {
+      a.k_cache = k_.get();
+      a.v_cache = v_.get();
+      a.seq_stride = seq_stride_;
+    }
     a.capacity = pr_.capacity;
     return a;
   }
@@ -197,13 +230,18 @@ class DeviceProblem {
   // Replaces the positions the kernels read on the device (the cache stays as filled).
   void set_device_positions(const std::vector<int>& positions) { positions_.upload(positions); }
 
-  // The caches' 16-bit values [B * seq_stride].
+  // The caches' 16-bit values [B * seq_stride] (one allocation).
   std::vector<std::uint16_t> k_bits() const { return k_.download(); }
 
  private:
+  bool own() const { return !pr_.max_cache_len.empty(); }
+
   Problem pr_;
   long long seq_stride_;
-  DeviceBuffer<std::uint16_t> k_, v_;  // [B][capacity][row]
+  DeviceBuffer<std::uint16_t> k_, v_;  // [B][capacity][row] (one allocation)
+  std::vector<DeviceBuffer<std::uint16_t>> k_own_, v_own_;  // [B] each [capacity_b, row] (own caches)
+  std::vector<int> own_capacity_;                           // [B] capacity_b
+  DeviceBuffer<void*> table_;                               // [2 B] k_own_ then v_own_ pointers
   DeviceBuffer<float> q_;              // [B, NH * D]
   DeviceBuffer<int> positions_;        // [B]
 };
@@ -469,6 +507,126 @@ TEST_CASE("decode of a batch, each sequence at its own position", "[cuda][decode
     pr.positions_on_device = false;
     const DeviceProblem dev(pr, {256});
     check_decode(dev, reference(pr), sms_variants());
+  }
+}
+
+TEST_CASE("decode of a batch whose sequences each own a cache of their own length (k_caches)",
+          "[cuda][decode][batch]") {
+  // The history goes in by one-sequence kv_append calls on each cache, as the backend's
+  // prefill does; the current rows by one batched kv_append through the tables; then one
+  // decode launch reads every cache through them.
+  std::mt19937 rng(1010);
+  struct Case {
+    Shape s;
+    std::vector<int> positions, max_cache_len;
+  };
+  std::vector<Case> cases;
+  Shape global;  // 1B: 4 q heads, 1 kv head, head_dim 256
+  cases.push_back({global, {0, 700, 2500, 31}, {1, 701, 2600, 90}});
+  Shape sliding = global;  // rings of 512, and shorter caches that never wrap
+  sliding.sliding = true;
+  cases.push_back({sliding, {5, 600, 2000, 100, 511}, {6, 700, 5000, 101, 512}});
+  Shape b4 = sliding;  // 4B: 8 q heads, 4 kv heads, W = 1024, f16 cache
+  b4.num_heads = 8;
+  b4.num_kv_heads = 4;
+  b4.window = 1024;
+  b4.kv = KvType::f16;
+  cases.push_back({b4, {3000, 40}, {4096, 41}});
+  Shape b27 = global;  // 27B: 32 q heads, 16 kv heads, head_dim 128, softcap
+  b27.num_heads = 32;
+  b27.num_kv_heads = 16;
+  b27.head_dim = 128;
+  b27.softcap = 50.f;
+  cases.push_back({b27, {129, 1, 64}, {200, 2, 65}});
+  Shape tiny = sliding;  // version 1 only: head_dim 32, GQA group 3
+  tiny.num_heads = 3;
+  tiny.num_kv_heads = 1;
+  tiny.head_dim = 32;
+  tiny.window = 16;
+  cases.push_back({tiny, {3, 40, 15}, {4, 100, 16}});
+  for (const Case& c : cases) {
+    INFO(c.s.describe() << ", B " << c.positions.size());
+    Problem pr = random_problem(c.s, c.positions, rng);
+    pr.max_cache_len = c.max_cache_len;
+    const DeviceProblem dev(pr);
+    check_decode(dev, reference(pr), c.s.head_dim == 32 ? std::vector<int>{} : sms_variants());
+  }
+}
+
+TEST_CASE("decode, kv_append, prefill and qk_norm_rope refuse caches named both ways, or half",
+          "[cuda][decode][host]") {
+  // Every call here throws in its host-side checks, before any CUDA call: this case runs
+  // without a device too (ctest cuda_host_tests). The pointers are host addresses never read.
+  alignas(16) static float buf[4096];
+  void* const fake_table[2] = {buf, buf + 1024};
+  AttentionArgs a;
+  a.num_heads = 4;
+  a.num_kv_heads = 1;
+  a.head_dim = 256;
+  a.scale = 0.0625f;
+  a.batch = 2;
+  a.T = 1;
+  a.q = buf;
+  a.out = buf + 2048;
+  a.positions = reinterpret_cast<const int*>(buf + 3072);
+  a.max_position = 10;
+  a.capacity = 16;
+  const auto refuses = [](const char* what, const AttentionArgs& x, const char* says) {
+    INFO(what);
+    CHECK_THROWS_WITH(gemma3::cuda::attention_decode(x, 132, nullptr), Catch::Matchers::Contains(says));
+    CHECK_THROWS_WITH(gemma3::cuda::attention_decode_v1(x, nullptr), Catch::Matchers::Contains(says));
+    CHECK_THROWS_WITH(gemma3::cuda::kv_append(x, buf, buf, nullptr), Catch::Matchers::Contains(says));
+  };
+  {
+    AttentionArgs x = a;  // k_caches without v_caches
+    x.k_caches = fake_table;
+    refuses("k_caches alone", x, "go together");
+  }
+  {
+    AttentionArgs x = a;  // both ways at once
+    x.k_caches = fake_table;
+    x.v_caches = fake_table;
+    x.k_cache = buf;
+    x.v_cache = buf;
+    refuses("k_caches and k_cache", x, "not both");
+  }
+  {
+    AttentionArgs x = a;  // a seq_stride with the tables
+    x.k_caches = fake_table;
+    x.v_caches = fake_table;
+    x.seq_stride = 16 * 256;
+    refuses("k_caches and a seq_stride", x, "not both");
+  }
+  refuses("no cache at all", a, "must be set");
+  {
+    AttentionArgs x = a;  // prefill takes one sequence's cache
+    x.batch = 1;
+    x.T = 4;
+    x.positions = nullptr;
+    x.pos0 = 0;
+    x.k_new = buf;
+    x.v_new = buf;
+    x.k_caches = fake_table;
+    x.v_caches = fake_table;
+    CHECK_THROWS_WITH(gemma3::cuda::attention_prefill(x, nullptr), Catch::Matchers::Contains("k_caches"));
+    CHECK_THROWS_WITH(gemma3::cuda::attention_prefill_v1(x, nullptr), Catch::Matchers::Contains("k_caches"));
+  }
+  {
+    AttentionArgs x = a;  // so does the fused QK-norm + RoPE's cache write
+    x.batch = 1;
+    x.positions = nullptr;
+    x.pos0 = 3;
+    x.k_cache = buf;
+    x.v_cache = buf;
+    x.k_caches = fake_table;
+    x.v_caches = fake_table;
+    gemma3::cuda::QkNormRope qk;
+    qk.q = buf;
+    qk.k = buf + 1024;
+    qk.q_norm = buf + 2048;
+    qk.k_norm = buf + 2048;
+    qk.inv_freq = buf + 3072;
+    CHECK_THROWS_WITH(gemma3::cuda::qk_norm_rope(x, qk, buf, nullptr), Catch::Matchers::Contains("k_caches"));
   }
 }
 

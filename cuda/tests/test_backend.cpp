@@ -221,6 +221,27 @@ TEST_CASE("cuda backend: greedy decoding by id (prefill_greedy, decode_greedy, l
 // lm_head_argmax_rows. Against each sequence decoded alone on the same backend (bound
 // 1e-2, the size of one bf16 step moved through the tiny models) and against the
 // reference backend (kTinyTol).
+namespace {
+
+// One decode_batch step of `feed` on `batch`, against each sequence decoded alone on this
+// backend (its own `alone` cache) and on the reference backend (`on_ref`).
+void check_batch_step(const gemma3::Gemma3ForCausalLM& model, const gemma3::Gemma3ForCausalLM& ref,
+                      const std::vector<int>& feed, const std::vector<gemma3::KVCache*>& batch,
+                      std::vector<gemma3::KVCache>& alone, std::vector<gemma3::KVCache>& on_ref) {
+  const Matrix got = model.decode_batch(feed, batch);  // [B, vocab]
+  Matrix want_alone(got.rows(), got.cols()), want_ref(got.rows(), got.cols());
+  for (std::size_t b = 0; b < feed.size(); ++b) {
+    want_alone.row(Eigen::Index(b)) = model.decode(feed[b], alone[b]).transpose();
+    want_ref.row(Eigen::Index(b)) = ref.decode(feed[b], on_ref[b]).transpose();
+  }
+  const fixtures::Diff da = fixtures::compare(got, want_alone), dr = fixtures::compare(got, want_ref);
+  INFO("against each alone " << da.str() << "; against the reference " << dr.str());
+  CHECK(da.rel <= 1e-2);
+  CHECK(dr.rel <= kTinyTol);
+}
+
+}  // namespace
+
 TEST_CASE("cuda backend: a decode batch equals each sequence decoded alone", "[cuda][backend][model][batch]") {
   const std::string name = GENERATE(values<std::string>({"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"}));
   const gemma3::Gemma3ForCausalLM ref = tiny(name);
@@ -247,16 +268,8 @@ TEST_CASE("cuda backend: a decode batch equals each sequence decoded alone", "[c
   for (int s = 0; s < kSteps; ++s) {
     std::vector<int> feed;
     for (std::size_t b = 0; b < B; ++b) feed.push_back((7 * s + 3 * int(b) + 1) % vocab);
-    const Matrix got = model.decode_batch(feed, ptrs);  // [B, vocab]
-    Matrix want_alone(Eigen::Index(B), vocab), want_ref(Eigen::Index(B), vocab);
-    for (std::size_t b = 0; b < B; ++b) {
-      want_alone.row(Eigen::Index(b)) = model.decode(feed[b], alone[b]).transpose();
-      want_ref.row(Eigen::Index(b)) = ref.decode(feed[b], on_ref[b]).transpose();
-    }
-    const fixtures::Diff da = fixtures::compare(got, want_alone), dr = fixtures::compare(got, want_ref);
-    INFO(name << ", step " << s << ": against each alone " << da.str() << "; against the reference " << dr.str());
-    CHECK(da.rel <= 1e-2);
-    CHECK(dr.rel <= kTinyTol);
+    INFO(name << ", step " << s);
+    check_batch_step(model, ref, feed, ptrs, alone, on_ref);
   }
   // The greedy ids, judged against the reference's logits on the same history.
   const std::vector<int> feed(B, ids[1]);
@@ -275,6 +288,55 @@ TEST_CASE("cuda backend: a decode batch equals each sequence decoded alone", "[c
   CHECK_THROWS_AS(model.decode_batch({feed[0], feed[1]}, {&batch[0], &on_ref[1]}), std::invalid_argument);
   CHECK(batch[0].length() == length0);
   CHECK(on_ref[1].length() == length1);
+}
+
+TEST_CASE("cuda backend: a decode batch of caches of other lengths and types equals each sequence alone",
+          "[cuda][backend][model][batch]") {
+  // tiny_global_last (W = 4). A cache of 3 positions has a 3-row ring that never wraps;
+  // the longer ones have rings of 4 that do; the global layers' caches all differ in
+  // length. One launch serves those (the kernels read each sequence's rows through a
+  // table). An F16 cache among BF16 ones cannot share the launch: that batch runs
+  // sequence by sequence. Either way each row must be what decoding it alone gives.
+  const gemma3::Gemma3ForCausalLM ref = tiny("tiny_global_last");
+  const gemma3::Gemma3ForCausalLM model = ref.with_backend(cuda_backend());
+  const gemma3::SafetensorsFile expected(fixtures::path("tiny_global_last") + "/expected.safetensors");
+  const std::vector<int> ids = fixtures::ids(expected, "input_ids");
+  REQUIRE(ids.size() >= 5);
+  struct Seq {
+    std::vector<int> prompt;
+    int len;
+    gemma3::DType kv;
+  };
+  const std::vector<Seq> seqs = {{{ids[0]}, 3, gemma3::DType::BF16},
+                                 {ids, int(ids.size()) + 4, gemma3::DType::BF16},
+                                 {{ids.begin(), ids.begin() + 5}, 40, gemma3::DType::BF16},
+                                 {{ids.begin(), ids.begin() + 2}, 10, gemma3::DType::F16}};
+  const int vocab = model.config().vocab_size;
+  for (std::size_t B : {std::size_t(3), std::size_t(4)}) {
+    INFO(B << " sequences" << (B == 4 ? ", one with an F16 cache" : ""));
+    std::vector<gemma3::KVCache> alone, batch, on_ref;
+    std::vector<gemma3::KVCache*> ptrs;
+    for (std::size_t b = 0; b < B; ++b) {
+      alone.push_back(model.new_cache(seqs[b].len, seqs[b].kv));
+      batch.push_back(model.new_cache(seqs[b].len, seqs[b].kv));
+      on_ref.push_back(ref.new_cache(seqs[b].len));
+      model.prefill(seqs[b].prompt, alone.back());
+      model.prefill(seqs[b].prompt, batch.back());
+      ref.prefill(seqs[b].prompt, on_ref.back());
+    }
+    for (auto& c : batch) ptrs.push_back(&c);
+    for (int s = 0; s < 2; ++s) {  // the 3-position cache is then full
+      std::vector<int> feed;
+      for (std::size_t b = 0; b < B; ++b) feed.push_back((5 * s + 3 * int(b) + 2) % vocab);
+      INFO("step " << s);
+      check_batch_step(model, ref, feed, ptrs, alone, on_ref);
+    }
+    // The full cache is refused before any sequence moves on.
+    std::vector<int> lengths;
+    for (const auto& c : batch) lengths.push_back(c.length());
+    CHECK_THROWS(model.decode_batch(std::vector<int>(B, 1), ptrs));
+    for (std::size_t b = 0; b < B; ++b) CHECK(batch[b].length() == lengths[b]);
+  }
 }
 
 TEST_CASE("cuda backend: the tiny vision model equals the reference backend (image soft tokens)",

@@ -297,6 +297,34 @@ TEST_CASE("ops: argmax takes the first of the largest and never a NaN", "[cuda][
   }
 }
 
+TEST_CASE("ops: argmax_rows takes each row's first largest, as argmax of the row alone", "[cuda][ops]") {
+  std::mt19937 rng(10);
+  const gemma3::ReferenceBackend ref;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int n : {1, 700, 262144}) {
+    constexpr int kRows = 6;
+    std::vector<float> x = cuda_test::randn(std::size_t(kRows) * std::size_t(n), rng);  // [rows, n]
+    float* r = x.data();
+    if (n > 1) {
+      r[1 * n + n - 1] = 1000.f;                 // row 1: largest last
+      r[2 * n + 0] = r[2 * n + n / 2] = 100.f;   // row 2: a tie, the first wins
+      for (int i = 0; i < n; i += 3) r[3 * n + i] = nan;  // row 3: NaNs, index 0 among them
+    }
+    for (int i = 0; i < n; ++i) r[4 * n + i] = nan;  // row 4: all NaN
+    INFO("n " << n);
+    DeviceBuffer<float> x_d(x);
+    DeviceBuffer<int> out(kRows);
+    DeviceBuffer<unsigned char> workspace(gemma3::cuda::argmax_workspace_bytes(kRows));
+    gemma3::cuda::argmax_rows(x_d.get(), kRows, n, out.get(), workspace.get(), nullptr);
+    cuda_test::sync();
+    const std::vector<int> got = out.download();
+    for (int row = 0; row < kRows; ++row) {
+      INFO("row " << row);
+      CHECK(got[std::size_t(row)] == ref.argmax(r + std::size_t(row) * std::size_t(n), std::size_t(n)));
+    }
+  }
+}
+
 TEST_CASE("ops: qk_norm_rope is rms_norm_heads then rope on q and k, and kv_append, bit for bit",
           "[cuda][ops]") {
   using gemma3::cuda::KvType;

@@ -92,6 +92,15 @@ GEMMA3_HD Range key_tiles_unmasked(bool sliding, int window, Range positions, in
 // The slot of key position p in a layer's cache: p mod C on a sliding layer's ring.
 GEMMA3_HD int cache_slot(bool ring, int capacity, int position) { return ring ? position % capacity : position; }
 
+// A decode batch in one launch reads every sequence's cache as a ring of `capacity` rows
+// (the batch's largest). Sequence b's rows were stored at cache_slot(ring, capacity_b, p)
+// for every position it holds (p < max_cache_len_b); the shared slot is the same for all
+// of them exactly when its ring has the shared length or never wraps (capacity_b =
+// max_cache_len_b: a cache shorter than the window). A global layer's slot is p either way.
+GEMMA3_HD bool shares_ring_slots(bool ring, int own_capacity, int own_max_cache_len, int capacity) {
+  return !ring || own_capacity == capacity || own_capacity >= own_max_cache_len;
+}
+
 // The rows t of a call (positions pos0 + t, t < T) the cache keeps afterwards: a ring
 // of C rows keeps only the last C.
 GEMMA3_HD Range rows_kept(bool ring, int capacity, int T) { return Range{ring ? imax(0, T - capacity) : 0, T}; }
