@@ -15,6 +15,11 @@
 //   % copy = GB/s over the copy bandwidth (a 1 GiB device-to-device copy, read + write bytes)
 //   floor  = one tiny kernel (one 4-byte read and write), replayed in a CUDA graph
 //
+// Versions: v1, split-K, "fused" (version 3: split-K whose last CTA merges the splits,
+// no combine kernel), and "tables": split-K with each sequence's cache found through the
+// pointer tables (AttentionArgs::k_caches, what the model's decode batches use) on the
+// same rows, so the row beside split-K shows what the indirection costs.
+//
 // Timing: a CUDA graph of `iters` calls, call i on cache set i mod n_sets (separate
 // caches, together over 5x the L2, so each call reads from memory: "cold"; a row that
 // cannot afford that says "warm"), replayed between two events; the median of the
@@ -43,9 +48,36 @@ using gemma3::cuda::KvType;
 
 namespace {
 
-enum class Version { v1, split };
-const Version kVersions[] = {Version::v1, Version::split};
-const char* name(Version v) { return v == Version::v1 ? "v1" : "split-K"; }
+enum class Version { v1, split, fused, tables };
+const Version kVersions[] = {Version::v1, Version::split, Version::fused, Version::tables};
+const char* name(Version v) {
+  switch (v) {
+    case Version::v1: return "v1";
+    case Version::split: return "split-K";
+    case Version::fused: return "fused";
+    default: return "tables";
+  }
+}
+
+// The pointer tables of `sets` cache sets of B sequences, seq_stride apart in each set's
+// allocation of set_elems (k and v): per set, k rows of each sequence then v rows.
+DeviceBuffer<void*> cache_tables(std::uint16_t* k, std::uint16_t* v, int sets, std::size_t set_elems, int B,
+                                 long long seq_stride) {
+  std::vector<void*> t;
+  for (int i = 0; i < sets; ++i) {
+    for (int b = 0; b < B; ++b) t.push_back(k + std::size_t(i) * set_elems + std::size_t(b) * std::size_t(seq_stride));
+    for (int b = 0; b < B; ++b) t.push_back(v + std::size_t(i) * set_elems + std::size_t(b) * std::size_t(seq_stride));
+  }
+  return DeviceBuffer<void*>(t);
+}
+
+// Points `a` at set i's tables instead of one allocation.
+void use_tables(AttentionArgs& a, const DeviceBuffer<void*>& tables, int i, int B) {
+  a.k_cache = a.v_cache = nullptr;
+  a.seq_stride = 0;
+  a.k_caches = tables.get() + std::size_t(i) * 2 * std::size_t(B);
+  a.v_caches = a.k_caches + B;
+}
 
 struct Options {
   bool quick = false;
@@ -58,9 +90,18 @@ struct Device {
   std::size_t l2 = 0;
 };
 
-void launch(Version v, const AttentionArgs& a, int sms, cudaStream_t stream) {
+// counters: version 3's, zeroed, [batch * num_kv_heads] (it leaves them zero).
+void launch(Version v, const AttentionArgs& a, int sms, unsigned* counters, cudaStream_t stream) {
   if (v == Version::v1) gemma3::cuda::attention_decode_v1(a, stream);
+  else if (v == Version::fused) gemma3::cuda::attention_decode_fused(a, sms, counters, stream);
   else gemma3::cuda::attention_decode(a, sms, stream);
+}
+
+// Version 3's counters for `n` (sequence, kv head) pairs, zeroed.
+DeviceBuffer<unsigned> zero_counters(std::size_t n) {
+  DeviceBuffer<unsigned> c(n);
+  CUDA_TEST_CHECK(cudaMemset(c.get(), 0, n * sizeof(unsigned)));
+  return c;
 }
 
 double median(std::vector<double> x) {
@@ -175,7 +216,10 @@ double check_version(Version v, const Check& c, const Device& dev, std::mt19937&
   DeviceBuffer<unsigned char> ws(ws_bytes);
   a.workspace = ws.get();
   a.workspace_bytes = ws_bytes;
-  launch(v, a, dev.sms, nullptr);
+  const DeviceBuffer<void*> tables = cache_tables(kc.get(), vc.get(), 1, std::size_t(B * seq_stride), B, seq_stride);
+  if (v == Version::tables) use_tables(a, tables, 0, B);
+  const DeviceBuffer<unsigned> counters = zero_counters(std::size_t(B) * std::size_t(c.num_kv_heads));
+  launch(v, a, dev.sms, counters.get(), nullptr);
   cuda_test::sync();
   const cuda_test::Error e = cuda_test::compare(out.download(), want);
   return e.non_finite ? INFINITY : e.relative;
@@ -260,13 +304,17 @@ std::vector<Row> run_bench(const Bench& bn, const Device& dev, double copy_gbps,
   a.workspace_bytes = ws_bytes;
   CUDA_TEST_CHECK(cudaDeviceSynchronize());  // the buffers' fills (default stream) are done
 
+  const DeviceBuffer<void*> tables = cache_tables(kc.get(), vc.get(), sets, set_elems, bn.batch, seq_stride);
+  const DeviceBuffer<unsigned> counters = zero_counters(std::size_t(bn.batch) * std::size_t(bn.num_kv_heads));
   std::vector<Row> rows;
   for (Version v : kVersions) {
+    if (v == Version::tables && bn.batch == 1) continue;  // the same call as split-K
     const auto call = [&](int i) {
       AttentionArgs c = a;
       c.k_cache = kc.get() + std::size_t(i % sets) * set_elems;
       c.v_cache = vc.get() + std::size_t(i % sets) * set_elems;
-      launch(v, c, dev.sms, stream);
+      if (v == Version::tables) use_tables(c, tables, i % sets, bn.batch);
+      launch(v, c, dev.sms, counters.get(), stream);
     };
     call(0);  // warm-up, and one call's time to size the run
     CUDA_TEST_CHECK(cudaStreamSynchronize(stream));

@@ -34,7 +34,10 @@
 // The walkers then merge through shared memory (merge_weight):
 //   m = max_w m_w    l = sum_w 2^(m_w - m) l_w    O = sum_w 2^(m_w - m) O_w
 // With one split the CTA writes out = O / l. Otherwise it writes its partial (m, l, O)
-// to the workspace and decode_combine_kernel merges the splits the same way. A walker or
+// to the workspace and decode_combine_kernel merges the splits the same way. Version 3
+// (attention_decode_fused) needs no combine kernel: each CTA counts itself done on a
+// counter of its (sequence, kv head), and the last one merges the partials, with the
+// combine kernel's arithmetic (combine_splits), so its outputs are the same bits. A walker or
 // a split without keys keeps m = kNoScore, l = 0 and weighs 0; l = 0 outputs 0.
 //
 // Workspace (splits > 1), float32:
@@ -97,6 +100,7 @@ struct DecodeParams {
   const int* positions;  // [batch] or null
   int max_position;      // every valid position is <= this
   int splits;
+  unsigned* counters;  // [batch, num_kv_heads] zero on entry and on return (fused combine), or null
   float* part_o;  // [batch, num_heads, splits, head_dim]
   float* part_m;  // [batch, num_heads, splits]
   float* part_l;  // [batch, num_heads, splits]
@@ -130,7 +134,29 @@ template <KvType K> __device__ __forceinline__ void unpack8(const uint4& r, floa
   }
 }
 
-template <int D, KvType KT, int G>
+// out of (sequence, query head) bh, dim d, from the splits' partials (decode_combine_kernel
+// and the fused tail of decode_split_kernel; L2 loads: other CTAs wrote them):
+//   out = sum_s w_s O_s / sum_s w_s l_s,   w_s = 2^(m_s - max_s m_s)
+template <int D>
+__device__ __forceinline__ float combine_splits(const DecodeParams& p, long long bh, int d) {
+  const float* pm = p.part_m + bh * p.splits;
+  const float* pl = p.part_l + bh * p.splits;
+  const float* po = p.part_o + bh * p.splits * D + d;
+  float m_all = kNoScore;
+  for (int s = 0; s < p.splits; ++s) m_all = fmaxf(m_all, __ldcg(pm + s));
+  float l_all = 0.f, acc = 0.f;
+  for (int s = 0; s < p.splits; ++s) {
+    const float m = __ldcg(pm + s);
+    const float w = merge_weight(m, m_all);
+    l_all = fmaf(w, __ldcg(pl + s), l_all);
+    acc = fmaf(w, __ldcg(po + static_cast<long long>(s) * D), acc);
+  }
+  return l_all > 0.f ? acc / l_all : 0.f;
+}
+
+// kFused (version 3): with splits > 1, the last CTA of a (sequence, kv head) to finish
+// merges the partials itself, so no combine kernel follows.
+template <int D, KvType KT, int G, bool kFused>
 __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodeParams p) {
   static_assert(D == 128 || D == 256, "head_dim 128 or 256");
   using Elem = typename KvTraits<KT>::T;
@@ -278,6 +304,28 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
       }
     }
   }
+
+  if constexpr (kFused) {
+    // The threadFenceReduction pattern: each thread's partials are visible device-wide
+    // before its CTA counts itself; the CTA that counts last sees every split's.
+    if (p.splits == 1) return;
+    __shared__ bool s_last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      unsigned* count = p.counters + static_cast<long long>(b) * p.num_kv_heads + kvh;
+      s_last = atomicAdd(count, 1u) == static_cast<unsigned>(p.splits - 1);
+      if (s_last) *count = 0u;  // every split has counted: zero again for the next call
+    }
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    for (int e = threadIdx.x; e < G * D; e += kThreads) {
+      const int g = e / D, d = e % D;
+      const long long bh = static_cast<long long>(b) * p.num_heads + kvh * G + g;
+      p.out[bh * D + d] = !pos_ok ? nan_value() : combine_splits<D>(p, bh, d);
+    }
+  }
 }
 
 // Grid batch * num_heads, one thread per dim: out = sum_s w_s O_s / sum_s w_s l_s,
@@ -287,27 +335,18 @@ __global__ void __launch_bounds__(D) decode_combine_kernel(const DecodeParams p)
   const long long bh = blockIdx.x;  // b * num_heads + h
   const int b = static_cast<int>(bh / p.num_heads);
   const int d = threadIdx.x;
-  const float* pm = p.part_m + bh * p.splits;
-  const float* pl = p.part_l + bh * p.splits;
-  const float* po = p.part_o + bh * p.splits * D + d;
-  float m_all = kNoScore;
-  for (int s = 0; s < p.splits; ++s) m_all = fmaxf(m_all, pm[s]);
-  float l_all = 0.f, acc = 0.f;
-  for (int s = 0; s < p.splits; ++s) {
-    const float w = merge_weight(pm[s], m_all);
-    l_all = fmaf(w, pl[s], l_all);
-    acc = fmaf(w, po[static_cast<long long>(s) * D], acc);
-  }
-  p.out[bh * D + d] = !position_ok(p, decode_position(p, b)) ? nan_value() : (l_all > 0.f ? acc / l_all : 0.f);
+  p.out[bh * D + d] = !position_ok(p, decode_position(p, b)) ? nan_value() : combine_splits<D>(p, bh, d);
 }
 
 template <int D, KvType KT, int G>
 void launch_decode(const DecodeParams& p, int batch, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(p.splits), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(batch));
-  decode_split_kernel<D, KT, G><<<grid, kThreads, 0, stream>>>(p);
+  const bool fused = p.counters != nullptr;
+  if (fused) decode_split_kernel<D, KT, G, true><<<grid, kThreads, 0, stream>>>(p);
+  else decode_split_kernel<D, KT, G, false><<<grid, kThreads, 0, stream>>>(p);
   check_cuda(cudaGetLastError(), std::string("decode_split_kernel<head_dim ") + std::to_string(D) + ", " +
-                                     kv_name(KT) + ", G " + std::to_string(G) + "> launch");
-  if (p.splits > 1) {
+                                     kv_name(KT) + ", G " + std::to_string(G) + (fused ? ", fused" : "") + "> launch");
+  if (p.splits > 1 && !fused) {
     decode_combine_kernel<D><<<static_cast<unsigned>(batch * p.num_heads), D, 0, stream>>>(p);
     check_cuda(cudaGetLastError(), std::string("decode_combine_kernel<head_dim ") + std::to_string(D) + "> launch");
   }
@@ -429,8 +468,23 @@ std::size_t attention_decode_workspace(const AttentionArgs& a, int num_sms) {
   return parts * (std::size_t(std::max(1, a.head_dim)) + 2) * sizeof(float);
 }
 
+namespace {
+void decode_with(const AttentionArgs& a, int num_sms, unsigned* counters, cudaStream_t stream);
+}  // namespace
+
 void attention_decode(const AttentionArgs& a, int num_sms, cudaStream_t stream) {
   check_decode_args(a, "attention_decode");
+  decode_with(a, num_sms, nullptr, stream);
+}
+
+void attention_decode_fused(const AttentionArgs& a, int num_sms, unsigned* counters, cudaStream_t stream) {
+  check_decode_args(a, "attention_decode_fused");
+  if (!counters) throw std::invalid_argument("attention_decode_fused: needs counters [batch * num_kv_heads], zeroed");
+  decode_with(a, num_sms, counters, stream);
+}
+
+namespace {
+void decode_with(const AttentionArgs& a, int num_sms, unsigned* counters, cudaStream_t stream) {
   const int splits = attention_decode_splits(a, num_sms);
   const std::size_t need = attention_decode_workspace(a, num_sms);
   if (need > 0 && (!a.workspace || a.workspace_bytes < need))
@@ -458,6 +512,7 @@ void attention_decode(const AttentionArgs& a, int num_sms, cudaStream_t stream) 
   p.positions = a.positions;
   p.max_position = static_cast<int>(max_pos(a));
   p.splits = splits;
+  p.counters = counters;
   if (splits > 1) {
     const std::size_t parts = std::size_t(a.batch) * std::size_t(a.num_heads) * std::size_t(splits);
     p.part_o = static_cast<float*>(a.workspace);  // [parts, head_dim]
@@ -473,6 +528,7 @@ void attention_decode(const AttentionArgs& a, int num_sms, cudaStream_t stream) 
     else launch_decode_group<128, KvType::f16>(p, G, a.batch, stream);
   }
 }
+}  // namespace
 
 void kv_append(const AttentionArgs& a, const float* k_rows, const float* v_rows, cudaStream_t stream) {
   const auto fail = [](const std::string& what) { throw std::invalid_argument("kv_append: " + what); };

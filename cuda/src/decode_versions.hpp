@@ -8,6 +8,10 @@
 //   split-K      attention_decode (attention.hpp): one CTA per (split, kv head,
 //                sequence) serving the G query heads of the kv head, partials merged by a
 //                combine kernel. What the backend runs.
+//   version 3    attention_decode_fused: split-K whose last CTA per (sequence, kv head)
+//                merges the partials itself (a counter in device memory), one launch
+//                instead of two; the same bits as split-K. In the lab until a GPU run
+//                shows it pays.
 //
 // Both compute, for the query of sequence b at position p and each query head h,
 //   out_h = softmax_j(score(q_h . k_j)) v_j  over keys j in [first_key(p), p]
@@ -28,6 +32,11 @@ namespace cuda {
 // Version 1 (see above). Same arguments and checks as attention_decode, and any head_dim
 // from 1 to 256 and any GQA group; no workspace.
 void attention_decode_v1(const AttentionArgs& a, cudaStream_t stream);
+
+// Version 3 (see above). Same arguments and checks as attention_decode, plus counters:
+// device unsigned [batch * num_kv_heads], zero on entry; the kernel leaves them zero, so
+// one zeroed allocation serves call after call on a stream (and graph replays).
+void attention_decode_fused(const AttentionArgs& a, int num_sms, unsigned* counters, cudaStream_t stream);
 
 // Throws std::invalid_argument, naming `who` and the field, unless `a` is a decode call
 // the kernels support: T == 1, head_dim 128 or 256, num_heads = G num_kv_heads with G in

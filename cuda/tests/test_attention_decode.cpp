@@ -14,7 +14,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
+#include <stdexcept>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -34,8 +36,8 @@ namespace {
 // summation order, ~1e-6.
 constexpr double kTol = 1e-4;
 
-enum class Version { split, v1 };
-const char* name(Version v) { return v == Version::split ? "split-K" : "v1"; }
+enum class Version { split, v1, fused };
+const char* name(Version v) { return v == Version::split ? "split-K" : v == Version::v1 ? "v1" : "fused (version 3)"; }
 const char* name(KvType t) { return t == KvType::bf16 ? "bf16" : "f16"; }
 
 struct Shape {
@@ -208,18 +210,29 @@ class DeviceProblem {
     return a;
   }
 
-  // out [B, NH * D] of one decode call.
-  std::vector<float> run(Version v, int num_sms) const {
+  // out [B, NH * D] of `calls` decode calls in a row (the same inputs, so the same
+  // outputs: version 3's counters must be zero again after each call).
+  std::vector<float> run(Version v, int num_sms, int calls = 1) const {
     DeviceBuffer<float> out(std::size_t(pr_.batch()) * pr_.s.num_heads * pr_.s.head_dim);
     AttentionArgs a = args();
     a.out = out.get();
-    if (v == Version::split) {
+    if (v == Version::split || v == Version::fused) {
       const std::size_t bytes = gemma3::cuda::attention_decode_workspace(a, num_sms);
       DeviceBuffer<unsigned char> ws(bytes);
+      DeviceBuffer<unsigned> counters(std::size_t(pr_.batch()) * std::size_t(pr_.s.num_kv_heads));
+      CUDA_TEST_CHECK(cudaMemset(counters.get(), 0, counters.size() * sizeof(unsigned)));
       a.workspace = ws.get();
       a.workspace_bytes = bytes;
-      gemma3::cuda::attention_decode(a, num_sms, nullptr);
+      for (int i = 0; i < calls; ++i) {
+        if (v == Version::split) gemma3::cuda::attention_decode(a, num_sms, nullptr);
+        else gemma3::cuda::attention_decode_fused(a, num_sms, counters.get(), nullptr);
+      }
       cuda_test::sync();
+      if (v == Version::fused) {
+        const std::vector<unsigned> left = counters.download();
+        if (std::any_of(left.begin(), left.end(), [](unsigned c) { return c != 0; }))
+          throw std::runtime_error("attention_decode_fused left a counter not zero");
+      }
     } else {
       gemma3::cuda::attention_decode_v1(a, nullptr);
       cuda_test::sync();
@@ -246,8 +259,9 @@ class DeviceProblem {
   DeviceBuffer<int> positions_;        // [B]
 };
 
-// Runs the split-K kernel at each num_sms (so with different split counts) and v1, each
-// against `want`. Returns the split counts used.
+// Runs the split-K kernel at each num_sms (so with different split counts), version 3
+// at each (twice in a row: the same bits as split-K), and v1, each against `want`.
+// Returns the split counts used.
 std::vector<int> check_decode(const DeviceProblem& dev, const std::vector<float>& want,
                               const std::vector<int>& sms_list,
                               bool with_v1 = true) {
@@ -262,6 +276,8 @@ std::vector<int> check_decode(const DeviceProblem& dev, const std::vector<float>
     INFO("relative error " << e.relative << ", max abs " << e.max_abs);
     CHECK(e.non_finite == 0);
     CHECK(e.relative <= kTol);
+    const std::vector<float> fused = dev.run(Version::fused, sms, 2);
+    CHECK(std::memcmp(fused.data(), got.data(), got.size() * sizeof(float)) == 0);  // NaN included
   }
   if (with_v1) {
     INFO("v1");
@@ -599,6 +615,13 @@ TEST_CASE("decode, kv_append, prefill and qk_norm_rope refuse caches named both 
   }
   refuses("no cache at all", a, "must be set");
   {
+    AttentionArgs x = a;  // version 3 without its counters
+    x.batch = 1;
+    x.k_cache = buf;
+    x.v_cache = buf + 1024;
+    CHECK_THROWS_WITH(gemma3::cuda::attention_decode_fused(x, 132, nullptr, nullptr), Catch::Matchers::Contains("counters"));
+  }
+  {
     AttentionArgs x = a;  // prefill takes one sequence's cache
     x.batch = 1;
     x.T = 4;
@@ -703,7 +726,7 @@ TEST_CASE("decode outputs NaN for a device position past max_position, and reads
   for (int bad : {151, 1 << 30, -1}) {
     dev.set_device_positions({100, bad});
     INFO("position " << bad);
-    for (Version v : {Version::split, Version::v1})
+    for (Version v : {Version::split, Version::fused, Version::v1})
       for (int sms : sms_variants()) {
         INFO(name(v) << ", num_sms " << sms);
         const std::vector<float> got = dev.run(v, sms);
