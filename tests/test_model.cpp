@@ -358,6 +358,23 @@ TEST_CASE("a decode batch that cannot run is refused before any cache changes", 
   }
   CHECK(a.length() == 2);
   CHECK(b.length() == int(f.input_ids.size()));
+  // The seam's own default refuses a missing cache too (a caller of the seam, not the model).
+  {
+    const gemma3::ReferenceBackend seam;
+    const gemma3::Gemma3TextConfig& c = f.model.config();
+    const gemma3::AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim,
+                                       c.attention_scale(), std::nullopt};
+    const gemma3::Activations q(gemma3::Matrix::Zero(2, c.num_attention_heads * c.head_dim));
+    const gemma3::Activations kv(gemma3::Matrix::Zero(2, c.num_key_value_heads * c.head_dim));
+    gemma3::Activations out;
+    try {
+      seam.attention_batch(shape, false, 0, {2, 0}, q, kv, kv, {&a.layer(0), nullptr}, out);
+      FAIL("a null cache was taken");
+    } catch (const std::invalid_argument& e) {
+      CHECK(std::string(e.what()).find("sequence 1 has no KV cache") != std::string::npos);
+    }
+    CHECK(a.length() == 2);
+  }
   // a still continues as if no batch had been tried
   gemma3::KVCache c = a_before;
   const fixtures::Diff d = fixtures::compare(f.model.decode(tok, a), f.model.decode(tok, c));

@@ -222,6 +222,8 @@ class Backend {
     const Matrix &qm = q.host(), &km = k.host(), &vm = v.host();
     require_batch(qm.rows(), positions.size(), "attention_batch");
     require_batch(qm.rows(), caches.size(), "attention_batch");
+    for (std::size_t b = 0; b < caches.size(); ++b)
+      if (!caches[b]) throw std::invalid_argument("attention_batch: sequence " + std::to_string(b) + " has no KV cache");
     Matrix out(qm.rows(), qm.cols());  // [B, NH * D]
     for (Eigen::Index b = 0; b < qm.rows(); ++b) {
       const AttentionMask mask{sliding, sliding_window, positions[std::size_t(b)], nullptr};
