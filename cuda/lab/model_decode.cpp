@@ -14,8 +14,10 @@
 // floor and floor / step (1.0 would be a step that only streams the weights; the target
 // is 0.70), after a 128-token prompt, and the prefill speed of a 1024-token prompt; then
 // the decode step again on a backend that launches QK-norm, RoPE and the cache write as
-// separate kernels (Options::fuse_qk_norm_rope = false), for the fusion's gain, and on
-// one that captures each step as a CUDA graph (Options::graphs); decode batches of 4
+// separate kernels (Options::fuse_qk_norm_rope = false), for the fusion's gain, on one
+// whose decode attention merges its splits without a combine kernel (version 3,
+// Options::fuse_decode_combine), and on one that captures each step as a CUDA graph
+// (Options::graphs); decode batches of 4
 // and 16 sequences (decode_greedy_batch) against batch 1; then a
 // profile of 32 steps (Options::profile): per step of the seam, calls, host time inside
 // the calls and GPU time between events around them. When the host time per decode step
@@ -38,6 +40,7 @@
 #include "gemma3/backends/cpu.hpp"
 #include "gemma3/cuda/backend.hpp"
 #include "gemma3/load_model.hpp"
+#include "random_model.hpp"
 
 namespace {
 
@@ -84,42 +87,6 @@ double weight_bytes(const gemma3::Gemma3ForCausalLM& model) {
     total += bytes(l.self_attn.q_proj) + bytes(l.self_attn.k_proj) + bytes(l.self_attn.v_proj) +
              bytes(l.self_attn.o_proj) + bytes(l.mlp.gate_proj) + bytes(l.mlp.up_proj) + bytes(l.mlp.down_proj);
   return total;
-}
-
-// A model of `config`'s shapes with random bf16 weights (uniform in +-0.04, about the
-// spread of trained Gemma weights) and zero norm weights (a scale of 1 + 0).
-gemma3::Gemma3TextWeights random_weights(const gemma3::Gemma3TextConfig& c) {
-  gemma3::Gemma3TextWeights w;
-  std::uint64_t state = 0x9E3779B97F4A7C15ull;
-  auto make = [&](std::int64_t rows, std::int64_t cols) {
-    auto buf = std::make_shared<std::vector<std::uint16_t>>(std::size_t(rows * cols));
-    for (std::uint16_t& x : *buf) {
-      state = state * 6364136223846793005ull + 1442695040888963407ull;
-      const float u = float(state >> 40) / float(1ull << 24);  // [0, 1)
-      x = gemma3::f32_to_bf16(0.08f * (u - 0.5f));
-    }
-    w.storage.push_back(buf);
-    return gemma3::Weight{gemma3::DType::BF16, buf->data(), rows, cols};
-  };
-  const std::int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
-  const std::int64_t NH = c.num_attention_heads, KV = c.num_key_value_heads;
-  w.embed_tokens = make(c.vocab_size, H);
-  w.norm = gemma3::Vector::Zero(H);
-  for (int i = 0; i < c.num_hidden_layers; ++i) {
-    gemma3::Gemma3DecoderLayerWeights l;
-    l.input_layernorm = l.post_attention_layernorm = l.pre_feedforward_layernorm = l.post_feedforward_layernorm =
-        gemma3::Vector::Zero(H);
-    l.self_attn.q_proj = make(NH * D, H);
-    l.self_attn.k_proj = make(KV * D, H);
-    l.self_attn.v_proj = make(KV * D, H);
-    l.self_attn.o_proj = make(H, NH * D);
-    l.self_attn.q_norm = l.self_attn.k_norm = gemma3::Vector::Zero(D);
-    l.mlp.gate_proj = make(I, H);
-    l.mlp.up_proj = make(I, H);
-    l.mlp.down_proj = make(H, I);
-    w.layers.push_back(std::move(l));
-  }
-  return w;
 }
 
 std::vector<int> prompt(int n, int vocab) {
@@ -169,7 +136,7 @@ int main(int argc, char** argv) {
     const gemma3::Gemma3ForCausalLM model = [&] {
       if (!path.empty()) return gemma3::load_model(path, nullptr, nullptr, backend);
       const gemma3::Gemma3TextConfig rc = gemma3::gemma3_preset(random);
-      return gemma3::Gemma3ForCausalLM(rc, random_weights(rc), backend);
+      return gemma3::Gemma3ForCausalLM(rc, cuda_test::random_weights(rc), backend);
     }();
     const gemma3::Gemma3TextConfig& c = model.config();
     const double bytes = weight_bytes(model);
@@ -233,21 +200,25 @@ int main(int argc, char** argv) {
                   (B * 1e3 / ms) / (1e3 / step_ms));
     }
 
-    double unfused_ms = 0;
-    if (!cpu) {  // the same weights on a backend without the QK-norm + RoPE + cache-write fusion
+    // ms per decode step of the same weights on a backend made with `set` applied to its Options.
+    const auto time_with = [&](void (*set)(gemma3::cuda::Options&)) {
       gemma3::cuda::Options o;
-      o.fuse_qk_norm_rope = false;
-      const gemma3::Gemma3ForCausalLM unfused = model.with_backend(gemma3::cuda::make_backend(o));
-      unfused_ms = 1e3 * time_decode(unfused);
+      set(o);
+      return 1e3 * time_decode(model.with_backend(gemma3::cuda::make_backend(o)));
+    };
+    double unfused_ms = 0, combine_ms = 0, graphs_ms = 0;
+    if (!cpu) {
+      // without the QK-norm + RoPE + cache-write fusion
+      unfused_ms = time_with([](gemma3::cuda::Options& o) { o.fuse_qk_norm_rope = false; });
       std::printf("decode with QK-norm, RoPE and the cache write unfused: %.3f ms/step; fused / unfused = %.3f\n",
                   unfused_ms, step_ms / unfused_ms);
-    }
-    double graphs_ms = 0;
-    if (!cpu) {  // each decode step captured and launched as one CUDA graph
-      gemma3::cuda::Options o;
-      o.graphs = true;
-      const gemma3::Gemma3ForCausalLM graphed = model.with_backend(gemma3::cuda::make_backend(o));
-      graphs_ms = 1e3 * time_decode(graphed);
+      // decode attention as the lab's version 3: no combine kernel
+      combine_ms = time_with([](gemma3::cuda::Options& o) { o.fuse_decode_combine = true; });
+      std::printf("decode with the split-K combine inside the split kernel (version 3): %.3f ms/step; "
+                  "version 3 / split-K = %.3f\n",
+                  combine_ms, combine_ms / step_ms);
+      // each decode step captured and launched as one CUDA graph
+      graphs_ms = time_with([](gemma3::cuda::Options& o) { o.graphs = true; });
       std::printf("decode with each step a CUDA graph: %.3f ms/step, %.1f tok/s; graphs / launches = %.3f; "
                   "floor / step = %.2f\n",
                   graphs_ms, 1e3 / graphs_ms, graphs_ms / step_ms, floor_ms / graphs_ms);
@@ -283,11 +254,11 @@ int main(int argc, char** argv) {
       std::ofstream f(csv);
       if (!f) throw std::runtime_error(csv + ": cannot write");
       f << "device,model,weight_mib,copy_gbps,decode_steps,ms_per_step,tok_s,floor_ms,floor_ratio,prefill_tokens,"
-           "prefill_tok_s,unfused_ms_per_step,graphs_ms_per_step,batch4_tok_s,batch16_tok_s\n";
+           "prefill_tok_s,unfused_ms_per_step,graphs_ms_per_step,batch4_tok_s,batch16_tok_s,v3_combine_ms_per_step\n";
       f << '"' << device << "\",\"" << what << "\"," << bytes / (1024.0 * 1024.0) << ',' << bandwidth / 1e9 << ','
         << steps << ',' << step_ms << ',' << 1e3 / step_ms << ',' << floor_ms << ',' << floor_ms / step_ms << ','
         << prefill_len << ',' << prefill_len / prefill_s << ',' << unfused_ms << ',' << graphs_ms << ','
-        << batch_tok_s[0] << ',' << batch_tok_s[1] << '\n';
+        << batch_tok_s[0] << ',' << batch_tok_s[1] << ',' << combine_ms << '\n';
       std::printf("wrote %s\n", csv.c_str());
     }
     return 0;

@@ -270,6 +270,9 @@ struct State {
   cublasHandle_t cublas = nullptr;
   std::shared_ptr<DevicePool> pool;
   bool fuse = true;                   // Options::fuse_qk_norm_rope
+  bool fuse_combine = false;          // Options::fuse_decode_combine
+  unsigned* counters = nullptr;       // its counters, zero between calls (cudaMalloc'd, grown as asked)
+  std::size_t counters_n = 0;
   std::unique_ptr<Profile> profile;   // Options::profile
   std::shared_ptr<void> cublas_workspace;  // cuBLAS's, set once (no allocation inside a capture)
 
@@ -329,6 +332,7 @@ struct State {
     profile.reset();
     if (step_graph) cudaGraphExecDestroy(step_graph);
     if (id_pinned) cudaFreeHost(id_pinned);
+    if (counters) cudaFree(counters);
     cublas_workspace.reset();
     weights.clear();
     vectors.clear();
@@ -396,6 +400,7 @@ class CudaBackend final : public Backend {
     s.device = o.device;
     s.kv_dtype = o.kv_dtype.value_or(DType::BF16);
     s.fuse = o.fuse_qk_norm_rope;
+    s.fuse_combine = o.fuse_decode_combine;
     if (o.profile && o.graphs)
       throw std::invalid_argument("cuda backend: Options::profile times each call, which a graph does not have; "
                                   "set profile or graphs, not both");
@@ -1030,7 +1035,28 @@ class CudaBackend final : public Backend {
     const std::shared_ptr<void> workspace = s_->pool->get(bytes);
     a.workspace = workspace.get();
     a.workspace_bytes = bytes;
-    attention_decode(a, s_->num_sms, s_->stream);
+    if (s_->fuse_combine)
+      attention_decode_fused(a, s_->num_sms, counters(std::size_t(a.batch) * a.num_kv_heads), s_->stream);
+    else
+      attention_decode(a, s_->num_sms, s_->stream);
+  }
+
+  // Options::fuse_decode_combine's counters: n of them, zero. Every call leaves them zero,
+  // so they are set once, when first asked for that many.
+  unsigned* counters(std::size_t n) const {
+    if (n > s_->counters_n) {
+      s_->end_capture();  // no allocation inside a capture
+      GEMMA3_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+      if (s_->counters) GEMMA3_CUDA_CHECK(cudaFree(s_->counters));
+      s_->counters = nullptr;
+      s_->counters_n = 0;
+      void* p = nullptr;
+      GEMMA3_CUDA_CHECK(cudaMalloc(&p, n * sizeof(unsigned)));
+      s_->counters = static_cast<unsigned*>(p);
+      GEMMA3_CUDA_CHECK(cudaMemsetAsync(p, 0, n * sizeof(unsigned), s_->stream));
+      s_->counters_n = n;
+    }
+    return s_->counters;
   }
 
   // A cache layer's device rows; refuses a cache made by another backend or on another device.

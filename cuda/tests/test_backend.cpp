@@ -32,6 +32,7 @@
 // the largest error in fixtures::compare).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -41,6 +42,7 @@
 
 #include "catch.hpp"
 #include "cuda_test_util.hpp"
+#include "random_model.hpp"
 #include "fixture_helpers.hpp"
 #include "test_vision_helpers.hpp"
 
@@ -336,6 +338,78 @@ TEST_CASE("cuda backend: a decode batch of caches of other lengths and types equ
     for (const auto& c : batch) lengths.push_back(c.length());
     CHECK_THROWS(model.decode_batch(std::vector<int>(B, 1), ptrs));
     for (std::size_t b = 0; b < B; ++b) CHECK(batch[b].length() == lengths[b]);
+  }
+}
+
+TEST_CASE("cuda backend: at the tuned kernels' head_dim 256, decode batches and decode version 3 hold",
+          "[cuda][backend][model][batch]") {
+  // The tiny fixtures' head_dims (8 to 32) run the version-1 kernels; this random bf16
+  // model of Gemma 3's attention shape (4 q heads, 1 kv head, head_dim 256; W = 64, so
+  // rings wrap and both layer kinds take several key tiles) runs split-K, the tables of
+  // a decode batch, and Options::fuse_decode_combine.
+  gemma3::Gemma3TextConfig c = gemma3::gemma3_preset("270m");
+  c.num_hidden_layers = 6;  // 5 sliding, 1 global
+  c.hidden_size = 256;
+  c.intermediate_size = 512;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 1;
+  c.head_dim = 256;
+  c.vocab_size = 512;
+  c.sliding_window = 64;
+  c.derive_layer_types();
+  const gemma3::Gemma3TextWeights w = cuda_test::random_weights(c, 77);
+  const gemma3::Gemma3ForCausalLM ref(c, w, std::make_shared<const gemma3::ReferenceBackend>());
+  const gemma3::Gemma3ForCausalLM model(c, w, cuda_backend());
+  gemma3::cuda::Options o3;
+  o3.fuse_decode_combine = true;
+  const gemma3::Gemma3ForCausalLM v3(c, w, gemma3::cuda::make_backend(o3));
+
+  std::vector<std::vector<int>> prompts;
+  for (int n : {150, 5, 70}) {
+    std::vector<int> p;
+    for (int i = 0; i < n; ++i) p.push_back((37 * i + 11 * n + 2) % c.vocab_size);
+    prompts.push_back(p);
+  }
+  const std::size_t B = prompts.size();
+  std::vector<gemma3::KVCache> alone, batch, on_ref, alone3, batch3;
+  std::vector<gemma3::KVCache*> ptrs, ptrs3;
+  for (const auto& p : prompts) {
+    const int len = int(p.size()) + 8;
+    alone.push_back(model.new_cache(len));
+    batch.push_back(model.new_cache(len));
+    on_ref.push_back(ref.new_cache(len));
+    alone3.push_back(v3.new_cache(len));
+    batch3.push_back(v3.new_cache(len));
+    const Matrix prompt_logits = model.forward(p, alone.back());
+    const fixtures::Diff d = fixtures::compare(prompt_logits, ref.forward(p, on_ref.back()));
+    INFO("prompt of " << p.size() << " tokens against the reference: " << d.str());
+    CHECK(d.rel <= kTinyTol);
+    model.prefill(p, batch.back());
+    v3.prefill(p, alone3.back());
+    v3.prefill(p, batch3.back());
+  }
+  for (auto& x : batch) ptrs.push_back(&x);
+  for (auto& x : batch3) ptrs3.push_back(&x);
+  for (int s = 0; s < 4; ++s) {
+    std::vector<int> feed;
+    for (std::size_t b = 0; b < B; ++b) feed.push_back((13 * s + 5 * int(b) + 1) % c.vocab_size);
+    INFO("step " << s);
+    const Matrix got3 = v3.decode_batch(feed, ptrs3);  // before check_batch_step moves `batch` on
+    Matrix alone3_rows(got3.rows(), got3.cols());
+    for (std::size_t b = 0; b < B; ++b) alone3_rows.row(Eigen::Index(b)) = v3.decode(feed[b], alone3[b]).transpose();
+    const Matrix got = model.decode_batch(feed, ptrs);
+    // split-K and version 3 give the same bits, batch or alone
+    CHECK(std::memcmp(got.data(), got3.data(), std::size_t(got.size()) * sizeof(float)) == 0);
+    Matrix alone_rows(got.rows(), got.cols()), ref_rows(got.rows(), got.cols());
+    for (std::size_t b = 0; b < B; ++b) {
+      alone_rows.row(Eigen::Index(b)) = model.decode(feed[b], alone[b]).transpose();
+      ref_rows.row(Eigen::Index(b)) = ref.decode(feed[b], on_ref[b]).transpose();
+    }
+    CHECK(std::memcmp(alone_rows.data(), alone3_rows.data(), std::size_t(got.size()) * sizeof(float)) == 0);
+    const fixtures::Diff da = fixtures::compare(got, alone_rows), dr = fixtures::compare(got, ref_rows);
+    INFO("batch against each alone " << da.str() << "; against the reference " << dr.str());
+    CHECK(da.rel <= 1e-2);
+    CHECK(dr.rel <= kTinyTol);
   }
 }
 

@@ -42,6 +42,11 @@ struct Options {
   // launch instead of ~20 per layer. Off by default until measured on a GPU
   // (cuda/lab/model_decode times both); the results are the same bits either way.
   bool graphs = false;
+  // Decode attention as version 3 of the kernel lab (cuda/src/decode_versions.hpp): the
+  // split-K partials merged by the last CTA of each kv head instead of a combine kernel,
+  // one launch per layer fewer. Off by default until measured on a GPU
+  // (cuda/lab/model_decode times both); the results are the same bits either way.
+  bool fuse_decode_combine = false;
 };
 
 // One step of the seam in a profile: how many calls, the host time spent inside them
