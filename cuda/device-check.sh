@@ -21,6 +21,20 @@ t0=$(date +%s)
 note() { echo "== $*" | tee -a "$out/summary.md"; }
 : > "$out/summary.md"
 
+# The real model, when cuda/device-model.sh's parts came over: joined and checked.
+model=models/gemma-3-270m-q4_k_m.gguf
+want_sha=$(sed -n 's/^SHA256="\([0-9a-f]*\)"$/\1/p' scripts/fetch-model.sh)
+if [[ ! -f $model ]] && compgen -G ".device-model/part-*" > /dev/null; then
+  mkdir -p models
+  cat .device-model/part-* > "$model.part"
+  if echo "$want_sha  $model.part" | sha256sum -c --status; then
+    mv "$model.part" "$model"
+  else
+    rm -f "$model.part"
+    note "the parts in .device-model/ do not join into $model (sha256 differs): a part is missing or stale"
+  fi
+fi
+
 prefix=()
 if [[ -d .device-deps/usr ]]; then prefix=(-DCMAKE_PREFIX_PATH="$PWD/.device-deps/usr"); fi
 gen=()
@@ -31,6 +45,8 @@ if command -v ninja >/dev/null 2>&1; then gen=(-G Ninja); fi
   echo
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem,power.limit --format=csv 2>&1
   nvcc --version | tail -1
+  if [[ -f $model ]]; then echo "real model: $model (the whole-model tests compare it with the CPU backend)"
+  else echo "real model: absent (cuda/device-model.sh); the whole-model tests run on the tiny fixtures only"; fi
   echo
 } >> "$out/summary.md"
 
@@ -65,6 +81,9 @@ done
 run decode_lab 90 "$lab/decode_lab" --csv "$out/decode.csv"
 run prefill_lab 120 "$lab/prefill_lab" --csv "$out/prefill.csv"
 run model_decode 90 "$lab/model_decode" --csv "$out/model_decode.csv"
+if [[ -f $model ]]; then
+  run model_decode_270m 90 "$lab/model_decode" "$model" --steps 64 --csv "$out/model_decode_270m.csv"
+fi
 if python3 -c "import torch" > /dev/null 2>&1; then
   run torch_attention 150 python3 cuda/lab/torch_attention.py --csv "$out/torch_attention.csv"
 else
