@@ -26,12 +26,13 @@
 //   split, so results do not depend on the thread count.
 //
 // matmul (prefill, T > 1) on bf16 / f16 / quantized weights:
-//   2 to 8 tokens (a small decode batch) without int16 activations: matvec's dot of
-//     each row for each token, the row read from memory once; on AVX2 the quantized
-//     types widen each block once for 4 tokens at a time (kernels/fdot.hpp's
-//     fdot_many). Bit for bit matvec's result for each token. The GEMM below widens
-//     whole rows to float32 first, which so few tokens do not repay
-//     (docs/performance.md);
+//   2 to 8 tokens (a small decode batch; 2 to 4 with int16 activations on AVX-512):
+//     matvec's dot of each row for each token, the row read from memory once; on AVX2
+//     the quantized types widen each block once for 4 tokens at a time
+//     (kernels/fdot.hpp's fdot_many), and with int16 activations on AVX-512 each token
+//     takes matvec's VNNI dots over 8 rows at a time. Bit for bit matvec's result for
+//     each token. The GEMMs below widen whole rows to float32, or pack 16-row tiles,
+//     first, which so few tokens do not repay (docs/performance.md);
 //   int16 GEMM (Isa::avx512 or Isa::wasm_simd128, int16): X is quantized once to int16
 //     blocks and multiplied by 16-row tiles of W packed to int16 pairs (VNNI's
 //     vpdpwssd, or SIMD128's i32x4.dot_i16x8_s; kernels/gemm_q16.hpp); threads split
@@ -80,6 +81,8 @@ inline void matvec_scalar(const Weight& W, const float* x, float* y) {
 namespace detail {
 constexpr std::int64_t kRowBlock = 64;               // rows widened per step for the GEMM paths
 constexpr std::int64_t kFewTokens = 8;               // up to this many tokens matmul runs matvec's dots
+constexpr std::int64_t kFewTokensQ16 = 4;  // the same on AVX-512 int16 activations (past it the int16 GEMM wins)
+constexpr std::int64_t kFewRows = 8;       // rows dotted with every token of a small batch in turn
 constexpr std::size_t kParallelMinBytes = 64 << 10;  // smaller weights: one thread (waking costs more)
 constexpr std::size_t kChunkMinBytes = 16 << 10;     // a chunk of rows reads at least this much
 
@@ -120,16 +123,16 @@ inline Matrix& scratch_matrix() {
 struct Q16Scratch {
   std::vector<std::int16_t> q;  // [T, n]
   std::vector<float> d, s;      // [T, n / 32]
-  std::vector<std::int8_t> hi, lo;  // [n]  the byte split of token 0 (matvec only)
-  std::vector<float> dX;            // [n / 32]
-  std::vector<float> sum16;         // [n / 16]
+  std::vector<std::int8_t> hi, lo;  // [T, n]  the byte split (matvec and small batches only)
+  std::vector<float> dX;            // [T, n / 32]
+  std::vector<float> sum16;         // [T, n / 16]
   quant::Q16Row row(std::int64_t t, std::int64_t n) const {
     quant::Q16Row r{q.data() + t * n, d.data() + t * (n / quant::QK), s.data() + t * (n / quant::QK)};
-    if (t == 0 && !hi.empty()) {
-      r.hi = hi.data();
-      r.lo = lo.data();
-      r.dX = dX.data();
-      r.sum16 = sum16.data();
+    if (!hi.empty()) {
+      r.hi = hi.data() + t * n;
+      r.lo = lo.data() + t * n;
+      r.dX = dX.data() + t * (n / quant::QK);
+      r.sum16 = sum16.data() + t * (n / 16);
     }
     return r;
   }
@@ -138,9 +141,9 @@ inline Q16Scratch& scratch_q16() {
   thread_local Q16Scratch b;
   return b;
 }
-// X [T, n] -> int16 activations in the calling thread's scratch; with `split` (one
-// token, matvec) also their byte split (quant::split_q16_bytes) for the byte kernels.
-// Many rows (prefill) are split over `pool` (the default pool when null).
+// X [T, n] -> int16 activations in the calling thread's scratch; with `split` (matvec
+// and small batches) also each row's byte split (quant::split_q16_bytes) for the byte
+// kernels. Many rows (prefill) are split over `pool` (the default pool when null).
 inline const Q16Scratch& quantize_q16(const float* X, std::int64_t T, std::int64_t n, Isa isa, bool split = false,
                                       ThreadPool* pool = nullptr) {
   Q16Scratch& b = scratch_q16();
@@ -157,12 +160,14 @@ inline const Q16Scratch& quantize_q16(const float* X, std::int64_t T, std::int64
   if (T >= 32) (pool ? *pool : default_pool()).parallel_for(0, T, rows, 16);
   else rows(0, T);
   b.hi.clear();
-  if (split && T == 1) {
-    b.hi.resize(std::size_t(n));
-    b.lo.resize(std::size_t(n));
-    b.dX.resize(std::size_t(n / quant::QK));
-    b.sum16.resize(std::size_t(n / 16));
-    quant::split_q16_bytes(b.q.data(), b.d.data(), n, b.hi.data(), b.lo.data(), b.dX.data(), b.sum16.data(), isa);
+  if (split) {
+    b.hi.resize(std::size_t(T * n));
+    b.lo.resize(std::size_t(T * n));
+    b.dX.resize(std::size_t(T * (n / quant::QK)));
+    b.sum16.resize(std::size_t(T * (n / 16)));
+    for (std::int64_t t = 0; t < T; ++t)
+      quant::split_q16_bytes(q + t * n, d + t * (n / quant::QK), n, b.hi.data() + t * n, b.lo.data() + t * n,
+                             b.dX.data() + t * (n / quant::QK), b.sum16.data() + t * (n / 16), isa);
   }
   return b;
 }
@@ -200,6 +205,31 @@ inline bool use_q16(const Weight& W, Isa isa, bool int16) {
 
 // Whether x is split into bytes for the dot of dtype t: the avx512 byte kernels only.
 inline bool q16_split(DType t, Isa isa) { return isa == Isa::avx512 && quant::q16_uses_bytes(t); }
+
+// Whether T tokens on W take matmul_q16_few: a small decode batch (2 to kFewTokensQ16
+// tokens) on int16 activations on AVX-512. Each token costs matvec's arithmetic there,
+// so past a few tokens the GEMM, which unpacks each weight tile once for all tokens,
+// wins (docs/performance.md); SIMD128 keeps its GEMM, which interleaves tokens by fours.
+inline bool q16_few(const Weight& W, Isa isa, bool int16, std::int64_t T) {
+  return use_q16(W, isa, int16) && isa == Isa::avx512 && T > 1 && T <= kFewTokensQ16;
+}
+
+// Y [T, W.rows] (row-major) for the T int16 tokens of xq: matvec's dots of every row
+// for each token, kFewRows rows at a time, so each row is read from memory once and
+// dotted with the T tokens while in L1. Row t of Y is matvec's result for token t, bit
+// for bit (the rows' dots do not depend on how the rows are grouped).
+inline void matmul_q16_few(const Weight& W, const Q16Scratch& xq, std::int64_t T, float* Y, ThreadPool& pool,
+                           Isa isa) {
+  const quant::Q16RowsFn dot_rows = quant::q16_dot_rows(W.dtype, isa);
+  const std::size_t row_bytes = W.row_bytes();
+  const std::int64_t cols = W.cols;
+  pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; r += kFewRows) {
+      const std::int64_t n = std::min(kFewRows, r1 - r);
+      for (std::int64_t t = 0; t < T; ++t) dot_rows(W.row_ptr(r), row_bytes, n, xq.row(t, cols), cols, Y + t * W.rows + r);
+    }
+  }, rows_per_chunk(W, T));
+}
 
 // n rows of W starting at r0 -> float32 dst [n, cols] (exact), SIMD for bf16/f16.
 inline void widen_rows(const Weight& W, std::int64_t r0, std::int64_t n, float* dst, Isa isa) {
@@ -283,6 +313,12 @@ inline void matmul(const Weight& W, const Matrix& X, Matrix& Y, Isa isa, ThreadP
     pool.parallel_for(0, W.rows, [&](std::int64_t r0, std::int64_t r1) {
       Y.middleCols(r0, r1 - r0).noalias() = X * detail::f32_view(W).middleRows(r0, r1 - r0).transpose();
     }, grain);
+    return;
+  }
+
+  if (detail::q16_few(W, isa, int16, T)) {  // a small decode batch: matvec's int16 dots for each token
+    const detail::Q16Scratch& xq = detail::quantize_q16(X.data(), T, cols, isa, detail::q16_split(W.dtype, isa));
+    detail::matmul_q16_few(W, xq, T, Y.data(), pool, isa);
     return;
   }
 
@@ -374,6 +410,18 @@ inline void linear_many(const Matrix& X, const std::vector<std::pair<const Weigh
   for (const auto& j : jobs) fused = fused && detail::use_q16(*j.first, isa, int16) && j.first->cols == X.cols();
   if (!fused) {
     for (const auto& j : jobs) linear(*j.first, X, *j.second, isa, pool, int16);
+    return;
+  }
+  if (detail::q16_few(*jobs.front().first, isa, int16, X.rows())) {  // a small decode batch, as matmul
+    const std::int64_t T = X.rows();
+    bool split = false;
+    for (const auto& j : jobs) split = split || detail::q16_split(j.first->dtype, isa);
+    const detail::Q16Scratch& xq = detail::quantize_q16(X.data(), T, X.cols(), isa, split);
+    for (const auto& j : jobs) {
+      detail::check_weight(*j.first, "linear_many");
+      j.second->resize(T, j.first->rows);
+      detail::matmul_q16_few(*j.first, xq, T, j.second->data(), pool, isa);
+    }
     return;
   }
   if (X.rows() > 1) {  // many tokens: X quantized once, then each weight's int16 GEMM (as matmul)
