@@ -97,12 +97,6 @@ void launch(Version v, const AttentionArgs& a, int sms, unsigned* counters, cuda
   else gemma3::cuda::attention_decode(a, sms, stream);
 }
 
-// Version 3's counters for `n` (sequence, kv head) pairs, zeroed.
-DeviceBuffer<unsigned> zero_counters(std::size_t n) {
-  DeviceBuffer<unsigned> c(n);
-  CUDA_TEST_CHECK(cudaMemset(c.get(), 0, n * sizeof(unsigned)));
-  return c;
-}
 
 double median(std::vector<double> x) {
   std::sort(x.begin(), x.end());
@@ -218,7 +212,7 @@ double check_version(Version v, const Check& c, const Device& dev, std::mt19937&
   a.workspace_bytes = ws_bytes;
   const DeviceBuffer<void*> tables = cache_tables(kc.get(), vc.get(), 1, std::size_t(B * seq_stride), B, seq_stride);
   if (v == Version::tables) use_tables(a, tables, 0, B);
-  const DeviceBuffer<unsigned> counters = zero_counters(std::size_t(B) * std::size_t(c.num_kv_heads));
+  const DeviceBuffer<unsigned> counters(std::vector<unsigned>(std::size_t(B) * std::size_t(c.num_kv_heads), 0u));
   launch(v, a, dev.sms, counters.get(), nullptr);
   cuda_test::sync();
   const cuda_test::Error e = cuda_test::compare(out.download(), want);
@@ -305,7 +299,7 @@ std::vector<Row> run_bench(const Bench& bn, const Device& dev, double copy_gbps,
   CUDA_TEST_CHECK(cudaDeviceSynchronize());  // the buffers' fills (default stream) are done
 
   const DeviceBuffer<void*> tables = cache_tables(kc.get(), vc.get(), sets, set_elems, bn.batch, seq_stride);
-  const DeviceBuffer<unsigned> counters = zero_counters(std::size_t(bn.batch) * std::size_t(bn.num_kv_heads));
+  const DeviceBuffer<unsigned> counters(std::vector<unsigned>(std::size_t(bn.batch) * std::size_t(bn.num_kv_heads), 0u));
   std::vector<Row> rows;
   for (Version v : kVersions) {
     if (v == Version::tables && bn.batch == 1) continue;  // the same call as split-K

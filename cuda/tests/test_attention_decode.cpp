@@ -219,8 +219,8 @@ class DeviceProblem {
     if (v == Version::split || v == Version::fused) {
       const std::size_t bytes = gemma3::cuda::attention_decode_workspace(a, num_sms);
       DeviceBuffer<unsigned char> ws(bytes);
-      DeviceBuffer<unsigned> counters(std::size_t(pr_.batch()) * std::size_t(pr_.s.num_kv_heads));
-      CUDA_TEST_CHECK(cudaMemset(counters.get(), 0, counters.size() * sizeof(unsigned)));
+      const DeviceBuffer<unsigned> counters(  // version 3's, zero: [batch * num_kv_heads]
+          std::vector<unsigned>(std::size_t(pr_.batch()) * std::size_t(pr_.s.num_kv_heads), 0u));
       a.workspace = ws.get();
       a.workspace_bytes = bytes;
       for (int i = 0; i < calls; ++i) {
