@@ -2,8 +2,9 @@
 # cuda/device-check.sh -- everything the CUDA backend needs a GPU for, in one run:
 # configure and build for the card (sm_90 unless CUDA_ARCH says otherwise), run the
 # CUDA tests (every kernel and the whole model against the CPU reference), the kernel
-# lab (decode, prefill, whole-model decode) and the PyTorch peer on the same card, and
-# write a summary. Sized to finish in under 8 minutes on an H100 with 16 cores.
+# lab (decode, prefill, the dequantizing GEMV, whole-model decode) and the PyTorch peer
+# on the same card, and write a summary. Sized to finish in under 8 minutes on an H100
+# with 16 cores.
 #
 #   bash cuda/device-deps.sh        # on a build machine: Eigen + Catch2 into .device-deps/
 #   bash cuda/device-check.sh [OUT]  # on the GPU machine; OUT defaults to $OUT or build-cuda/check
@@ -56,7 +57,7 @@ if ! cmake -S . -B build-cuda "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DGEMMA3_CU
   tail -30 "$out/configure.log"; note "configure FAILED (configure.log)"; exit 1
 fi
 if ! timeout 420 cmake --build build-cuda -j"$jobs" --target gemma3_cuda_tests cuda_decode_lab cuda_prefill_lab \
-     cuda_model_decode gemma3-cli > "$out/build.log" 2>&1; then
+     cuda_gemv_lab cuda_model_decode gemma3-cli > "$out/build.log" 2>&1; then
   grep -E "error|Error" "$out/build.log" | head -40; note "build FAILED (build.log)"; exit 1
 fi
 note "built in $(( $(date +%s) - t0 )) s"
@@ -80,7 +81,10 @@ for group in ops decode prefill backend; do
 done
 run decode_lab 90 "$lab/decode_lab" --csv "$out/decode.csv"
 run prefill_lab 120 "$lab/prefill_lab" --csv "$out/prefill.csv"
+run gemv_lab 90 "$lab/gemv_lab" --csv "$out/gemv.csv"
 run model_decode 90 "$lab/model_decode" --csv "$out/model_decode.csv"
+# the 1B's shapes in the Q4_K_M file's block types: bf16 on upload against the blocks kept
+run model_decode_1b_q4km 120 "$lab/model_decode" --random 1b --q4-k-m --steps 64 --csv "$out/model_decode_1b_q4km.csv"
 if [[ -f $model ]]; then
   run model_decode_270m 90 "$lab/model_decode" "$model" --steps 64 --csv "$out/model_decode_270m.csv"
 fi

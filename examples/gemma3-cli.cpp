@@ -54,6 +54,8 @@ struct Args {
   int threads = 0;              // 0: hardware threads
   std::string device = "cpu";   // cpu | cuda
   bool cuda_graphs = false;     // --cuda-graphs
+  std::string cuda_weights = "bf16";  // --cuda-weights bf16|blocks
+  bool cuda_weights_given = false;
   std::string backend = "cpu";  // cpu | reference (the CPU backends)
   bool backend_given = false;
   std::string isa;              // empty: the best this CPU has
@@ -91,6 +93,9 @@ void usage(std::ostream& os) {
         "  --device cpu|cuda    where the model runs (default cpu); cuda: the whole model on the\n"
         "                       GPU, bf16 weights (only in a build with the CUDA backend)\n"
         "  --cuda-graphs        --device cuda: launch each decode step as one CUDA graph\n"
+        "  --cuda-weights bf16|blocks  --device cuda: GGUF block weights widened to bf16 on\n"
+        "                       upload (default), or kept as the file stores them (a\n"
+        "                       dequantizing GEMV for decode; about the file's size on the GPU)\n"
         "  --threads N          threads for the kernels (default: all cores)\n"
         "  --backend cpu|reference  the CPU backend (default) or the plain float32 reference\n"
         "                       backend (slow: widens every weight to float32; f32 cache)\n"
@@ -151,6 +156,12 @@ Args parse_args(int argc, char** argv) {
     else if (f == "--greedy") a.sampling.temperature = 0.0f;
     else if (f == "--ignore-eos") a.ignore_eos = true;
     else if (f == "--cuda-graphs") a.cuda_graphs = true;
+    else if (f == "--cuda-weights") {
+      a.cuda_weights = value();
+      a.cuda_weights_given = true;
+      if (a.cuda_weights != "bf16" && a.cuda_weights != "blocks")
+        throw std::invalid_argument("--cuda-weights expects bf16 or blocks, got '" + a.cuda_weights + "'");
+    }
     else if (f == "--threads") a.threads = int(parse_long(f, value(), 1, 1024));
     else if (f == "--device") {
       a.device = value();
@@ -191,6 +202,7 @@ Args parse_args(int argc, char** argv) {
   if (a.device == "cuda" && a.backend_given)
     throw std::invalid_argument("--backend chooses between the CPU backends; --device cuda runs the CUDA backend");
   if (a.cuda_graphs && a.device != "cuda") throw std::invalid_argument("--cuda-graphs needs --device cuda");
+  if (a.cuda_weights_given && a.device != "cuda") throw std::invalid_argument("--cuda-weights needs --device cuda");
   if (a.device == "cuda" && a.kv_type_given && a.kv_type == gemma3::DType::F32)
     throw std::invalid_argument("--device cuda keeps a bf16 or f16 cache: use --kv-type bf16 or f16");
   if (a.device == "cpu" && a.kv_type_given && a.kv_type == gemma3::DType::BF16)
@@ -316,6 +328,7 @@ int main(int argc, char** argv) {
       gemma3::cuda::Options o;
       o.kv_dtype = args.kv_type;
       o.graphs = args.cuda_graphs;
+      o.keep_quantized = args.cuda_weights == "blocks";
       backend = gemma3::cuda::make_backend(o);
 #else
       throw std::runtime_error("this gemma3-cli was built without the CUDA backend (GEMMA3_CUDA=OFF or no nvcc)");

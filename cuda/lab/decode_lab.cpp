@@ -41,6 +41,7 @@
 
 #include "cuda_test_util.hpp"
 #include "decode_versions.hpp"
+#include "lab_timing.hpp"
 
 using cuda_test::DeviceBuffer;
 using gemma3::cuda::AttentionArgs;
@@ -98,47 +99,8 @@ void launch(Version v, const AttentionArgs& a, int sms, unsigned* counters, cuda
 }
 
 
-double median(std::vector<double> x) {
-  std::sort(x.begin(), x.end());
-  return x[x.size() / 2];
-}
-
-// Milliseconds of `work` between two events on `stream`.
-template <class F>
-double time_ms(cudaStream_t stream, F&& work) {
-  cudaEvent_t e0, e1;
-  CUDA_TEST_CHECK(cudaEventCreate(&e0));
-  CUDA_TEST_CHECK(cudaEventCreate(&e1));
-  CUDA_TEST_CHECK(cudaEventRecord(e0, stream));
-  work();
-  CUDA_TEST_CHECK(cudaEventRecord(e1, stream));
-  CUDA_TEST_CHECK(cudaEventSynchronize(e1));
-  float ms = 0;
-  CUDA_TEST_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-  CUDA_TEST_CHECK(cudaEventDestroy(e0));
-  CUDA_TEST_CHECK(cudaEventDestroy(e1));
-  return ms;
-}
-
-// `calls(i)` for i < iters captured once in a CUDA graph; the median over `repeats`
-// replays of the time per call, in microseconds.
-template <class F>
-double graph_time_us(cudaStream_t stream, int iters, int repeats, F&& calls) {
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  CUDA_TEST_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int i = 0; i < iters; ++i) calls(i);
-  CUDA_TEST_CHECK(cudaStreamEndCapture(stream, &graph));
-  CUDA_TEST_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  CUDA_TEST_CHECK(cudaGraphLaunch(exec, stream));  // warm-up (and upload)
-  CUDA_TEST_CHECK(cudaStreamSynchronize(stream));
-  std::vector<double> us;
-  for (int r = 0; r < repeats; ++r)
-    us.push_back(1000.0 * time_ms(stream, [&] { CUDA_TEST_CHECK(cudaGraphLaunch(exec, stream)); }) / iters);
-  CUDA_TEST_CHECK(cudaGraphExecDestroy(exec));
-  CUDA_TEST_CHECK(cudaGraphDestroy(graph));
-  return median(us);
-}
+using lab::graph_time_us;
+using lab::time_ms;
 
 // ---- checks: each version against the float64 reference on small cases
 
@@ -337,23 +299,7 @@ std::vector<Row> run_bench(const Bench& bn, const Device& dev, double copy_gbps,
 
 // Device-to-device copy of 1 GiB (or what fits), read + write bytes per second.
 double copy_bandwidth_gbps(const Options& opt, cudaStream_t stream) {
-  std::size_t free_b = 0, total_b = 0;
-  CUDA_TEST_CHECK(cudaMemGetInfo(&free_b, &total_b));
-  const std::size_t n = std::min<std::size_t>(1ull << 30, free_b / 3);
-  DeviceBuffer<unsigned char> src(n), dst(n);
-  CUDA_TEST_CHECK(cudaDeviceSynchronize());
-  CUDA_TEST_CHECK(cudaMemcpyAsync(dst.get(), src.get(), n, cudaMemcpyDeviceToDevice, stream));
-  CUDA_TEST_CHECK(cudaStreamSynchronize(stream));
-  const int copies = opt.quick ? 2 : 5;
-  std::vector<double> gbps;
-  for (int r = 0; r < (opt.quick ? 3 : 5); ++r) {
-    const double ms = time_ms(stream, [&] {
-      for (int i = 0; i < copies; ++i)
-        CUDA_TEST_CHECK(cudaMemcpyAsync(dst.get(), src.get(), n, cudaMemcpyDeviceToDevice, stream));
-    });
-    gbps.push_back(2.0 * double(n) * copies / (ms * 1e-3) / 1e9);
-  }
-  return median(gbps);
+  return lab::copy_bandwidth_gbps(stream, opt.quick ? 2 : 5, opt.quick ? 3 : 5);
 }
 
 double latency_floor_us(const Options& opt, cudaStream_t stream) {

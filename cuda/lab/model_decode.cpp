@@ -24,7 +24,10 @@
 // is close to the step's wall time, the launches set the pace (CUDA graphs' case).
 // The model: a GGUF file, or `--random 1b` (the default; also 270m, 4b): random bf16
 // weights in that preset's shapes, made in memory, for a machine that has no model
-// file. `--backend cpu` runs the same on the CPU backend (a check of the program itself
+// file; with `--q4-k-m`, random GGUF blocks of the types a released Q4_K_M file uses
+// (cuda/tests/random_model.hpp). A model with GGUF block weights is also timed on a
+// backend that keeps them on the device as stored (Options::keep_quantized: the
+// dequantizing GEMV), against its own floor: the blocks' bytes / copy bandwidth. `--backend cpu` runs the same on the CPU backend (a check of the program itself
 // on a machine without a GPU; no bandwidth figure).
 #include <algorithm>
 #include <chrono>
@@ -79,9 +82,14 @@ double copy_bandwidth() {
   return 2.0 * double(bytes) / (double(best_ms) * 1e-3);
 }
 
-// Bytes of bf16 weights one decode step reads: every projection and the LM head.
-double weight_bytes(const gemma3::Gemma3ForCausalLM& model) {
-  auto bytes = [](const gemma3::Weight& w) { return 2.0 * double(w.rows) * double(w.cols); };
+// Bytes of weights one decode step reads: every projection and the LM head, as bf16
+// (2 bytes a value) or as stored (`stored`: GGUF blocks at their size; plain types are
+// bf16 on the device either way).
+double weight_bytes(const gemma3::Gemma3ForCausalLM& model, bool stored = false) {
+  auto bytes = [stored](const gemma3::Weight& w) {
+    return stored && gemma3::dtype_is_quantized(w.dtype) ? double(w.row_bytes()) * double(w.rows)
+                                                         : 2.0 * double(w.rows) * double(w.cols);
+  };
   double total = bytes(model.weights().embed_tokens);  // the tied LM head
   for (const gemma3::Gemma3DecoderLayerWeights& l : model.weights().layers)
     total += bytes(l.self_attn.q_proj) + bytes(l.self_attn.k_proj) + bytes(l.self_attn.v_proj) +
@@ -101,6 +109,7 @@ std::vector<int> prompt(int n, int vocab) {
 int main(int argc, char** argv) {
   std::string path, random = "1b", backend_name = "cuda", csv;
   int steps = 256;
+  bool q4_k_m = false;
   try {
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
@@ -111,9 +120,11 @@ int main(int argc, char** argv) {
       if (a == "--steps") steps = std::max(1, std::atoi(value().c_str()));
       else if (a == "--csv") csv = value();
       else if (a == "--random") random = value();
+      else if (a == "--q4-k-m") q4_k_m = true;
       else if (a == "--backend") backend_name = value();
       else if (a == "-h" || a == "--help") {
-        std::printf("usage: model_decode [MODEL.gguf | --random 1b|270m|4b] [--steps N] [--csv FILE] [--backend cuda|cpu]\n");
+        std::printf("usage: model_decode [MODEL.gguf | --random 1b|270m|4b [--q4-k-m]] [--steps N] [--csv FILE] "
+                    "[--backend cuda|cpu]\n");
         return 0;
       } else if (!a.empty() && a[0] == '-') throw std::invalid_argument("unknown option " + a);
       else path = a;
@@ -132,11 +143,13 @@ int main(int argc, char** argv) {
     std::shared_ptr<const gemma3::Backend> backend;
     if (cpu) backend = std::make_shared<const gemma3::CpuBackend>();
     else backend = gemma3::cuda::make_backend();
-    const std::string what = path.empty() ? "random " + random + " (bf16)" : path;
+    if (q4_k_m && !path.empty()) throw std::invalid_argument("--q4-k-m makes a random model: give no MODEL.gguf");
+    const std::string what = path.empty() ? "random " + random + (q4_k_m ? " (Q4_K_M blocks)" : " (bf16)") : path;
     const gemma3::Gemma3ForCausalLM model = [&] {
       if (!path.empty()) return gemma3::load_model(path, nullptr, nullptr, backend);
       const gemma3::Gemma3TextConfig rc = gemma3::gemma3_preset(random);
-      return gemma3::Gemma3ForCausalLM(rc, cuda_test::random_weights(rc), backend);
+      return gemma3::Gemma3ForCausalLM(
+          rc, q4_k_m ? cuda_test::random_q4_k_m_weights(rc) : cuda_test::random_weights(rc), backend);
     }();
     const gemma3::Gemma3TextConfig& c = model.config();
     const double bytes = weight_bytes(model);
@@ -206,7 +219,7 @@ int main(int argc, char** argv) {
       set(o);
       return 1e3 * time_decode(model.with_backend(gemma3::cuda::make_backend(o)));
     };
-    double unfused_ms = 0, combine_ms = 0, graphs_ms = 0;
+    double unfused_ms = 0, combine_ms = 0, graphs_ms = 0, blocks_ms = 0, blocks_floor_ms = 0;
     if (!cpu) {
       // without the QK-norm + RoPE + cache-write fusion
       unfused_ms = time_with([](gemma3::cuda::Options& o) { o.fuse_qk_norm_rope = false; });
@@ -222,6 +235,16 @@ int main(int argc, char** argv) {
       std::printf("decode with each step a CUDA graph: %.3f ms/step, %.1f tok/s; graphs / launches = %.3f; "
                   "floor / step = %.2f\n",
                   graphs_ms, 1e3 / graphs_ms, graphs_ms / step_ms, floor_ms / graphs_ms);
+      // the GGUF blocks kept on the device: the dequantizing GEMV reads the stored bytes
+      const double stored = weight_bytes(model, true);
+      if (stored < bytes) {
+        blocks_ms = time_with([](gemma3::cuda::Options& o) { o.keep_quantized = true; });
+        blocks_floor_ms = 1e3 * stored / bandwidth;
+        std::printf("decode with the GGUF blocks kept on the device (%.1f MiB a step): %.3f ms/step, %.1f tok/s; "
+                    "blocks / bf16 = %.3f; its floor %.3f ms, floor / step = %.2f\n",
+                    stored / (1024.0 * 1024.0), blocks_ms, 1e3 / blocks_ms, blocks_ms / step_ms, blocks_floor_ms,
+                    blocks_floor_ms / blocks_ms);
+      }
     }
     if (!cpu) {  // where a decode step's time goes
       gemma3::cuda::Options o;
@@ -254,11 +277,13 @@ int main(int argc, char** argv) {
       std::ofstream f(csv);
       if (!f) throw std::runtime_error(csv + ": cannot write");
       f << "device,model,weight_mib,copy_gbps,decode_steps,ms_per_step,tok_s,floor_ms,floor_ratio,prefill_tokens,"
-           "prefill_tok_s,unfused_ms_per_step,graphs_ms_per_step,batch4_tok_s,batch16_tok_s,v3_combine_ms_per_step\n";
+           "prefill_tok_s,unfused_ms_per_step,graphs_ms_per_step,batch4_tok_s,batch16_tok_s,v3_combine_ms_per_step,"
+           "blocks_ms_per_step,blocks_floor_ms\n";
       f << '"' << device << "\",\"" << what << "\"," << bytes / (1024.0 * 1024.0) << ',' << bandwidth / 1e9 << ','
         << steps << ',' << step_ms << ',' << 1e3 / step_ms << ',' << floor_ms << ',' << floor_ms / step_ms << ','
         << prefill_len << ',' << prefill_len / prefill_s << ',' << unfused_ms << ',' << graphs_ms << ','
-        << batch_tok_s[0] << ',' << batch_tok_s[1] << ',' << combine_ms << '\n';
+        << batch_tok_s[0] << ',' << batch_tok_s[1] << ',' << combine_ms << ',' << blocks_ms << ','
+        << blocks_floor_ms << '\n';
       std::printf("wrote %s\n", csv.c_str());
     }
     return 0;

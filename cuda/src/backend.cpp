@@ -7,7 +7,12 @@
 //                decode step allocates nothing once the first step has run
 //   weights      on first use: dequantized / widened on the host, rounded to bfloat16
 //                (gemma3::f32_to_bf16), copied once, kept by Weight::data (+ shape, dtype);
-//                norm weights and RoPE inv_freq as float32, kept by their data
+//                norm weights and RoPE inv_freq as float32, kept by their data. With
+//                Options::keep_quantized, a GGUF block type is copied as stored instead
+//                (quantized.hpp): up to kGemvMaxTokens rows of X multiply it by the
+//                dequantizing GEMV (float32 X, never rounded), more rows by cuBLAS on a
+//                bf16 copy made a chunk of rows at a time in a pooled scratch buffer;
+//                the embedding and the LM head read the same blocks
 //   linear       Y [T, out] = X [T, in] . W^T, W [out, in] row-major, as one cuBLAS GEMM:
 //                cuBLAS is column-major, and a row-major [r, c] matrix is a column-major
 //                [c, r] one with leading dimension c, so
@@ -81,6 +86,7 @@
 #include "gemma3/quant/quant.hpp"
 #include "ops.hpp"
 #include "prefill_versions.hpp"
+#include "quantized.hpp"
 
 namespace gemma3 {
 namespace cuda {
@@ -204,6 +210,11 @@ struct DeviceWeight {
   std::shared_ptr<void> data;         // bf16 [sum of rows, cols]
   std::vector<WeightSample> samples;  // one per weight
 };
+// A block-type weight as stored (Options::keep_quantized).
+struct DeviceBlocks {
+  std::shared_ptr<void> data;  // rows * row_bytes
+  WeightSample sample;
+};
 struct DeviceVector {
   std::vector<float> host;     // the values uploaded (compared on every use)
   std::shared_ptr<void> data;  // float32 [n]
@@ -261,6 +272,10 @@ struct Profile {
 using WeightKey = std::tuple<const void*, std::int64_t, std::int64_t, int>;  // data, rows, cols, dtype
 using VectorKey = std::pair<const float*, std::size_t>;
 
+// Options::keep_quantized, more tokens than the GEMV takes: W is widened to bf16 at most
+// this many bytes of rows at a time (a 1B LM head, 262144 x 1152, in ten chunks).
+constexpr std::size_t kDequantizeChunkBytes = std::size_t(64) << 20;
+
 struct State {
   int device = 0;
   DType kv_dtype = DType::BF16;
@@ -271,6 +286,7 @@ struct State {
   std::shared_ptr<DevicePool> pool;
   bool fuse = true;                   // Options::fuse_qk_norm_rope
   bool fuse_combine = false;          // Options::fuse_decode_combine
+  bool keep_quantized = false;        // Options::keep_quantized
   unsigned* counters = nullptr;       // its counters, zero between calls (cudaMalloc'd, grown as asked)
   std::size_t counters_n = 0;
   std::unique_ptr<Profile> profile;   // Options::profile
@@ -288,8 +304,9 @@ struct State {
   // (void* [2 B] on the device), keyed by those pointers (so never stale), uploaded once.
   std::map<std::vector<void*>, std::shared_ptr<void>> cache_tables;
 
-  std::mutex store_mutex;  // the two maps below
+  std::mutex store_mutex;  // the three maps below
   std::map<std::vector<WeightKey>, DeviceWeight> weights;
+  std::map<WeightKey, DeviceBlocks> blocks;
   std::map<VectorKey, DeviceVector> vectors;
 
   State() = default;
@@ -335,6 +352,7 @@ struct State {
     if (counters) cudaFree(counters);
     cublas_workspace.reset();
     weights.clear();
+    blocks.clear();
     vectors.clear();
     if (cublas) cublasDestroy(cublas);
     if (stream) cudaStreamDestroy(stream);
@@ -351,6 +369,20 @@ std::shared_ptr<void> device_alloc(std::size_t bytes, int device, const char* wh
     cudaSetDevice(device);
     cudaFree(q);
   });
+}
+
+// The first and last bytes of W's data, to see another weight at the same address.
+WeightSample sample_of(const Weight& W) {
+  const std::size_t bytes = W.row_bytes() * std::size_t(W.rows);
+  const auto* host = static_cast<const unsigned char*>(W.data);
+  WeightSample ws;
+  ws.sample = std::min<std::size_t>(64, bytes);
+  std::memcpy(ws.head.data(), host, ws.sample);
+  std::memcpy(ws.tail.data(), host + bytes - ws.sample, ws.sample);
+  return ws;
+}
+bool same_sample(const WeightSample& a, const WeightSample& b) {
+  return a.sample == b.sample && a.head == b.head && a.tail == b.tail;
 }
 
 // W as bf16 [rows, cols] on the host: each row dequantized (or widened) to float32,
@@ -401,6 +433,7 @@ class CudaBackend final : public Backend {
     s.kv_dtype = o.kv_dtype.value_or(DType::BF16);
     s.fuse = o.fuse_qk_norm_rope;
     s.fuse_combine = o.fuse_decode_combine;
+    s.keep_quantized = o.keep_quantized;
     if (o.profile && o.graphs)
       throw std::invalid_argument("cuda backend: Options::profile times each call, which a graph does not have; "
                                   "set profile or graphs, not both");
@@ -429,7 +462,9 @@ class CudaBackend final : public Backend {
   }
 
   std::string name() const override {
-    return std::string("cuda ") + s_->props.name + ", bf16 weights, " + dtype_name(s_->kv_dtype) + " cache";
+    return std::string("cuda ") + s_->props.name +
+           (s_->keep_quantized ? ", GGUF block weights as stored" : ", bf16 weights") + ", " +
+           dtype_name(s_->kv_dtype) + " cache";
   }
 
   // ---- the small steps ----
@@ -441,7 +476,8 @@ class CudaBackend final : public Backend {
         throw std::out_of_range("token id " + std::to_string(ids[t]) + " at position " + std::to_string(t) +
                                 " is outside the vocabulary [0, " + std::to_string(table.rows) + ")");
     const int T = to_int(Eigen::Index(ids.size()), "tokens"), H = to_int(table.cols, "hidden_size");
-    const std::uint16_t* rows = weight(table);
+    const void* blocks = as_blocks(table) ? block_weight(table) : nullptr;  // uploads before any capture
+    const std::uint16_t* rows = blocks ? nullptr : weight(table);
     const std::shared_ptr<void> ids_dev = s_->pool->get(ids.size() * sizeof(int));
     if (s_->graphs && ids.size() == 1 && !s_->capturing) {  // a decode step: capture it (see the top)
       *s_->id_pinned = ids[0];
@@ -452,8 +488,11 @@ class CudaBackend final : public Backend {
       copy_to_device(ids_dev.get(), ids.data(), ids.size() * sizeof(int));
     }
     Activations h = make(T, H);  // [T, H]
-    cuda::embed(rows, to_int(table.rows, "vocab_size"), H, static_cast<const int*>(ids_dev.get()), T, scale, ptr(h),
-                s_->stream);
+    if (blocks)
+      embed_blocks(table.dtype, blocks, H, static_cast<const int*>(ids_dev.get()), T, scale, ptr(h), s_->stream);
+    else
+      cuda::embed(rows, to_int(table.rows, "vocab_size"), H, static_cast<const int*>(ids_dev.get()), T, scale, ptr(h),
+                  s_->stream);
     out = std::move(h);
   }
 
@@ -484,7 +523,8 @@ class CudaBackend final : public Backend {
     const float* wd = vector(w.data(), std::size_t(w.size()));
     const int rows = to_int(x.rows(), "rows"), n = to_int(x.cols(), "cols");
     const std::size_t count = std::size_t(rows) * std::size_t(n);
-    std::shared_ptr<void> copy = s_->pool->get(count * sizeof(std::uint16_t));  // its bf16 for the next GEMM
+    std::shared_ptr<void> copy;  // its bf16 for the next GEMM (a GEMV reads float32)
+    if (wants_bf16_copy(rows)) copy = s_->pool->get(count * sizeof(std::uint16_t));
     auto* copy16 = static_cast<std::uint16_t*>(copy.get());
     if (&out == &x) {
       cuda::rms_norm(ptr(x), wd, eps, ptr(x), rows, n, s_->stream, copy16);
@@ -493,7 +533,7 @@ class CudaBackend final : public Backend {
       cuda::rms_norm(ptr(x), wd, eps, ptr(y), rows, n, s_->stream, copy16);
       out = std::move(y);
     }
-    keep_bf16(out, std::move(copy));
+    if (copy) keep_bf16(out, std::move(copy));
   }
 
   void rms_norm_heads(Activations& x, int head_dim, const Vector& w, float eps) const override {
@@ -592,6 +632,24 @@ class CudaBackend final : public Backend {
         throw std::invalid_argument("cuda backend: linear: a weight [" + std::to_string(j.first->rows) + ", " +
                                     std::to_string(j.first->cols) + "] for activations [" + std::to_string(T) +
                                     ", " + std::to_string(in) + "]");
+    if (std::any_of(jobs.begin(), jobs.end(), [&](const auto& j) { return as_blocks(*j.first); })) {
+      // Options::keep_quantized: each W on its own (the GEMV, or the GEMM on a bf16 copy)
+      std::vector<Activations> outs;
+      for (const auto& j : jobs) {
+        const Weight& W = *j.first;
+        Activations y = make(T, W.rows);  // [T, out]
+        if (as_blocks(W)) {
+          linear_blocks(W, ptr(X), T, ptr(y), [&] { return bf16_of(X); });
+        } else {
+          const std::shared_ptr<void> xb = bf16_of(X);
+          gemm(weight(W), static_cast<const std::uint16_t*>(xb.get()), ptr(y), to_int(W.rows, "out_features"), T, in);
+        }
+        outs.push_back(std::move(y));
+      }
+      std::size_t i = 0;
+      for (const auto& j : jobs) *j.second = std::move(outs[i++]);  // after every product: a Y may be X
+      return;
+    }
     std::vector<const Weight*> Ws;
     std::vector<int> first_row;  // of each W in the stack
     int total = 0;
@@ -632,9 +690,10 @@ class CudaBackend final : public Backend {
     const Step step(*this, "gelu_tanh_mul");
     require_same_shape(gate, up, "gelu_tanh_mul");
     const std::size_t n = std::size_t(gate.rows()) * std::size_t(gate.cols());
-    std::shared_ptr<void> copy = s_->pool->get(n * sizeof(std::uint16_t));  // its bf16 for down_proj
+    std::shared_ptr<void> copy;  // its bf16 for down_proj (a GEMV reads float32)
+    if (wants_bf16_copy(to_int(gate.rows(), "rows"))) copy = s_->pool->get(n * sizeof(std::uint16_t));
     cuda::gelu_tanh_mul(ptr(gate), ptr(up), n, s_->stream, static_cast<std::uint16_t*>(copy.get()));
-    keep_bf16(gate, std::move(copy));
+    if (copy) keep_bf16(gate, std::move(copy));
   }
 
   KVCache new_cache(const Gemma3TextConfig& config, int max_cache_len, std::optional<DType> kv_dtype) const override {
@@ -863,10 +922,14 @@ class CudaBackend final : public Backend {
                                   std::to_string(W.cols) + "] for hidden states [" + std::to_string(h.rows()) +
                                   ", " + std::to_string(h.cols()) + "]");
     const int B = to_int(h.rows(), "rows"), H = to_int(h.cols(), "hidden_size"), vocab = to_int(W.rows, "vocab_size");
-    const std::uint16_t* table = weight(W);
-    const std::shared_ptr<void> hb = bf16_of(h);  // [B, H] bf16, from the final norm
     const std::shared_ptr<void> y = s_->pool->get(std::size_t(B) * std::size_t(vocab) * sizeof(float));  // [B, vocab]
-    gemm(table, static_cast<const std::uint16_t*>(hb.get()), static_cast<float*>(y.get()), vocab, B, H);
+    if (as_blocks(W)) {
+      linear_blocks(W, ptr(h), B, static_cast<float*>(y.get()), [&] { return bf16_of(h); });
+    } else {
+      const std::uint16_t* table = weight(W);
+      const std::shared_ptr<void> hb = bf16_of(h);  // [B, H] bf16, from the final norm
+      gemm(table, static_cast<const std::uint16_t*>(hb.get()), static_cast<float*>(y.get()), vocab, B, H);
+    }
     const std::shared_ptr<void> workspace = s_->pool->get(argmax_workspace_bytes(B));
     const std::shared_ptr<void> ids_dev = s_->pool->get(std::size_t(B) * sizeof(int));
     cuda::argmax_rows(static_cast<const float*>(y.get()), B, vocab, static_cast<int*>(ids_dev.get()), workspace.get(),
@@ -1138,11 +1201,68 @@ class CudaBackend final : public Backend {
     return b;
   }
 
-  // Y [n, m] (row-major) = X [n, k] . W^T, W [m, k] bf16, X bf16, Y float32 (see the top).
-  void gemm(const std::uint16_t* W, const std::uint16_t* X, float* Y, int m, int n, int k) const {
+  // Y [n, m] (row-major) = X [n, k] . W^T, W [m, k] bf16, X bf16, Y float32 (see the top);
+  // Y's rows ldy >= m floats apart (default m).
+  void gemm(const std::uint16_t* W, const std::uint16_t* X, float* Y, int m, int n, int k, int ldy = 0) const {
     const float one = 1.0f, zero = 0.0f;
     GEMMA3_CUDA_CHECK(cublasGemmEx(s_->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, W, CUDA_R_16BF, k, X,
-                                   CUDA_R_16BF, k, &zero, Y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                   CUDA_R_16BF, k, &zero, Y, CUDA_R_32F, ldy > 0 ? ldy : m, CUBLAS_COMPUTE_32F,
+                                   CUBLAS_GEMM_DEFAULT));
+  }
+
+  // ---- Options::keep_quantized ----
+
+  // W stays in its GGUF blocks on the device.
+  bool as_blocks(const Weight& W) const { return s_->keep_quantized && is_block_type(W.dtype); }
+
+  // rms_norm and gelu_tanh_mul write a bf16 copy of `rows` rows for the GEMM after them,
+  // except where the next product is likely the GEMV, which reads float32 (a GEMM that
+  // still wants one converts: bf16_of).
+  bool wants_bf16_copy(int rows) const { return !(s_->keep_quantized && rows <= kGemvMaxTokens); }
+
+  // y [T, W.rows] = x [T, W.cols] . W^T, W kept in blocks: the GEMV for up to
+  // kGemvMaxTokens rows; more multiply a bf16 copy of W made kDequantizeChunkBytes
+  // at a time (x_bf16(): X's bf16 rows) with cuBLAS, each chunk's columns of y in place.
+  template <class XBf16>
+  void linear_blocks(const Weight& W, const float* x, int T, float* y, XBf16&& x_bf16) const {
+    const int rows = to_int(W.rows, "out_features"), cols = to_int(W.cols, "in_features");
+    const void* blocks = block_weight(W);
+    if (T <= kGemvMaxTokens) {
+      gemv_blocks(W.dtype, blocks, rows, cols, x, T, y, s_->stream);
+      return;
+    }
+    const std::shared_ptr<void> xb = x_bf16();  // [T, cols] bf16
+    const std::size_t row_bytes = std::size_t(cols) * sizeof(std::uint16_t);
+    const int chunk =
+        int(std::max<std::size_t>(1, std::min<std::size_t>(std::size_t(rows), kDequantizeChunkBytes / row_bytes)));
+    const std::shared_ptr<void> scratch = s_->pool->get(std::size_t(chunk) * row_bytes);
+    auto* w16 = static_cast<std::uint16_t*>(scratch.get());
+    for (int r0 = 0; r0 < rows; r0 += chunk) {  // the stream orders each chunk's reuse of the scratch
+      const int n = std::min(chunk, rows - r0);
+      dequantize_bf16(W.dtype, blocks, r0, n, cols, w16, s_->stream);
+      gemm(w16, static_cast<const std::uint16_t*>(xb.get()), y + r0, n, T, cols, rows);
+    }
+  }
+
+  // W's blocks on the device as the file stores them, uploaded on first use.
+  const void* block_weight(const Weight& W) const {
+    if (!W.data || W.rows <= 0 || W.cols <= 0 || W.cols % dtype_block_size(W.dtype) != 0)
+      throw std::invalid_argument(std::string("cuda backend: a ") + dtype_name(W.dtype) + " weight [" +
+                                  std::to_string(W.rows) + ", " + std::to_string(W.cols) + "] that is empty or not "
+                                  "whole blocks");
+    const WeightKey key(W.data, W.rows, W.cols, int(W.dtype));
+    std::lock_guard<std::mutex> lock(s_->store_mutex);
+    DeviceBlocks& d = s_->blocks[key];
+    const WeightSample now = sample_of(W);
+    if (d.data && same_sample(now, d.sample)) return d.data.get();
+    s_->end_capture();  // the upload waits for the stream
+    const std::size_t bytes = W.row_bytes() * std::size_t(W.rows);
+    d.data.reset();
+    d.data = device_alloc(bytes, s_->device, "weights");
+    GEMMA3_CUDA_CHECK(cudaMemcpyAsync(d.data.get(), W.data, bytes, cudaMemcpyHostToDevice, s_->stream));
+    GEMMA3_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+    d.sample = now;
+    return d.data.get();
   }
 
   // logits [W.rows] (device, pooled) = W . h's last row.
@@ -1153,6 +1273,11 @@ class CudaBackend final : public Backend {
                                   std::to_string(h.cols()) + "]");
     const int H = to_int(h.cols(), "hidden_size"), vocab = to_int(W.rows, "vocab_size");
     const std::size_t last_row = std::size_t(h.rows() - 1) * std::size_t(H);
+    if (as_blocks(W)) {  // the GEMV on the last row, float32
+      std::shared_ptr<void> y = s_->pool->get(std::size_t(vocab) * sizeof(float));
+      gemv_blocks(W.dtype, block_weight(W), vocab, H, ptr(h) + last_row, 1, static_cast<float*>(y.get()), s_->stream);
+      return y;
+    }
     std::shared_ptr<void> hb = kept_bf16(h);  // [rows, H] bf16 from the final norm
     const std::uint16_t* last = nullptr;      // [H]
     if (hb) {
@@ -1180,21 +1305,11 @@ class CudaBackend final : public Backend {
                                     std::to_string(W->cols) + "], or a stack of different widths");
       key.emplace_back(W->data, W->rows, W->cols, int(W->dtype));
     }
-    auto sample_of = [](const Weight& W) {
-      const std::size_t bytes = W.row_bytes() * std::size_t(W.rows);
-      const auto* host = static_cast<const unsigned char*>(W.data);
-      WeightSample ws;
-      ws.sample = std::min<std::size_t>(64, bytes);
-      std::memcpy(ws.head.data(), host, ws.sample);
-      std::memcpy(ws.tail.data(), host + bytes - ws.sample, ws.sample);
-      return ws;
-    };
     std::lock_guard<std::mutex> lock(s_->store_mutex);
     DeviceWeight& d = s_->weights[key];
     bool same = d.data && d.samples.size() == Ws.size();
     for (std::size_t i = 0; same && i < Ws.size(); ++i) {
-      const WeightSample now = sample_of(*Ws[i]);
-      same = now.sample == d.samples[i].sample && now.head == d.samples[i].head && now.tail == d.samples[i].tail;
+      same = same_sample(sample_of(*Ws[i]), d.samples[i]);
     }
     if (same) return static_cast<const std::uint16_t*>(d.data.get());
     // First use (or another weight now at this address): convert and copy.

@@ -2,8 +2,11 @@
 // rms_norm_heads and rope kernels and by the fused qk_norm_rope kernel. Every operation
 // is an explicitly rounded intrinsic (__fmul_rn, __fadd_rn, ...), which the compiler
 // never contracts into an FMA, so each kernel rounds exactly as the others and the
-// fused kernel reproduces the two separate ones bit for bit.
+// fused kernel reproduces the two separate ones bit for bit. Also the two helpers every
+// kernel file shares: warp_sum and bf16_bits.
 #pragma once
+
+#include <cstdint>
 
 #include <cuda_runtime.h>
 
@@ -17,6 +20,14 @@ __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
+}
+
+// gemma3::f32_to_bf16 (dtype.hpp), bit for bit: nearest even, a NaN stays a (quiet) NaN.
+__device__ __forceinline__ std::uint32_t bf16_bits(float f) {
+  std::uint32_t b = __float_as_uint(f);
+  if ((b & 0x7f800000u) == 0x7f800000u && (b & 0x007fffffu)) return (b >> 16) | 0x40u;
+  b += 0x7fffu + ((b >> 16) & 1u);
+  return b >> 16;
 }
 
 // x^2 + y^2 + z^2 + w^2, in that order.

@@ -72,14 +72,6 @@ __device__ __forceinline__ float block_sum(float v) {
   return total;
 }
 
-// gemma3::f32_to_bf16 (dtype.hpp), bit for bit: nearest even, a NaN stays a (quiet) NaN.
-__device__ __forceinline__ std::uint32_t bf16_bits(float f) {
-  std::uint32_t b = __float_as_uint(f);
-  if ((b & 0x7f800000u) == 0x7f800000u && (b & 0x007fffffu)) return (b >> 16) | 0x40u;
-  b += 0x7fffu + ((b >> 16) & 1u);
-  return b >> 16;
-}
-
 // Four values as bf16 (bf16_bits) at p, 8-byte aligned.
 __device__ __forceinline__ void store_bf16x4(std::uint16_t* p, float4 v) {
   *reinterpret_cast<uint2*>(p) =

@@ -70,6 +70,12 @@ check "--kv-type bf16 on the CPU: says why" has "$out/dev_bf16" "--kv-type bf16 
 "$bin/gemma3-cli" generate --model "$model" --prompt "x" --cuda-graphs >"$out/dev_graphs" 2>&1
 check "--cuda-graphs on the CPU: refused" test $? -eq 2
 check "--cuda-graphs on the CPU: says why" has "$out/dev_graphs" "--cuda-graphs needs --device cuda"
+"$bin/gemma3-cli" generate --model "$model" --prompt "x" --cuda-weights blocks >"$out/dev_blocks" 2>&1
+check "--cuda-weights on the CPU: refused" test $? -eq 2
+check "--cuda-weights on the CPU: says why" has "$out/dev_blocks" "--cuda-weights needs --device cuda"
+"$bin/gemma3-cli" generate --model "$model" --prompt "x" --device cuda --cuda-weights int4 >"$out/dev_int4" 2>&1
+check "--cuda-weights int4: refused" test $? -eq 2
+check "--cuda-weights int4: says why" has "$out/dev_int4" "--cuda-weights expects bf16 or blocks, got 'int4'"
 "$bin/gemma3-cli" generate --model "$model" --prompt "x" --device tpu >"$out/dev_bad" 2>&1
 check "--device tpu: refused" test $? -eq 2
 "$bin/gemma3-cli" generate --model "$model" --prompt "x" --max-tokens 2 --device cuda >"$out/dev_cuda" 2>&1
@@ -86,6 +92,11 @@ else  # a GPU is here: it runs
   check "--cuda-graphs on a GPU: exit 0" test $? -eq 0
   check "--cuda-graphs on a GPU: the same greedy ids" test "$(grep 'generated ids' "$out/dev_graphed")" = \
     "$(grep 'generated ids' "$out/dev_plain")"
+  "$bin/gemma3-cli" generate --model "$model" --prompt "The capital of France is" --greedy --max-tokens 8 \
+    --print-ids --device cuda --cuda-weights blocks >"$out/dev_blocks_gpu" 2>&1
+  check "--cuda-weights blocks on a GPU: exit 0" test $? -eq 0
+  check "--cuda-weights blocks on a GPU: the backend keeps the blocks" has "$out/dev_blocks_gpu" \
+    "GGUF block weights as stored"
 fi
 
 # gemma3-run takes any model load_model takes: a GGUF file too.

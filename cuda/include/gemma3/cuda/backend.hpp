@@ -3,9 +3,11 @@
 // the one a learner reads. Link gemma3::cuda (cuda/CMakeLists.txt).
 //
 //   weights       uploaded once, on first use, as bfloat16 (GGUF block types are
-//                 dequantized on the host first); RMSNorm weights and RoPE tables as float32
+//                 dequantized on the host first, or kept as stored: Options::keep_quantized);
+//                 RMSNorm weights and RoPE tables as float32
 //   activations   float32 device buffers (Activations::device())
-//   linear        cuBLAS, bf16 x bf16 with float32 accumulation and output
+//   linear        cuBLAS, bf16 x bf16 with float32 accumulation and output (or, for
+//                 weights kept in blocks, a dequantizing GEMV for up to 8 tokens)
 //   attention     cuda/src/attention_prefill.cu (tiled flash attention that visits only
 //                 the key tiles inside a sliding layer's window) and attention_decode.cu
 //                 (split-K over the keys, the ring read in place)
@@ -47,6 +49,15 @@ struct Options {
   // one launch per layer fewer. Off by default until measured on a GPU
   // (cuda/lab/model_decode times both); the results are the same bits either way.
   bool fuse_decode_combine = false;
+  // Keep GGUF block weights (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) on the device
+  // as the file stores them, not widened to bf16: a Q4_K_M file then takes about its own
+  // size on the GPU instead of ~3.5x, and a decode step reads that many bytes of weights.
+  // Up to 8 tokens (decode, decode batches, short chunks) multiply them with a
+  // dequantizing GEMV on float32 activations (the weights' exact values, X never rounded);
+  // more tokens with cuBLAS on a bf16 copy made a chunk of rows at a time. F32, F16 and
+  // BF16 weights are uploaded as bf16 either way. Off by default until measured on a GPU
+  // (cuda/lab/model_decode times both on a GGUF file).
+  bool keep_quantized = false;
 };
 
 // One step of the seam in a profile: how many calls, the host time spent inside them
