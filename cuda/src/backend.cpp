@@ -42,11 +42,13 @@
 //   LM head      the tied embedding as a GEMM on the last row; lm_head_argmax keeps
 //                the logits on the device and sends back the one id
 //   graphs       Options::graphs: a decode step's work, from the embedding of its one
-//                token to the first call that needs the host (the LM head's copy back,
-//                a download), is captured from the stream into a CUDA graph and
+//                token (or of a decode batch's B tokens, once a batch of B has run) to
+//                the first call that needs the host (the LM head's copy back, a
+//                download), is captured from the stream into a CUDA graph and
 //                launched as one; the graph of the step before is updated in place
-//                (cudaGraphExecUpdate), not instantiated again. The token id reaches
-//                the graph through page-locked memory read by its first node. A call
+//                (cudaGraphExecUpdate), not instantiated again. The token ids (and a
+//                batch's positions) reach the graph through page-locked memory, a
+//                slice of State::staging per upload, read by the graph's copy nodes. A call
 //                that throws during a captured step drops the step's work (the model's
 //                call fails as a whole, as without graphs).
 //
@@ -295,7 +297,11 @@ struct State {
   bool graphs = false;                 // Options::graphs
   bool capturing = false;              // a decode step is being captured on `stream`
   cudaGraphExec_t step_graph = nullptr;  // the last step's, updated by the next capture
-  int* id_pinned = nullptr;            // page-locked: the step's token id, read by the graph
+  // Page-locked ints the captured step's uploads (token ids, positions) copy from: each
+  // upload takes the next slice, so none is overwritten before the graph has run.
+  int* staging = nullptr;
+  std::size_t staging_n = 0, staging_used = 0;
+  int batch_rows = 0;                  // rows of the last rope_at (a decode batch), 0 after rope
   BufferNotes<PendingHeads> pending;  // at most q's and k's of one layer
   BufferNotes<Bf16Copy> bf16_copies;  // valid until the buffer is touched again (ptr())
   std::vector<int> positions;           // a decode batch's positions as last uploaded (rope_at)
@@ -318,7 +324,9 @@ struct State {
     if (!capturing) return;
     capturing = false;
     cudaGraph_t graph = nullptr;
-    GEMMA3_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    cudaError_t ended = cudaStreamEndCapture(stream, &graph);
+    if (ended != cudaSuccess) forget_staged();
+    GEMMA3_CUDA_CHECK(ended);
     if (step_graph) {
       cudaGraphExecUpdateResultInfo info{};
       if (cudaGraphExecUpdate(step_graph, graph, &info) != cudaSuccess) {  // another shape of graph
@@ -330,8 +338,9 @@ struct State {
     cudaError_t e = cudaSuccess;
     if (!step_graph) e = cudaGraphInstantiate(&step_graph, graph, 0);
     cudaGraphDestroy(graph);
+    if (e == cudaSuccess) e = cudaGraphLaunch(step_graph, stream);
+    if (e != cudaSuccess) forget_staged();
     GEMMA3_CUDA_CHECK(e);
-    GEMMA3_CUDA_CHECK(cudaGraphLaunch(step_graph, stream));
   }
   // A capture given up (a call threw): its work never runs.
   void abort_capture() noexcept {
@@ -340,6 +349,13 @@ struct State {
     cudaGraph_t graph = nullptr;
     if (cudaStreamEndCapture(stream, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
     cudaGetLastError();
+    forget_staged();
+  }
+  // A captured step that never ran never wrote what it uploaded: the positions kept as
+  // "on the device" are not, so the next batch step uploads them again.
+  void forget_staged() noexcept {
+    positions.clear();
+    positions_dev.reset();
   }
 
   ~State() {
@@ -348,7 +364,7 @@ struct State {
     if (stream) cudaStreamSynchronize(stream);
     profile.reset();
     if (step_graph) cudaGraphExecDestroy(step_graph);
-    if (id_pinned) cudaFreeHost(id_pinned);
+    if (staging) cudaFreeHost(staging);
     if (counters) cudaFree(counters);
     cublas_workspace.reset();
     weights.clear();
@@ -439,11 +455,6 @@ class CudaBackend final : public Backend {
                                   "set profile or graphs, not both");
     if (o.profile) s.profile = std::make_unique<Profile>();
     s.graphs = o.graphs;
-    if (s.graphs) {
-      void* pinned = nullptr;
-      GEMMA3_CUDA_CHECK(cudaMallocHost(&pinned, sizeof(int)));
-      s.id_pinned = static_cast<int*>(pinned);
-    }
     GEMMA3_CUDA_CHECK(cudaSetDevice(s.device));
     GEMMA3_CUDA_CHECK(cudaGetDeviceProperties(&s.props, s.device));
     s.num_sms = s.props.multiProcessorCount;
@@ -479,14 +490,14 @@ class CudaBackend final : public Backend {
     const void* blocks = as_blocks(table) ? block_weight(table) : nullptr;  // uploads before any capture
     const std::uint16_t* rows = blocks ? nullptr : weight(table);
     const std::shared_ptr<void> ids_dev = s_->pool->get(ids.size() * sizeof(int));
-    if (s_->graphs && ids.size() == 1 && !s_->capturing) {  // a decode step: capture it (see the top)
-      *s_->id_pinned = ids[0];
+    // a decode step (one token, or a batch the size of the last one): capture it (see the top)
+    if (s_->graphs && !s_->capturing && (ids.size() == 1 || int(ids.size()) == s_->batch_rows)) {
+      reserve_staging(2 * ids.size() + 64);  // the ids and a batch's positions, before the capture begins
       GEMMA3_CUDA_CHECK(cudaStreamBeginCapture(s_->stream, cudaStreamCaptureModeRelaxed));
       s_->capturing = true;
-      GEMMA3_CUDA_CHECK(cudaMemcpyAsync(ids_dev.get(), s_->id_pinned, sizeof(int), cudaMemcpyHostToDevice, s_->stream));
-    } else {
-      copy_to_device(ids_dev.get(), ids.data(), ids.size() * sizeof(int));
+      s_->staging_used = 0;
     }
+    upload_small(ids_dev.get(), ids);
     Activations h = make(T, H);  // [T, H]
     if (blocks)
       embed_blocks(table.dtype, blocks, H, static_cast<const int*>(ids_dev.get()), T, scale, ptr(h), s_->stream);
@@ -561,6 +572,7 @@ class CudaBackend final : public Backend {
 
   void rope(Activations& x, const RotaryEmbedding& rope, int pos0) const override {
     const Step step(*this, "rope");
+    s_->batch_rows = 0;  // not a decode batch
     const int D = rope.head_dim();
     if (D <= 0 || x.cols() % D != 0)
       throw std::invalid_argument("cuda backend: rope: rows of " + std::to_string(x.cols()) +
@@ -591,6 +603,7 @@ class CudaBackend final : public Backend {
       if (p < 0) throw std::invalid_argument("cuda backend: rope_at: position " + std::to_string(p));
     const std::vector<float>& f = rope.inv_freq();
     const float* fd = vector(f.data(), f.size());
+    s_->batch_rows = to_int(x.rows(), "rows");
     cuda::rope(ptr(x), to_int(x.rows(), "rows"), to_int(x.cols() / D, "heads"), D, fd, 0, s_->stream,
                device_positions(positions));
   }
@@ -1140,11 +1153,41 @@ class CudaBackend final : public Backend {
   const int* device_positions(const std::vector<int>& positions) const {
     if (positions != s_->positions || !s_->positions_dev) {
       std::shared_ptr<void> dev = s_->pool->get(positions.size() * sizeof(int));
-      copy_to_device(dev.get(), positions.data(), positions.size() * sizeof(int));
+      upload_small(dev.get(), positions);
       s_->positions_dev = std::move(dev);
       s_->positions = positions;
     }
     return static_cast<const int*>(s_->positions_dev.get());
+  }
+
+  // Page-locked staging for at least n ints (not while a step is being captured: it
+  // waits for the stream before it frees the old buffer).
+  void reserve_staging(std::size_t n) const {
+    if (n <= s_->staging_n) return;
+    GEMMA3_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+    if (s_->staging) GEMMA3_CUDA_CHECK(cudaFreeHost(s_->staging));
+    s_->staging = nullptr;
+    s_->staging_n = 0;
+    void* p = nullptr;
+    GEMMA3_CUDA_CHECK(cudaMallocHost(&p, n * sizeof(int)));
+    s_->staging = static_cast<int*>(p);
+    s_->staging_n = n;
+  }
+
+  // values (ints) to dst on the device. While a step is captured: through the next
+  // slice of the staging buffer, a copy node of the graph (the slice is read when the
+  // graph runs); without room there, or without a capture, a copy finished on return.
+  void upload_small(void* dst, const std::vector<int>& values) const {
+    if (values.empty()) return;
+    if (s_->capturing && s_->staging_used + values.size() <= s_->staging_n) {
+      int* slice = s_->staging + s_->staging_used;
+      s_->staging_used += values.size();
+      std::memcpy(slice, values.data(), values.size() * sizeof(int));
+      GEMMA3_CUDA_CHECK(
+          cudaMemcpyAsync(dst, slice, values.size() * sizeof(int), cudaMemcpyHostToDevice, s_->stream));
+      return;
+    }
+    copy_to_device(dst, values.data(), values.size() * sizeof(int));
   }
 
   // The device table void* [2 B] of these sequences' k rows then v rows, uploaded the

@@ -29,8 +29,8 @@
 //
 // QK-norm and RoPE wait for attention() to run them fused (Options::fuse_qk_norm_rope):
 // any other use of the buffer runs them first, and the model's logits are the same bits
-// with the fusion and without, and with decode steps captured as CUDA graphs
-// (Options::graphs) and without.
+// with the fusion and without, and with decode steps and decode batches captured as CUDA
+// graphs (Options::graphs) and without.
 //
 // Every output comes back through download() and is checked for NaN (a NaN counts as
 // the largest error in fixtures::compare).
@@ -572,7 +572,7 @@ TEST_CASE("cuda backend: Options::profile counts and times every outermost call 
   CHECK_THROWS_WITH(gemma3::cuda::profile(gemma3::ReferenceBackend()), Catch::Matchers::Contains("not a CUDA backend"));
 }
 
-TEST_CASE("cuda backend: decode steps captured as CUDA graphs give the same bits, and survive a throw",
+TEST_CASE("cuda backend: decode steps and batches captured as CUDA graphs give the same bits, and survive a throw",
           "[cuda][backend][model]") {
   const std::string name = GENERATE(values<std::string>({"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"}));
   const gemma3::Gemma3ForCausalLM ref = tiny(name);
@@ -597,6 +597,45 @@ TEST_CASE("cuda backend: decode steps captured as CUDA graphs give the same bits
     return ids;
   };
   CHECK(greedy_ids(graphed) == greedy_ids(plain));
+  // decode batches of 3 sequences at different positions: logits (decode_batch) for 4
+  // steps, then a step that throws inside its capture (sequence 1's cache swapped for one
+  // of another backend at the same position, so the step's positions are the next
+  // step's: they must go up again, since the dropped graph never copied them), then ids
+  // (decode_greedy_batch) for 8 steps; every step from the second on is captured, its
+  // ids and positions staged in page-locked memory
+  auto batch_run = [&](const gemma3::Gemma3ForCausalLM& m) {
+    std::vector<gemma3::KVCache> caches;
+    std::vector<gemma3::KVCache*> ptrs;
+    std::vector<int> ids;
+    for (int b = 0; b < 3; ++b) {
+      caches.push_back(m.new_cache(32));
+      ids.push_back(m.prefill_greedy(std::vector<int>(prompt.begin(), prompt.begin() + 3 + 2 * b), caches.back()));
+    }
+    for (auto& c : caches) ptrs.push_back(&c);
+    std::vector<Matrix> logits;
+    for (int s = 0; s < 4; ++s) {
+      logits.push_back(m.decode_batch(ids, ptrs));
+      for (int b = 0; b < 3; ++b) logits.back().row(b).maxCoeff(&ids[std::size_t(b)]);
+    }
+    gemma3::KVCache foreign = ref.new_cache(32);
+    ref.prefill({2, 5, 9, 11, 4, 7, 13, 3, 8}, foreign);  // 9 positions, as sequence 1 (5 + 4)
+    std::vector<gemma3::KVCache*> mixed = {ptrs[0], &foreign, ptrs[2]};
+    CHECK_THROWS_WITH(m.decode_greedy_batch(ids, mixed), Catch::Matchers::Contains("made by another backend"));
+    std::vector<int> all_ids = ids;
+    for (int s = 0; s < 8; ++s) {
+      ids = m.decode_greedy_batch(ids, ptrs);
+      all_ids.insert(all_ids.end(), ids.begin(), ids.end());
+    }
+    return std::make_pair(logits, all_ids);
+  };
+  const auto graphed_batch = batch_run(graphed), plain_batch = batch_run(plain);
+  REQUIRE(graphed_batch.first.size() == plain_batch.first.size());
+  for (std::size_t s = 0; s < plain_batch.first.size(); ++s) {
+    INFO("batch step " << s);
+    REQUIRE(graphed_batch.first[s].allFinite());
+    CHECK(graphed_batch.first[s] == plain_batch.first[s]);
+  }
+  CHECK(graphed_batch.second == plain_batch.second);
   // a step that throws inside the capture (a cache of another backend, seen by the first
   // attention call): the capture is dropped and the backend goes on
   gemma3::KVCache foreign = ref.new_cache(16);

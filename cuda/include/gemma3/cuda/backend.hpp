@@ -39,9 +39,10 @@ struct Options {
   // Time every call of the seam (profile() below). Costs two events and a clock read per
   // call: for finding where a step's time goes, not for speed runs.
   bool profile = false;
-  // Capture each decode step (the embedding of one token up to the LM head's copy back)
-  // into a CUDA graph and launch it as one, updating the last step's graph in place: one
-  // launch instead of ~20 per layer. Off by default until measured on a GPU
+  // Capture each decode step (the embedding of one token, or of a decode batch's tokens
+  // from the batch's second step on, up to the LM head's copy back) into a CUDA graph and
+  // launch it as one, updating the last step's graph in place: one launch instead of ~20
+  // per layer. Off by default until measured on a GPU
   // (cuda/lab/model_decode times both); the results are the same bits either way.
   bool graphs = false;
   // Decode attention as version 3 of the kernel lab (cuda/src/decode_versions.hpp): the
