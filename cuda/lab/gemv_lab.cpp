@@ -39,7 +39,6 @@
 #include "quantized.hpp"
 #include "random_model.hpp"
 
-#include "gemma3/quant/quant.hpp"
 
 using cuda_test::DeviceBuffer;
 using gemma3::DType;
@@ -93,14 +92,14 @@ int run(const Options& opt) {
 
   bool ok = true;
   std::vector<Row> rows;
-  std::uint64_t state = 2026;
+  quant_test::Rng rng(2026);
   for (const Shape& s : kShapes) {
     const gemma3::Weight host_w{s.type, nullptr, s.rows, s.cols};
     const std::size_t stored = host_w.row_bytes() * std::size_t(s.rows);
     const std::size_t wide = std::size_t(s.rows) * std::size_t(s.cols) * 2;
     const std::size_t cold = 5 * std::size_t(l2);
     const int copies_gemv = int((cold + stored - 1) / stored), copies_bf16 = int((cold + wide - 1) / wide);
-    std::vector<unsigned char> bytes = cuda_test::random_block_bytes(s.type, s.rows, s.cols, state);
+    std::vector<unsigned char> bytes = cuda_test::random_block_bytes(s.type, s.rows, s.cols, rng);
     gemma3::Weight w = host_w;
     w.data = bytes.data();
     DeviceBuffer<unsigned char> blocks(stored * std::size_t(copies_gemv));
@@ -122,22 +121,7 @@ int run(const Options& opt) {
       // check: every 16th row of every token against the CPU's float64 dot
       gemma3::cuda::gemv_blocks(s.type, blocks.get(), s.rows, s.cols, xd.get(), T, y.get(), stream);
       CUDA_TEST_CHECK(cudaStreamSynchronize(stream));
-      const std::vector<float> got = y.download();
-      int bad = 0;
-      std::vector<float> row(std::size_t(s.cols));
-      for (int r = 0; r < s.rows; r += 16) {
-        gemma3::dequantize_row(w, r, row.data());
-        for (int t = 0; t < T; ++t) {
-          const float* xt = x.data() + std::size_t(t) * std::size_t(s.cols);
-          double want = 0, mag = 0;
-          for (int c = 0; c < s.cols; ++c) {
-            want += double(row[std::size_t(c)]) * double(xt[c]);
-            mag += std::fabs(double(row[std::size_t(c)]) * double(xt[c]));
-          }
-          if (!(std::fabs(double(got[std::size_t(t) * std::size_t(s.rows) + std::size_t(r)]) - want) <= 1e-5 * mag + 1e-30))
-            ++bad;
-        }
-      }
+      const int bad = cuda_test::gemv_misses(w, x.data(), T, y.download(), 16);
       std::printf("check %s %-13s %s T=%d: %s\n", s.id, s.tensor, gemma3::dtype_name(s.type), T,
                   bad ? "FAILED" : "ok");
       if (bad) {

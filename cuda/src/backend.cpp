@@ -36,8 +36,8 @@
 //   RoPE         the step on the buffer (State::pending) instead of launching it; the
 //                layer's attention() then runs both on q and k, and in decode the cache
 //                write, as one kernel. Any other use of a buffer with a step waiting
-//                (every kernel argument goes through ptr()) runs it first, as the two
-//                kernels the calls would have launched, so the results are the same bits
+//                (every kernel argument goes through ptr() or read_ptr()) runs it first,
+//                as the two kernels the calls would have launched, so the results are the same bits
 //                either way (Options::fuse_qk_norm_rope = false launches at each call)
 //   LM head      the tied embedding as a GEMM on the last row; lm_head_argmax keeps
 //                the logits on the device and sends back the one id
@@ -303,7 +303,7 @@ struct State {
   std::size_t staging_n = 0, staging_used = 0;
   int batch_rows = 0;                  // rows of the last rope_at (a decode batch), 0 after rope
   BufferNotes<PendingHeads> pending;  // at most q's and k's of one layer
-  BufferNotes<Bf16Copy> bf16_copies;  // valid until the buffer is touched again (ptr())
+  BufferNotes<Bf16Copy> bf16_copies;  // valid until the buffer may be written (ptr())
   std::vector<int> positions;           // a decode batch's positions as last uploaded (rope_at)
   std::shared_ptr<void> positions_dev;  // the same on the device, int [positions.size()]
   // A decode batch's cache rows, one table per layer: its sequences' k rows then v rows
@@ -645,58 +645,49 @@ class CudaBackend final : public Backend {
         throw std::invalid_argument("cuda backend: linear: a weight [" + std::to_string(j.first->rows) + ", " +
                                     std::to_string(j.first->cols) + "] for activations [" + std::to_string(T) +
                                     ", " + std::to_string(in) + "]");
-    if (std::any_of(jobs.begin(), jobs.end(), [&](const auto& j) { return as_blocks(*j.first); })) {
-      // Options::keep_quantized: each W on its own (the GEMV, or the GEMM on a bf16 copy)
-      std::vector<Activations> outs;
-      for (const auto& j : jobs) {
-        const Weight& W = *j.first;
-        Activations y = make(T, W.rows);  // [T, out]
-        if (as_blocks(W)) {
-          linear_blocks(W, ptr(X), T, ptr(y), [&] { return bf16_of(X); });
-        } else {
-          const std::shared_ptr<void> xb = bf16_of(X);
-          gemm(weight(W), static_cast<const std::uint16_t*>(xb.get()), ptr(y), to_int(W.rows, "out_features"), T, in);
-        }
-        outs.push_back(std::move(y));
-      }
-      std::size_t i = 0;
-      for (const auto& j : jobs) *j.second = std::move(outs[i++]);  // after every product: a Y may be X
-      return;
-    }
-    std::vector<const Weight*> Ws;
-    std::vector<int> first_row;  // of each W in the stack
-    int total = 0;
-    bool aligned = true;  // every W's output starts 16 bytes in line (the kernels' float4 loads)
-    for (const auto& j : jobs) {
-      first_row.push_back(total);
-      aligned = aligned && total % 4 == 0;
-      Ws.push_back(j.first);
-      if (j.first->rows > std::numeric_limits<int>::max() - total)
-        throw std::invalid_argument("cuda backend: linear: too many output features");
-      total += to_int(j.first->rows, "out_features");
-    }
-    const std::uint16_t* stack = weights(Ws);  // [total, in]
-    const std::shared_ptr<void> xb = bf16_of(X);  // [T, in] bf16
-    const auto* xbp = static_cast<const std::uint16_t*>(xb.get());
     std::vector<Activations> outs;
     outs.reserve(jobs.size());
-    if (T == 1 && jobs.size() > 1 && aligned) {
-      // One token: one GEMM over the stack, y [1, total]; each output is its slice of y.
-      Activations y = make(1, total);
-      gemm(stack, xbp, ptr(y), total, 1, in);
-      const std::shared_ptr<void>& buffer = y.device_buffer();
-      for (std::size_t i = 0; i < Ws.size(); ++i)
-        outs.emplace_back(std::shared_ptr<void>(buffer, static_cast<float*>(buffer.get()) + first_row[i]), 1,
-                          Ws[i]->rows);
-    } else {
-      for (std::size_t i = 0; i < Ws.size(); ++i) {
-        Activations y = make(T, Ws[i]->rows);  // [T, out]
-        gemm(stack + std::size_t(first_row[i]) * std::size_t(in), xbp, ptr(y), int(Ws[i]->rows), T, in);
+    if (std::any_of(jobs.begin(), jobs.end(), [&](const auto& j) { return as_blocks(*j.first); })) {
+      // Options::keep_quantized: each W on its own (the GEMV, or the GEMM on a bf16 copy)
+      for (const auto& j : jobs) {
+        Activations y = make(T, j.first->rows);  // [T, out]
+        multiply(*j.first, read_ptr(X), T, ptr(y), [&] { return bf16_of(X); });
         outs.push_back(std::move(y));
+      }
+    } else {
+      std::vector<const Weight*> Ws;
+      std::vector<int> first_row;  // of each W in the stack
+      int total = 0;
+      bool aligned = true;  // every W's output starts 16 bytes in line (the kernels' float4 loads)
+      for (const auto& j : jobs) {
+        first_row.push_back(total);
+        aligned = aligned && total % 4 == 0;
+        Ws.push_back(j.first);
+        if (j.first->rows > std::numeric_limits<int>::max() - total)
+          throw std::invalid_argument("cuda backend: linear: too many output features");
+        total += to_int(j.first->rows, "out_features");
+      }
+      const std::uint16_t* stack = weights(Ws);  // [total, in]
+      const std::shared_ptr<void> xb = bf16_of(X);  // [T, in] bf16
+      const auto* xbp = static_cast<const std::uint16_t*>(xb.get());
+      if (T == 1 && jobs.size() > 1 && aligned) {
+        // One token: one GEMM over the stack, y [1, total]; each output is its slice of y.
+        Activations y = make(1, total);
+        gemm(stack, xbp, ptr(y), total, 1, in);
+        const std::shared_ptr<void>& buffer = y.device_buffer();
+        for (std::size_t i = 0; i < Ws.size(); ++i)
+          outs.emplace_back(std::shared_ptr<void>(buffer, static_cast<float*>(buffer.get()) + first_row[i]), 1,
+                            Ws[i]->rows);
+      } else {
+        for (std::size_t i = 0; i < Ws.size(); ++i) {
+          Activations y = make(T, Ws[i]->rows);  // [T, out]
+          gemm(stack + std::size_t(first_row[i]) * std::size_t(in), xbp, ptr(y), int(Ws[i]->rows), T, in);
+          outs.push_back(std::move(y));
+        }
       }
     }
     std::size_t i = 0;
-    for (const auto& j : jobs) *j.second = std::move(outs[i++]);  // after every GEMM: a Y may be X
+    for (const auto& j : jobs) *j.second = std::move(outs[i++]);  // after every product: a Y may be X
   }
 
   void gelu_tanh_mul(Activations& gate, const Activations& up) const override {
@@ -934,15 +925,9 @@ class CudaBackend final : public Backend {
       throw std::invalid_argument("cuda backend: lm_head_argmax_rows: weight [" + std::to_string(W.rows) + ", " +
                                   std::to_string(W.cols) + "] for hidden states [" + std::to_string(h.rows()) +
                                   ", " + std::to_string(h.cols()) + "]");
-    const int B = to_int(h.rows(), "rows"), H = to_int(h.cols(), "hidden_size"), vocab = to_int(W.rows, "vocab_size");
+    const int B = to_int(h.rows(), "rows"), vocab = to_int(W.rows, "vocab_size");
     const std::shared_ptr<void> y = s_->pool->get(std::size_t(B) * std::size_t(vocab) * sizeof(float));  // [B, vocab]
-    if (as_blocks(W)) {
-      linear_blocks(W, ptr(h), B, static_cast<float*>(y.get()), [&] { return bf16_of(h); });
-    } else {
-      const std::uint16_t* table = weight(W);
-      const std::shared_ptr<void> hb = bf16_of(h);  // [B, H] bf16, from the final norm
-      gemm(table, static_cast<const std::uint16_t*>(hb.get()), static_cast<float*>(y.get()), vocab, B, H);
-    }
+    multiply(W, read_ptr(h), B, static_cast<float*>(y.get()), [&] { return bf16_of(h); });  // h's bf16: the final norm's
     const std::shared_ptr<void> workspace = s_->pool->get(argmax_workspace_bytes(B));
     const std::shared_ptr<void> ids_dev = s_->pool->get(std::size_t(B) * sizeof(int));
     cuda::argmax_rows(static_cast<const float*>(y.get()), B, vocab, static_cast<int*>(ids_dev.get()), workspace.get(),
@@ -1053,11 +1038,19 @@ class CudaBackend final : public Backend {
 
   // a's buffer, for a kernel: a step waiting on it (rms_norm_heads, rope) is launched first.
   float* ptr(const Activations& a) const {
+    float* p = const_cast<float*>(read_ptr(a));
+    s_->bf16_copies.drop(a.device());  // the caller may write it
+    return p;
+  }
+  // The same for a kernel that only reads a: a bf16 copy of a stays valid.
+  const float* read_ptr(const Activations& a) const {
     if (!a.on_device())
       throw std::invalid_argument("cuda backend: given host activations; make them with this backend (upload)");
-    if (std::optional<PendingHeads> p = s_->pending.take(a.device())) run_pending(*p);
-    s_->bf16_copies.drop(a.device());  // the caller may write it
-    return static_cast<float*>(a.device());
+    if (std::optional<PendingHeads> p = s_->pending.take(a.device())) {
+      run_pending(*p);
+      s_->bf16_copies.drop(a.device());
+    }
+    return static_cast<const float*>(a.device());
   }
 
   // a's values as bf16 [rows, cols] (pooled): the copy its maker wrote when it is still
@@ -1263,6 +1256,19 @@ class CudaBackend final : public Backend {
   // still wants one converts: bf16_of).
   bool wants_bf16_copy(int rows) const { return !(s_->keep_quantized && rows <= kGemvMaxTokens); }
 
+  // y [T, W.rows] = x [T, W.cols] . W^T for one weight: linear_blocks when W is kept in
+  // blocks, else one GEMM on W's bf16 rows (x_bf16(): x's bf16 rows, asked for only then).
+  template <class XBf16>
+  void multiply(const Weight& W, const float* x, int T, float* y, XBf16&& x_bf16) const {
+    if (as_blocks(W)) {
+      linear_blocks(W, x, T, y, x_bf16);
+      return;
+    }
+    const std::shared_ptr<void> xb = x_bf16();
+    gemm(weight(W), static_cast<const std::uint16_t*>(xb.get()), y, to_int(W.rows, "out_features"), T,
+         to_int(W.cols, "in_features"));
+  }
+
   // y [T, W.rows] = x [T, W.cols] . W^T, W kept in blocks: the GEMV for up to
   // kGemvMaxTokens rows; more multiply a bf16 copy of W made kDequantizeChunkBytes
   // at a time (x_bf16(): X's bf16 rows) with cuBLAS, each chunk's columns of y in place.
@@ -1318,7 +1324,8 @@ class CudaBackend final : public Backend {
     const std::size_t last_row = std::size_t(h.rows() - 1) * std::size_t(H);
     if (as_blocks(W)) {  // the GEMV on the last row, float32
       std::shared_ptr<void> y = s_->pool->get(std::size_t(vocab) * sizeof(float));
-      gemv_blocks(W.dtype, block_weight(W), vocab, H, ptr(h) + last_row, 1, static_cast<float*>(y.get()), s_->stream);
+      gemv_blocks(W.dtype, block_weight(W), vocab, H, read_ptr(h) + last_row, 1, static_cast<float*>(y.get()),
+                  s_->stream);
       return y;
     }
     std::shared_ptr<void> hb = kept_bf16(h);  // [rows, H] bf16 from the final norm

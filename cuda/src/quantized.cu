@@ -146,10 +146,8 @@ void by_type(DType t, const char* what, const F& f) {
     case DType::Q4_K: f.template run<DType::Q4_K>(); return;
     case DType::Q5_K: f.template run<DType::Q5_K>(); return;
     case DType::Q6_K: f.template run<DType::Q6_K>(); return;
-    default: break;
+    default: throw std::logic_error(std::string("gemma3::cuda::") + what + ": not a block type");  // check_readable first
   }
-  throw std::invalid_argument(std::string("gemma3::cuda::") + what + ": " + dtype_name(t) +
-                              " is not a GGUF block type");
 }
 
 // The launches, one per kernel, for by_type.
@@ -196,7 +194,11 @@ struct EmbedLaunch {
   }
 };
 
-void check_cols(DType t, int cols, const char* what) {
+// t is a block type and rows of `cols` values are whole blocks of it.
+void check_readable(DType t, int cols, const char* what) {
+  if (!is_block_type(t))
+    throw std::invalid_argument(std::string("gemma3::cuda::") + what + ": " + dtype_name(t) +
+                                " is not a GGUF block type");
   if (cols <= 0 || cols % blocks::block_values(t) != 0)
     throw std::invalid_argument(std::string("gemma3::cuda::") + what + ": rows of " + std::to_string(cols) +
                                 " values are not whole " + dtype_name(t) + " blocks");
@@ -207,10 +209,7 @@ void check_cols(DType t, int cols, const char* what) {
 bool is_block_type(DType t) { return blocks::block_values(t) > 0; }
 
 void gemv_blocks(DType t, const void* W, int rows, int cols, const float* x, int T, float* y, cudaStream_t stream) {
-  if (!is_block_type(t))
-    throw std::invalid_argument(std::string("gemma3::cuda::gemv_blocks: ") + dtype_name(t) +
-                                " is not a GGUF block type");
-  check_cols(t, cols, "gemv_blocks");
+  check_readable(t, cols, "gemv_blocks");
   if (T < 1 || T > kGemvMaxTokens)
     throw std::invalid_argument("gemma3::cuda::gemv_blocks: " + std::to_string(T) + " tokens (1 to " +
                                 std::to_string(kGemvMaxTokens) + ")");
@@ -229,10 +228,7 @@ void gemv_blocks(DType t, const void* W, int rows, int cols, const float* x, int
 
 void dequantize_bf16(DType t, const void* W, std::int64_t row0, int n, int cols, std::uint16_t* out,
                      cudaStream_t stream) {
-  if (!is_block_type(t))
-    throw std::invalid_argument(std::string("gemma3::cuda::dequantize_bf16: ") + dtype_name(t) +
-                                " is not a GGUF block type");
-  check_cols(t, cols, "dequantize_bf16");
+  check_readable(t, cols, "dequantize_bf16");
   if (n <= 0) return;
   if (!aligned16(out)) throw std::invalid_argument("gemma3::cuda::dequantize_bf16: the output is not 16-byte aligned");
   const long long items = static_cast<long long>(n) * (cols / blocks::kPart);
@@ -244,10 +240,7 @@ void dequantize_bf16(DType t, const void* W, std::int64_t row0, int n, int cols,
 }
 
 void embed_blocks(DType t, const void* W, int H, const int* ids, int T, float scale, float* out, cudaStream_t stream) {
-  if (!is_block_type(t))
-    throw std::invalid_argument(std::string("gemma3::cuda::embed_blocks: ") + dtype_name(t) +
-                                " is not a GGUF block type");
-  check_cols(t, H, "embed_blocks");
+  check_readable(t, H, "embed_blocks");
   if (T <= 0) return;
   by_type(t, "embed_blocks", EmbedLaunch{static_cast<const std::uint8_t*>(W), H, ids, T, scale, out, stream});
   check_launch("embed_blocks");

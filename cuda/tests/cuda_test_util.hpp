@@ -3,6 +3,7 @@
 // attention every kernel is held to (float64, the library's own mask rule).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -16,7 +17,9 @@
 #include "attention.hpp"
 #include "gemma3/attention_mask.hpp"
 #include "gemma3/dtype.hpp"
+#include "gemma3/quant/quant.hpp"
 #include "gemma3/tensor.hpp"
+#include "gemma3/weight.hpp"
 
 namespace cuda_test {
 
@@ -158,6 +161,33 @@ inline Error compare(const std::vector<float>& got, const std::vector<float>& wa
   }
   e.relative = ref > 0 ? e.max_abs / ref : e.max_abs;
   return e;
+}
+
+// The check of the dequantizing GEMV (test_blocks.cpp, gemv_lab): y [T, w.rows] against
+// the CPU's float64 dot of every `row_step`-th row of w (dequantize_row) with each row of
+// x [T, w.cols]. A value misses when |y - dot| > 1e-5 sum |w x| (about four times the
+// worst rounding of the GEMV's float32 steps). Returns the misses; *worst, when given,
+// the largest |y - dot| / sum |w x|.
+inline int gemv_misses(const gemma3::Weight& w, const float* x, int T, const std::vector<float>& y, int row_step,
+                       double* worst = nullptr) {
+  const std::size_t rows = std::size_t(w.rows), cols = std::size_t(w.cols);
+  std::vector<float> row(cols);
+  int misses = 0;
+  for (std::size_t r = 0; r < rows; r += std::size_t(row_step)) {
+    gemma3::dequantize_row(w, std::int64_t(r), row.data());
+    for (int t = 0; t < T; ++t) {
+      const float* xt = x + std::size_t(t) * cols;
+      double dot = 0, mag = 0;
+      for (std::size_t c = 0; c < cols; ++c) {
+        dot += double(row[c]) * double(xt[c]);
+        mag += std::fabs(double(row[c]) * double(xt[c]));
+      }
+      const double err = std::fabs(double(y[std::size_t(t) * rows + r]) - dot);
+      if (!(err <= 1e-5 * mag + 1e-30)) ++misses;
+      if (worst) *worst = std::max(*worst, mag > 0 ? err / mag : err);
+    }
+  }
+  return misses;
 }
 
 }  // namespace cuda_test

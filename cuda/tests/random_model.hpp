@@ -10,13 +10,13 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "gemma3/dtype.hpp"
 #include "gemma3/model.hpp"
+#include "test_quant_helpers.hpp"  // tests/: random GGUF blocks
 
 namespace cuda_test {
 
@@ -84,33 +84,22 @@ inline gemma3::Gemma3TextConfig small_config_head_dim_256() {
   return c;
 }
 
-// rows x cols values of GGUF block type t (cols a multiple of its block size): every
-// quant byte random (the K-quants' sub-block scales too), each block's f16 scale set so
-// that values stay within about +-0.12: d = 2^-10 (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), 2^-14
-// and dmin 2^-16 (Q4_K, Q5_K), 2^-16 (Q6_K); the legacy types' m = 0. `state` is the
-// generator's, advanced.
+// rows x cols values of GGUF block type t (cols a multiple of its block size):
+// quant_test::random_blocks' random quant bytes (the K-quants' sub-block scales too),
+// then each block's f16 scale set so that values stay within about +-0.12: d = 2^-10
+// (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), 2^-14 and dmin 2^-16 (Q4_K, Q5_K), 2^-16 (Q6_K); the
+// legacy types' m = 0.
 inline std::vector<unsigned char> random_block_bytes(gemma3::DType t, std::int64_t rows, std::int64_t cols,
-                                                     std::uint64_t& state) {
+                                                     quant_test::Rng& rng) {
   using gemma3::DType;
-  const std::size_t block_values = gemma3::dtype_block_size(t), block_bytes = gemma3::dtype_block_bytes(t);
-  const std::size_t blocks = std::size_t(rows) * std::size_t(cols) / block_values;
-  std::vector<unsigned char> buf(blocks * block_bytes);
-  for (std::size_t i = 0; i + 8 <= buf.size(); i += 8) {
-    state = state * 6364136223846793005ull + 1442695040888963407ull;
-    std::memcpy(buf.data() + i, &state, 8);
-  }
+  std::vector<unsigned char> buf = quant_test::random_blocks(t, rows, cols, rng);
   const bool k4 = t == DType::Q4_K || t == DType::Q5_K;
-  const float scale = k4 ? 1.0f / 16384 : t == DType::Q6_K ? 1.0f / 65536 : 1.0f / 1024;
-  const std::uint16_t d = gemma3::f32_to_f16(scale), dmin = gemma3::f32_to_f16(1.0f / 65536), zero = 0;
-  for (std::size_t b = 0; b < blocks; ++b) {
-    unsigned char* blk = buf.data() + b * block_bytes;
-    if (t == DType::Q6_K) {
-      std::memcpy(blk + 208, &d, 2);
-      continue;
-    }
-    std::memcpy(blk, &d, 2);
-    if (k4) std::memcpy(blk + 2, &dmin, 2);
-    if (t == DType::Q4_1 || t == DType::Q5_1) std::memcpy(blk + 2, &zero, 2);
+  const float d = k4 ? 1.0f / 16384 : t == DType::Q6_K ? 1.0f / 65536 : 1.0f / 1024, m = k4 ? 1.0f / 65536 : 0.0f;
+  int d_off, m_off;
+  quant_test::f16_fields(t, d_off, m_off);
+  for (std::size_t at = 0; at < buf.size(); at += gemma3::dtype_block_bytes(t)) {
+    quant_test::put_f16(&buf[at + std::size_t(d_off)], d);
+    if (m_off >= 0) quant_test::put_f16(&buf[at + std::size_t(m_off)], m);
   }
   return buf;
 }
@@ -119,14 +108,14 @@ inline std::vector<unsigned char> random_block_bytes(gemma3::DType t, std::int64
 inline gemma3::Gemma3TextWeights random_q4_k_m_weights(const gemma3::Gemma3TextConfig& c,
                                                        std::uint64_t seed = 0x9E3779B97F4A7C15ull) {
   using gemma3::DType;
-  std::uint64_t state = seed;
+  quant_test::Rng rng(seed);
   return weights_of(c, [&](const char* name, std::int64_t rows, std::int64_t cols, Storage& storage) {
     const std::string n = name;
     const DType t = n == "embed_tokens" || n == "v_proj" ? DType::Q8_0
                     : n == "o_proj"                      ? DType::Q4_K
                     : n == "down_proj"                   ? DType::Q6_K
                                                          : DType::Q5_0;  // q, k, gate, up
-    auto buf = std::make_shared<std::vector<unsigned char>>(random_block_bytes(t, rows, cols, state));
+    auto buf = std::make_shared<std::vector<unsigned char>>(random_block_bytes(t, rows, cols, rng));
     storage.push_back(buf);
     return gemma3::Weight{t, buf->data(), rows, cols};
   });

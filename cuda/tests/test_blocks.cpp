@@ -1,8 +1,8 @@
 // GGUF block weights kept on the device (cuda/src/quantized.cu, Options::keep_quantized)
 // against the library's CPU functions, for every block type:
 //   - gemv_blocks: each y within float32 rounding of the CPU's float64 dot of the
-//     dequantized row (quant::scalar_kernels(t).dot_f32): |y - dot| <= 1e-5 sum |w x|,
-//     a bound about four times the worst rounding of the GEMV's ~40 float32 steps; at
+//     dequantized row (cuda_test::gemv_misses): |y - dot| <= 1e-5 sum |w x|, a bound
+//     about four times the worst rounding of the GEMV's ~40 float32 steps; at
 //     1 to 8 tokens (chunks of 4), widths of 8 and 40 parts, 37 rows (not a whole
 //     number of CTAs), x 16-byte aligned and not;
 //   - dequantize_bf16 gives f32_to_bf16(dequantize_row) bit for bit, from any first row;
@@ -58,8 +58,6 @@ TEST_CASE("blocks: the GEMV of every block type is the CPU's dot within float32 
       const std::vector<unsigned char> bytes = random_rows(t, rows, cols, rng);
       const gemma3::Weight w = quant_test::weight_view(t, rows, cols, bytes);
       const DeviceBuffer<unsigned char> wd = on_device(bytes);
-      std::vector<float> wf(std::size_t(rows) * cols);
-      for (int r = 0; r < rows; ++r) gemma3::dequantize_row(w, r, wf.data() + std::size_t(r) * cols);
       for (int T : {1, 3, 4, 5, 8}) {
         for (bool aligned : {true, false}) {
           INFO(gemma3::dtype_name(t) << ", cols " << cols << ", " << T << " tokens, x "
@@ -71,20 +69,8 @@ TEST_CASE("blocks: the GEMV of every block type is the CPU's dot within float32 
           DeviceBuffer<float> y(std::size_t(T) * rows);
           gemma3::cuda::gemv_blocks(t, wd.get(), rows, cols, xd.get() + (aligned ? 0 : 1), T, y.get(), nullptr);
           cuda_test::sync();
-          const std::vector<float> got = y.download();
-          int bad = 0;
           double worst = 0;
-          for (int tok = 0; tok < T; ++tok)
-            for (int r = 0; r < rows; ++r) {
-              const float* xr = x.data() + std::size_t(tok) * cols;
-              const double want = gemma3::quant::scalar_kernels(t).dot_f32(w.row_ptr(r), xr, cols);
-              double mag = 0;
-              for (int c = 0; c < cols; ++c) mag += std::fabs(double(wf[std::size_t(r) * cols + c]) * double(xr[c]));
-              const double g = got[std::size_t(tok) * rows + r];
-              const double err = std::fabs(g - want);
-              if (!(err <= 1e-5 * mag + 1e-30)) ++bad;
-              worst = std::max(worst, mag > 0 ? err / mag : err);
-            }
+          const int bad = cuda_test::gemv_misses(w, x.data(), T, y.download(), 1, &worst);
           INFO("worst |y - dot| / sum |w x| = " << worst);
           CHECK(bad == 0);
         }
