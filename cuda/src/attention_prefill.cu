@@ -107,6 +107,15 @@ __device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
   return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
 }
 
+#ifdef GEMMA3_CUDA_EMULATOR  // cuda/emu: the same instructions, as the PTX ISA defines them, on the CPU
+__device__ __forceinline__ void ldmatrix_x4(std::uint32_t r[4], const __nv_bfloat16* p) { gemma3_emu::ldmatrix_x4(r, p, false); }
+__device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t r[4], const __nv_bfloat16* p) {
+  gemma3_emu::ldmatrix_x4(r, p, true);
+}
+__device__ __forceinline__ void mma_bf16(float c[4], const std::uint32_t a[4], std::uint32_t b0, std::uint32_t b1) {
+  gemma3_emu::mma_m16n8k16_bf16(c, a, b0, b1);
+}
+#else
 // Four 8x8 bf16 matrices; lanes 8i .. 8i + 7 give the row addresses of matrix i.
 // Register i holds matrix i's (row lane / 4, columns 2 (lane % 4), +1).
 __device__ __forceinline__ void ldmatrix_x4(std::uint32_t r[4], const __nv_bfloat16* p) {
@@ -130,6 +139,7 @@ __device__ __forceinline__ void mma_bf16(float c[4], const std::uint32_t a[4], s
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+#endif
 
 __device__ __forceinline__ std::uint32_t bits(__nv_bfloat162 v) {
   std::uint32_t u;

@@ -1,0 +1,3 @@
+// The CUDA emulator's stand-in for <cuda_runtime.h> (see gemma3_emu/cuda.hpp).
+#pragma once
+#include "gemma3_emu/cuda.hpp"

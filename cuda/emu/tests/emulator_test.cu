@@ -1,0 +1,214 @@
+// cuda/emu/tests/emulator_test.cu -- the CUDA emulator's own checks (ctest cuda_emu_self):
+// that it runs kernels as the CUDA model says (barriers, warp shuffles, the tensor-core
+// fragments composing into a matrix product, streams that run only when waited for,
+// capture and graphs), and that it stops, with a message, the kernels a GPU would hang
+// or fault on. Written in CUDA; the emulator's build rewrites the launches.
+#include "catch.hpp"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace {
+
+void ok(cudaError_t e) { REQUIRE(e == cudaSuccess); }
+
+template <class T>
+T* device(const std::vector<T>& host) {
+  T* p = nullptr;
+  ok(cudaMalloc(&p, host.size() * sizeof(T)));
+  ok(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return p;
+}
+template <class T>
+std::vector<T> host(const T* p, std::size_t n) {
+  std::vector<T> h(n);
+  ok(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
+  return h;
+}
+
+// Each block: shared-memory partial sums of its threads' values, then a warp reduction.
+__global__ void block_sum(const float* x, float* out) {
+  __shared__ float partial[8];
+  const int t = threadIdx.x;
+  float v = x[blockIdx.x * blockDim.x + t];
+  for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+  if (t % 32 == 0) partial[t / 32] = v;
+  __syncthreads();
+  if (t < 32) {
+    float s = t < int(blockDim.x / 32) ? partial[t] : 0.f;
+    for (int off = 16; off > 0; off /= 2) s += __shfl_down_sync(0xffffffffu, s, off);
+    if (t == 0) out[blockIdx.x] = s;
+  }
+}
+
+__global__ void exits_before_shuffle(float* out) {
+  if (threadIdx.x == 3) return;
+  out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.f, 1);
+}
+
+// Half the warp waits at a shuffle for lanes that wait at __syncthreads for it: a hang.
+__global__ void shuffle_against_barrier(float* out) {
+  if (threadIdx.x < 16) out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.f, 1);
+  else __syncthreads();
+}
+
+// C (16 x 8, float) = A (16 x 16, bf16, row-major) B (16 x 8: stored as B^T, 8 x 16 row-major)
+// through ldmatrix and mma.m16n8k16, the prefill kernel's way.
+__global__ void mma_tile(const __nv_bfloat16* a, const __nv_bfloat16* bt, float* c) {
+  __shared__ __align__(16) __nv_bfloat16 as[16 * 16], bs[8 * 16];
+  const int lane = threadIdx.x;
+  for (int i = lane; i < 256; i += 32) as[i] = a[i];
+  for (int i = lane; i < 128; i += 32) bs[i] = bt[i];
+  __syncthreads();
+  const int mi = lane / 8, mr = lane % 8;
+  std::uint32_t ar[4], br[4];
+  // A: matrix i = rows +8 (i & 1), columns +8 (i >> 1); B^T: matrix i = keys (rows of bt) mr, dims +8 i (two used)
+  gemma3_emu::ldmatrix_x4(ar, as + (mr + (mi & 1) * 8) * 16 + (mi >> 1) * 8, false);
+  gemma3_emu::ldmatrix_x4(br, bs + mr * 16 + (mi & 1) * 8, false);
+  float acc[4] = {0, 0, 0, 0};
+  gemma3_emu::mma_m16n8k16_bf16(acc, ar, br[0], br[1]);
+  const int g = lane / 4, t = lane % 4;
+  c[g * 8 + 2 * t] = acc[0];
+  c[g * 8 + 2 * t + 1] = acc[1];
+  c[(g + 8) * 8 + 2 * t] = acc[2];
+  c[(g + 8) * 8 + 2 * t + 1] = acc[3];
+}
+
+__global__ void add_one(float* x, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) x[i] += 1.f;
+}
+
+}  // namespace
+
+TEST_CASE("emulator: barriers, shared memory and shuffles give a block's sum", "[emu]") {
+  std::mt19937 rng(1);
+  std::uniform_int_distribution<int> small(-8, 8);
+  std::vector<float> x(4 * 256);
+  for (float& v : x) v = float(small(rng));  // integers: every order of summing is exact
+  float* dx = device(x);
+  float* dout = nullptr;
+  ok(cudaMalloc(&dout, 4 * sizeof(float)));
+  block_sum<<<4, 256>>>(dx, dout);
+  ok(cudaGetLastError());
+  const std::vector<float> got = host(dout, 4);
+  for (int b = 0; b < 4; ++b) {
+    float want = 0;
+    for (int i = 0; i < 256; ++i) want += x[std::size_t(b * 256 + i)];
+    CHECK(got[std::size_t(b)] == want);
+  }
+  ok(cudaFree(dx));
+  ok(cudaFree(dout));
+}
+
+TEST_CASE("emulator: ldmatrix and mma.m16n8k16 compose into the matrix product", "[emu]") {
+  std::mt19937 rng(2);
+  std::uniform_int_distribution<int> small(-4, 4);
+  std::vector<__nv_bfloat16> a(256), bt(128);
+  std::vector<float> af(256), btf(128);
+  for (int i = 0; i < 256; ++i) a[std::size_t(i)] = af[std::size_t(i)] = float(small(rng));
+  for (int i = 0; i < 128; ++i) bt[std::size_t(i)] = btf[std::size_t(i)] = float(small(rng));
+  __nv_bfloat16 *da = device(a), *db = device(bt);
+  float* dc = nullptr;
+  ok(cudaMalloc(&dc, 128 * sizeof(float)));
+  mma_tile<<<1, 32>>>(da, db, dc);
+  const std::vector<float> c = host(dc, 128);
+  for (int r = 0; r < 16; ++r)
+    for (int n = 0; n < 8; ++n) {
+      float want = 0;
+      for (int k = 0; k < 16; ++k) want += af[std::size_t(r * 16 + k)] * btf[std::size_t(n * 16 + k)];
+      CHECK(c[std::size_t(r * 8 + n)] == want);
+    }
+  ok(cudaFree(da));
+  ok(cudaFree(db));
+  ok(cudaFree(dc));
+}
+
+TEST_CASE("emulator: a shuffle missing a lane, and barriers a GPU would hang on, fail the launch", "[emu]") {
+  float* d = nullptr;
+  ok(cudaMalloc(&d, 64 * sizeof(float)));
+  SECTION("a lane exits before the others shuffle") { exits_before_shuffle<<<1, 32>>>(d); }
+  SECTION("lanes wait at a shuffle and at __syncthreads") { shuffle_against_barrier<<<1, 32>>>(d); }
+  SECTION("a shuffle in a block that is not whole warps") { exits_before_shuffle<<<1, 20>>>(d); }
+  CHECK(cudaDeviceSynchronize() == cudaErrorLaunchFailure);
+  CHECK(cudaGetLastError() == cudaErrorLaunchFailure);  // sticky, as on a GPU
+  ok(cudaDeviceReset());
+  ok(cudaGetLastError());
+}
+
+TEST_CASE("emulator: a bad launch configuration is refused at the launch", "[emu]") {
+  float* d = nullptr;
+  ok(cudaMalloc(&d, 4));
+  add_one<<<1, 2048>>>(d, 1);
+  CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+  add_one<<<1, 32, 64 * 1024>>>(d, 1);  // more than 48 KiB of shared memory without the attribute
+  CHECK(cudaGetLastError() == cudaErrorInvalidValue);
+  ok(cudaFree(d));
+}
+
+TEST_CASE("emulator: a stream runs only when waited for; capture and graphs", "[emu]") {
+  cudaStream_t s = nullptr;
+  ok(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  float* pinned = nullptr;
+  ok(cudaMallocHost(&pinned, 4 * sizeof(float)));
+  float* d = device(std::vector<float>{1, 2, 3, 4});
+
+  SECTION("work is done at the synchronize, not before") {
+    pinned[0] = -1.f;
+    add_one<<<1, 32, 0, s>>>(d, 4);
+    ok(cudaMemcpyAsync(pinned, d, 4 * sizeof(float), cudaMemcpyDeviceToHost, s));
+    CHECK(pinned[0] == -1.f);  // a read without a wait sees what was there
+    ok(cudaStreamSynchronize(s));
+    CHECK(pinned[0] == 2.f);
+  }
+  SECTION("a graph replays its kernels and copies, reading page-locked memory when launched") {
+    ok(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
+    ok(cudaMemcpyAsync(d, pinned, sizeof(float), cudaMemcpyHostToDevice, s));
+    add_one<<<1, 32, 0, s>>>(d, 4);
+    cudaGraph_t g = nullptr;
+    ok(cudaStreamEndCapture(s, &g));
+    cudaGraphExec_t e = nullptr;
+    ok(cudaGraphInstantiate(&e, g, 0));
+    pinned[0] = 10.f;
+    ok(cudaGraphLaunch(e, s));
+    ok(cudaStreamSynchronize(s));
+    CHECK(host(d, 4) == std::vector<float>{11, 3, 4, 5});
+
+    // A graph of other nodes does not update the instantiated one.
+    ok(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
+    add_one<<<1, 32, 0, s>>>(d, 4);
+    cudaGraph_t other = nullptr;
+    ok(cudaStreamEndCapture(s, &other));
+    cudaGraphExecUpdateResultInfo info{};
+    CHECK(cudaGraphExecUpdate(e, other, &info) == cudaErrorGraphExecUpdateFailure);
+    CHECK(cudaGetLastError() == cudaErrorGraphExecUpdateFailure);  // recorded, as every failed call is
+    ok(cudaGetLastError());
+    ok(cudaGraphDestroy(g));
+    ok(cudaGraphDestroy(other));
+    ok(cudaGraphExecDestroy(e));
+  }
+  SECTION("a captured copy from pageable memory, or a synchronize, spoils the capture") {
+    float pageable = 5.f;
+    ok(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
+    const bool synchronize = GENERATE(false, true);
+    if (synchronize) CHECK(cudaStreamSynchronize(s) == cudaErrorStreamCaptureUnsupported);
+    else CHECK(cudaMemcpyAsync(d, &pageable, sizeof(float), cudaMemcpyHostToDevice, s) == cudaErrorStreamCaptureUnsupported);
+    cudaGraph_t g = nullptr;
+    CHECK(cudaStreamEndCapture(s, &g) == cudaErrorStreamCaptureInvalidated);
+    CHECK(g == nullptr);
+    cudaGetLastError();
+  }
+  SECTION("a copy past the end of an allocation is refused") {
+    std::vector<float> big(5);
+    CHECK(cudaMemcpy(d, big.data(), 5 * sizeof(float), cudaMemcpyHostToDevice) == cudaErrorInvalidValue);
+    cudaGetLastError();
+  }
+  ok(cudaFree(d));
+  ok(cudaFreeHost(pinned));
+  ok(cudaStreamDestroy(s));
+}
