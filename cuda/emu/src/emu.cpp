@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -20,8 +21,37 @@
 #include "gemma3_emu/cublas.hpp"
 #include "gemma3_emu/cuda.hpp"
 
+// GEMMA3_EMU_TSAN: this file is linked into code built with -fsanitize=thread (and is
+// itself built without it: its bookkeeping is not what the race check is about).
+#ifdef GEMMA3_EMU_TSAN
+#include <sanitizer/tsan_interface.h>
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+extern "C" void __tsan_read2(void* addr);
+#endif
+
 namespace gemma3_emu {
 namespace {
+
+// ---- the race check (built with -fsanitize=thread) ---------------------------------------
+// ThreadSanitizer sees each fiber as a thread of its own. Switches between fibers carry
+// no ordering; what orders the threads of a block is what orders them on a GPU: the
+// block's start (after everything the host did before the launch), __syncthreads, the
+// warp instructions among the lanes of a warp, and the block's end (before anything the
+// host does after waiting). So an access to shared or global memory that another thread
+// of the block makes with no barrier between is reported as a data race, as CUDA's
+// racecheck would. Blocks are ordered one after another, so races between blocks are not
+// checked.
+#ifdef GEMMA3_EMU_TSAN
+void hb_release(const void* sync) { __tsan_release(const_cast<void*>(sync)); }
+void hb_acquire(const void* sync) { __tsan_acquire(const_cast<void*>(sync)); }
+// A read the emulator makes for the kernel (ldmatrix), shown to the race check.
+void kernel_read2(const void* p) { __tsan_read2(const_cast<void*>(p)); }
+#else
+void hb_release(const void*) {}
+void hb_acquire(const void*) {}
+void kernel_read2(const void*) {}
+#endif
 
 // ---- fibers ------------------------------------------------------------------------------
 // A fiber switch saves the callee-saved registers on the old stack and loads them from
@@ -77,8 +107,14 @@ struct Context {
 #else
   ucontext_t uc;
 #endif
+#ifdef GEMMA3_EMU_TSAN
+  void* tsan = nullptr;  // the fiber's ThreadSanitizer state
+#endif
 };
 void switch_context(Context* from, Context* to) {
+#ifdef GEMMA3_EMU_TSAN
+  __tsan_switch_to_fiber(to->tsan, __tsan_switch_to_fiber_no_sync);
+#endif
 #ifdef GEMMA3_EMU_FAST_SWITCH
   gemma3_emu_switch(&from->sp, to->sp);
 #else
@@ -95,6 +131,8 @@ struct Fiber {
 
 struct Warp {
   int live = 0, arrived = 0;
+  unsigned gen = 0;  // barriers passed; sync[gen % 2]: the race check's object for the next
+  char sync[2];
   const char* op = nullptr;
   alignas(16) unsigned char slots[32][32];
 };
@@ -107,6 +145,8 @@ struct Block {
   std::vector<Fiber> fibers;
   std::vector<Warp> warps;
   int live = 0, arrived = 0;
+  unsigned gen = 0;  // as Warp's, for __syncthreads
+  char sync[2], start_sync, end_sync;
   uint3 bidx{};
   dim3 bdim, gdim;
   const std::function<void()>* body = nullptr;
@@ -141,18 +181,23 @@ void release(Block& b, State waiting, int warp) {
 }
 
 void warp_wait(Block& b, Fiber& f, Warp& w) {
+  const unsigned gen = w.gen;
+  hb_release(&w.sync[gen % 2]);
   if (++w.arrived == w.live) {
     w.arrived = 0;
+    ++w.gen;
     release(b, State::at_warp_barrier, f.warp);
-    return;
+  } else {
+    f.state = State::at_warp_barrier;
+    yield(b, f);
   }
-  f.state = State::at_warp_barrier;
-  yield(b, f);
+  hb_acquire(&w.sync[gen % 2]);
 }
 
 [[noreturn]] void fiber_entry() {
   Block& b = *g_block;
   Fiber& f = *b.cur;
+  hb_acquire(&b.start_sync);
   try {
     (*b.body)();
   } catch (const std::exception& e) {
@@ -167,8 +212,10 @@ void warp_wait(Block& b, Fiber& f, Warp& w) {
   if (w.arrived > 0) fail((std::string("lane exited while its warp waits at ") + w.op).c_str());
   if (b.arrived > 0 && b.arrived == b.live) {
     b.arrived = 0;
+    ++b.gen;
     release(b, State::at_block_barrier, -1);
   }
+  hb_release(&b.end_sync);
   yield(b, f);  // never resumed
   std::abort();
 }
@@ -207,6 +254,31 @@ std::string describe(const Block& b) {
          " at a warp instruction, " + std::to_string(b.live) + " not exited";
 }
 
+// The order threads run in: GEMMA3_EMU_SCHEDULE = forward (the default: thread 0 first,
+// each to its next barrier or warp instruction), reverse (the last thread first), or
+// shuffle (any thread that can run, at random, at every step; seed GEMMA3_EMU_SEED). A
+// kernel that reads memory another thread wrote without a barrier between can give other
+// results under reverse or shuffle.
+enum class Schedule { forward, reverse, shuffle };
+Schedule schedule() {
+  static const Schedule s = [] {
+    const char* e = std::getenv("GEMMA3_EMU_SCHEDULE");
+    if (!e || !*e || std::strcmp(e, "forward") == 0) return Schedule::forward;
+    if (std::strcmp(e, "reverse") == 0) return Schedule::reverse;
+    if (std::strcmp(e, "shuffle") == 0) return Schedule::shuffle;
+    std::fprintf(stderr, "gemma3_emu: GEMMA3_EMU_SCHEDULE=%s is not forward, reverse or shuffle\n", e);
+    std::exit(2);
+  }();
+  return s;
+}
+std::mt19937& schedule_rng() {
+  static std::mt19937 rng([] {
+    const char* e = std::getenv("GEMMA3_EMU_SEED");
+    return e ? unsigned(std::strtoul(e, nullptr, 10)) : 1u;
+  }());
+  return rng;
+}
+
 void run_block(const dim3& grid, const dim3& bdim, uint3 bidx, unsigned char* smem, const std::function<void()>& body) {
   Block b;
   const int n = int(bdim.x * bdim.y * bdim.z);
@@ -225,15 +297,37 @@ void run_block(const dim3& grid, const dim3& bdim, uint3 bidx, unsigned char* sm
     f.lane = i % 32;
     ++b.warps[std::size_t(f.warp)].live;
     start_context(f.ctx, stack_of(i));
+#ifdef GEMMA3_EMU_TSAN
+    static std::vector<void*> tsan_fibers(kMaxThreads, nullptr);
+    if (!tsan_fibers[std::size_t(i)]) tsan_fibers[std::size_t(i)] = __tsan_create_fiber(0);
+    f.ctx.tsan = tsan_fibers[std::size_t(i)];
+#endif
   }
   Block* outer = g_block;
   g_block = &b;
+#ifdef GEMMA3_EMU_TSAN
+  b.main.tsan = __tsan_get_current_fiber();
+#endif
+  hb_release(&b.start_sync);
+  // forward / reverse: rounds through the threads in that order, each running until it
+  // waits or exits; shuffle: any ready thread, drawn at random, at every step.
+  std::vector<int> ready;
   int next = 0;
+  const Schedule order = schedule();
   while (b.live > 0) {
     int pick = -1;
-    for (int k = 0; k < n; ++k) {
-      const int i = (next + k) % n;
-      if (b.fibers[std::size_t(i)].state == State::ready) { pick = i; break; }
+    if (order == Schedule::shuffle) {
+      ready.clear();
+      for (int i = 0; i < n; ++i)
+        if (b.fibers[std::size_t(i)].state == State::ready) ready.push_back(i);
+      if (!ready.empty())
+        pick = ready[std::uniform_int_distribution<std::size_t>(0, ready.size() - 1)(schedule_rng())];
+    } else {
+      for (int k = 0; k < n; ++k, ++next) {
+        if (next == n) next = 0;
+        const int i = order == Schedule::reverse ? n - 1 - next : next;
+        if (b.fibers[std::size_t(i)].state == State::ready) { pick = i; break; }
+      }
     }
     if (pick < 0) {
       b.error = "deadlock: " + describe(b);
@@ -242,8 +336,9 @@ void run_block(const dim3& grid, const dim3& bdim, uint3 bidx, unsigned char* sm
     b.cur = &b.fibers[std::size_t(pick)];
     switch_context(&b.main, &b.cur->ctx);
     if (!b.error.empty()) break;
-    next = pick + 1;
+    ++next;
   }
+  hb_acquire(&b.end_sync);
   g_block = outer;
   if (!b.error.empty())
     throw KernelError("block (" + std::to_string(bidx.x) + ", " + std::to_string(bidx.y) + ", " +
@@ -407,13 +502,17 @@ void fail(const char* what) {
 void syncthreads() {
   Block& b = block();
   Fiber& f = *b.cur;
+  const unsigned gen = b.gen;
+  hb_release(&b.sync[gen % 2]);
   if (++b.arrived == b.live) {
     b.arrived = 0;
+    ++b.gen;
     release(b, State::at_block_barrier, -1);
-    return;
+  } else {
+    f.state = State::at_block_barrier;
+    yield(b, f);
   }
-  f.state = State::at_block_barrier;
-  yield(b, f);
+  hb_acquire(&b.sync[gen % 2]);
 }
 
 WarpSlots warp_enter(const char* op, unsigned mask, const void* mine, std::size_t bytes) {
@@ -453,7 +552,9 @@ void ldmatrix_x4(std::uint32_t r[4], const void* row, bool trans) {
       for (int k = 0; k < 2; ++k) {
         const int rr = trans ? 2 * (lane % 4) + k : lane / 4;  // row of matrix i
         const int cc = trans ? lane / 4 : 2 * (lane % 4) + k;  // column
-        std::memcpy(&e[k], static_cast<const unsigned char*>(rows.get<const void*>(8 * i + rr)) + 2 * cc, 2);
+        const unsigned char* src = static_cast<const unsigned char*>(rows.get<const void*>(8 * i + rr)) + 2 * cc;
+        kernel_read2(src);
+        std::memcpy(&e[k], src, 2);
       }
       r[i] = std::uint32_t(e[0]) | (std::uint32_t(e[1]) << 16);
     }

@@ -212,3 +212,24 @@ TEST_CASE("emulator: a stream runs only when waited for; capture and graphs", "[
   ok(cudaFreeHost(pinned));
   ok(cudaStreamDestroy(s));
 }
+
+namespace {
+// Thread 0 publishes a value that the others read with no barrier between: a race on a
+// GPU, whatever order the threads happen to run in.
+__global__ void publish_without_barrier(float* out) {
+  __shared__ float value;
+  if (threadIdx.x == 0) value = 42.f;
+  out[threadIdx.x] = value;
+}
+}  // namespace
+
+// Hidden (run only by name): ctest cuda_emu_race_bait runs it in the race-check build and
+// passes when ThreadSanitizer reports the race.
+TEST_CASE("emulator: the race check reports a read of shared memory another thread wrote without a barrier",
+          "[.][race_bait]") {
+  float* d = nullptr;
+  ok(cudaMalloc(&d, 64 * sizeof(float)));
+  publish_without_barrier<<<1, 64>>>(d);
+  ok(cudaDeviceSynchronize());
+  ok(cudaFree(d));
+}

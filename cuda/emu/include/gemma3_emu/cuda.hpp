@@ -112,7 +112,7 @@ constexpr int warpSize = 32;
 
 inline void __syncthreads() { ::gemma3_emu::syncthreads(); }
 inline void __syncwarp(unsigned = 0xffffffffu) {}
-inline void __threadfence() {}
+inline void __threadfence() {}  // blocks never overlap in time: nothing to order
 inline void __threadfence_block() {}
 template <class T> inline T __ldg(const T* p) { return *p; }
 template <class T> inline T __ldcg(const T* p) { return *p; }
@@ -140,11 +140,29 @@ inline T __shfl_sync(unsigned mask, T v, int src_lane, int width = 32) {
   });
 }
 
-// Atomics: one fiber runs at a time, so plain read-modify-write is atomic.
-template <class T> inline T atomicAdd(T* p, T v) { T old = *p; *p = old + v; return old; }
-template <class T> inline T atomicMax(T* p, T v) { T old = *p; if (v > old) *p = v; return old; }
-template <class T> inline T atomicMin(T* p, T v) { T old = *p; if (v < old) *p = v; return old; }
-template <class T> inline T atomicExch(T* p, T v) { T old = *p; *p = v; return old; }
+// Atomics: relaxed atomic read-modify-writes (one fiber runs at a time, but the race
+// check must see them as atomic, and as ordering nothing, like CUDA's).
+namespace gemma3_emu {
+template <class T, class F>
+inline T atomic_rmw(T* p, F f) {
+  static_assert(sizeof(T) == 4 || sizeof(T) == 8, "4- or 8-byte atomics");
+  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  Bits* q = reinterpret_cast<Bits*>(p);
+  Bits old_bits = __atomic_load_n(q, __ATOMIC_RELAXED);
+  for (;;) {
+    T old;
+    std::memcpy(&old, &old_bits, sizeof(T));
+    const T next = f(old);
+    Bits next_bits;
+    std::memcpy(&next_bits, &next, sizeof(T));
+    if (__atomic_compare_exchange_n(q, &old_bits, next_bits, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return old;
+  }
+}
+}  // namespace gemma3_emu
+template <class T> inline T atomicAdd(T* p, T v) { return ::gemma3_emu::atomic_rmw(p, [v](T o) { return T(o + v); }); }
+template <class T> inline T atomicMax(T* p, T v) { return ::gemma3_emu::atomic_rmw(p, [v](T o) { return v > o ? v : o; }); }
+template <class T> inline T atomicMin(T* p, T v) { return ::gemma3_emu::atomic_rmw(p, [v](T o) { return v < o ? v : o; }); }
+template <class T> inline T atomicExch(T* p, T v) { return ::gemma3_emu::atomic_rmw(p, [v](T) { return v; }); }
 
 // Integer min/max as CUDA's device headers give them.
 inline int min(int a, int b) { return a < b ? a : b; }
