@@ -97,6 +97,7 @@ namespace {
 #endif
 
 constexpr std::size_t kStackBytes = 256 * 1024;
+constexpr std::size_t kDeviceBytes = std::size_t(16) << 30;
 constexpr int kMaxThreads = 1024;
 
 enum class State { ready, at_block_barrier, at_warp_barrier, done };
@@ -687,7 +688,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
   p->major = 9;
   p->minor = 0;
   p->multiProcessorCount = 132;
-  p->totalGlobalMem = std::size_t(80) << 30;
+  p->totalGlobalMem = kDeviceBytes;
   p->sharedMemPerBlock = 48 * 1024;
   p->sharedMemPerBlockOptin = 227 * 1024;
   p->l2CacheSize = 50 << 20;
@@ -701,6 +702,7 @@ cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int d) {
     case cudaDevAttrMultiProcessorCount: *v = 132; return cudaSuccess;
     case cudaDevAttrMaxThreadsPerBlock: *v = 1024; return cudaSuccess;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *v = 227 * 1024; return cudaSuccess;
+    case cudaDevAttrL2CacheSize: *v = 50 << 20; return cudaSuccess;
   }
   return set_last(cudaErrorInvalidValue);
 }
@@ -722,6 +724,15 @@ cudaError_t cudaDeviceReset() {
     }
   }
   g_sticky = g_last = cudaSuccess;
+  return cudaSuccess;
+}
+
+// The device memory the emulator reports (host memory backs it, so less than an H100's).
+cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
+  std::size_t used = 0;
+  for (const auto& a : device_allocations()) used += a.second.bytes;
+  *total_bytes = kDeviceBytes;
+  *free_bytes = used < kDeviceBytes ? kDeviceBytes - used : 0;
   return cudaSuccess;
 }
 
