@@ -164,6 +164,7 @@ char* stack_of(int i) {
   if (!stacks[std::size_t(i)]) {
     void* p = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
+    mprotect(p, std::size_t(sysconf(_SC_PAGESIZE)), PROT_NONE);  // a fiber that overflows its stack faults
     stacks[std::size_t(i)] = static_cast<char*>(p);
   }
   return stacks[std::size_t(i)];
