@@ -130,10 +130,16 @@ struct Fiber {
   State state = State::ready;
 };
 
-struct Warp {
+// Threads that wait for each other (a block at __syncthreads, a warp's lanes at a warp
+// instruction): the barrier opens when every live one has arrived.
+struct Barrier {
   int live = 0, arrived = 0;
-  unsigned gen = 0;  // barriers passed; sync[gen % 2]: the race check's object for the next
+  unsigned gen = 0;  // times opened; sync[gen % 2]: the race check's object for the next
   char sync[2];
+};
+
+struct Warp {
+  Barrier bar;
   const char* op = nullptr;
   alignas(16) unsigned char slots[32][32];
 };
@@ -145,9 +151,8 @@ struct KernelError : std::runtime_error {
 struct Block {
   std::vector<Fiber> fibers;
   std::vector<Warp> warps;
-  int live = 0, arrived = 0;
-  unsigned gen = 0;  // as Warp's, for __syncthreads
-  char sync[2], start_sync, end_sync;
+  Barrier bar;  // __syncthreads
+  char start_sync, end_sync;
   uint3 bidx{};
   dim3 bdim, gdim;
   const std::function<void()>* body = nullptr;
@@ -182,19 +187,29 @@ void release(Block& b, State waiting, int warp) {
     if (f.state == waiting && (warp < 0 || f.warp == warp)) f.state = State::ready;
 }
 
-void warp_wait(Block& b, Fiber& f, Warp& w) {
-  const unsigned gen = w.gen;
-  hb_release(&w.sync[gen % 2]);
-  if (++w.arrived == w.live) {
-    w.arrived = 0;
-    ++w.gen;
-    release(b, State::at_warp_barrier, f.warp);
-  } else {
-    f.state = State::at_warp_barrier;
+// Opens `bar` when it has arrivals and every live thread is among them: the threads
+// waiting at it (state `waiting`; of warp `warp`, or all when -1) run again.
+bool try_open(Block& b, Barrier& bar, State waiting, int warp) {
+  if (bar.arrived == 0 || bar.arrived != bar.live) return false;
+  bar.arrived = 0;
+  ++bar.gen;
+  release(b, waiting, warp);
+  return true;
+}
+
+// The calling thread arrives at `bar` and waits until it opens.
+void wait_at(Block& b, Fiber& f, Barrier& bar, State waiting, int warp) {
+  const unsigned gen = bar.gen;
+  hb_release(&bar.sync[gen % 2]);
+  ++bar.arrived;
+  if (!try_open(b, bar, waiting, warp)) {
+    f.state = waiting;
     yield(b, f);
   }
-  hb_acquire(&w.sync[gen % 2]);
+  hb_acquire(&bar.sync[gen % 2]);
 }
+
+void warp_wait(Block& b, Fiber& f, Warp& w) { wait_at(b, f, w.bar, State::at_warp_barrier, f.warp); }
 
 [[noreturn]] void fiber_entry() {
   Block& b = *g_block;
@@ -208,15 +223,11 @@ void warp_wait(Block& b, Fiber& f, Warp& w) {
     fail("an exception");
   }
   f.state = State::done;
-  --b.live;
+  --b.bar.live;
   Warp& w = b.warps[std::size_t(f.warp)];
-  --w.live;
-  if (w.arrived > 0) fail((std::string("lane exited while its warp waits at ") + w.op).c_str());
-  if (b.arrived > 0 && b.arrived == b.live) {
-    b.arrived = 0;
-    ++b.gen;
-    release(b, State::at_block_barrier, -1);
-  }
+  --w.bar.live;
+  if (w.bar.arrived > 0) fail((std::string("lane exited while its warp waits at ") + w.op).c_str());
+  try_open(b, b.bar, State::at_block_barrier, -1);  // the others may wait only for this one
   hb_release(&b.end_sync);
   yield(b, f);  // never resumed
   std::abort();
@@ -253,7 +264,7 @@ std::string describe(const Block& b) {
     at_warp += f.state == State::at_warp_barrier;
   }
   return std::to_string(at_block) + " threads at __syncthreads, " + std::to_string(at_warp) +
-         " at a warp instruction, " + std::to_string(b.live) + " not exited";
+         " at a warp instruction, " + std::to_string(b.bar.live) + " not exited";
 }
 
 // The order threads run in: GEMMA3_EMU_SCHEDULE = forward (the default: thread 0 first,
@@ -291,13 +302,13 @@ void run_block(const dim3& grid, const dim3& bdim, uint3 bidx, unsigned char* sm
   b.gdim = grid;
   b.body = &body;
   b.smem = smem;
-  b.live = n;
+  b.bar.live = n;
   for (int i = 0; i < n; ++i) {
     Fiber& f = b.fibers[std::size_t(i)];
     f.tid = uint3{unsigned(i) % bdim.x, (unsigned(i) / bdim.x) % bdim.y, unsigned(i) / (bdim.x * bdim.y)};
     f.warp = i / 32;
     f.lane = i % 32;
-    ++b.warps[std::size_t(f.warp)].live;
+    ++b.warps[std::size_t(f.warp)].bar.live;
     start_context(f.ctx, stack_of(i));
 #ifdef GEMMA3_EMU_TSAN
     static std::vector<void*> tsan_fibers(kMaxThreads, nullptr);
@@ -316,7 +327,7 @@ void run_block(const dim3& grid, const dim3& bdim, uint3 bidx, unsigned char* sm
   std::vector<int> ready;
   int next = 0;
   const Schedule order = schedule();
-  while (b.live > 0) {
+  while (b.bar.live > 0) {
     int pick = -1;
     if (order == Schedule::shuffle) {
       ready.clear();
@@ -504,17 +515,7 @@ void fail(const char* what) {
 void syncthreads() {
   Block& b = block();
   Fiber& f = *b.cur;
-  const unsigned gen = b.gen;
-  hb_release(&b.sync[gen % 2]);
-  if (++b.arrived == b.live) {
-    b.arrived = 0;
-    ++b.gen;
-    release(b, State::at_block_barrier, -1);
-  } else {
-    f.state = State::at_block_barrier;
-    yield(b, f);
-  }
-  hb_acquire(&b.sync[gen % 2]);
+  wait_at(b, f, b.bar, State::at_block_barrier, -1);
 }
 
 WarpSlots warp_enter(const char* op, unsigned mask, const void* mine, std::size_t bytes) {
@@ -523,8 +524,8 @@ WarpSlots warp_enter(const char* op, unsigned mask, const void* mine, std::size_
   Warp& w = b.warps[std::size_t(f.warp)];
   if (mask != 0xffffffffu) fail((std::string(op) + ": the emulator takes only the full mask 0xffffffff").c_str());
   if (bytes > sizeof(w.slots[0])) fail((std::string(op) + ": more than 32 bytes per lane").c_str());
-  if (w.live != 32) fail((std::string(op) + ": a warp without all 32 lanes (some exited, or the block is not whole warps)").c_str());
-  if (w.arrived == 0) w.op = op;
+  if (w.bar.live != 32) fail((std::string(op) + ": a warp without all 32 lanes (some exited, or the block is not whole warps)").c_str());
+  if (w.bar.arrived == 0) w.op = op;
   else if (std::strcmp(w.op, op) != 0)
     fail((std::string("lanes of one warp at different warp instructions: ") + op + " and " + w.op).c_str());
   std::memcpy(w.slots[f.lane], mine, bytes);
