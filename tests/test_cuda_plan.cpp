@@ -380,4 +380,17 @@ TEST_CASE("cuda plan: a buffer's note lives as long as the buffer, and never rea
   v.reset();  // the last slice: the buffer is gone
   REQUIRE(notes.find(storage + 16) == nullptr);
   REQUIRE(notes.size() == 0);
+
+  // take_if: the first note, in the order put, that the predicate picks (a residual add
+  // that reads another buffer, found by that buffer); none once its buffer is gone
+  std::shared_ptr<void> a(storage, no_free), b(storage + 16, no_free), c(storage + 32, no_free);
+  notes.put(a, storage, 7);
+  notes.put(b, storage + 16, 8);
+  notes.put(c, storage + 32, 9);
+  REQUIRE(notes.take_if([](int n) { return n % 2 == 1; }) == 7);
+  REQUIRE(notes.take_if([](int n) { return n % 2 == 1; }) == 9);
+  REQUIRE(!notes.take_if([](int n) { return n % 2 == 1; }));
+  b.reset();
+  REQUIRE(!notes.take_if([](int n) { return n == 8; }));
+  REQUIRE(notes.size() == 0);
 }

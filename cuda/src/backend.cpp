@@ -39,6 +39,15 @@
 //                (every kernel argument goes through ptr() or read_ptr()) runs it first,
 //                as the two kernels the calls would have launched, so the results are the same bits
 //                either way (Options::fuse_qk_norm_rope = false launches at each call)
+//   residual     the steps between two GEMMs of a decoder block, post-norm (in place),
+//   path         add into h, the next pre-norm of h, as one kernel: rms_norm in place
+//                records the norm on its buffer x (State::residual) instead of
+//                launching it; add(h, x) then records "h += norm(x)" on h, x left as it
+//                is; the rms_norm of h that follows runs both with its own norm
+//                (ops.hpp residual_rms_norm). As with QK-norm, any other use of h or x
+//                runs what waits on it first (an add that reads x before x's own
+//                norm), so the results are the same bits either way
+//                (Options::fuse_residual_norm = false launches at each call)
 //   LM head      the tied embedding as a GEMM on the last row; lm_head_argmax keeps
 //                the logits on the device and sends back the one id
 //   graphs       Options::graphs: a decode step's work, from the embedding of its one
@@ -231,6 +240,24 @@ struct PendingHeads {
   int pos0 = 0;
 };
 
+// Options::fuse_residual_norm: a step of the residual path recorded on a buffer, not yet
+// launched.
+//   norm (add = false)  data [rows, n] = RMSNorm(data) * (1 + w), in place (rms_norm
+//                       with out = x); bf16: also its bf16 copy, as rms_norm would write
+//   add (add = true)    data [rows, n] += RMSNorm(x) * (1 + w), recorded by add(h, x)
+//                       while x's norm waited: x keeps its own norm note, and its values,
+//                       until every add that reads it has run (run_residual)
+struct PendingResidual {
+  bool add = false;
+  float* data = nullptr;
+  int rows = 0, n = 0;
+  const float* w = nullptr;  // [n], device: the norm's weight (add: x's norm's)
+  float eps = 0.f;
+  bool bf16 = false;
+  std::shared_ptr<void> x_owner;  // add: keeps x's buffer alive
+  const float* x = nullptr;
+};
+
 // A buffer's values rounded to bf16, written by the kernel that made them (rms_norm,
 // gelu_tanh_mul) for the GEMM that reads them next, so that GEMM needs no conversion.
 struct Bf16Copy {
@@ -287,6 +314,7 @@ struct State {
   cublasHandle_t cublas = nullptr;
   std::shared_ptr<DevicePool> pool;
   bool fuse = true;                   // Options::fuse_qk_norm_rope
+  bool fuse_residual = true;          // Options::fuse_residual_norm
   bool fuse_combine = false;          // Options::fuse_decode_combine
   bool keep_quantized = false;        // Options::keep_quantized
   unsigned* counters = nullptr;       // its counters, zero between calls (cudaMalloc'd, grown as asked)
@@ -303,6 +331,7 @@ struct State {
   std::size_t staging_n = 0, staging_used = 0;
   int batch_rows = 0;                  // rows of the last rope_at (a decode batch), 0 after rope
   BufferNotes<PendingHeads> pending;  // at most q's and k's of one layer
+  BufferNotes<PendingResidual> residual;  // a few per layer, gone with their buffers
   BufferNotes<Bf16Copy> bf16_copies;  // valid until the buffer may be written (ptr())
   std::vector<int> positions;           // a decode batch's positions as last uploaded (rope_at)
   std::shared_ptr<void> positions_dev;  // the same on the device, int [positions.size()]
@@ -448,6 +477,7 @@ class CudaBackend final : public Backend {
     s.device = o.device;
     s.kv_dtype = o.kv_dtype.value_or(DType::BF16);
     s.fuse = o.fuse_qk_norm_rope;
+    s.fuse_residual = o.fuse_residual_norm;
     s.fuse_combine = o.fuse_decode_combine;
     s.keep_quantized = o.keep_quantized;
     if (o.profile && o.graphs)
@@ -534,6 +564,7 @@ class CudaBackend final : public Backend {
     const float* wd = vector(w.data(), std::size_t(w.size()));
     const int rows = to_int(x.rows(), "rows"), n = to_int(x.cols(), "cols");
     const std::size_t count = std::size_t(rows) * std::size_t(n);
+    if (s_->fuse_residual && count > 0 && residual_norm(x, wd, eps, out)) return;
     std::shared_ptr<void> copy;  // its bf16 for the next GEMM (a GEMV reads float32)
     if (wants_bf16_copy(rows)) copy = s_->pool->get(count * sizeof(std::uint16_t));
     auto* copy16 = static_cast<std::uint16_t*>(copy.get());
@@ -611,6 +642,27 @@ class CudaBackend final : public Backend {
   void add(Activations& h, const Activations& x) const override {
     const Step step(*this, "add");
     require_same_shape(h, x, "add");
+    if (s_->fuse_residual && h.on_device() && x.on_device() && h.device() != x.device() && h.rows() > 0) {
+      // x's norm waiting: record h += norm(x) on h, for the rms_norm of h that follows
+      float* hd = ptr(h);  // h's own waiting steps first
+      const auto* xd = static_cast<const float*>(x.device());
+      const PendingResidual* r = s_->residual.find(xd);
+      const int rows = to_int(h.rows(), "rows"), n = to_int(h.cols(), "cols");
+      if (r && !r->add && r->rows == rows && r->n == n &&
+          residual_rms_norm_fits(xd, r->w, hd, nullptr, nullptr, nullptr, n)) {
+        PendingResidual a;
+        a.add = true;
+        a.data = hd;
+        a.rows = rows;
+        a.n = n;
+        a.w = r->w;
+        a.eps = r->eps;
+        a.x_owner = x.device_buffer();
+        a.x = xd;
+        s_->residual.put(h.device_buffer(), hd, std::move(a));
+        return;
+      }
+    }
     cuda::add(ptr(h), ptr(x), std::size_t(h.rows()) * std::size_t(h.cols()), s_->stream);
   }
 
@@ -1050,6 +1102,7 @@ class CudaBackend final : public Backend {
       run_pending(*p);
       s_->bf16_copies.drop(a.device());
     }
+    if (s_->residual.size() > 0) run_residual(a);
     return static_cast<const float*>(a.device());
   }
 
@@ -1059,8 +1112,10 @@ class CudaBackend final : public Backend {
     if (std::shared_ptr<void> c = kept_bf16(a)) return c;
     return bf16_copy(ptr(a), std::size_t(a.rows()) * std::size_t(a.cols()));
   }
-  // The bf16 copy its maker wrote of a, or null.
+  // The bf16 copy its maker wrote of a, or null (a step waiting on a runs first: an
+  // in-place rms_norm writes its copy then).
   std::shared_ptr<void> kept_bf16(const Activations& a) const {
+    read_ptr(a);
     const Bf16Copy* c = s_->bf16_copies.find(a.device());
     return c && c->n == std::size_t(a.rows()) * std::size_t(a.cols()) ? c->bf16 : nullptr;
   }
@@ -1206,6 +1261,64 @@ class CudaBackend final : public Backend {
   void run_pending(const PendingHeads& p) const {
     cuda::rms_norm_heads(p.data, p.rows, p.heads, p.head_dim, p.norm, p.eps, s_->stream);
     if (p.inv_freq) cuda::rope(p.data, p.rows, p.heads, p.head_dim, p.inv_freq, p.pos0, s_->stream);
+  }
+
+  // ---- Options::fuse_residual_norm (see the top) ----
+
+  // rms_norm(x, w, eps, out) on the residual path; false when it is not one (the caller
+  // launches the plain kernel). x holding a waiting add (h += norm(x')): the add and this
+  // norm as one kernel. Else an in-place norm waits, for the add that usually reads it.
+  bool residual_norm(const Activations& x, const float* wd, float eps, Activations& out) const {
+    if (!x.on_device()) return false;
+    const int rows = to_int(x.rows(), "rows"), n = to_int(x.cols(), "cols");
+    const std::size_t count = std::size_t(rows) * std::size_t(n);
+    auto* hd = static_cast<float*>(x.device());
+    if (const PendingResidual* r = s_->residual.find(hd); r && r->add) {
+      std::shared_ptr<void> copy;
+      if (wants_bf16_copy(rows)) copy = s_->pool->get(count * sizeof(std::uint16_t));
+      auto* copy16 = static_cast<std::uint16_t*>(copy.get());
+      Activations y = &out == &x ? Activations() : make(rows, n);
+      float* od = &out == &x ? hd : static_cast<float*>(y.device());
+      if (!residual_rms_norm_fits(r->x, r->w, hd, wd, od, copy16, n)) return false;  // ptr(x) runs the add alone
+      const PendingResidual a = *s_->residual.take(hd);  // x' keeps its own note: its values did not change
+      residual_rms_norm(a.x, a.w, a.eps, hd, rows, n, s_->stream, wd, eps, od, copy16);
+      s_->bf16_copies.drop(hd);
+      if (&out != &x) out = std::move(y);
+      if (copy) keep_bf16(out, std::move(copy));
+      return true;
+    }
+    if (&out != &x || n % 4 != 0 || !aligned16(wd)) return false;
+    float* xd = ptr(x);  // what waits on x runs first
+    if (!aligned16(xd)) return false;
+    PendingResidual r;
+    r.data = xd;
+    r.rows = rows;
+    r.n = n;
+    r.w = wd;
+    r.eps = eps;
+    r.bf16 = wants_bf16_copy(rows);
+    s_->residual.put(x.device_buffer(), xd, std::move(r));
+    return true;
+  }
+
+  // Before a's buffer is used: every add that reads a (with a's values as they are), then
+  // a's own waiting step.
+  void run_residual(const Activations& a) const {
+    const void* p = a.device();
+    while (std::optional<PendingResidual> r =
+               s_->residual.take_if([p](const PendingResidual& n) { return n.add && n.x == p; }))
+      residual_rms_norm(r->x, r->w, r->eps, r->data, r->rows, r->n, s_->stream);
+    std::optional<PendingResidual> r = s_->residual.take(p);
+    if (!r) return;
+    s_->bf16_copies.drop(p);
+    if (r->add) {
+      residual_rms_norm(r->x, r->w, r->eps, r->data, r->rows, r->n, s_->stream);
+      return;
+    }
+    std::shared_ptr<void> copy;
+    if (r->bf16) copy = s_->pool->get(std::size_t(r->rows) * std::size_t(r->n) * sizeof(std::uint16_t));
+    cuda::rms_norm(r->data, r->w, r->eps, r->data, r->rows, r->n, s_->stream, static_cast<std::uint16_t*>(copy.get()));
+    if (copy) keep_bf16(a, std::move(copy));
   }
 
   static void require_same_shape(const Activations& a, const Activations& b, const char* what) {

@@ -1,6 +1,7 @@
 // cuda/src/buffer_notes.hpp -- what the CUDA backend remembers about a device buffer it
-// handed out: a QK-norm not yet run on it, its values already rounded to bf16. Plain
-// C++ (no CUDA), so tests/test_cuda_plan.cpp checks it on the CPU.
+// handed out: a QK-norm or a step of the residual path not yet run on it, its values
+// already rounded to bf16. Plain C++ (no CUDA), so tests/test_cuda_plan.cpp checks it on
+// the CPU.
 //
 // One note per buffer, found by the buffer's address. The note also holds a weak_ptr to
 // the buffer's owner (Activations::device_buffer()): once every Activations of the buffer
@@ -40,6 +41,19 @@ class BufferNotes {
     expire();
     for (auto it = entries_.begin(); it != entries_.end(); ++it)
       if (it->data == data) {
+        std::optional<Note> note(std::move(it->note));
+        entries_.erase(it);
+        return note;
+      }
+    return std::nullopt;
+  }
+  // The first note (in the order they were put) for which pred(note) holds, removed;
+  // nullopt when none does (a note on another buffer that refers to this one, say).
+  template <class Pred>
+  std::optional<Note> take_if(Pred pred) {
+    expire();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it)
+      if (pred(static_cast<const Note&>(it->note))) {
         std::optional<Note> note(std::move(it->note));
         entries_.erase(it);
         return note;

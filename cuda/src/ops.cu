@@ -13,6 +13,12 @@
 //                     x[i+D/2] <- x[i + D/2] cos + x[i] sin
 //                   rms_norm_heads and rope round as heads.cuh spells them, the same
 //                   operations the fused qk_norm_rope.cu runs.
+//   residual_rms_norm   h[r, :] += rms_norm(x[r, :]; wx), then (optionally)
+//                   out[r, :] = rms_norm(h[r, :]; w): a block per row; the steps
+//                   between two GEMMs of a decoder block (post-norm, residual add, the
+//                   next pre-norm) as one kernel, each value rounded exactly as
+//                   rms_norm_kernel and add_kernel round it (sum_squares4 and
+//                   norm_scale4, explicitly rounded), so it gives their bits
 //   add, gelu_tanh_mul, to_bf16   elementwise, four values per thread (16-byte loads)
 //                   where the pointers and the length allow it, one at a time otherwise
 //   rms_norm and gelu_tanh_mul may also write their output rounded to bf16 (to_bf16's
@@ -59,8 +65,10 @@ unsigned grid_for(std::size_t items) {
 
 // ---- device helpers ------------------------------------------------------------------
 
-// The sum of v over the block (kThreads threads), returned to every thread. Called once
-// per kernel (its shared array is not reused after the barrier).
+// The sum of v over the block (kThreads threads), returned to every thread. Each kSlot
+// has its own shared array, called at most once per kernel (the array is not reused
+// after the barrier): a kernel with two sums uses slots 0 and 1.
+template <int kSlot = 0>
 __device__ __forceinline__ float block_sum(float v) {
   __shared__ float partial[kThreads / 32];
   v = warp_sum(v);
@@ -122,6 +130,33 @@ __global__ __launch_bounds__(kThreads) void set_rows_kernel(float* h, int cols, 
   for (int c = threadIdx.x; c < cols; c += kThreads) dst[c] = src[c];
 }
 
+// This thread's part of the sum of squares of row xr [n]: with kVec its float4 groups
+// i = 4 threadIdx.x, + 4 kThreads, ... (sum_squares4 each), else its values i =
+// threadIdx.x, + kThreads, ...; in that order, explicitly rounded. Every kernel that
+// normalises a row sums it here, so they all round alike.
+template <bool kVec>
+__device__ __forceinline__ float row_sum_squares(const float* xr, int n) {
+  float ss = 0.f;
+  if (kVec) {
+    for (int i = threadIdx.x * 4; i < n; i += kThreads * 4)
+      ss = __fadd_rn(ss, sum_squares4(*reinterpret_cast<const float4*>(xr + i)));
+  } else {
+    for (int i = threadIdx.x; i < n; i += kThreads) ss = __fadd_rn(ss, __fmul_rn(xr[i], xr[i]));
+  }
+  return ss;
+}
+
+// 1 / sqrt(mean of squares + eps) of a row whose squares this thread summed to ss.
+template <int kSlot = 0>
+__device__ __forceinline__ float row_inv_rms(float ss, int n, float eps) {
+  return 1.0f / sqrtf(block_sum<kSlot>(ss) / float(n) + eps);
+}
+
+// x / rms * (1 + w) for one value (norm_scale4's rounding).
+__device__ __forceinline__ float norm_scale1(float v, float inv_rms, float w) {
+  return __fmul_rn(__fmul_rn(v, inv_rms), __fadd_rn(1.0f, w));
+}
+
 // out [rows, n] = RMSNorm(x) * (1 + w), a block per row; out may be x (each thread
 // rewrites only the values it read, after the block's barrier). kVec: n % 4 == 0 and
 // x, out, w 16-byte aligned.
@@ -131,32 +166,55 @@ __global__ __launch_bounds__(kThreads) void rms_norm_kernel(const float* x, cons
   const float* xr = x + std::size_t(blockIdx.x) * std::size_t(n);
   float* orow = out + std::size_t(blockIdx.x) * std::size_t(n);
   std::uint16_t* o16 = out16 ? out16 + std::size_t(blockIdx.x) * std::size_t(n) : nullptr;
-  float ss = 0.f;
+  const float inv_rms = row_inv_rms(row_sum_squares<kVec>(xr, n), n, eps);
   if (kVec) {
     for (int i = threadIdx.x * 4; i < n; i += kThreads * 4) {
-      const float4 v = *reinterpret_cast<const float4*>(xr + i);
-      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-    }
-  } else {
-    for (int i = threadIdx.x; i < n; i += kThreads) ss += xr[i] * xr[i];
-  }
-  const float inv_rms = 1.0f / sqrtf(block_sum(ss) / float(n) + eps);
-  if (kVec) {
-    for (int i = threadIdx.x * 4; i < n; i += kThreads * 4) {
-      const float4 v = *reinterpret_cast<const float4*>(xr + i);
-      const float4 g = *reinterpret_cast<const float4*>(w + i);
-      const float4 r =
-          make_float4((v.x * inv_rms) * (1.0f + g.x), (v.y * inv_rms) * (1.0f + g.y), (v.z * inv_rms) * (1.0f + g.z),
-                      (v.w * inv_rms) * (1.0f + g.w));
+      const float4 r = norm_scale4(*reinterpret_cast<const float4*>(xr + i), inv_rms,
+                                   *reinterpret_cast<const float4*>(w + i));
       *reinterpret_cast<float4*>(orow + i) = r;
       if (o16) store_bf16x4(o16 + i, r);
     }
   } else {
     for (int i = threadIdx.x; i < n; i += kThreads) {
-      const float r = (xr[i] * inv_rms) * (1.0f + w[i]);
+      const float r = norm_scale1(xr[i], inv_rms, w[i]);
       orow[i] = r;
       if (o16) o16[i] = std::uint16_t(bf16_bits(r));
     }
+  }
+}
+
+// Row r of h [rows, n] += RMSNorm(x row r) * (1 + wx) (x is only read); with kNorm, then
+// out row r = RMSNorm(h row r) * (1 + w) (+ out16, its bf16), out may be h. A block per
+// row; every value rounds as rms_norm_kernel<true> then add_kernel<true> then
+// rms_norm_kernel<true> would round it (the same threads hold the same float4 groups),
+// so the result is their bits. n % 4 == 0; x, wx, h, w, out 16-byte and out16 8-byte
+// aligned (the launcher checks).
+template <bool kNorm>
+__global__ __launch_bounds__(kThreads) void residual_rms_norm_kernel(const float* x, const float* wx, float eps_x,
+                                                                     float* h, const float* w, float eps,
+                                                                     float* out, std::uint16_t* out16, int n) {
+  const std::size_t row = std::size_t(blockIdx.x) * std::size_t(n);
+  const float* xr = x + row;
+  float* hr = h + row;
+  const float inv_x = row_inv_rms<0>(row_sum_squares<true>(xr, n), n, eps_x);
+  float ss = 0.f;  // of the new h, summed as row_sum_squares<true> sums it
+  for (int i = threadIdx.x * 4; i < n; i += kThreads * 4) {
+    const float4 y = norm_scale4(*reinterpret_cast<const float4*>(xr + i), inv_x,
+                                 *reinterpret_cast<const float4*>(wx + i));
+    float4 v = *reinterpret_cast<const float4*>(hr + i);
+    v = make_float4(__fadd_rn(v.x, y.x), __fadd_rn(v.y, y.y), __fadd_rn(v.z, y.z), __fadd_rn(v.w, y.w));
+    *reinterpret_cast<float4*>(hr + i) = v;
+    if (kNorm) ss = __fadd_rn(ss, sum_squares4(v));
+  }
+  if (!kNorm) return;
+  const float inv_rms = row_inv_rms<1>(ss, n, eps);
+  float* orow = out + row;
+  std::uint16_t* o16 = out16 ? out16 + row : nullptr;
+  for (int i = threadIdx.x * 4; i < n; i += kThreads * 4) {  // the values this thread wrote above
+    const float4 r = norm_scale4(*reinterpret_cast<const float4*>(hr + i), inv_rms,
+                                 *reinterpret_cast<const float4*>(w + i));
+    *reinterpret_cast<float4*>(orow + i) = r;
+    if (o16) store_bf16x4(o16 + i, r);
   }
 }
 
@@ -216,11 +274,12 @@ __global__ __launch_bounds__(kThreads) void add_kernel(float* h, const float* x,
     for (std::size_t j = std::size_t(blockIdx.x) * kThreads + threadIdx.x; j < n / 4; j += stride) {
       float4 a = reinterpret_cast<float4*>(h)[j];
       const float4 b = reinterpret_cast<const float4*>(x)[j];
-      a.x += b.x; a.y += b.y; a.z += b.z; a.w += b.w;
+      a = make_float4(__fadd_rn(a.x, b.x), __fadd_rn(a.y, b.y), __fadd_rn(a.z, b.z), __fadd_rn(a.w, b.w));
       reinterpret_cast<float4*>(h)[j] = a;
     }
   } else {
-    for (std::size_t j = std::size_t(blockIdx.x) * kThreads + threadIdx.x; j < n; j += stride) h[j] += x[j];
+    for (std::size_t j = std::size_t(blockIdx.x) * kThreads + threadIdx.x; j < n; j += stride)
+      h[j] = __fadd_rn(h[j], x[j]);
   }
 }
 
@@ -379,6 +438,25 @@ void rope(float* x, int rows, int n_heads, int head_dim, const float* inv_freq, 
   rope_kernel<<<grid_for(std::size_t(rows) * std::size_t(head_dim / 2)), kThreads, 0, stream>>>(
       x, rows, n_heads, head_dim, inv_freq, pos0, positions);
   check_launch("rope");
+}
+
+bool residual_rms_norm_fits(const float* x, const float* wx, float* h, const float* w, float* out,
+                            const std::uint16_t* out_bf16, int n) {
+  return n > 0 && n % 4 == 0 && aligned(x, 16) && aligned(wx, 16) && aligned(h, 16) && aligned(w, 16) &&
+         aligned(out, 16) && aligned(out_bf16, 8);
+}
+
+void residual_rms_norm(const float* x, const float* wx, float eps_x, float* h, int rows, int n, cudaStream_t stream,
+                       const float* w, float eps, float* out, std::uint16_t* out_bf16) {
+  if (rows <= 0 || n <= 0) return;
+  if (!residual_rms_norm_fits(x, wx, h, w, out, out_bf16, n) || (w != nullptr) != (out != nullptr))
+    throw std::invalid_argument("gemma3::cuda::residual_rms_norm: rows of " + std::to_string(n) +
+                                " values, or pointers, the kernel does not take (see residual_rms_norm_fits)");
+  if (out)
+    residual_rms_norm_kernel<true><<<rows, kThreads, 0, stream>>>(x, wx, eps_x, h, w, eps, out, out_bf16, n);
+  else
+    residual_rms_norm_kernel<false><<<rows, kThreads, 0, stream>>>(x, wx, eps_x, h, w, eps, out, out_bf16, n);
+  check_launch("residual_rms_norm");
 }
 
 void add(float* h, const float* x, std::size_t n, cudaStream_t stream) {

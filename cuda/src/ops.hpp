@@ -8,6 +8,8 @@
 //   rope            out[i]     = x[i] cos(a_i) - x[i + D/2] sin(a_i)      a_i = p * inv_freq[i]
 //                   out[i+D/2] = x[i + D/2] cos(a_i) + x[i] sin(a_i)      (rotate-half pairs)
 //   add             h += x
+//   residual_rms_norm   h += rms_norm(x; wx), then out = rms_norm(h; w): the post-norm,
+//                   the residual add and the next pre-norm as one kernel, the same bits
 //   gelu_tanh_mul   gate = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) * up
 //   to_bf16         y = x rounded to bfloat16, nearest even (the GEMMs' inputs)
 //   argmax          the first index of the largest value; NaN never wins
@@ -51,6 +53,18 @@ void rope(float* x, int rows, int n_heads, int head_dim, const float* inv_freq, 
 
 // h [n] += x [n].
 void add(float* h, const float* x, std::size_t n, cudaStream_t stream);
+
+// h [rows, n] += RMSNorm(x [rows, n]) * (1 + wx) row by row (x only read), and with w
+// (and out), then out [rows, n] = RMSNorm(h) * (1 + w) (+ out_bf16, its bf16); out may
+// be h. The same bits as rms_norm(x -> tmp), add(h, tmp), rms_norm(h -> out) when those
+// take their 16-byte paths, which residual_rms_norm_fits says (n % 4 == 0, every
+// pointer given 16-byte aligned, out_bf16 8-byte); it throws std::invalid_argument
+// otherwise. Null w and out: the add only.
+bool residual_rms_norm_fits(const float* x, const float* wx, float* h, const float* w, float* out,
+                            const std::uint16_t* out_bf16, int n);
+void residual_rms_norm(const float* x, const float* wx, float eps_x, float* h, int rows, int n, cudaStream_t stream,
+                       const float* w = nullptr, float eps = 0.f, float* out = nullptr,
+                       std::uint16_t* out_bf16 = nullptr);
 
 // gate [n] = gelu_tanh(gate) * up [n]; with gate_bf16 [n], also the result rounded to bf16.
 void gelu_tanh_mul(float* gate, const float* up, std::size_t n, cudaStream_t stream,

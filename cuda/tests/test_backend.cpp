@@ -27,9 +27,10 @@
 // at a near tie: the CPU's top-2 margin there under kNearTie = 2 logits, twice the
 // largest logit difference measured (every emulated continuation agreed on all 32).
 //
-// QK-norm and RoPE wait for attention() to run them fused (Options::fuse_qk_norm_rope):
-// any other use of the buffer runs them first, and the model's logits are the same bits
-// with the fusion and without, and with decode steps and decode batches captured as CUDA
+// QK-norm and RoPE wait for attention() to run them fused (Options::fuse_qk_norm_rope),
+// and the post-norm and residual add for the next pre-norm (Options::fuse_residual_norm):
+// any other use of the buffers runs them first, and the model's logits are the same bits
+// with each fusion and without, and with decode steps and decode batches captured as CUDA
 // graphs (Options::graphs) and without.
 //
 // Every output comes back through download() and is checked for NaN (a NaN counts as
@@ -522,23 +523,191 @@ TEST_CASE("cuda backend: a QK-norm or RoPE left waiting runs before any other us
   CHECK(b->download(next) == x);
 }
 
-TEST_CASE("cuda backend: the fused QK-norm + RoPE + cache write gives the unfused logits bit for bit",
-          "[cuda][backend][model]") {
-  const std::string name = GENERATE(values<std::string>({"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"}));
-  const gemma3::Gemma3ForCausalLM ref = tiny(name);
-  REQUIRE(gemma3::cuda::fused_qk_head_dim(ref.config().head_dim));  // the fused kernel runs
-  gemma3::cuda::Options o;
-  o.fuse_qk_norm_rope = false;
+namespace {
+// The model's logits (the prompt in chunks of 3 and of 7, then decode steps) and a
+// decode batch's greedy ids on the default backend equal those on one made with
+// `unfused`, bit for bit.
+void check_same_bits(const gemma3::Gemma3ForCausalLM& ref, const gemma3::cuda::Options& unfused_options) {
   const gemma3::Gemma3ForCausalLM fused = ref.with_backend(cuda_backend());
-  const gemma3::Gemma3ForCausalLM unfused = ref.with_backend(gemma3::cuda::make_backend(o));
+  const gemma3::Gemma3ForCausalLM unfused = ref.with_backend(gemma3::cuda::make_backend(unfused_options));
   const std::vector<int> prompt = {2, 5, 9, 11, 4, 7, 13};
   const std::vector<int> forced = {3, 8, 1, 6, 10, 12, 5, 4, 9};
   for (int chunk : {3, 7}) {
-    INFO(name << ", chunks of " << chunk);
+    INFO("chunks of " << chunk);
     const Matrix a = run(fused, prompt, chunk, forced), b = run(unfused, prompt, chunk, forced);
     REQUIRE(a.allFinite());
     CHECK(a == b);
   }
+  // greedy ids of a decode batch of 2 (lm_head_argmax_rows reads the final norm's copy)
+  auto batch_ids = [&](const gemma3::Gemma3ForCausalLM& m) {
+    std::vector<gemma3::KVCache> caches;
+    std::vector<gemma3::KVCache*> ptrs;
+    std::vector<int> ids, all;
+    for (int b = 0; b < 2; ++b) {
+      caches.push_back(m.new_cache(24));
+      ids.push_back(m.prefill_greedy(std::vector<int>(prompt.begin(), prompt.begin() + 3 + 3 * b), caches.back()));
+    }
+    for (auto& c : caches) ptrs.push_back(&c);
+    for (int s = 0; s < 6; ++s) {
+      ids = m.decode_greedy_batch(ids, ptrs);
+      all.insert(all.end(), ids.begin(), ids.end());
+    }
+    return all;
+  };
+  CHECK(batch_ids(fused) == batch_ids(unfused));
+}
+}  // namespace
+
+TEST_CASE("cuda backend: the fused QK-norm + RoPE + cache write gives the unfused logits bit for bit",
+          "[cuda][backend][model]") {
+  const std::string name = GENERATE(values<std::string>({"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"}));
+  INFO(name);
+  const gemma3::Gemma3ForCausalLM ref = tiny(name);
+  REQUIRE(gemma3::cuda::fused_qk_head_dim(ref.config().head_dim));  // the fused kernel runs
+  gemma3::cuda::Options o;
+  o.fuse_qk_norm_rope = false;
+  check_same_bits(ref, o);
+}
+
+namespace {
+// a's buffer as it is in device memory now, without running what waits on it.
+Matrix raw(const gemma3::Activations& a) {
+  cuda_test::sync();
+  Matrix m(a.rows(), a.cols());
+  CUDA_TEST_CHECK(cudaMemcpy(m.data(), a.device(), std::size_t(m.size()) * sizeof(float), cudaMemcpyDeviceToHost));
+  return m;
+}
+}  // namespace
+
+TEST_CASE("cuda backend: the post-norm, residual add and pre-norm wait, run as one kernel, and before any other use",
+          "[cuda][backend]") {
+  // Options::fuse_residual_norm: every sequence of calls below gives the bits of a backend
+  // that launches at each call, whatever reads the buffers and in whatever order.
+  gemma3::cuda::Options plain_options;
+  plain_options.fuse_residual_norm = false;
+  const std::shared_ptr<const gemma3::Backend> fb = cuda_backend(), ub = gemma3::cuda::make_backend(plain_options);
+  std::mt19937 rng(21);
+  const int rows = 3;
+  for (int n : {64, 6}) {  // 6: rows the 16-byte kernel cannot take, launched at each call
+    INFO("rows of " << n);
+    auto random = [&] { return Matrix(Eigen::Map<const Matrix>(cuda_test::randn(std::size_t(rows) * n, rng).data(), rows, n)); };
+    const Matrix x0 = random(), x1 = random(), h0 = random(), h1 = random();
+    const gemma3::Vector w1 = gemma3::Vector::Random(n) * 0.3f, w2 = gemma3::Vector::Random(n) * 0.3f;
+    const float eps = 1e-6f;
+    // runs `calls` on both backends and compares what `reads` downloads, in its order
+    auto same = [&](auto&& calls, auto&& reads) {
+      std::vector<gemma3::Activations> f = calls(*fb), u = calls(*ub);
+      for (int i : reads) {
+        INFO("buffer " << i);
+        const Matrix a = fb->download(f[std::size_t(i)]), b = ub->download(u[std::size_t(i)]);
+        REQUIRE(a.allFinite());
+        CHECK(a == b);
+      }
+      return f;
+    };
+    // the decoder block's order: x normed in place, h += x, m = norm(h)
+    auto block = [&](const gemma3::Backend& b) {
+      std::vector<gemma3::Activations> v = {b.upload(x0), b.upload(h0), gemma3::Activations()};
+      b.rms_norm(v[0], w1, eps, v[0]);
+      b.add(v[1], v[0]);
+      b.rms_norm(v[1], w2, eps, v[2]);
+      return v;
+    };
+    std::vector<gemma3::Activations> f = same(block, std::vector<int>{2, 1, 0});
+    same(block, std::vector<int>{0, 1, 2});
+    same(block, std::vector<int>{1, 0, 2});
+    // and against the CPU
+    Matrix xn = x0, want_h = h0;
+    gemma3::rms_norm_rows(xn, w1, eps);
+    want_h += xn;
+    Matrix want_m = want_h;
+    gemma3::rms_norm_rows(want_m, w2, eps);
+    CHECK(fixtures::compare(fb->download(f[2]), want_m).rel <= 2e-5);
+    CHECK(fixtures::compare(fb->download(f[1]), want_h).rel <= 2e-5);
+    CHECK(fixtures::compare(fb->download(f[0]), xn).rel <= 2e-5);
+    if (n == 64) {
+      // what waited: nothing ran until m was asked for, then one kernel wrote h and m
+      // and left x as it was (its own norm still waits, for a reader)
+      std::vector<gemma3::Activations> v = {fb->upload(x0), fb->upload(h0), gemma3::Activations()};
+      fb->rms_norm(v[0], w1, eps, v[0]);
+      CHECK(raw(v[0]) == x0);
+      fb->add(v[1], v[0]);
+      CHECK(raw(v[1]) == h0);
+      fb->rms_norm(v[1], w2, eps, v[2]);
+      CHECK(raw(v[0]) == x0);
+      CHECK(raw(v[1]) == fb->download(f[1]));
+      CHECK(raw(v[2]) == fb->download(f[2]));
+      CHECK(fb->download(v[0]) == fb->download(f[0]));  // now x's norm runs
+      CHECK(raw(v[0]) == fb->download(f[0]));
+    }
+    // the final norm: in place on h
+    same([&](const gemma3::Backend& b) {
+           std::vector<gemma3::Activations> v = {b.upload(x0), b.upload(h0)};
+           b.rms_norm(v[0], w1, eps, v[0]);
+           b.add(v[1], v[0]);
+           b.rms_norm(v[1], w2, eps, v[1]);
+           return v;
+         },
+         std::vector<int>{1, 0});
+    // x written while h's add still waits: the add reads x as it was before
+    same([&](const gemma3::Backend& b) {
+           std::vector<gemma3::Activations> v = {b.upload(x0), b.upload(h0), gemma3::Activations()};
+           b.rms_norm(v[0], w1, eps, v[0]);
+           b.add(v[1], v[0]);
+           b.add(v[0], b.upload(x1));
+           b.rms_norm(v[1], w2, eps, v[2]);
+           return v;
+         },
+         std::vector<int>{2, 1, 0});
+    // two adds read one waiting norm; two adds wait on one h; a norm asked for twice
+    same([&](const gemma3::Backend& b) {
+           std::vector<gemma3::Activations> v = {b.upload(x0), b.upload(h0), b.upload(h1), gemma3::Activations(),
+                                                 b.upload(x1)};
+           b.rms_norm(v[0], w1, eps, v[0]);
+           b.add(v[1], v[0]);
+           b.add(v[2], v[0]);
+           b.rms_norm(v[4], w2, eps, v[4]);
+           b.add(v[2], v[4]);
+           b.rms_norm(v[2], w2, eps, v[3]);
+           b.rms_norm(v[4], w1, eps, v[4]);
+           return v;
+         },
+         std::vector<int>{3, 0, 1, 2, 4});
+    // a GEMM reads h while its add waits, and m through the copy the fused kernel kept
+    const std::vector<float> wv = cuda_test::randn(std::size_t(8) * n, rng);
+    const gemma3::Weight W{gemma3::DType::F32, wv.data(), 8, n};
+    same([&](const gemma3::Backend& b) {
+           std::vector<gemma3::Activations> v = {b.upload(x0), b.upload(h0), gemma3::Activations(),
+                                                 gemma3::Activations(), gemma3::Activations()};
+           b.rms_norm(v[0], w1, eps, v[0]);
+           b.add(v[1], v[0]);
+           b.linear(W, v[1], v[3]);
+           b.rms_norm(v[1], w2, eps, v[2]);
+           b.linear(W, v[2], v[4]);
+           return v;
+         },
+         std::vector<int>{3, 4, 2});
+  }
+  // a buffer let go with its norm waiting: the norm never runs on the next owner
+  const Matrix x = Eigen::Map<const Matrix>(cuda_test::randn(std::size_t(rows) * 64, rng).data(), rows, 64);
+  const gemma3::Vector w = gemma3::Vector::Random(64);
+  for (int i = 0; i < 4; ++i) {
+    gemma3::Activations gone = fb->upload(x);
+    fb->rms_norm(gone, w, 1e-6f, gone);
+  }
+  const gemma3::Activations next = fb->upload(x);  // likely the same pooled buffer
+  CHECK(fb->download(next) == x);
+}
+
+TEST_CASE("cuda backend: the fused post-norm + residual add + pre-norm gives the unfused logits bit for bit",
+          "[cuda][backend][model]") {
+  const std::string name = GENERATE(values<std::string>({"tiny_global_last", "tiny_local_last", "tiny_sharded_f16"}));
+  INFO(name);
+  const gemma3::Gemma3ForCausalLM ref = tiny(name);
+  REQUIRE(ref.config().hidden_size % 4 == 0);  // the fused kernel runs
+  gemma3::cuda::Options o;
+  o.fuse_residual_norm = false;
+  check_same_bits(ref, o);
 }
 
 TEST_CASE("cuda backend: Options::profile counts and times every outermost call of the seam", "[cuda][backend]") {

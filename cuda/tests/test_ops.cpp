@@ -1,7 +1,8 @@
 // The small-step kernels of cuda/src/ops.cu against the library's own CPU functions, on
 // random inputs: embed (bf16 rows, exact), set_rows, RMSNorm per row and per head
 // (rms_norm.hpp), RoPE at positions up to 131 000 (rope.hpp, rope_theta 1e6 and
-// factor 8: angles up to ~1.3e5 rad), the residual add, GeGLU (kernels/gelu.hpp),
+// factor 8: angles up to ~1.3e5 rad), the residual add, the fused post-norm + residual
+// add + pre-norm (bit for bit against the three kernels it stands for), GeGLU (kernels/gelu.hpp),
 // float32 -> bf16 (bit for bit against gemma3::f32_to_bf16), argmax (ties, NaN and
 // -inf as ReferenceBackend::argmax), and the fused qk_norm_rope against rms_norm_heads,
 // rope and kv_append, bit for bit. Every output buffer starts as NaN bytes
@@ -182,6 +183,63 @@ TEST_CASE("ops: add is h + x, exactly", "[cuda][ops]") {
       CHECK(h_d.download() == want);
     }
   }
+}
+
+TEST_CASE("ops: residual_rms_norm gives rms_norm, add, rms_norm bit for bit, and refuses what it cannot take",
+          "[cuda][ops]") {
+  std::mt19937 rng(11);
+  const float eps_x = 1e-6f, eps = 3e-6f;
+  for (int n : {1152, 640, 2560}) {
+    for (int rows : {1, 4}) {
+      for (int mode = 0; mode < 3; ++mode) {  // 0: out apart, 1: out = h (in place), 2: the add alone
+        INFO("n = " << n << ", rows = " << rows << ", mode " << mode);
+        const std::size_t count = std::size_t(rows) * std::size_t(n);
+        const std::vector<float> x = cuda_test::randn(count, rng), h = cuda_test::randn(count, rng);
+        std::vector<float> wx = cuda_test::randn(std::size_t(n), rng), w = cuda_test::randn(std::size_t(n), rng);
+        for (float& v : wx) v *= 0.3f;
+        for (float& v : w) v *= 0.3f;
+        DeviceBuffer<float> wx_d(wx), w_d(w);
+        // the three kernels the fused one stands for
+        DeviceBuffer<float> x1(x), h1(h), out1(count);
+        DeviceBuffer<std::uint16_t> out16_1(count);
+        gemma3::cuda::rms_norm(x1.get(), wx_d.get(), eps_x, x1.get(), rows, n, nullptr);
+        gemma3::cuda::add(h1.get(), x1.get(), count, nullptr);
+        if (mode != 2)
+          gemma3::cuda::rms_norm(h1.get(), w_d.get(), eps, mode == 1 ? h1.get() : out1.get(), rows, n, nullptr,
+                                 out16_1.get());
+        // the fused one
+        DeviceBuffer<float> x2(x), h2(h), out2(count);
+        DeviceBuffer<std::uint16_t> out16_2(count);
+        if (mode == 2)
+          gemma3::cuda::residual_rms_norm(x2.get(), wx_d.get(), eps_x, h2.get(), rows, n, nullptr);
+        else
+          gemma3::cuda::residual_rms_norm(x2.get(), wx_d.get(), eps_x, h2.get(), rows, n, nullptr, w_d.get(), eps,
+                                          mode == 1 ? h2.get() : out2.get(), out16_2.get());
+        cuda_test::sync();
+        CHECK(x2.download() == x);  // x is only read
+        CHECK(h2.download() == h1.download());
+        if (mode == 0) CHECK(out2.download() == out1.download());
+        if (mode != 2) CHECK(out16_2.download() == out16_1.download());
+        // and against the library's functions on the CPU
+        Matrix y = as_matrix(x, rows, n), hh = as_matrix(h, rows, n);
+        gemma3::rms_norm_rows(y, Eigen::Map<const gemma3::Vector>(wx.data(), n), eps_x);
+        hh += y;
+        Matrix want = hh;
+        if (mode != 2) gemma3::rms_norm_rows(want, Eigen::Map<const gemma3::Vector>(w.data(), n), eps);
+        const std::vector<float> got = mode == 0 ? out2.download() : h2.download();
+        CHECK(rel_error(got, as_vector(want)) <= 2e-5);
+      }
+    }
+  }
+  // a row length or a pointer the 16-byte path cannot take is refused, not run slowly
+  DeviceBuffer<float> a(64), b(64), w(64);
+  CHECK(gemma3::cuda::residual_rms_norm_fits(a.get(), w.get(), b.get(), w.get(), b.get(), nullptr, 32));
+  CHECK_FALSE(gemma3::cuda::residual_rms_norm_fits(a.get(), w.get(), b.get(), w.get(), b.get(), nullptr, 30));
+  CHECK_FALSE(gemma3::cuda::residual_rms_norm_fits(a.get() + 1, w.get(), b.get(), nullptr, nullptr, nullptr, 32));
+  CHECK_THROWS_WITH(gemma3::cuda::residual_rms_norm(a.get(), w.get(), 1e-6f, b.get() + 2, 1, 32, nullptr),
+                    Catch::Contains("residual_rms_norm"));
+  CHECK_THROWS_WITH(gemma3::cuda::residual_rms_norm(a.get(), w.get(), 1e-6f, b.get(), 1, 32, nullptr, w.get()),
+                    Catch::Contains("residual_rms_norm"));
 }
 
 TEST_CASE("ops: gelu_tanh_mul equals gelu_tanh(gate) * up", "[cuda][ops]") {

@@ -36,12 +36,18 @@ struct Options {
   // cache write; any other use of the buffer runs them first, as the seam's calls came.
   // false: one kernel per call (for comparison; the results are the same bits).
   bool fuse_qk_norm_rope = true;
+  // The steps between two GEMMs of a decoder block (the post-norm, the residual add, the
+  // next pre-norm) as one kernel: an in-place rms_norm waits, the add that reads it waits,
+  // and the rms_norm of the sum runs all three; any other use of either buffer runs what
+  // waits on it first, as the seam's calls came. Two launches per layer instead of six.
+  // false: one kernel per call (for comparison; the results are the same bits).
+  bool fuse_residual_norm = true;
   // Time every call of the seam (profile() below). Costs two events and a clock read per
   // call: for finding where a step's time goes, not for speed runs.
   bool profile = false;
   // Capture each decode step (the embedding of one token, or of a decode batch's tokens
   // from the batch's second step on, up to the LM head's copy back) into a CUDA graph and
-  // launch it as one, updating the last step's graph in place: one launch instead of ~20
+  // launch it as one, updating the last step's graph in place: one launch instead of ~11
   // per layer. Off by default until measured on a GPU
   // (cuda/lab/model_decode times both); the results are the same bits either way.
   bool graphs = false;
