@@ -26,7 +26,10 @@
 // repeats, divided by iters. A slow version (v1 on long contexts) runs fewer iterations
 // to keep the lab short; the iters column says how many.
 //
-//   decode_lab [--quick] [--csv FILE]       exit status 1 when a version fails its check
+//   decode_lab [--quick | --smoke] [--csv FILE]   exit status 1 when a version fails its check
+//
+// --smoke: the checks, then S1-S3 (D1, D2 and D3 with W = 64, contexts of 256 and 2048,
+// B = 2) timed once on at most 2 cache sets (lab_timing.hpp)
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -82,6 +85,7 @@ void use_tables(AttentionArgs& a, const DeviceBuffer<void*>& tables, int i, int 
 
 struct Options {
   bool quick = false;
+  bool smoke = false;  // lab_timing.hpp
   std::string csv;
 };
 
@@ -196,6 +200,10 @@ const Bench kBenches[] = {
     {"D4", 4, 1, 256, 512, false, 16, 32768}, {"D5", 8, 4, 256, 1024, true, 1, 4096},
     {"D6", 8, 4, 256, 1024, false, 1, 131072},
 };
+const Bench kSmokeBenches[] = {
+    {"S1", 4, 1, 256, 64, true, 1, 256}, {"S1", 4, 1, 256, 64, true, 1, 2048},
+    {"S2", 4, 1, 256, 64, true, 2, 256}, {"S3", 4, 1, 256, 64, false, 2, 256},
+};
 
 struct Row {
   std::string id, shape, version, l2;
@@ -226,7 +234,7 @@ std::vector<Row> run_bench(const Bench& bn, const Device& dev, double copy_gbps,
     return {};
   }
   const int want_sets = int(std::ceil(5.0 * double(dev.l2) / set_bytes));
-  const int sets = std::max(1, std::min({want_sets, int(budget / set_bytes), 2000}));
+  const int sets = std::max(1, std::min({want_sets, int(budget / set_bytes), opt.smoke ? 2 : 2000}));
   const bool cold = double(sets) * set_bytes >= 5.0 * double(dev.l2);
 
   // Cache contents do not change the time: a constant (0x3C3C: bf16 0.0115), finite.
@@ -275,10 +283,11 @@ std::vector<Row> run_bench(const Bench& bn, const Device& dev, double copy_gbps,
     call(0);  // warm-up, and one call's time to size the run
     CUDA_TEST_CHECK(cudaStreamSynchronize(stream));
     const double one_ms = time_ms(stream, [&] { call(1); });
-    const int repeats = opt.quick ? 3 : 5;
+    const int repeats = opt.smoke ? 1 : opt.quick ? 3 : 5;
     const double budget_ms = opt.quick ? 300 : 2000;  // per row
     int iters = std::max(opt.quick ? 20 : 100, std::min(sets, 2000));
     if (one_ms * iters * repeats > budget_ms) iters = std::max(3, int(budget_ms / (one_ms * repeats)));
+    if (opt.smoke) iters = 2;
     Row r;
     r.id = bn.id;
     r.shape = shape;
@@ -299,13 +308,14 @@ std::vector<Row> run_bench(const Bench& bn, const Device& dev, double copy_gbps,
 
 // Device-to-device copy of 1 GiB (or what fits), read + write bytes per second.
 double copy_bandwidth_gbps(const Options& opt, cudaStream_t stream) {
+  if (opt.smoke) return lab::copy_bandwidth_gbps(stream, 1, 1, std::size_t(16) << 20);
   return lab::copy_bandwidth_gbps(stream, opt.quick ? 2 : 5, opt.quick ? 3 : 5);
 }
 
 double latency_floor_us(const Options& opt, cudaStream_t stream) {
   DeviceBuffer<float> x(std::vector<float>{1.f}), y(1);
   CUDA_TEST_CHECK(cudaDeviceSynchronize());
-  return graph_time_us(stream, 100, opt.quick ? 3 : 7,
+  return graph_time_us(stream, opt.smoke ? 10 : 100, opt.smoke ? 1 : opt.quick ? 3 : 7,
                        [&](int) { gemma3::cuda::decode_latency_probe(x.get(), y.get(), stream); });
 }
 
@@ -322,7 +332,8 @@ int run(const Options& opt) {
     dev.l2 = std::size_t(l2);
   }
   std::printf("decode_lab on %s: %d SMs, L2 %.0f MiB, key tile %d%s\n", dev.name.c_str(), dev.sms,
-              double(dev.l2) / (1 << 20), gemma3::cuda::decode_key_tile(), opt.quick ? " (--quick)" : "");
+              double(dev.l2) / (1 << 20), gemma3::cuda::decode_key_tile(),
+              opt.smoke ? " (--smoke: the times mean nothing)" : opt.quick ? " (--quick)" : "");
 
   // 1. Every version against the float64 reference.
   const Check checks[] = {
@@ -356,7 +367,11 @@ int run(const Options& opt) {
   // 3. The benchmark shapes.
   std::vector<Row> rows;
   for (const Bench& bn : kBenches)
-    for (const Row& r : run_bench(bn, dev, copy_gbps, opt, stream)) rows.push_back(r);
+    if (!opt.smoke)
+      for (const Row& r : run_bench(bn, dev, copy_gbps, opt, stream)) rows.push_back(r);
+  for (const Bench& bn : kSmokeBenches)
+    if (opt.smoke)
+      for (const Row& r : run_bench(bn, dev, copy_gbps, opt, stream)) rows.push_back(r);
   CUDA_TEST_CHECK(cudaStreamDestroy(stream));
 
   std::printf("\n%-3s %-29s %4s %7s %-8s %6s %5s %-4s %5s %10s %8s %7s\n", "id", "shape", "B", "context", "version",
@@ -367,7 +382,8 @@ int run(const Options& opt) {
   // D1 must be flat in context: a local layer reads W keys whatever the context.
   double d1_4k = 0, d1_32k = 0;
   for (const Row& r : rows)
-    if (r.id == "D1" && r.version == name(Version::split)) (r.context == 4096 ? d1_4k : d1_32k) = r.us;
+    if ((r.id == "D1" || r.id == "S1") && r.version == name(Version::split))
+      (r.context == (opt.smoke ? 256 : 4096) ? d1_4k : d1_32k) = r.us;
   if (d1_4k > 0 && d1_32k > 0) std::printf("D1 split-K time at 32K / at 4K: %.2f (flat: ~1)\n", d1_32k / d1_4k);
 
   if (!opt.csv.empty()) {
@@ -391,10 +407,12 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     if (arg == "--quick") {
       opt.quick = true;
+    } else if (arg == "--smoke") {
+      opt.smoke = true;
     } else if (arg == "--csv" && i + 1 < argc) {
       opt.csv = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: decode_lab [--quick] [--csv FILE]\n");
+      std::fprintf(stderr, "usage: decode_lab [--quick | --smoke] [--csv FILE]\n");
       return 2;
     }
   }

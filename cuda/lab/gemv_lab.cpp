@@ -21,7 +21,10 @@
 // i mod n of the weight (copies together over 5x the L2, so each call reads from
 // memory), replayed between two events; the median of the repeats, divided by iters.
 //
-//   gemv_lab [--quick] [--csv FILE]      exit status 1 when a check fails
+//   gemv_lab [--quick | --smoke] [--csv FILE]      exit status 1 when a check fails
+//
+// --smoke: the same tensors with at most 64 rows, checked and timed once on at most 2
+// copies (lab_timing.hpp)
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -47,6 +50,7 @@ namespace {
 
 struct Options {
   bool quick = false;
+  bool smoke = false;  // lab_timing.hpp
   std::string csv;
 };
 
@@ -81,24 +85,28 @@ int run(const Options& opt) {
   CUDA_TEST_CHECK(cudaGetDevice(&dev));
   CUDA_TEST_CHECK(cudaGetDeviceProperties(&p, dev));
   CUDA_TEST_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
-  std::printf("gemv_lab on %s: L2 %.0f MiB%s\n", p.name, double(l2) / (1 << 20), opt.quick ? " (--quick)" : "");
+  std::printf("gemv_lab on %s: L2 %.0f MiB%s\n", p.name, double(l2) / (1 << 20),
+              opt.smoke ? " (--smoke: the times mean nothing)" : opt.quick ? " (--quick)" : "");
   cudaStream_t stream;
   CUDA_TEST_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   cublasHandle_t blas;
   check_cublas(cublasCreate(&blas), "cublasCreate");
   check_cublas(cublasSetStream(blas, stream), "cublasSetStream");
-  const double copy_gbps = lab::copy_bandwidth_gbps(stream, 3, 5);
+  const double copy_gbps = opt.smoke ? lab::copy_bandwidth_gbps(stream, 1, 1, std::size_t(16) << 20)
+                                     : lab::copy_bandwidth_gbps(stream, 3, 5);
   std::printf("copy bandwidth %.0f GB/s (1 GiB device-to-device, read + write)\n", copy_gbps);
 
   bool ok = true;
   std::vector<Row> rows;
   quant_test::Rng rng(2026);
-  for (const Shape& s : kShapes) {
+  for (Shape s : kShapes) {
+    if (opt.smoke) s.rows = std::min(s.rows, 64);
     const gemma3::Weight host_w{s.type, nullptr, s.rows, s.cols};
     const std::size_t stored = host_w.row_bytes() * std::size_t(s.rows);
     const std::size_t wide = std::size_t(s.rows) * std::size_t(s.cols) * 2;
     const std::size_t cold = 5 * std::size_t(l2);
-    const int copies_gemv = int((cold + stored - 1) / stored), copies_bf16 = int((cold + wide - 1) / wide);
+    const int copies_gemv = std::min(int((cold + stored - 1) / stored), opt.smoke ? 2 : 1 << 30),
+              copies_bf16 = std::min(int((cold + wide - 1) / wide), opt.smoke ? 2 : 1 << 30);
     std::vector<unsigned char> bytes = cuda_test::random_block_bytes(s.type, s.rows, s.cols, rng);
     gemma3::Weight w = host_w;
     w.data = bytes.data();
@@ -130,7 +138,7 @@ int run(const Options& opt) {
       }
 
       // at least one call per copy, so every replay reads them all
-      const int repeats = opt.quick ? 3 : 7, base = opt.quick ? 20 : 100;
+      const int repeats = opt.smoke ? 1 : opt.quick ? 3 : 7, base = opt.smoke ? 2 : opt.quick ? 20 : 100;
       int iters = std::max(base, copies_gemv);
       const double gemv_us = graph_time_us(stream, iters, repeats, [&](int i) {
         gemma3::cuda::gemv_blocks(s.type, blocks.get() + stored * std::size_t(i % copies_gemv), s.rows, s.cols,
@@ -185,9 +193,10 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       if (a == "--quick") opt.quick = true;
+      else if (a == "--smoke") opt.smoke = true;
       else if (a == "--csv" && i + 1 < argc) opt.csv = argv[++i];
       else if (a == "-h" || a == "--help") {
-        std::printf("usage: gemv_lab [--quick] [--csv FILE]\n");
+        std::printf("usage: gemv_lab [--quick | --smoke] [--csv FILE]\n");
         return 0;
       } else throw std::invalid_argument("unknown argument " + a);
     }

@@ -15,8 +15,9 @@
 // is 0.70), after a 128-token prompt, and the prefill speed of a 1024-token prompt; then
 // the decode step again on a backend that launches QK-norm, RoPE and the cache write as
 // separate kernels (Options::fuse_qk_norm_rope = false), for the fusion's gain, on one
-// whose decode attention merges its splits without a combine kernel (version 3,
-// Options::fuse_decode_combine), and on one that captures each step as a CUDA graph
+// that launches the post-norm, the residual add and the next pre-norm as three kernels
+// (Options::fuse_residual_norm = false), on one whose decode attention merges its
+// splits without a combine kernel (version 3, Options::fuse_decode_combine), and on one that captures each step as a CUDA graph
 // (Options::graphs); decode batches of 4
 // and 16 sequences (decode_greedy_batch) against batch 1, and the batch of 16 with its
 // steps as CUDA graphs; then a
@@ -28,8 +29,11 @@
 // file; with `--q4-k-m`, random GGUF blocks of the types a released Q4_K_M file uses
 // (cuda/tests/random_model.hpp). A model with GGUF block weights is also timed on a
 // backend that keeps them on the device as stored (Options::keep_quantized: the
-// dequantizing GEMV), against its own floor: the blocks' bytes / copy bandwidth. `--backend cpu` runs the same on the CPU backend (a check of the program itself
-// on a machine without a GPU; no bandwidth figure).
+// dequantizing GEMV), against its own floor: the blocks' bytes / copy bandwidth.
+// `--backend cpu` runs the same on the CPU backend (a check of the program itself on a
+// machine without a GPU; no bandwidth figure). `--smoke` (lab_timing.hpp) runs every part
+// on a tiny random model (cuda_test::small_config_head_dim_256, with --q4-k-m in blocks
+// too) with prompts of 8 and 16 tokens, 2 steps each and a copy of 16 MiB.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -56,8 +60,7 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // Device-to-device copy bandwidth in bytes/s, read + write: the best of 10 copies of 1 GiB.
-double copy_bandwidth() {
-  const std::size_t bytes = std::size_t(1) << 30;
+double copy_bandwidth(std::size_t bytes = std::size_t(1) << 30) {
   void *a = nullptr, *b = nullptr;
   check(cudaMalloc(&a, bytes), "cudaMalloc (bandwidth buffer)");
   check(cudaMalloc(&b, bytes), "cudaMalloc (bandwidth buffer)");
@@ -110,7 +113,7 @@ std::vector<int> prompt(int n, int vocab) {
 int main(int argc, char** argv) {
   std::string path, random = "1b", backend_name = "cuda", csv;
   int steps = 256;
-  bool q4_k_m = false;
+  bool q4_k_m = false, smoke = false;
   try {
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
@@ -122,10 +125,11 @@ int main(int argc, char** argv) {
       else if (a == "--csv") csv = value();
       else if (a == "--random") random = value();
       else if (a == "--q4-k-m") q4_k_m = true;
+      else if (a == "--smoke") smoke = true;
       else if (a == "--backend") backend_name = value();
       else if (a == "-h" || a == "--help") {
         std::printf("usage: model_decode [MODEL.gguf | --random 1b|270m|4b [--q4-k-m]] [--steps N] [--csv FILE] "
-                    "[--backend cuda|cpu]\n");
+                    "[--backend cuda|cpu] [--smoke]\n");
         return 0;
       } else if (!a.empty() && a[0] == '-') throw std::invalid_argument("unknown option " + a);
       else path = a;
@@ -138,17 +142,20 @@ int main(int argc, char** argv) {
     }
     const std::string device = cpu ? std::string("cpu") : gemma3::cuda::device_description(0);
     std::printf("device: %s\n", device.c_str());
-    const double bandwidth = cpu ? 0.0 : copy_bandwidth();
-    if (!cpu) std::printf("copy bandwidth (read + write, 1 GiB): %.0f GB/s\n", bandwidth / 1e9);
+    if (smoke) steps = 2;
+    const double bandwidth = cpu ? 0.0 : copy_bandwidth(smoke ? std::size_t(16) << 20 : std::size_t(1) << 30);
+    if (!cpu) std::printf("copy bandwidth (read + write, %s): %.0f GB/s\n", smoke ? "16 MiB" : "1 GiB", bandwidth / 1e9);
 
     std::shared_ptr<const gemma3::Backend> backend;
     if (cpu) backend = std::make_shared<const gemma3::CpuBackend>();
     else backend = gemma3::cuda::make_backend();
     if (q4_k_m && !path.empty()) throw std::invalid_argument("--q4-k-m makes a random model: give no MODEL.gguf");
+    if (smoke && !path.empty()) throw std::invalid_argument("--smoke makes a tiny random model: give no MODEL.gguf");
+    if (smoke) random = "tiny (--smoke: the times mean nothing)";
     const std::string what = path.empty() ? "random " + random + (q4_k_m ? " (Q4_K_M blocks)" : " (bf16)") : path;
     const gemma3::Gemma3ForCausalLM model = [&] {
       if (!path.empty()) return gemma3::load_model(path, nullptr, nullptr, backend);
-      const gemma3::Gemma3TextConfig rc = gemma3::gemma3_preset(random);
+      const gemma3::Gemma3TextConfig rc = smoke ? cuda_test::small_config_head_dim_256() : gemma3::gemma3_preset(random);
       return gemma3::Gemma3ForCausalLM(
           rc, q4_k_m ? cuda_test::random_q4_k_m_weights(rc) : cuda_test::random_weights(rc), backend);
     }();
@@ -159,15 +166,16 @@ int main(int argc, char** argv) {
     std::printf("bf16 weights read per decode step: %.1f MiB\n", bytes / (1024.0 * 1024.0));
 
     // Warm-up: the first call uploads the weights; one decode step fills the activation pool.
+    const int prefill_len = smoke ? 16 : 1024;  // the prefill timed below
     {
-      gemma3::KVCache warm = model.new_cache(1024 + 8);
-      const int id = model.prefill_greedy(prompt(1024, c.vocab_size), warm);
+      gemma3::KVCache warm = model.new_cache(prefill_len + 8);
+      const int id = model.prefill_greedy(prompt(prefill_len, c.vocab_size), warm);
       model.decode_greedy(id, warm);
     }
 
     // Decode: a 128-token prompt, then `steps` greedy steps (each returns one id, so the
     // GPU has finished when it returns). Seconds per step.
-    const int prompt_len = 128, warm_steps = 8;
+    const int prompt_len = smoke ? 8 : 128, warm_steps = smoke ? 1 : 8;
     auto time_decode = [&](const gemma3::Gemma3ForCausalLM& m) {
       gemma3::KVCache cache = m.new_cache(prompt_len + warm_steps + steps + 1);
       int id = m.prefill_greedy(prompt(prompt_len, c.vocab_size), cache);
@@ -179,7 +187,6 @@ int main(int argc, char** argv) {
     const double step_ms = 1e3 * time_decode(model), floor_ms = 1e3 * bytes / bandwidth;
 
     // Prefill: 1024 tokens in one call.
-    const int prefill_len = 1024;
     gemma3::KVCache long_cache = model.new_cache(prefill_len + 1);
     const auto t1 = Clock::now();
     model.prefill_greedy(prompt(prefill_len, c.vocab_size), long_cache);
@@ -220,12 +227,18 @@ int main(int argc, char** argv) {
       set(o);
       return 1e3 * time_decode(model.with_backend(gemma3::cuda::make_backend(o)));
     };
-    double unfused_ms = 0, combine_ms = 0, graphs_ms = 0, blocks_ms = 0, blocks_floor_ms = 0, batch16_graphs_ms = 0;
+    double unfused_ms = 0, residual_unfused_ms = 0, combine_ms = 0, graphs_ms = 0, blocks_ms = 0, blocks_floor_ms = 0,
+           batch16_graphs_ms = 0;
     if (!cpu) {
       // without the QK-norm + RoPE + cache-write fusion
       unfused_ms = time_with([](gemma3::cuda::Options& o) { o.fuse_qk_norm_rope = false; });
       std::printf("decode with QK-norm, RoPE and the cache write unfused: %.3f ms/step; fused / unfused = %.3f\n",
                   unfused_ms, step_ms / unfused_ms);
+      // post-norm, residual add and pre-norm as three kernels each
+      residual_unfused_ms = time_with([](gemma3::cuda::Options& o) { o.fuse_residual_norm = false; });
+      std::printf("decode with the post-norm, the residual add and the pre-norm unfused: %.3f ms/step; "
+                  "fused / unfused = %.3f\n",
+                  residual_unfused_ms, step_ms / residual_unfused_ms);
       // decode attention as the lab's version 3: no combine kernel
       combine_ms = time_with([](gemma3::cuda::Options& o) { o.fuse_decode_combine = true; });
       std::printf("decode with the split-K combine inside the split kernel (version 3): %.3f ms/step; "
@@ -260,7 +273,7 @@ int main(int argc, char** argv) {
       o.profile = true;
       const std::shared_ptr<const gemma3::Backend> pb = gemma3::cuda::make_backend(o);
       const gemma3::Gemma3ForCausalLM profiled = model.with_backend(pb);
-      const int n = 32;
+      const int n = smoke ? 2 : 32;
       gemma3::KVCache cache = profiled.new_cache(prompt_len + warm_steps + n + 1);
       int id = profiled.prefill_greedy(prompt(prompt_len, c.vocab_size), cache);
       for (int s = 0; s < warm_steps; ++s) id = profiled.decode_greedy(id, cache);
@@ -287,12 +300,12 @@ int main(int argc, char** argv) {
       if (!f) throw std::runtime_error(csv + ": cannot write");
       f << "device,model,weight_mib,copy_gbps,decode_steps,ms_per_step,tok_s,floor_ms,floor_ratio,prefill_tokens,"
            "prefill_tok_s,unfused_ms_per_step,graphs_ms_per_step,batch4_tok_s,batch16_tok_s,v3_combine_ms_per_step,"
-           "blocks_ms_per_step,blocks_floor_ms,batch16_graphs_ms_per_step\n";
+           "blocks_ms_per_step,blocks_floor_ms,batch16_graphs_ms_per_step,residual_unfused_ms_per_step\n";
       f << '"' << device << "\",\"" << what << "\"," << bytes / (1024.0 * 1024.0) << ',' << bandwidth / 1e9 << ','
         << steps << ',' << step_ms << ',' << 1e3 / step_ms << ',' << floor_ms << ',' << floor_ms / step_ms << ','
         << prefill_len << ',' << prefill_len / prefill_s << ',' << unfused_ms << ',' << graphs_ms << ','
         << batch_tok_s[0] << ',' << batch_tok_s[1] << ',' << combine_ms << ',' << blocks_ms << ','
-        << blocks_floor_ms << ',' << batch16_graphs_ms << '\n';
+        << blocks_floor_ms << ',' << batch16_graphs_ms << ',' << residual_unfused_ms << '\n';
       std::printf("wrote %s\n", csv.c_str());
     }
     return 0;

@@ -16,7 +16,10 @@
 // global + 22 sliding (W = 512), so the windowed model costs 4 t_global + 22 t_sliding
 // against 26 t_global were every layer global; the ratio is what the window saves.
 //
-//   prefill_lab [--quick] [--csv FILE]      exit 1 when a validation fails
+//   prefill_lab [--quick | --smoke] [--csv FILE]      exit 1 when a validation fails
+//
+// --smoke: the validation, then P1, P2 and the estimate at S = 256 (W = 64), each call
+// timed once after one warm-up (lab_timing.hpp)
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -189,7 +192,7 @@ struct Timing {
   bool finite = true;
 };
 
-Timing time_prefill(const Shape& s, Launcher run, std::mt19937& rng) {
+Timing time_prefill(const Shape& s, Launcher run, std::mt19937& rng, int warm = 3, int timed = 20) {
   const std::size_t qn = std::size_t(s.S) * s.num_heads * s.head_dim, kn = std::size_t(s.S) * s.num_kv_heads * s.head_dim;
   DeviceBuffer<float> q(qn), out(qn), k(kn), v(kn);
   fill_random(q, rng);
@@ -211,13 +214,13 @@ Timing time_prefill(const Shape& s, Launcher run, std::mt19937& rng) {
   a.capacity = s.sliding ? s.window : s.S;
   a.last_key_max = s.S - 1;
 
-  for (int i = 0; i < 3; ++i) run(a, nullptr);
+  for (int i = 0; i < warm; ++i) run(a, nullptr);
   cuda_test::sync();
   cudaEvent_t start, stop;
   CUDA_TEST_CHECK(cudaEventCreate(&start));
   CUDA_TEST_CHECK(cudaEventCreate(&stop));
   std::vector<double> ms;
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < timed; ++i) {
     CUDA_TEST_CHECK(cudaEventRecord(start, nullptr));
     run(a, nullptr);
     CUDA_TEST_CHECK(cudaEventRecord(stop, nullptr));
@@ -241,14 +244,15 @@ Timing time_prefill(const Shape& s, Launcher run, std::mt19937& rng) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
+  bool quick = false, smoke = false;
   std::string csv;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--quick") quick = true;
+    else if (arg == "--smoke") smoke = true;
     else if (arg == "--csv" && i + 1 < argc) csv = argv[++i];
     else {
-      std::fprintf(stderr, "usage: prefill_lab [--quick] [--csv FILE]\n");
+      std::fprintf(stderr, "usage: prefill_lab [--quick | --smoke] [--csv FILE]\n");
       return 2;
     }
   }
@@ -259,18 +263,20 @@ int main(int argc, char** argv) {
   try {
     cudaDeviceProp prop{};
     CUDA_TEST_CHECK(cudaGetDeviceProperties(&prop, 0));
-    std::printf("prefill_lab on %s (sm_%d%d, %d SMs)\n\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+    std::printf("prefill_lab on %s (sm_%d%d, %d SMs)%s\n\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount,
+                smoke ? " (--smoke: the times mean nothing)" : "");
     if (!validate_all()) {
       std::printf("\nprefill_lab: validation FAILED\n");
       return 1;
     }
 
-    const int SE = quick ? 8192 : 32768;  // the whole-model estimate's context
+    const int SE = smoke ? 256 : quick ? 8192 : 32768;  // the whole-model estimate's context
     std::vector<Shape> shapes = {
         {"P1", "1B", 4, 1, 256, 8192, false, 0},
         {"P2", "1B", 4, 1, 256, 8192, true, 512},
     };
-    if (!quick) {
+    if (smoke) shapes = {{"P1", "1B", 4, 1, 256, SE, false, 0}, {"P2", "1B", 4, 1, 256, SE, true, 64}};
+    if (!quick && !smoke) {
       shapes.push_back({"P3", "4B", 8, 4, 256, 32768, false, 0});
       shapes.push_back({"P4", "4B", 8, 4, 256, 32768, true, 1024});
       shapes.push_back({"E1", "1B", 4, 1, 256, SE, false, 0});
@@ -291,7 +297,8 @@ int main(int argc, char** argv) {
       for (bool tiled : {true, false}) {
         if (!tiled && s.S > 8192) continue;  // version 1 at 32K tokens takes seconds per call
         const Timing t = time_prefill(s, tiled ? Launcher(gemma3::cuda::attention_prefill)
-                                               : Launcher(gemma3::cuda::attention_prefill_v1), rng);
+                                               : Launcher(gemma3::cuda::attention_prefill_v1), rng,
+                                      smoke ? 1 : 3, smoke ? 1 : 20);
         finite = finite && t.finite;
         const char* kernel = tiled ? "tiled" : "v1";
         std::printf("%-4s %-7s %-5s %5d %4d %5d %7d %6s %10.3f %14.1f%s\n", s.name.c_str(), kernel, s.model.c_str(),
