@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include <cuda_runtime_api.h>
 
@@ -42,6 +43,9 @@ struct AttentionArgs {
   int batch = 1, T = 1;
   const float* q = nullptr;  // [batch * T, num_heads * head_dim]
   float* out = nullptr;      // [batch * T, num_heads * head_dim]
+  // decode only (null in prefill): out also rounded to bf16 (gemma3::f32_to_bf16's bits)
+  // [batch, num_heads * head_dim], the o_proj GEMM's input, so it needs no conversion
+  std::uint16_t* out_bf16 = nullptr;
 
   // ---- positions
   int pos0 = 0;                  // position of query 0 (every sequence, when positions is null)

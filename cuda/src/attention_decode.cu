@@ -62,6 +62,7 @@
 
 #include "decode_versions.hpp"
 #include "gemma3/cuda/plan.hpp"
+#include "heads.cuh"
 #include "kv_types.cuh"
 
 namespace gemma3 {
@@ -86,6 +87,7 @@ long long max_pos(const AttentionArgs& a) { return a.positions ? a.max_position 
 struct DecodeParams {
   const float* q;       // [batch, num_heads * head_dim]
   float* out;           // [batch, num_heads * head_dim]
+  std::uint16_t* out_bf16;  // the same rounded to bf16, or null
   const void* k_cache;  // [batch][capacity][num_kv_heads * head_dim], seq_stride apart
   const void* v_cache;
   long long seq_stride;
@@ -113,6 +115,12 @@ __device__ __forceinline__ bool position_ok(const DecodeParams& p, int pos) {
   return pos >= 0 && pos <= p.max_position;
 }
 __device__ __forceinline__ float nan_value() { return __int_as_float(0x7fffffff); }
+
+// out[i] = x, and its bf16 (bf16_bits: the GEMM input to_bf16 would make) when asked for.
+__device__ __forceinline__ void store_out(const DecodeParams& p, long long i, float x) {
+  p.out[i] = x;
+  if (p.out_bf16) p.out_bf16[i] = static_cast<std::uint16_t>(bf16_bits(x));
+}
 
 // One 16-bit cache value (its bits) as float32.
 template <KvType K> __device__ __forceinline__ float bits_to_float(unsigned int bits);
@@ -294,7 +302,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
     const long long bh = static_cast<long long>(b) * p.num_heads + kvh * G + g;  // (sequence, query head)
     if (p.splits == 1) {
       const float l_all = s_l_all[g];
-      p.out[bh * D + d] = !pos_ok ? nan_value() : (l_all > 0.f ? acc / l_all : 0.f);
+      store_out(p, bh * D + d, !pos_ok ? nan_value() : (l_all > 0.f ? acc / l_all : 0.f));
     } else {
       const long long part = bh * p.splits + split;
       p.part_o[part * D + d] = acc;
@@ -323,7 +331,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
     for (int e = threadIdx.x; e < G * D; e += kThreads) {
       const int g = e / D, d = e % D;
       const long long bh = static_cast<long long>(b) * p.num_heads + kvh * G + g;
-      p.out[bh * D + d] = !pos_ok ? nan_value() : combine_splits<D>(p, bh, d);
+      store_out(p, bh * D + d, !pos_ok ? nan_value() : combine_splits<D>(p, bh, d));
     }
   }
 }
@@ -335,7 +343,7 @@ __global__ void __launch_bounds__(D) decode_combine_kernel(const DecodeParams p)
   const long long bh = blockIdx.x;  // b * num_heads + h
   const int b = static_cast<int>(bh / p.num_heads);
   const int d = threadIdx.x;
-  p.out[bh * D + d] = !position_ok(p, decode_position(p, b)) ? nan_value() : combine_splits<D>(p, bh, d);
+  store_out(p, bh * D + d, !position_ok(p, decode_position(p, b)) ? nan_value() : combine_splits<D>(p, bh, d));
 }
 
 template <int D, KvType KT, int G>
@@ -496,6 +504,7 @@ void decode_with(const AttentionArgs& a, int num_sms, unsigned* counters, cudaSt
   DecodeParams p{};
   p.q = a.q;
   p.out = a.out;
+  p.out_bf16 = a.out_bf16;
   p.k_cache = a.k_cache;
   p.v_cache = a.v_cache;
   p.seq_stride = a.seq_stride;

@@ -19,6 +19,7 @@
 
 #include "decode_versions.hpp"
 #include "gemma3/cuda/plan.hpp"
+#include "heads.cuh"
 #include "kv_types.cuh"
 
 namespace gemma3 {
@@ -30,6 +31,7 @@ constexpr int kV1Warps = 4;
 struct V1Params {
   const float* q;       // [batch, num_heads * head_dim]
   float* out;           // [batch, num_heads * head_dim]
+  std::uint16_t* out_bf16;  // the same rounded to bf16, or null
   const void* k_cache;  // [batch][capacity][num_kv_heads * head_dim], seq_stride apart
   const void* v_cache;
   long long seq_stride;
@@ -116,7 +118,9 @@ __global__ void __launch_bounds__(kV1Warps * 32, 1) decode_v1_kernel(const V1Par
   for (int d = threadIdx.x; d < D; d += kV1Warps * 32) {
     float acc = 0.f;
     for (int w = 0; w < kV1Warps; ++w) acc = fmaf(merge_weight(s_m[w], m_all), s_o[w][d], acc);
-    p.out[bh * D + d] = !pos_ok ? __int_as_float(0x7fffffff) : (l_all > 0.f ? acc / l_all : 0.f);
+    const float r = !pos_ok ? __int_as_float(0x7fffffff) : (l_all > 0.f ? acc / l_all : 0.f);
+    p.out[bh * D + d] = r;
+    if (p.out_bf16) p.out_bf16[bh * D + d] = static_cast<std::uint16_t>(bf16_bits(r));
   }
 }
 
@@ -148,6 +152,7 @@ void attention_decode_v1(const AttentionArgs& a, cudaStream_t stream) {
   V1Params p{};
   p.q = a.q;
   p.out = a.out;
+  p.out_bf16 = a.out_bf16;
   p.k_cache = a.k_cache;
   p.v_cache = a.v_cache;
   p.seq_stride = a.seq_stride;

@@ -432,6 +432,7 @@ void check_prefill_args(const AttentionArgs& a, const char* who, bool any_head_d
   if (a.sliding && a.window < 1) fail("a sliding layer's window must be >= 1, got " + std::to_string(a.window));
   if (!(a.softcap >= 0.f)) fail("softcap must be >= 0 (0: none)");
   if (!a.q || !a.out || !a.k_new || !a.v_new) fail("q, out, k_new and v_new must be given");
+  if (a.out_bf16) fail("out_bf16 is decode's only: prefill writes out alone");
   if (a.k_caches || a.v_caches) fail("takes its one sequence's cache as k_cache / v_cache, not k_caches / v_caches");
   if (a.pos0 > 0 && (!a.k_cache || !a.v_cache)) fail("k_cache and v_cache must be given when pos0 > 0");
   if (!any_head_dim && (!aligned16(a.q) || !aligned16(a.out) || !aligned16(a.k_new) || !aligned16(a.v_new) || !aligned16(a.k_cache) ||

@@ -856,7 +856,7 @@ class CudaBackend final : public Backend {
     if (T == 1 && !mask.images) {  // decode: append, then read the cache alone
       if (fused) qk_norm_rope(a, qk, ptr(v), s_->stream);  // QK-norm, RoPE and the append
       else kv_append(a, ptr(k), ptr(v), s_->stream);
-      decode(a);
+      decode(a, out);
     } else {  // prefill: the cached keys and this chunk's, then append
       a.k_new = ptr(k);
       a.v_new = ptr(v);
@@ -945,7 +945,7 @@ class CudaBackend final : public Backend {
     a.v_caches = table + B;
     a.capacity = capacity;
     kv_append(a, ptr(k), ptr(v), s_->stream);
-    decode(a);
+    decode(a, out);
     context = std::move(out);
   }
 
@@ -1150,19 +1150,26 @@ class CudaBackend final : public Backend {
   }
 
   // Decode attention for `a` (the keys already appended): split-K with its workspace, or v1.
-  void decode(AttentionArgs& a) const {
+  // Decode attention into out (a.out), and its bf16 copy for the o_proj GEMM after it
+  // (the kernel that writes out rounds it too, so that GEMM converts nothing).
+  void decode(AttentionArgs& a, const Activations& out) const {
+    std::shared_ptr<void> copy;
+    if (wants_bf16_copy(a.batch))
+      copy = s_->pool->get(std::size_t(out.rows()) * std::size_t(out.cols()) * sizeof(std::uint16_t));
+    a.out_bf16 = static_cast<std::uint16_t*>(copy.get());
     if (!tuned_shape(a)) {
       attention_decode_v1(a, s_->stream);
-      return;
+    } else {
+      const std::size_t bytes = attention_decode_workspace(a, s_->num_sms);
+      const std::shared_ptr<void> workspace = s_->pool->get(bytes);
+      a.workspace = workspace.get();
+      a.workspace_bytes = bytes;
+      if (s_->fuse_combine)
+        attention_decode_fused(a, s_->num_sms, counters(std::size_t(a.batch) * a.num_kv_heads), s_->stream);
+      else
+        attention_decode(a, s_->num_sms, s_->stream);
     }
-    const std::size_t bytes = attention_decode_workspace(a, s_->num_sms);
-    const std::shared_ptr<void> workspace = s_->pool->get(bytes);
-    a.workspace = workspace.get();
-    a.workspace_bytes = bytes;
-    if (s_->fuse_combine)
-      attention_decode_fused(a, s_->num_sms, counters(std::size_t(a.batch) * a.num_kv_heads), s_->stream);
-    else
-      attention_decode(a, s_->num_sms, s_->stream);
+    if (copy) keep_bf16(out, std::move(copy));
   }
 
   // Options::fuse_decode_combine's counters: n of them, zero. Every call leaves them zero,

@@ -211,11 +211,14 @@ class DeviceProblem {
   }
 
   // out [B, NH * D] of `calls` decode calls in a row (the same inputs, so the same
-  // outputs: version 3's counters must be zero again after each call).
+  // outputs: version 3's counters must be zero again after each call). Every call also
+  // writes out_bf16, which must be out rounded as gemma3::f32_to_bf16 rounds it.
   std::vector<float> run(Version v, int num_sms, int calls = 1) const {
     DeviceBuffer<float> out(std::size_t(pr_.batch()) * pr_.s.num_heads * pr_.s.head_dim);
+    DeviceBuffer<std::uint16_t> out16(out.size());
     AttentionArgs a = args();
     a.out = out.get();
+    a.out_bf16 = out16.get();
     if (v == Version::split || v == Version::fused) {
       const std::size_t bytes = gemma3::cuda::attention_decode_workspace(a, num_sms);
       DeviceBuffer<unsigned char> ws(bytes);
@@ -237,7 +240,12 @@ class DeviceProblem {
       gemma3::cuda::attention_decode_v1(a, nullptr);
       cuda_test::sync();
     }
-    return out.download();
+    const std::vector<float> got = out.download();
+    const std::vector<std::uint16_t> got16 = out16.download();
+    for (std::size_t i = 0; i < got.size(); ++i)
+      if (got16[i] != gemma3::f32_to_bf16(got[i]))
+        throw std::runtime_error("out_bf16[" + std::to_string(i) + "] is not out rounded to bf16");
+    return got;
   }
 
   // Replaces the positions the kernels read on the device (the cache stays as filled).

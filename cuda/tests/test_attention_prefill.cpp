@@ -443,6 +443,8 @@ TEST_CASE("prefill rejects the calls it does not support", "[cuda][prefill]") {
     CHECK_THROWS_AS(f(bad([](AttentionArgs& a) { a.window = 0; }), nullptr), std::invalid_argument);
     CHECK_THROWS_AS(f(bad([](AttentionArgs& a) { a.k_cache = nullptr; }), nullptr), std::invalid_argument);
     CHECK_THROWS_AS(f(bad([](AttentionArgs& a) { a.k_new = nullptr; }), nullptr), std::invalid_argument);
+    CHECK_THROWS_AS(f(bad([](AttentionArgs& a) { a.out_bf16 = reinterpret_cast<std::uint16_t*>(a.out); }), nullptr),
+                    std::invalid_argument);  // decode's only
     if (tiled)  // version 1 reads single floats: any alignment
       CHECK_THROWS_AS(f(bad([](AttentionArgs& a) { a.q = a.q + 1; }), nullptr), std::invalid_argument);
     CHECK_THROWS_AS(f(bad([&](AttentionArgs& a) { a.group = reinterpret_cast<const int*>(kn.get()); }), nullptr),

@@ -47,7 +47,7 @@ struct Options {
   bool profile = false;
   // Capture each decode step (the embedding of one token, or of a decode batch's tokens
   // from the batch's second step on, up to the LM head's copy back) into a CUDA graph and
-  // launch it as one, updating the last step's graph in place: one launch instead of ~11
+  // launch it as one, updating the last step's graph in place: one launch instead of ~10
   // per layer. Off by default until measured on a GPU
   // (cuda/lab/model_decode times both); the results are the same bits either way.
   bool graphs = false;
