@@ -104,8 +104,12 @@ namespace cuda {
 
 namespace {
 
+// A failed call's error is also kept for cudaGetLastError, where the next kernel launch's
+// check would find it: it is taken from there too (a sticky error, a fault, stays).
 void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string("gemma3::cuda: ") + what + ": " + cudaGetErrorString(e));
+  if (e == cudaSuccess) return;
+  cudaGetLastError();
+  throw std::runtime_error(std::string("gemma3::cuda: ") + what + ": " + cudaGetErrorString(e));
 }
 void check(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS)
@@ -120,6 +124,29 @@ int to_int(Eigen::Index n, const char* what) {
     throw std::invalid_argument(std::string("cuda backend: ") + what + " = " + std::to_string(n) + " is out of range");
   return int(n);
 }
+
+// ---- device memory -----------------------------------------------------------------------
+
+// A failed cudaMalloc's exception: what the bytes were for, and what the device has.
+// cudaMalloc also leaves its error for cudaGetLastError, which would fail the next kernel
+// launch's check long after the allocation was handled: it is cleared here, so the
+// backend goes on working once memory is freed.
+[[noreturn]] void throw_allocation_failed(std::size_t bytes, const char* what, cudaError_t e) {
+  cudaGetLastError();
+  std::size_t free_b = 0, total_b = 0;
+  std::string room;
+  if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+    room = " (" + std::to_string(free_b >> 20) + " MiB free of " + std::to_string(total_b >> 20) + " MiB)";
+  else
+    cudaGetLastError();
+  throw std::runtime_error("gemma3::cuda: cudaMalloc of " + std::to_string(bytes) + " bytes for " + what +
+                           " failed: " + cudaGetErrorString(e) + room);
+}
+
+class DevicePool;
+// cudaMalloc; a device found full first gets `pool`'s idle buffers back and is asked once
+// more (defined below the pool).
+cudaError_t malloc_or_release(void** p, std::size_t bytes, DevicePool* pool);
 
 // ---- the activation pool ----------------------------------------------------------------
 
@@ -136,6 +163,14 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
     cudaSetDevice(device_);
     for (auto& [bytes, list] : free_)
       for (void* p : list) cudaFree(p);
+  }
+
+  // Frees every idle buffer (for an allocation that found the device full).
+  void release_idle() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [bytes, list] : free_)
+      for (void* p : list) cudaFree(p);  // cudaFree waits for the device
+    free_.clear();
   }
 
   std::shared_ptr<void> get(std::size_t bytes) {
@@ -157,22 +192,9 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
  private:
   void* allocate(std::size_t bytes) {
     void* p = nullptr;
-    cudaError_t e = cudaMalloc(&p, bytes);
-    if (e == cudaErrorMemoryAllocation) {  // free the idle buffers and try once more
-      cudaGetLastError();
-      release_idle();
-      e = cudaMalloc(&p, bytes);
-    }
-    if (e != cudaSuccess)
-      throw std::runtime_error("gemma3::cuda: cudaMalloc of " + std::to_string(bytes) +
-                               " bytes for activations failed: " + cudaGetErrorString(e));
+    const cudaError_t e = malloc_or_release(&p, bytes, this);
+    if (e != cudaSuccess) throw_allocation_failed(bytes, "activations", e);
     return p;
-  }
-  void release_idle() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& [bytes, list] : free_)
-      for (void* p : list) cudaFree(p);  // cudaFree waits for the device
-    free_.clear();
   }
   void give_back(void* p, std::size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -183,6 +205,16 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
   std::mutex mutex_;
   std::unordered_map<std::size_t, std::vector<void*>> free_;
 };
+
+cudaError_t malloc_or_release(void** p, std::size_t bytes, DevicePool* pool) {
+  cudaError_t e = cudaMalloc(p, bytes);
+  if (e == cudaErrorMemoryAllocation && pool) {
+    cudaGetLastError();
+    pool->release_idle();
+    e = cudaMalloc(p, bytes);
+  }
+  return e;
+}
 
 // ---- one layer's cache rows on the device --------------------------------------------------
 
@@ -404,12 +436,12 @@ struct State {
   }
 };
 
-std::shared_ptr<void> device_alloc(std::size_t bytes, int device, const char* what) {
+// `bytes` of device memory for `what`, freed with its last owner. With `pool`, a device
+// found full first gets the pool's idle buffers back and is asked once more.
+std::shared_ptr<void> device_alloc(std::size_t bytes, int device, const char* what, DevicePool* pool = nullptr) {
   void* p = nullptr;
-  const cudaError_t e = cudaMalloc(&p, std::max<std::size_t>(bytes, 1));
-  if (e != cudaSuccess)
-    throw std::runtime_error(std::string("gemma3::cuda: cudaMalloc of ") + std::to_string(bytes) + " bytes for " +
-                             what + " failed: " + cudaGetErrorString(e));
+  const cudaError_t e = malloc_or_release(&p, std::max<std::size_t>(bytes, 1), pool);
+  if (e != cudaSuccess) throw_allocation_failed(bytes, what, e);
   return std::shared_ptr<void>(p, [device](void* q) {
     cudaSetDevice(device);
     cudaFree(q);
@@ -771,10 +803,9 @@ class CudaBackend final : public Backend {
       rows->max_cache_len = max_cache_len;
       const std::size_t bytes = std::size_t(layer.capacity) * std::size_t(width) * 2;  // [capacity, width] x 2 bytes
       for (void** p : {&rows->k, &rows->v}) {
-        const cudaError_t e = cudaMalloc(p, bytes);
+        const cudaError_t e = malloc_or_release(p, bytes, s_->pool.get());
         if (e != cudaSuccess)
-          throw std::runtime_error("gemma3::cuda: cudaMalloc of " + std::to_string(bytes) + " bytes for layer " +
-                                   std::to_string(i) + "'s KV cache rows failed: " + cudaGetErrorString(e));
+          throw_allocation_failed(bytes, ("layer " + std::to_string(i) + "'s KV cache rows").c_str(), e);
         GEMMA3_CUDA_CHECK(cudaMemsetAsync(*p, 0, bytes, s_->stream));
       }
       layer.device = std::move(rows);
@@ -1427,7 +1458,7 @@ class CudaBackend final : public Backend {
     s_->end_capture();  // the upload waits for the stream
     const std::size_t bytes = W.row_bytes() * std::size_t(W.rows);
     d.data.reset();
-    d.data = device_alloc(bytes, s_->device, "weights");
+    d.data = device_alloc(bytes, s_->device, "weights", s_->pool.get());
     GEMMA3_CUDA_CHECK(cudaMemcpyAsync(d.data.get(), W.data, bytes, cudaMemcpyHostToDevice, s_->stream));
     GEMMA3_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
     d.sample = now;
@@ -1492,7 +1523,7 @@ class CudaBackend final : public Backend {
     }
     s_->end_capture();  // the upload waits for the stream
     d.data.reset();
-    d.data = device_alloc(rows.size() * sizeof(std::uint16_t), s_->device, "weights");
+    d.data = device_alloc(rows.size() * sizeof(std::uint16_t), s_->device, "weights", s_->pool.get());
     GEMMA3_CUDA_CHECK(cudaMemcpyAsync(d.data.get(), rows.data(), rows.size() * sizeof(std::uint16_t),
                                       cudaMemcpyHostToDevice, s_->stream));
     GEMMA3_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
@@ -1506,7 +1537,7 @@ class CudaBackend final : public Backend {
     DeviceVector& d = s_->vectors[VectorKey{x, n}];
     if (d.data && std::memcmp(d.host.data(), x, n * sizeof(float)) == 0) return static_cast<const float*>(d.data.get());
     s_->end_capture();  // the upload waits for the stream
-    if (!d.data) d.data = device_alloc(n * sizeof(float), s_->device, "norm weights");
+    if (!d.data) d.data = device_alloc(n * sizeof(float), s_->device, "norm weights", s_->pool.get());
     d.host.assign(x, x + n);
     GEMMA3_CUDA_CHECK(
         cudaMemcpyAsync(d.data.get(), d.host.data(), n * sizeof(float), cudaMemcpyHostToDevice, s_->stream));

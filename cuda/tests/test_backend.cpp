@@ -710,6 +710,47 @@ TEST_CASE("cuda backend: the fused post-norm + residual add + pre-norm gives the
   check_same_bits(ref, o);
 }
 
+#ifdef GEMMA3_CUDA_EMULATOR
+// On the emulator, whose device memory can be made small (gemma3_emu::set_device_memory):
+// what the backend does when the device is full, which a GPU test cannot arrange reliably.
+TEST_CASE("cuda backend: a full device is an error naming the allocation, and the backend goes on after it",
+          "[cuda][backend][emu]") {
+  const gemma3::Gemma3TextConfig c = cuda_test::small_config_head_dim_256();
+  const gemma3::Gemma3TextWeights w = cuda_test::random_weights(c, 5);
+  const std::shared_ptr<const gemma3::Backend> b = cuda_backend();
+  const gemma3::Gemma3ForCausalLM model(c, w, b), fresh(c, w, cuda_backend());
+  const std::vector<int> prompt = {2, 5, 9, 11, 4};
+  std::size_t free_b = 0, total_b = 0;
+  REQUIRE(cudaMemGetInfo(&free_b, &total_b) == cudaSuccess);
+  const std::size_t in_use = total_b - free_b;
+  struct Restore {
+    std::size_t bytes;
+    ~Restore() { gemma3_emu::set_device_memory(bytes); }
+  } restore{total_b};
+  // 1 MiB more than is in use: the bf16 weights alone are 12 MiB
+  gemma3_emu::set_device_memory(in_use + (std::size_t(1) << 20));
+  gemma3::KVCache cache = model.new_cache(16);
+  try {
+    model.forward(prompt, cache);
+    FAIL("the forward pass ran on a device without room for its weights");
+  } catch (const std::runtime_error& e) {
+    INFO(e.what());
+    CHECK_THAT(e.what(), Catch::Matchers::Contains("cudaMalloc of") && Catch::Matchers::Contains("out of memory") &&
+                             Catch::Matchers::Contains("free of"));
+  }
+  // a cache too large for what is left: its layer named
+  CHECK_THROWS_WITH(model.new_cache(1 << 14), Catch::Matchers::Contains("KV cache rows") &&
+                                                  Catch::Matchers::Contains("out of memory"));
+  // room again: the same backend runs, with the same results as a fresh one
+  gemma3_emu::set_device_memory(total_b);
+  gemma3::KVCache cache2 = model.new_cache(16), cache3 = fresh.new_cache(16);
+  const Matrix a = model.forward(prompt, cache2), want = fresh.forward(prompt, cache3);
+  REQUIRE(want.allFinite());
+  CHECK(a == want);
+  CHECK(model.decode(7, cache2) == fresh.decode(7, cache3));
+}
+#endif
+
 TEST_CASE("cuda backend: Options::profile counts and times every outermost call of the seam", "[cuda][backend]") {
   gemma3::cuda::Options o;
   o.profile = true;

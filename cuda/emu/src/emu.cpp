@@ -98,6 +98,7 @@ namespace {
 
 constexpr std::size_t kStackBytes = 256 * 1024;
 constexpr std::size_t kDeviceBytes = std::size_t(16) << 30;
+std::size_t g_device_bytes = kDeviceBytes;  // set_device_memory
 constexpr int kMaxThreads = 1024;
 
 enum class State { ready, at_block_barrier, at_warp_barrier, done };
@@ -690,7 +691,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
   p->major = 9;
   p->minor = 0;
   p->multiProcessorCount = 132;
-  p->totalGlobalMem = kDeviceBytes;
+  p->totalGlobalMem = g_device_bytes;
   p->sharedMemPerBlock = 48 * 1024;
   p->sharedMemPerBlockOptin = 227 * 1024;
   p->l2CacheSize = 50 << 20;
@@ -733,15 +734,20 @@ cudaError_t cudaDeviceReset() {
 cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
   std::size_t used = 0;
   for (const auto& a : device_allocations()) used += a.second.bytes;
-  *total_bytes = kDeviceBytes;
-  *free_bytes = used < kDeviceBytes ? kDeviceBytes - used : 0;
+  *total_bytes = g_device_bytes;
+  *free_bytes = used < g_device_bytes ? g_device_bytes - used : 0;
   return cudaSuccess;
 }
+
+void gemma3_emu::set_device_memory(std::size_t bytes) { g_device_bytes = bytes; }
 
 cudaError_t cudaMalloc(void** out, std::size_t bytes) {
   if (!out) return set_last(cudaErrorInvalidValue);
   *out = nullptr;
   if (g_sticky) return g_sticky;
+  std::size_t used = 0;
+  for (const auto& a : device_allocations()) used += a.second.bytes;
+  if (bytes > g_device_bytes || used > g_device_bytes - bytes) return set_last(cudaErrorMemoryAllocation);
   // The block starts 16-byte aligned (what vector loads need; cudaMalloc gives 256) and
   // ends, rounded up to 16 bytes, where an unmapped page begins; it is filled with 0xFF
   // bytes (NaN as float, bf16 and f16), as a GPU's memory holds whatever was there.

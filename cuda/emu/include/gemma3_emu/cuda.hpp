@@ -18,7 +18,9 @@
 //     A graph update fails unless the new graph has the same nodes (kinds and kernels).
 //   - Device memory is host memory. Each cudaMalloc block is filled with NaN bytes (0xFF)
 //     and ends (rounded up to 16 bytes) at an unmapped page, so a read past its end
-//     faults; copies and cuBLAS calls must stay inside one allocation.
+//     faults; copies and cuBLAS calls must stay inside one allocation. The device holds
+//     16 GiB (gemma3_emu::set_device_memory changes it): a cudaMalloc past that fails
+//     with cudaErrorMemoryAllocation, which cudaGetLastError then returns, as on a GPU.
 //   - Warp-wide instructions need all 32 lanes with a full mask; a lane that exits while
 //     its warp waits, lanes that reach different warp instructions, or threads waiting at
 //     different barriers stop the kernel with a message (cudaErrorLaunchFailure).
@@ -354,6 +356,12 @@ cudaError_t cudaFuncSetAttribute(const void* fn, cudaFuncAttribute a, int value)
 template <class F> inline cudaError_t cudaFuncSetAttribute(F* fn, cudaFuncAttribute a, int value) {
   return cudaFuncSetAttribute(reinterpret_cast<const void*>(fn), a, value);
 }
+
+namespace gemma3_emu {
+// The device's memory in bytes (16 GiB by default), for tests of what a program does when
+// an allocation fails. Allocations already made stay.
+void set_device_memory(std::size_t bytes);
+}  // namespace gemma3_emu
 
 // ---- kernel launches ---------------------------------------------------------------------
 // The emulator's build rewrites `kernel<<<grid, block, smem, stream>>>(args)` into
