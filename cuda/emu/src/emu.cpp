@@ -621,6 +621,35 @@ float half_bits_to_float(std::uint16_t h) {
   return sign * std::ldexp(float(1024 + m), e - 25);
 }
 
+// `bytes` (rounded up to 16) that end where an unmapped page begins, 16-byte aligned: a
+// kernel's dynamic shared memory, so a read or write past its end faults, as one past a
+// cudaMalloc block does.
+class GuardedBytes {
+ public:
+  explicit GuardedBytes(std::size_t bytes) {
+    const std::size_t page = std::size_t(sysconf(_SC_PAGESIZE));
+    const std::size_t rounded = (std::max<std::size_t>(bytes, 16) + 15) & ~std::size_t(15);
+    map_bytes_ = (rounded + page - 1) / page * page + page;
+    map_ = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map_ == MAP_FAILED) {
+      std::fprintf(stderr, "gemma3_emu: cannot map %zu bytes of shared memory\n", map_bytes_);
+      std::abort();
+    }
+    unsigned char* end = static_cast<unsigned char*>(map_) + map_bytes_ - page;
+    mprotect(end, page, PROT_NONE);
+    data_ = end - rounded;
+  }
+  GuardedBytes(const GuardedBytes&) = delete;
+  GuardedBytes& operator=(const GuardedBytes&) = delete;
+  ~GuardedBytes() { munmap(map_, map_bytes_); }
+  unsigned char* data() const { return data_; }
+
+ private:
+  void* map_ = nullptr;
+  std::size_t map_bytes_ = 0;
+  unsigned char* data_ = nullptr;
+};
+
 void launch(const void* fn, const LaunchConfig& c, std::function<void()> body) {
   const unsigned long long threads = 1ull * c.block.x * c.block.y * c.block.z;
   if (threads == 0 || threads > 1024 || c.block.z > 64 || c.grid.x == 0 || c.grid.y == 0 || c.grid.z == 0 ||
@@ -637,9 +666,8 @@ void launch(const void* fn, const LaunchConfig& c, std::function<void()> body) {
   auto shared_body = std::make_shared<std::function<void()>>(std::move(body));
   const LaunchConfig cfg = c;
   submit(c.stream, Op{OpKind::kernel, fn, [cfg, shared_body] {
-                        std::vector<unsigned char> smem(std::max<std::size_t>(cfg.smem, 16) + 128);
-                        unsigned char* base = reinterpret_cast<unsigned char*>(
-                            (reinterpret_cast<std::uintptr_t>(smem.data()) + 127) & ~std::uintptr_t(127));
+                        const GuardedBytes smem(cfg.smem);
+                        unsigned char* base = smem.data();
                         for (unsigned z = 0; z < cfg.grid.z; ++z)
                           for (unsigned y = 0; y < cfg.grid.y; ++y)
                             for (unsigned x = 0; x < cfg.grid.x; ++x) {

@@ -2,13 +2,20 @@
 // that it runs kernels as the CUDA model says (barriers, warp shuffles, the tensor-core
 // fragments composing into a matrix product, streams that run only when waited for,
 // capture and graphs), and that it stops, with a message, the kernels a GPU would hang
-// or fault on. Written in CUDA; the emulator's build rewrites the launches.
+// on, and faults where a GPU would (a read past an allocation or past the dynamic shared
+// memory). Written in CUDA; the emulator's build rewrites the launches.
 #include "catch.hpp"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -79,6 +86,12 @@ __global__ void mma_tile(const __nv_bfloat16* a, const __nv_bfloat16* bt, float*
   c[(g + 8) * 8 + 2 * t + 1] = acc[3];
 }
 
+// Thread 0 reads x[i] of the dynamic shared memory (`n` floats given at the launch).
+__global__ void read_dynamic_shared(float* out, int i) {
+  extern __shared__ __align__(16) float dyn[];
+  if (threadIdx.x == 0) *out = dyn[i];
+}
+
 __global__ void add_one(float* x, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) x[i] += 1.f;
@@ -139,6 +152,45 @@ TEST_CASE("emulator: a shuffle missing a lane, and barriers a GPU would hang on,
   CHECK(cudaGetLastError() == cudaErrorLaunchFailure);  // sticky, as on a GPU
   ok(cudaDeviceReset());
   ok(cudaGetLastError());
+}
+
+namespace {
+// Whether `f`, run in a child process, dies of SIGSEGV (the child exits 0 otherwise).
+template <class F>
+bool faults(F f) {
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    f();
+    std::_Exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
+}
+}  // namespace
+
+TEST_CASE("emulator: a read past a device allocation, or past the dynamic shared memory, faults", "[emu]") {
+  float* d = nullptr;
+  ok(cudaMalloc(&d, 16 * sizeof(float)));
+  ok(cudaMemset(d, 0, 16 * sizeof(float)));
+  // inside: no fault
+  CHECK_FALSE(faults([&] {
+    read_dynamic_shared<<<1, 32, 64 * sizeof(float)>>>(d, 63);
+    add_one<<<1, 16>>>(d, 16);
+    (void)cudaDeviceSynchronize();
+  }));
+  // one float past the 64 of the launch's dynamic shared memory
+  CHECK(faults([&] {
+    read_dynamic_shared<<<1, 32, 64 * sizeof(float)>>>(d, 64);
+    (void)cudaDeviceSynchronize();
+  }));
+  // one float past the 16 of a cudaMalloc block
+  CHECK(faults([&] {
+    add_one<<<1, 32>>>(d, 17);
+    (void)cudaDeviceSynchronize();
+  }));
+  ok(cudaFree(d));
 }
 
 TEST_CASE("emulator: a bad launch configuration is refused at the launch", "[emu]") {

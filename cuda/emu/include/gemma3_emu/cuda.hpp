@@ -9,7 +9,8 @@
 //     (its own stack) on one CPU thread; a fiber runs until it reaches __syncthreads or a
 //     warp-wide instruction (__shfl_*_sync, ldmatrix, mma), then the next fiber runs. A
 //     barrier opens when every thread still running has reached it, as on the device.
-//   - __shared__ memory is one copy per kernel (blocks never overlap in time).
+//   - __shared__ memory is one copy per kernel (blocks never overlap in time). The
+//     dynamic part (extern __shared__) ends at an unmapped page, as device memory does.
 //   - Streams are queues: work runs when the host waits for it (a stream or device
 //     synchronize, a copy to pageable memory, an event wait), in stream order, so a host
 //     read that does not wait sees stale data, as it would on a GPU. Streams run in the
