@@ -72,7 +72,8 @@ struct AttentionArgs {
   const int* last_key = nullptr;  // device [T]: last key position query t may see (>= its own)
   int last_key_max = -1;          // host: max of last_key, or pos0 + T - 1 without images
 
-  // ---- scratch for the decode splits (attention_decode_workspace bytes)
+  // ---- scratch: decode's splits (attention_decode_workspace bytes) or prefill's staged
+  // keys (attention_prefill_workspace bytes); device memory, 16-byte aligned
   void* workspace = nullptr;
   std::size_t workspace_bytes = 0;
 };
@@ -86,8 +87,11 @@ std::size_t attention_decode_workspace(const AttentionArgs& a, int num_sms);
 void attention_decode(const AttentionArgs& a, int num_sms, cudaStream_t stream);
 
 // T queries of one sequence (batch == 1): a tiled flash-attention kernel over the key
-// tiles plan.hpp says each Q tile needs (window-limited on sliding layers).
+// tiles plan.hpp says each Q tile needs (window-limited on sliding layers). First stages
+// k_new / v_new in bf16 (rounded to the cache type first) in the workspace, which must
+// hold attention_prefill_workspace(a) bytes.
 void attention_prefill(const AttentionArgs& a, cudaStream_t stream);
+std::size_t attention_prefill_workspace(const AttentionArgs& a);
 
 // Stores rows t of k_rows / v_rows ([batch * T, num_kv_heads * head_dim] float32) at
 // position (positions ? positions[b] : pos0) + t of sequence b, rounded to the cache

@@ -30,9 +30,25 @@
 //
 // Key sources (the kernel never writes the cache; kv_append runs afterwards):
 //   k <  pos0       the cache in place, slot cache_slot(sliding, capacity, k)
-//   k >= pos0       k_new / v_new row k - pos0, rounded to the cache type, then bf16
+//   k >= pos0       k_new / v_new row k - pos0, rounded to the cache type, then bf16:
+//                   stage_fresh_kernel writes these rows once, in bf16, to the
+//                   workspace, so the tile loads copy them as they are
 //   outside [first_key(first position of the tile), pos0 + T)   zeros (never visible;
 //                   zeros keep 0 * garbage out of the PV product)
+//
+// The loads overlap the tensor cores (cp.async, sm_80+): a tile's rows go from global to
+// shared memory without passing through registers, 16 bytes per copy, and land when the
+// issuing thread waits (cp.async.wait_group) -- bf16 rows are copied as they are; an f16
+// cache's rows still pass through registers, rounded to bf16. (kAsync = false, the lab's
+// attention_prefill_sync_loads, loads every row through registers instead, with the same
+// bits, to measure what the overlap gives.) Per key tile j:
+//
+//   wait + barrier   K_j has landed; no warp still reads V_{j-1}
+//   issue V_j        (lands while the warps compute S = Q K_j^T and the softmax)
+//   S, softmax
+//   wait + barrier   V_j has landed; no warp still reads K_j
+//   issue K_{j+1}    (lands while the warps compute O += P V_j)
+//   O += P V_j
 //
 // Fragments (PTX ISA, mma.m16n8k16, g = lane / 4, c = lane % 4; a register holds two
 // bf16, the lower index in the low half):
@@ -67,7 +83,7 @@ constexpr int kWarps = 4;      // 16 rows each
 constexpr int kThreads = kWarps * 32;
 
 template <int D>
-struct Tile {
+struct Tile {  // one buffer each for Q, K and V: the K and V loads take turns
   static constexpr int N = D == 256 ? 32 : 64;  // keys per key tile
   static constexpr int S = D + 8;               // shared row stride (values): 16 bytes of padding
   static constexpr std::size_t smem_bytes =
@@ -77,8 +93,8 @@ struct Tile {
 struct Params {
   const float* q;      // [T, num_heads * D]
   float* out;          // [T, num_heads * D]
-  const float* k_new;  // [T, num_kv_heads * D]
-  const float* v_new;
+  const __nv_bfloat16* k_fresh;  // [T, num_kv_heads * D]: k_new rounded to the cache type, then bf16
+  const __nv_bfloat16* v_fresh;
   const void* k_cache;  // [capacity, num_kv_heads * D]
   const void* v_cache;
   const int* group;     // [T] or null
@@ -115,6 +131,9 @@ __device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t r[4], const __nv
 __device__ __forceinline__ void mma_bf16(float c[4], const std::uint32_t a[4], std::uint32_t b0, std::uint32_t b1) {
   gemma3_emu::mma_m16n8k16_bf16(c, a, b0, b1);
 }
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src) { gemma3_emu::cp_async_16(dst, src); }
+__device__ __forceinline__ void cp_async_commit() { gemma3_emu::cp_async_commit(); }
+__device__ __forceinline__ void cp_async_wait_all() { gemma3_emu::cp_async_wait(0); }
 #else
 // Four 8x8 bf16 matrices; lanes 8i .. 8i + 7 give the row addresses of matrix i.
 // Register i holds matrix i's (row lane / 4, columns 2 (lane % 4), +1).
@@ -139,6 +158,17 @@ __device__ __forceinline__ void mma_bf16(float c[4], const std::uint32_t a[4], s
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+
+// 16 bytes from global memory (src) to shared memory (dst), both 16-byte aligned, in the
+// background; .cg: through L2 only (a tile is read once per CTA).
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(dst)), "l"(src) : "memory");
+}
+// Closes this thread's group of copies issued so far.
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Waits until every committed group of this thread has landed (other threads' copies
+// are theirs to wait for: a barrier follows).
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 #endif
 
 __device__ __forceinline__ std::uint32_t bits(__nv_bfloat162 v) {
@@ -155,7 +185,15 @@ __device__ __forceinline__ std::uint32_t pack_bf16_sum(float lo, float hi, float
   return bits(v);
 }
 
-// 8 floats as 8 bf16 (16 bytes) at dst (16-byte aligned, shared memory).
+// 16 bytes from global to shared memory (both 16-byte aligned): by cp.async, or through
+// a register.
+template <bool kAsync>
+__device__ __forceinline__ void copy16(void* dst, const void* src) {
+  if constexpr (kAsync) cp_async_16(dst, src);
+  else *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+}
+
+// 8 floats as 8 bf16 (16 bytes) at dst (16-byte aligned).
 __device__ __forceinline__ void store8_bf16(__nv_bfloat16* dst, const float x[8]) {
   uint4 u;
   u.x = bits(__floats2bfloat162_rn(x[0], x[1]));
@@ -172,39 +210,64 @@ __device__ __forceinline__ void load8_f32(const float* p, float x[8]) {
   x[4] = b.x; x[5] = b.y; x[6] = b.z; x[7] = b.w;
 }
 
-// Rows of key positions key0 .. key0 + N - 1 of kv head `kvh`, of K (cache = k_cache,
-// fresh = k_new) or of V, into dst ([N][S] bf16) from the key sources above; positions
-// outside [lo, pos0 + T) are 0.
-template <int D, KvType KT>
-__device__ __forceinline__ void load_key_rows(const Params& p, const void* cache, const float* fresh, int kvh, int key0,
-                                              int lo, __nv_bfloat16* dst) {
+// Starts loading the rows of key positions key0 .. key0 + N - 1 of kv head `kvh`, of K
+// (cache = k_cache, fresh = k_fresh) or of V, into dst ([N][S] bf16) from the key
+// sources above, as one group of cp.async copies; positions outside [lo, pos0 + T) are
+// stored as 0 at once, and so are an f16 cache's rows, rounded to bf16. The rows are in
+// place once this thread has waited (cp_async_wait_all) and the block has passed a
+// barrier. kAsync = false: every row through registers (ld.global, st.shared) at once.
+template <int D, KvType KT, bool kAsync>
+__device__ __forceinline__ void issue_key_rows(const Params& p, const void* cache, const __nv_bfloat16* fresh, int kvh,
+                                               int key0, int lo, __nv_bfloat16* dst) {
   using E = typename KvTraits<KT>::T;
   constexpr int N = Tile<D>::N, S = Tile<D>::S, C8 = D / 8;  // C8: 8-value chunks per row
-  const std::size_t row = std::size_t(p.num_kv_heads) * D;  // values per cache / k_new row
+  const std::size_t row = std::size_t(p.num_kv_heads) * D;  // values per cache / fresh row
   const int end = p.pos0 + p.T;
 #pragma unroll 2
   for (int c = threadIdx.x; c < N * C8; c += kThreads) {
     const int n = c / C8, d = (c % C8) * 8;
     const int pos = key0 + n;
-    float x[8];
+    __nv_bfloat16* to = dst + n * S + d;
     if (pos < lo || pos >= end) {
-#pragma unroll
-      for (int i = 0; i < 8; ++i) x[i] = 0.f;
+      *reinterpret_cast<uint4*>(to) = make_uint4(0u, 0u, 0u, 0u);  // +0.0 in bf16
     } else if (pos < p.pos0) {
       const std::size_t off = std::size_t(cache_slot(p.sliding, p.capacity, pos)) * row + std::size_t(kvh) * D + d;
-      load8<KT>(static_cast<const E*>(cache) + off, x);
+      if constexpr (KT == KvType::bf16) {
+        copy16<kAsync>(to, static_cast<const E*>(cache) + off);
+      } else {
+        float x[8];
+        load8<KT>(static_cast<const E*>(cache) + off, x);
+        store8_bf16(to, x);
+      }
     } else {
-      load8_f32(fresh + std::size_t(pos - p.pos0) * row + std::size_t(kvh) * D + d, x);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) x[i] = round_kv<KT>(x[i]);
+      copy16<kAsync>(to, fresh + std::size_t(pos - p.pos0) * row + std::size_t(kvh) * D + d);
     }
-    store8_bf16(dst + n * S + d, x);
   }
+  if constexpr (kAsync) cp_async_commit();
+}
+
+// The call's own rows, once, for the tile loads: fresh[i] = bf16(round_kv(x[i])) for k_new
+// and v_new ([T, num_kv_heads * D] each, 8 values per thread).
+template <KvType KT>
+__global__ void stage_fresh_kernel(const float* k_new, const float* v_new, __nv_bfloat16* k_fresh,
+                                   __nv_bfloat16* v_fresh, long long chunks) {
+  const long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= chunks) return;
+  const std::size_t at = std::size_t(c) * 8;
+  float x[8];
+  load8_f32(k_new + at, x);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) x[i] = round_kv<KT>(x[i]);
+  store8_bf16(k_fresh + at, x);
+  load8_f32(v_new + at, x);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) x[i] = round_kv<KT>(x[i]);
+  store8_bf16(v_fresh + at, x);
 }
 
 // ---- the tiled kernel ----------------------------------------------------------------
 // grid (num_kv_heads, q_tiles), kThreads threads; dynamic shared memory Tile<D>::smem_bytes.
-template <int D, KvType KT>
+template <int D, KvType KT, bool kAsync>
 __global__ void __launch_bounds__(kThreads) prefill_tiled_kernel(const Params p) {
   constexpr int N = Tile<D>::N, S = Tile<D>::S;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -281,70 +344,82 @@ __global__ void __launch_bounds__(kThreads) prefill_tiled_kernel(const Params p)
   float m[2] = {kNoScore, kNoScore};  // running max (log2 domain) of rows g, g + 8
   float l[2] = {0.f, 0.f};            // this lane's part of the running sum of P
 
-  for (int j = need.begin; j < need.end; ++j) {
+  // K tile j and the image groups of its keys (read by the mask, so they change when K does).
+  auto issue_k = [&](int j) {
     const int key0 = j * N;
-    __syncthreads();  // every warp is done with the previous tile (and Q is stored)
-    load_key_rows<D, KT>(p, p.k_cache, p.k_new, kvh, key0, lo, Ks);
-    load_key_rows<D, KT>(p, p.v_cache, p.v_new, kvh, key0, lo, Vs);
+    issue_key_rows<D, KT, kAsync>(p, p.k_cache, p.k_fresh, kvh, key0, lo, Ks);
     if (images)
       for (int n = threadIdx.x; n < N; n += kThreads) {
         const int k = key0 + n;
         kgroup[n] = k >= p.pos0 && k < end ? p.group[k - p.pos0] : -1;
       }
-    __syncthreads();
-    if (!warp_active) continue;
+  };
+  if (need.begin < need.end) issue_k(need.begin);
 
-    // S = Q K^T: 16 x N per warp
+  for (int j = need.begin; j < need.end; ++j) {
+    const int key0 = j * N;
+    if constexpr (kAsync) cp_async_wait_all();
+    __syncthreads();  // K_j is in place (and Q, on the first tile); no warp reads V_{j-1} any more
+    issue_key_rows<D, KT, kAsync>(p, p.v_cache, p.v_fresh, kvh, key0, lo, Vs);
+
+    // S = Q K^T: 16 x N per warp; then the scores in the log2 domain, the mask, the rows'
+    // new max, and O and l rescaled to it. A warp of padding rows only loads and waits.
     float s[N / 8][4];
+    if (warp_active) {
 #pragma unroll
-    for (int n = 0; n < N / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+      for (int n = 0; n < N / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      std::uint32_t a[4];
-      ldmatrix_x4(a, q_lane + kk * 16);
+      for (int kk = 0; kk < D / 16; ++kk) {
+        std::uint32_t a[4];
+        ldmatrix_x4(a, q_lane + kk * 16);
 #pragma unroll
-      for (int jn = 0; jn < N / 16; ++jn) {
-        std::uint32_t b[4];
-        ldmatrix_x4(b, k_lane + jn * 16 * S + kk * 16);
-        mma_bf16(s[2 * jn], a, b[0], b[1]);
-        mma_bf16(s[2 * jn + 1], a, b[2], b[3]);
+        for (int jn = 0; jn < N / 16; ++jn) {
+          std::uint32_t b[4];
+          ldmatrix_x4(b, k_lane + jn * 16 * S + kk * 16);
+          mma_bf16(s[2 * jn], a, b[0], b[1]);
+          mma_bf16(s[2 * jn + 1], a, b[2], b[3]);
+        }
+      }
+
+      const bool masked = images || j < unmasked.begin || j >= unmasked.end;
+      float mx[2] = {kNoScore, kNoScore};
+#pragma unroll
+      for (int n = 0; n < N / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int i = e / 2;
+          const int k = key0 + n * 8 + 2 * c4 + (e & 1);
+          float x = score_log2(s[n][e], p.scale, p.softcap);
+          if (masked) {
+            const bool ok = k >= qfirst[i] && (k <= qpos[i] || (qgroup[i] >= 0 && kgroup[k - key0] == qgroup[i]));
+            if (!ok) x = -INFINITY;
+          }
+          s[n][e] = x;
+          mx[i] = fmaxf(mx[i], x);
+        }
+      float alpha[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {  // the 4 lanes of a quad share rows g, g + 8
+        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+        const float m_new = fmaxf(m[i], mx[i]);  // finite: m starts at kNoScore
+        alpha[i] = exp2f(m[i] - m_new);
+        m[i] = m_new;
+        l[i] *= alpha[i];
+      }
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        o[n][0] *= alpha[0];
+        o[n][1] *= alpha[0];
+        o[n][2] *= alpha[1];
+        o[n][3] *= alpha[1];
       }
     }
 
-    // Scores in the log2 domain, the mask, the rows' new max.
-    const bool masked = images || j < unmasked.begin || j >= unmasked.end;
-    float mx[2] = {kNoScore, kNoScore};
-#pragma unroll
-    for (int n = 0; n < N / 8; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int i = e / 2;
-        const int k = key0 + n * 8 + 2 * c4 + (e & 1);
-        float x = score_log2(s[n][e], p.scale, p.softcap);
-        if (masked) {
-          const bool ok = k >= qfirst[i] && (k <= qpos[i] || (qgroup[i] >= 0 && kgroup[k - key0] == qgroup[i]));
-          if (!ok) x = -INFINITY;
-        }
-        s[n][e] = x;
-        mx[i] = fmaxf(mx[i], x);
-      }
-    float alpha[2];
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {  // the 4 lanes of a quad share rows g, g + 8
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-      const float m_new = fmaxf(m[i], mx[i]);  // finite: m starts at kNoScore
-      alpha[i] = exp2f(m[i] - m_new);
-      m[i] = m_new;
-      l[i] *= alpha[i];
-    }
-#pragma unroll
-    for (int n = 0; n < D / 8; ++n) {
-      o[n][0] *= alpha[0];
-      o[n][1] *= alpha[0];
-      o[n][2] *= alpha[1];
-      o[n][3] *= alpha[1];
-    }
+    if constexpr (kAsync) cp_async_wait_all();
+    __syncthreads();  // V_j is in place; no warp reads K_j (or its image groups) any more
+    if (j + 1 < need.end) issue_k(j + 1);
+    if (!warp_active) continue;
 
     // O += P V, P = exp2(s - m) rounded to bf16 (a masked -inf gives 0).
 #pragma unroll
@@ -384,9 +459,9 @@ __global__ void __launch_bounds__(kThreads) prefill_tiled_kernel(const Params p)
 }
 
 // More than 48 KB of dynamic shared memory must be asked for, once per kernel and device.
-template <int D, KvType KT>
+template <int D, KvType KT, bool kAsync>
 void launch_tiled(const Params& p, cudaStream_t stream, const char* name) {
-  auto kernel = prefill_tiled_kernel<D, KT>;
+  auto kernel = prefill_tiled_kernel<D, KT, kAsync>;
   const std::size_t smem = Tile<D>::smem_bytes;
   static std::atomic<unsigned long long> attribute_set{0};  // bit d: done on device d
   int device = 0;
@@ -405,6 +480,10 @@ void launch_tiled(const Params& p, cudaStream_t stream, const char* name) {
 }  // namespace
 
 int prefill_rows_per_tile() { return kRows; }
+
+std::size_t attention_prefill_workspace(const AttentionArgs& a) {
+  return 2 * std::size_t(a.T) * std::size_t(a.num_kv_heads) * std::size_t(a.head_dim) * sizeof(__nv_bfloat16);
+}
 int prefill_key_tile(int head_dim) { return head_dim == 256 ? Tile<256>::N : Tile<128>::N; }
 
 void check_prefill_args(const AttentionArgs& a, const char* who, bool any_head_dim) {
@@ -450,13 +529,21 @@ void check_prefill_args(const AttentionArgs& a, const char* who, bool any_head_d
   }
 }
 
-void attention_prefill(const AttentionArgs& a, cudaStream_t stream) {
-  check_prefill_args(a, "attention_prefill");
+namespace {
+
+template <bool kAsync>
+void run_prefill(const AttentionArgs& a, cudaStream_t stream, const char* who) {
+  check_prefill_args(a, who);
+  const std::size_t staged = attention_prefill_workspace(a);
+  if (!a.workspace || a.workspace_bytes < staged || !aligned16(a.workspace))
+    throw std::invalid_argument(std::string(who) + ": workspace must be 16-byte aligned device memory of at least " +
+                                std::to_string(staged) + " bytes (attention_prefill_workspace), got " +
+                                std::to_string(a.workspace ? a.workspace_bytes : 0));
   Params p{};
   p.q = a.q;
   p.out = a.out;
-  p.k_new = a.k_new;
-  p.v_new = a.v_new;
+  p.k_fresh = static_cast<const __nv_bfloat16*>(a.workspace);
+  p.v_fresh = p.k_fresh + staged / 2 / sizeof(__nv_bfloat16);
   p.k_cache = a.k_cache;
   p.v_cache = a.v_cache;
   p.group = a.group;
@@ -473,13 +560,32 @@ void attention_prefill(const AttentionArgs& a, cudaStream_t stream) {
   p.scale = a.scale;
   p.softcap = a.softcap;
   const bool bf16 = a.kv_type == KvType::bf16;
+
+  // The call's own rows in bf16, once: the tile loads then copy them as they are.
+  const long long chunks = (long long)a.T * a.num_kv_heads * a.head_dim / 8;
+  constexpr int kStageThreads = 256;
+  const unsigned stage_blocks = unsigned((chunks + kStageThreads - 1) / kStageThreads);
+  auto* k_fresh = static_cast<__nv_bfloat16*>(a.workspace);
+  __nv_bfloat16* v_fresh = k_fresh + staged / 2 / sizeof(__nv_bfloat16);
+  if (bf16) stage_fresh_kernel<KvType::bf16><<<stage_blocks, kStageThreads, 0, stream>>>(a.k_new, a.v_new, k_fresh, v_fresh, chunks);
+  else stage_fresh_kernel<KvType::f16><<<stage_blocks, kStageThreads, 0, stream>>>(a.k_new, a.v_new, k_fresh, v_fresh, chunks);
+  check_launch("attention_prefill: stage_fresh_kernel");
+
   if (a.head_dim == 256) {
-    if (bf16) launch_tiled<256, KvType::bf16>(p, stream, "prefill_tiled_kernel<256, bf16>");
-    else launch_tiled<256, KvType::f16>(p, stream, "prefill_tiled_kernel<256, f16>");
+    if (bf16) launch_tiled<256, KvType::bf16, kAsync>(p, stream, "prefill_tiled_kernel<256, bf16>");
+    else launch_tiled<256, KvType::f16, kAsync>(p, stream, "prefill_tiled_kernel<256, f16>");
   } else {
-    if (bf16) launch_tiled<128, KvType::bf16>(p, stream, "prefill_tiled_kernel<128, bf16>");
-    else launch_tiled<128, KvType::f16>(p, stream, "prefill_tiled_kernel<128, f16>");
+    if (bf16) launch_tiled<128, KvType::bf16, kAsync>(p, stream, "prefill_tiled_kernel<128, bf16>");
+    else launch_tiled<128, KvType::f16, kAsync>(p, stream, "prefill_tiled_kernel<128, f16>");
   }
+}
+
+}  // namespace
+
+void attention_prefill(const AttentionArgs& a, cudaStream_t stream) { run_prefill<true>(a, stream, "attention_prefill"); }
+
+void attention_prefill_sync_loads(const AttentionArgs& a, cudaStream_t stream) {
+  run_prefill<false>(a, stream, "attention_prefill_sync_loads");
 }
 
 }  // namespace cuda

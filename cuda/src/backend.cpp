@@ -904,8 +904,15 @@ class CudaBackend final : public Backend {
         a.last_key_max = pos0 + T - 1;
       }
       if (fused) qk_norm_rope(a, qk, nullptr, s_->stream);
-      if (tuned_shape(a)) attention_prefill(a, s_->stream);
-      else attention_prefill_v1(a, s_->stream);
+      if (tuned_shape(a)) {
+        const std::size_t bytes = attention_prefill_workspace(a);  // the chunk's keys, staged in bf16
+        const std::shared_ptr<void> workspace = s_->pool->get(bytes);
+        a.workspace = workspace.get();
+        a.workspace_bytes = bytes;
+        attention_prefill(a, s_->stream);
+      } else {
+        attention_prefill_v1(a, s_->stream);
+      }
       kv_append(a, ptr(k), ptr(v), s_->stream);
     }
     context = std::move(out);

@@ -6,7 +6,11 @@
 //                baseline, float32 throughout.
 //   tiled        attention_prefill (attention.hpp): flash attention on tensor cores, a
 //                CTA per (kv head, tile of 64 packed GQA rows), visiting only the key
-//                tiles plan.hpp's key_tiles_needed names. What the backend runs.
+//                tiles plan.hpp's key_tiles_needed names, its tile loads (cp.async)
+//                overlapping the tensor cores. What the backend runs.
+//   tiled-sync   attention_prefill_sync_loads: the same kernel with every tile load
+//                through registers (no cp.async), the same bits; the lab times it
+//                against the tiled kernel, to see what the overlap gives.
 //
 // Both compute, for query t at position p = pos0 + t and query head h (kv head h / G),
 //   out[t, h] = softmax_k(score(q . k_k)) v_k   over the keys k the mask allows
@@ -28,6 +32,10 @@ namespace cuda {
 // Version 1 (see above). Same arguments and checks as attention_prefill, and any
 // head_dim from 1 to 256.
 void attention_prefill_v1(const AttentionArgs& a, cudaStream_t stream);
+
+// The tiled kernel with synchronous tile loads (see above). Same arguments, checks and
+// workspace as attention_prefill.
+void attention_prefill_sync_loads(const AttentionArgs& a, cudaStream_t stream);
 
 // Throws std::invalid_argument, naming `who` and the field, unless `a` is a prefill call
 // the kernels support: batch == 1, T >= 1, head_dim 128 or 256 (version 1, any_head_dim:

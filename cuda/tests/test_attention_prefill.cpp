@@ -24,7 +24,9 @@
 // the ring wrapped, T G not a multiple of the 64-row tile, image groups crossing Q-tile
 // and key-tile edges, one real-size case (W 512, T 2048, G 4, head_dim 256), and the
 // metamorphic check: the last query of a sliding layer over a long sequence equals a
-// global layer's last query over just the last W keys.
+// global layer's last query over just the last W keys. And the tiled kernel's cp.async
+// tile loads against the same kernel loading through registers
+// (attention_prefill_sync_loads): the same bits.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -48,7 +50,7 @@ using gemma3::cuda::AttentionArgs;
 using gemma3::cuda::KvType;
 using cuda_test::DeviceBuffer;
 
-enum class Kernel { tiled, v1 };
+enum class Kernel { tiled, tiled_sync, v1 };  // tiled_sync: attention_prefill_sync_loads
 
 struct Case {
   int num_heads = 4, num_kv_heads = 1, head_dim = 256;
@@ -185,7 +187,12 @@ Result run(const Case& c, Kernel kernel, std::mt19937& rng, std::vector<float> q
     a.last_key_max = *std::max_element(last_key.begin(), last_key.end());
   }
 
+  // the tiled kernel's staged keys (NaN bytes until it writes them)
+  DeviceBuffer<std::uint16_t> d_workspace(gemma3::cuda::attention_prefill_workspace(a) / 2);
+  a.workspace = d_workspace.get();
+  a.workspace_bytes = gemma3::cuda::attention_prefill_workspace(a);
   if (kernel == Kernel::tiled) gemma3::cuda::attention_prefill(a, nullptr);
+  else if (kernel == Kernel::tiled_sync) gemma3::cuda::attention_prefill_sync_loads(a, nullptr);
   else gemma3::cuda::attention_prefill_v1(a, nullptr);
   cuda_test::sync();
 
@@ -203,14 +210,14 @@ Result run(const Case& c, Kernel kernel, std::mt19937& rng, std::vector<float> q
   for (float& x : q) x = to_bf16(x);
   cuda_test::round_all(c.kv, keys);
   cuda_test::round_all(c.kv, values);
-  if (kernel == Kernel::tiled) {
+  if (kernel != Kernel::v1) {
     for (float& x : keys) x = to_bf16(x);
     for (float& x : values) x = to_bf16(x);
   }
   const std::vector<float> want = cuda_test::reference_attention(NH, KV, D, c.scale, c.softcap, c.sliding, c.window,
                                                                  c.pos0, c.T, q, keys, values, P, images.get());
   r.error = cuda_test::compare(r.out, want);
-  if (kernel == Kernel::tiled) r.naive_relative = cuda_test::compare(naive_bf16_p(c, q, keys, values, images.get()), want).relative;
+  if (kernel != Kernel::v1) r.naive_relative = cuda_test::compare(naive_bf16_p(c, q, keys, values, images.get()), want).relative;
   return r;
 }
 
@@ -337,6 +344,34 @@ TEST_CASE("prefill: chunked prefill reads the history from the cache, the ring w
   for (const Case& c : cases) check_tiled(c, rng);
 }
 
+TEST_CASE("prefill: the tile loads by cp.async give the synchronous loads' bits", "[cuda][prefill]") {
+  // The same inputs through both: text from position 0 and after a wrapped ring, both
+  // cache types, both head_dims, images, T G not a multiple of the tile.
+  std::vector<Case> cases = {
+      text(4, 1, 256, false, 0, 0, 70),
+      text(4, 1, 256, true, 64, 130, 200),
+      text(4, 2, 128, true, 16, 5, 3),
+      text(8, 4, 256, true, 16, 1000, 17),
+  };
+  Case f16 = text(4, 2, 128, true, 64, 300, 70);
+  f16.kv = KvType::f16;
+  cases.push_back(f16);
+  Case f16_global = text(2, 1, 256, false, 0, 40, 33);
+  f16_global.kv = KvType::f16;
+  cases.push_back(f16_global);
+  cases.push_back(image_cases().front());
+  for (const Case& c : cases) {
+    INFO(describe(c));
+    std::mt19937 rng_a(99), rng_b(99);
+    const Result async = run(c, Kernel::tiled, rng_a), sync = run(c, Kernel::tiled_sync, rng_b);
+    REQUIRE(async.out.size() == sync.out.size());
+    REQUIRE(async.error.non_finite == 0);
+    CHECK(async.error.relative <= 1e-2);
+    CHECK(std::memcmp(async.out.data(), sync.out.data(), async.out.size() * sizeof(float)) == 0);
+    CHECK(sync.guard_intact);
+  }
+}
+
 TEST_CASE("prefill: 27B shape, softcap, f16 caches", "[cuda][prefill]") {
   std::mt19937 rng(27);
   for (bool sliding : {false, true}) {
@@ -422,9 +457,13 @@ TEST_CASE("prefill version 1 matches the reference", "[cuda][prefill]") {
 TEST_CASE("prefill rejects the calls it does not support", "[cuda][prefill]") {
   DeviceBuffer<float> q(4 * 4 * 256), out(4 * 4 * 256), kn(4 * 2 * 256);
   DeviceBuffer<std::uint16_t> cache(64 * 2 * 256);
-  const AttentionArgs ok = tiny_valid_args(q, out, kn, cache);
+  AttentionArgs ok = tiny_valid_args(q, out, kn, cache);
+  DeviceBuffer<std::uint16_t> workspace(gemma3::cuda::attention_prefill_workspace(ok) / 2 + 8);
+  ok.workspace = workspace.get();
+  ok.workspace_bytes = gemma3::cuda::attention_prefill_workspace(ok);
   using Fn = void (*)(const AttentionArgs&, cudaStream_t);
-  for (Fn f : {Fn(gemma3::cuda::attention_prefill), Fn(gemma3::cuda::attention_prefill_v1)}) {
+  for (Fn f : {Fn(gemma3::cuda::attention_prefill), Fn(gemma3::cuda::attention_prefill_sync_loads),
+               Fn(gemma3::cuda::attention_prefill_v1)}) {
     REQUIRE_NOTHROW(f(ok, nullptr));
     cuda_test::sync();
     auto bad = [&](auto change) {
@@ -432,7 +471,7 @@ TEST_CASE("prefill rejects the calls it does not support", "[cuda][prefill]") {
       change(a);
       return a;
     };
-    const bool tiled = f == Fn(gemma3::cuda::attention_prefill);
+    const bool tiled = f != Fn(gemma3::cuda::attention_prefill_v1);
     if (tiled) CHECK_THROWS_AS(f(bad([](AttentionArgs& a) { a.head_dim = 64; }), nullptr), std::invalid_argument);
     CHECK_THROWS_AS(f(bad([](AttentionArgs& a) { a.head_dim = 320; }), nullptr), std::invalid_argument);
     CHECK_THROWS_AS(f(bad([](AttentionArgs& a) { a.num_heads = 3; }), nullptr), std::invalid_argument);
@@ -449,5 +488,14 @@ TEST_CASE("prefill rejects the calls it does not support", "[cuda][prefill]") {
       CHECK_THROWS_AS(f(bad([](AttentionArgs& a) { a.q = a.q + 1; }), nullptr), std::invalid_argument);
     CHECK_THROWS_AS(f(bad([&](AttentionArgs& a) { a.group = reinterpret_cast<const int*>(kn.get()); }), nullptr),
                     std::invalid_argument);  // group without last_key
+    if (tiled) {  // the staged keys' workspace: given, large enough, 16-byte aligned
+      using Catch::Matchers::Contains;
+      CHECK_THROWS_WITH(f(bad([](AttentionArgs& a) { a.workspace = nullptr; }), nullptr), Contains("workspace"));
+      CHECK_THROWS_WITH(f(bad([](AttentionArgs& a) { a.workspace_bytes -= 16; }), nullptr), Contains("workspace"));
+      CHECK_THROWS_WITH(f(bad([](AttentionArgs& a) {
+                          a.workspace = static_cast<std::uint16_t*>(a.workspace) + 4;
+                        }), nullptr),
+                        Contains("workspace"));
+    }
   }
 }

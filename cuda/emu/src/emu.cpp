@@ -28,6 +28,8 @@
 extern "C" void __tsan_acquire(void* addr);
 extern "C" void __tsan_release(void* addr);
 extern "C" void __tsan_read2(void* addr);
+extern "C" void __tsan_read16(void* addr);
+extern "C" void __tsan_write16(void* addr);
 #endif
 
 namespace gemma3_emu {
@@ -47,10 +49,15 @@ void hb_release(const void* sync) { __tsan_release(const_cast<void*>(sync)); }
 void hb_acquire(const void* sync) { __tsan_acquire(const_cast<void*>(sync)); }
 // A read the emulator makes for the kernel (ldmatrix), shown to the race check.
 void kernel_read2(const void* p) { __tsan_read2(const_cast<void*>(p)); }
+// A cp.async's 16 bytes: read from global memory, written to shared memory.
+void kernel_read16(const void* p) { __tsan_read16(const_cast<void*>(p)); }
+void kernel_write16(void* p) { __tsan_write16(p); }
 #else
 void hb_release(const void*) {}
 void hb_acquire(const void*) {}
 void kernel_read2(const void*) {}
+void kernel_read16(const void*) {}
+void kernel_write16(void*) {}
 #endif
 
 // ---- fibers ------------------------------------------------------------------------------
@@ -124,11 +131,21 @@ void switch_context(Context* from, Context* to) {
 #endif
 }
 
+// A cp.async issued and not yet waited for: its 16 bytes as read when it was issued,
+// and the group it belongs to (the count of commits before it).
+struct PendingCopy {
+  unsigned char* dst;
+  unsigned char bytes[16];
+  unsigned group;
+};
+
 struct Fiber {
   Context ctx;
   uint3 tid;
   int warp = 0, lane = 0;
   State state = State::ready;
+  std::vector<PendingCopy> copies;  // cp.async in flight, oldest first
+  unsigned commits = 0;             // cp.async.commit_group so far
 };
 
 // Threads that wait for each other (a block at __syncthreads, a warp's lanes at a warp
@@ -158,6 +175,7 @@ struct Block {
   dim3 bdim, gdim;
   const std::function<void()>* body = nullptr;
   unsigned char* smem = nullptr;
+  std::size_t smem_bytes = 0;
   Fiber* cur = nullptr;
   Context main;
   std::string error;
@@ -223,6 +241,7 @@ void warp_wait(Block& b, Fiber& f, Warp& w) { wait_at(b, f, w.bar, State::at_war
   } catch (...) {
     fail("an exception");
   }
+  if (!f.copies.empty()) fail("a thread exited with cp.async copies it never waited for (cp.async.wait_group)");
   f.state = State::done;
   --b.bar.live;
   Warp& w = b.warps[std::size_t(f.warp)];
@@ -293,7 +312,8 @@ std::mt19937& schedule_rng() {
   return rng;
 }
 
-void run_block(const dim3& grid, const dim3& bdim, uint3 bidx, unsigned char* smem, const std::function<void()>& body) {
+void run_block(const dim3& grid, const dim3& bdim, uint3 bidx, unsigned char* smem, std::size_t smem_bytes,
+               const std::function<void()>& body) {
   Block b;
   const int n = int(bdim.x * bdim.y * bdim.z);
   b.fibers.resize(std::size_t(n));
@@ -303,6 +323,7 @@ void run_block(const dim3& grid, const dim3& bdim, uint3 bidx, unsigned char* sm
   b.gdim = grid;
   b.body = &body;
   b.smem = smem;
+  b.smem_bytes = smem_bytes;
   b.bar.live = n;
   for (int i = 0; i < n; ++i) {
     Fiber& f = b.fibers[std::size_t(i)];
@@ -566,6 +587,44 @@ void ldmatrix_x4(std::uint32_t r[4], const void* row, bool trans) {
   });
 }
 
+void cp_async_16(void* dst, const void* src) {
+  Block& b = block();
+  Fiber& f = *b.cur;
+  auto* d = static_cast<unsigned char*>(dst);
+  if (reinterpret_cast<std::uintptr_t>(dst) % 16 != 0 || reinterpret_cast<std::uintptr_t>(src) % 16 != 0)
+    fail("cp.async: a shared or global address that is not 16-byte aligned");
+  if (d < b.smem || d + 16 > b.smem + b.smem_bytes)
+    fail("cp.async: a destination outside the launch's dynamic shared memory");
+  if (!device_range_ok(src, 16)) fail("cp.async: a source outside every device allocation");
+  kernel_read16(src);
+  kernel_write16(d);  // the copy may land at any time from here until the wait
+  PendingCopy c;
+  c.dst = d;
+  std::memcpy(c.bytes, src, 16);
+  c.group = f.commits;
+  f.copies.push_back(c);
+}
+
+void cp_async_commit() { ++block().cur->commits; }
+
+void cp_async_wait(int n) {
+  Fiber& f = *block().cur;
+  // Committed groups are 0 .. commits - 1; all but the newest n must land. Copies not yet
+  // committed are not waited for.
+  const unsigned keep_from = f.commits >= unsigned(n) ? f.commits - unsigned(n) : 0u;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < f.copies.size(); ++i) {
+    PendingCopy& c = f.copies[i];
+    if (c.group < keep_from) {
+      std::memcpy(c.dst, c.bytes, 16);
+      kernel_write16(c.dst);
+    } else {
+      f.copies[kept++] = c;
+    }
+  }
+  f.copies.resize(kept);
+}
+
 void mma_m16n8k16_bf16(float c[4], const std::uint32_t a[4], std::uint32_t b0, std::uint32_t b1) {
   struct Regs { std::uint32_t a[4], b[2]; };
   Regs mine{{a[0], a[1], a[2], a[3]}, {b0, b1}};
@@ -672,7 +731,7 @@ void launch(const void* fn, const LaunchConfig& c, std::function<void()> body) {
                           for (unsigned y = 0; y < cfg.grid.y; ++y)
                             for (unsigned x = 0; x < cfg.grid.x; ++x) {
                               std::memset(base, 0xff, cfg.smem);  // NaN bytes: a value never written shows
-                              run_block(cfg.grid, cfg.block, uint3{x, y, z}, base, *shared_body);
+                              run_block(cfg.grid, cfg.block, uint3{x, y, z}, base, cfg.smem, *shared_body);
                             }
                       }});
 }

@@ -92,6 +92,53 @@ __global__ void read_dynamic_shared(float* out, int i) {
   if (threadIdx.x == 0) *out = dyn[i];
 }
 
+// cp.async, the prefill kernel's loads: each thread copies 4 floats (16 bytes) of src
+// into the dynamic shared memory, first group src[0 .. 4n), second group src[4n .. 8n),
+// and records what its own slots hold before any wait, after wait_group 1 (the first
+// group landed) and after wait_group 0 -- then, past a barrier, another thread's slots.
+__global__ void copy_async(const float* src, float* seen) {
+  extern __shared__ __align__(16) float buf[];  // [2][4 n]
+  const int t = threadIdx.x, n = blockDim.x;
+  for (int i = 0; i < 8; ++i) buf[(i / 4) * 4 * n + 4 * t + i % 4] = -1.f;
+  gemma3_emu::cp_async_16(buf + 4 * t, src + 4 * t);
+  gemma3_emu::cp_async_commit();
+  gemma3_emu::cp_async_16(buf + 4 * n + 4 * t, src + 4 * n + 4 * t);
+  gemma3_emu::cp_async_commit();
+  float* mine = seen + std::size_t(t) * 32;
+  auto record = [&](int k) {
+    for (int i = 0; i < 8; ++i) mine[8 * k + i] = buf[(i / 4) * 4 * n + 4 * t + i % 4];
+  };
+  record(0);
+  gemma3_emu::cp_async_wait(1);
+  record(1);
+  gemma3_emu::cp_async_wait(0);
+  record(2);
+  __syncthreads();
+  const int u = (t + 1) % n;  // the next thread's slots: landed, and ordered by the barrier
+  for (int i = 0; i < 8; ++i) mine[24 + i] = buf[(i / 4) * 4 * n + 4 * u + i % 4];
+}
+
+// A thread that exits with a copy in flight, or copies to or from the wrong place.
+__global__ void copy_async_misused(const float* src, int how) {
+  extern __shared__ __align__(16) float buf[];
+  if (how == 0) gemma3_emu::cp_async_16(buf, src);  // never committed: wait_group 0 leaves it in flight
+  if (how == 1) gemma3_emu::cp_async_16(buf + 2, src);  // shared address not 16-byte aligned
+  if (how == 2) gemma3_emu::cp_async_16(buf + 4, src);  // past the launch's 16 bytes of shared memory
+  if (how == 3) gemma3_emu::cp_async_16(buf, src + 4);  // past the source's allocation
+  gemma3_emu::cp_async_wait(0);
+}
+
+// Thread 0 copies into shared memory and waits; the others read it with no barrier.
+__global__ void copy_async_without_barrier(const float* src, float* out) {
+  extern __shared__ __align__(16) float buf[];
+  if (threadIdx.x == 0) {
+    gemma3_emu::cp_async_16(buf, src);
+    gemma3_emu::cp_async_commit();
+    gemma3_emu::cp_async_wait(0);
+  }
+  out[threadIdx.x] = buf[threadIdx.x % 4];
+}
+
 __global__ void add_one(float* x, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) x[i] += 1.f;
@@ -203,6 +250,46 @@ TEST_CASE("emulator: a bad launch configuration is refused at the launch", "[emu
   ok(cudaFree(d));
 }
 
+TEST_CASE("emulator: a cp.async copy lands when its thread waits for its group, and is checked", "[emu]") {
+  constexpr int n = 64;
+  std::vector<float> src(8 * n);
+  for (int i = 0; i < 8 * n; ++i) src[std::size_t(i)] = float(i);
+  float* d_src = device(src);
+  float* d_seen = nullptr;
+  ok(cudaMalloc(&d_seen, std::size_t(n) * 32 * sizeof(float)));
+  copy_async<<<1, n, 8 * n * sizeof(float)>>>(d_src, d_seen);
+  ok(cudaGetLastError());
+  const std::vector<float> seen = host(d_seen, std::size_t(n) * 32);
+  int wrong = 0;
+  for (int t = 0; t < n; ++t)
+    for (int i = 0; i < 8; ++i) {
+      const float first = src[std::size_t((i / 4) * 4 * n + 4 * t + i % 4)];
+      const float next = src[std::size_t((i / 4) * 4 * n + 4 * ((t + 1) % n) + i % 4)];
+      const float* mine = &seen[std::size_t(t) * 32];
+      wrong += mine[i] != -1.f;                              // before any wait: nothing landed
+      wrong += mine[8 + i] != (i < 4 ? first : -1.f);        // wait_group 1: the first group only
+      wrong += mine[16 + i] != first;                        // wait_group 0: both
+      wrong += mine[24 + i] != next;                         // another thread's, past a barrier
+    }
+  CHECK(wrong == 0);
+
+  for (int how = 0; how < 4; ++how) {
+    INFO("misuse " << how);
+    float* d_small = device(std::vector<float>(4, 1.f));
+    copy_async_misused<<<1, 1, 16>>>(d_small, how);
+    CHECK(cudaDeviceSynchronize() == cudaErrorLaunchFailure);
+    ok(cudaDeviceReset());
+    ok(cudaGetLastError());
+  }
+  d_src = device(src);
+  float* d_out = nullptr;
+  ok(cudaMalloc(&d_out, 4 * sizeof(float)));
+  copy_async_misused<<<1, 1, 16>>>(d_src, 4);  // no misuse: fine
+  ok(cudaDeviceSynchronize());
+  ok(cudaFree(d_src));
+  ok(cudaFree(d_out));
+}
+
 TEST_CASE("emulator: a stream runs only when waited for; capture and graphs", "[emu]") {
   cudaStream_t s = nullptr;
   ok(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
@@ -284,4 +371,17 @@ TEST_CASE("emulator: the race check reports a read of shared memory another thre
   publish_without_barrier<<<1, 64>>>(d);
   ok(cudaDeviceSynchronize());
   ok(cudaFree(d));
+}
+
+// Hidden, as above (ctest cuda_emu_race_bait_cp_async): a cp.async's bytes read by other
+// threads after its thread waited, but with no barrier.
+TEST_CASE("emulator: the race check reports a read of a cp.async's bytes with no barrier after the wait",
+          "[.][race_bait_cp_async]") {
+  float* src = device(std::vector<float>(4, 1.f));
+  float* out = nullptr;
+  ok(cudaMalloc(&out, 64 * sizeof(float)));
+  copy_async_without_barrier<<<1, 64, 16>>>(src, out);
+  ok(cudaDeviceSynchronize());
+  ok(cudaFree(src));
+  ok(cudaFree(out));
 }

@@ -28,6 +28,9 @@
 //   - ldmatrix and mma.m16n8k16 give each lane the registers the PTX ISA's fragment
 //     tables assign it (PTX ISA, "Warp-level matrix fragment for mma.m16n8k16" and
 //     "ldmatrix"); products are accumulated in float32 in k order.
+//   - A cp.async copy lands in shared memory only when its thread waits for its group,
+//     so a read that does not wait (or, in another thread, a read with no barrier after
+//     the wait) sees the old bytes; the race check also sees the copy's write at issue.
 // What it does not model: timing, occupancy, register or shared-memory limits per SM,
 // races between blocks or streams (blocks never overlap), the device's approximate
 // intrinsics (__expf is expf), and the GPU's memory model.
@@ -267,6 +270,16 @@ namespace gemma3_emu {
 void ldmatrix_x4(std::uint32_t r[4], const void* row, bool trans);
 // mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: c (16x8) += a (16x16) b (16x8).
 void mma_m16n8k16_bf16(float c[4], const std::uint32_t a[4], std::uint32_t b0, std::uint32_t b1);
+// cp.async.cg.shared.global [dst], [src], 16: the thread's 16 bytes from device memory
+// (read as it issues) land in the launch's dynamic shared memory only when the thread
+// waits for their group, so a read before cp.async.wait_group (and, by the other
+// threads, before a barrier after it) sees what dst held before. Both addresses 16-byte
+// aligned. cp.async.commit_group closes the thread's open group; cp.async.wait_group n
+// lands every committed group but the newest n. A thread may not exit with copies in
+// flight.
+void cp_async_16(void* dst, const void* src);
+void cp_async_commit();
+void cp_async_wait(int n);
 }  // namespace gemma3_emu
 
 // ---- the runtime -------------------------------------------------------------------------
