@@ -11,8 +11,9 @@
 //                Options::keep_quantized, a GGUF block type is copied as stored instead
 //                (quantized.hpp): up to kGemvMaxTokens rows of X multiply it by the
 //                dequantizing GEMV (float32 X, never rounded), more rows by cuBLAS on a
-//                bf16 copy made a chunk of rows at a time in a pooled scratch buffer;
-//                the embedding and the LM head read the same blocks
+//                bf16 copy made a chunk of rows at a time in a pooled scratch buffer
+//                (linear_many's blocks, a few rows: every W's GEMV in one launch,
+//                gemv_blocks_many); the embedding and the LM head read the same blocks
 //   linear       Y [T, out] = X [T, in] . W^T, W [out, in] row-major, as one cuBLAS GEMM:
 //                cuBLAS is column-major, and a row-major [r, c] matrix is a column-major
 //                [c, r] one with leading dimension c, so
@@ -731,7 +732,18 @@ class CudaBackend final : public Backend {
                                     ", " + std::to_string(in) + "]");
     std::vector<Activations> outs;
     outs.reserve(jobs.size());
-    if (std::any_of(jobs.begin(), jobs.end(), [&](const auto& j) { return as_blocks(*j.first); })) {
+    const bool all_blocks = std::all_of(jobs.begin(), jobs.end(), [&](const auto& j) { return as_blocks(*j.first); });
+    if (all_blocks && T <= kGemvMaxTokens && jobs.size() > 1 && jobs.size() <= std::size_t(kGemvMaxJobs)) {
+      // Options::keep_quantized, a few tokens: every W's GEMV in one launch
+      std::vector<GemvJob> gemv;
+      const float* x = read_ptr(X);
+      for (const auto& j : jobs) {
+        outs.push_back(make(T, j.first->rows));  // [T, out]
+        gemv.push_back(GemvJob{j.first->dtype, block_weight(*j.first), to_int(j.first->rows, "out_features"),
+                               ptr(outs.back())});
+      }
+      gemv_blocks_many(gemv.data(), int(gemv.size()), in, x, T, s_->stream);
+    } else if (std::any_of(jobs.begin(), jobs.end(), [&](const auto& j) { return as_blocks(*j.first); })) {
       // Options::keep_quantized: each W on its own (the GEMV, or the GEMM on a bf16 copy)
       for (const auto& j : jobs) {
         Activations y = make(T, j.first->rows);  // [T, out]

@@ -7,6 +7,10 @@
 //                    tokens' x (16-byte loads where x is 16-byte aligned); a butterfly
 //                    sum over the warp gives each token's y. More tokens than a chunk:
 //                    one launch per chunk of kGemvChunk tokens.
+//   gemv_blocks_many the same warps for several weights that read one x (q, k and v;
+//                    gate and up), in one launch: CTA c serves the weight whose range
+//                    of CTAs holds c, through a switch on its block type, so every row
+//                    is gemv_blocks' arithmetic (the same bits)
 //   dequantize_bf16  a thread per part: 32 values widened, rounded to bf16 (bf16_bits:
 //                    gemma3::f32_to_bf16's bits), stored as four 16-byte writes
 //   embed_blocks     a CTA per token, a thread per part of its row
@@ -45,13 +49,14 @@ __device__ __forceinline__ void row_part(const std::uint8_t* row, int p, float* 
   blocks::dequantize_part<kType>(row + std::size_t(p / ppb) * blocks::block_bytes(kType), p % ppb, v);
 }
 
-// y [T, rows] = x [T, cols] . W^T for T <= kGemvChunk tokens; x rows `cols` apart.
+// y [T, rows] = x [T, cols] . W^T for T <= kGemvChunk tokens; x rows `cols` apart. The
+// rows of CTA `cta`, a warp each.
 template <DType kType, bool kVec>
-__global__ __launch_bounds__(32 * kGemvWarps) void gemv_kernel(const std::uint8_t* __restrict__ W, int rows,
-                                                                int cols, const float* __restrict__ x, int T,
-                                                                float* __restrict__ y, int ldy) {
+__device__ __forceinline__ void gemv_rows(const std::uint8_t* __restrict__ W, int rows, int cols,
+                                          const float* __restrict__ x, int T, float* __restrict__ y, int ldy,
+                                          int cta) {
   const int lane = threadIdx.x & 31;
-  const int row = blockIdx.x * kGemvWarps + (threadIdx.x >> 5);
+  const int row = cta * kGemvWarps + (threadIdx.x >> 5);
   if (row >= rows) return;  // the whole warp: a warp is one row
   const int parts = cols / blocks::kPart;
   const std::uint8_t* w = W + std::size_t(row) * std::size_t(parts / blocks::parts_per_block(kType)) *
@@ -88,6 +93,55 @@ __global__ __launch_bounds__(32 * kGemvWarps) void gemv_kernel(const std::uint8_
     if (t >= T) break;
     const float total = warp_sum(acc[t]);
     if (lane == 0) y[std::size_t(t) * std::size_t(ldy) + std::size_t(row)] = total;
+  }
+}
+
+template <DType kType, bool kVec>
+__global__ __launch_bounds__(32 * kGemvWarps) void gemv_kernel(const std::uint8_t* __restrict__ W, int rows,
+                                                                int cols, const float* __restrict__ x, int T,
+                                                                float* __restrict__ y, int ldy) {
+  gemv_rows<kType, kVec>(W, rows, cols, x, T, y, ldy, int(blockIdx.x));
+}
+
+// gemv_blocks_many's weights: job j's CTAs are [first_cta[j], first_cta[j + 1]).
+struct GemvTable {
+  const std::uint8_t* W[kGemvMaxJobs];
+  float* y[kGemvMaxJobs];
+  int rows[kGemvMaxJobs];
+  DType type[kGemvMaxJobs];
+  int first_cta[kGemvMaxJobs + 1];
+  int n;
+};
+
+template <bool kVec>
+__global__ __launch_bounds__(32 * kGemvWarps) void gemv_many_kernel(const GemvTable tab, int cols,
+                                                                     const float* __restrict__ x, int T) {
+  // This CTA's job, read from the table at constant indices (an index known only at run
+  // time would copy the table to local memory).
+  const std::uint8_t* W = tab.W[0];
+  float* y = tab.y[0];
+  int rows = tab.rows[0], first = 0;
+  DType type = tab.type[0];
+#pragma unroll
+  for (int j = 1; j < kGemvMaxJobs; ++j)
+    if (j < tab.n && int(blockIdx.x) >= tab.first_cta[j]) {
+      W = tab.W[j];
+      y = tab.y[j];
+      rows = tab.rows[j];
+      type = tab.type[j];
+      first = tab.first_cta[j];
+    }
+  const int cta = int(blockIdx.x) - first;
+  switch (type) {
+    case DType::Q8_0: gemv_rows<DType::Q8_0, kVec>(W, rows, cols, x, T, y, rows, cta); break;
+    case DType::Q4_0: gemv_rows<DType::Q4_0, kVec>(W, rows, cols, x, T, y, rows, cta); break;
+    case DType::Q4_1: gemv_rows<DType::Q4_1, kVec>(W, rows, cols, x, T, y, rows, cta); break;
+    case DType::Q5_0: gemv_rows<DType::Q5_0, kVec>(W, rows, cols, x, T, y, rows, cta); break;
+    case DType::Q5_1: gemv_rows<DType::Q5_1, kVec>(W, rows, cols, x, T, y, rows, cta); break;
+    case DType::Q4_K: gemv_rows<DType::Q4_K, kVec>(W, rows, cols, x, T, y, rows, cta); break;
+    case DType::Q5_K: gemv_rows<DType::Q5_K, kVec>(W, rows, cols, x, T, y, rows, cta); break;
+    case DType::Q6_K: gemv_rows<DType::Q6_K, kVec>(W, rows, cols, x, T, y, rows, cta); break;
+    default: break;  // the launcher checks every type
   }
 }
 
@@ -223,6 +277,43 @@ void gemv_blocks(DType t, const void* W, int rows, int cols, const float* x, int
     float* yt = y + std::size_t(t0) * std::size_t(rows);
     by_type(t, "gemv_blocks", GemvLaunch{static_cast<const std::uint8_t*>(W), rows, cols, xt, n, yt, vec, grid, stream});
     check_launch("gemv_blocks");
+  }
+}
+
+void gemv_blocks_many(const GemvJob* jobs, int n, int cols, const float* x, int T, cudaStream_t stream) {
+  if (n < 1 || n > kGemvMaxJobs)
+    throw std::invalid_argument("gemma3::cuda::gemv_blocks_many: " + std::to_string(n) + " weights (1 to " +
+                                std::to_string(kGemvMaxJobs) + ")");
+  if (T < 1 || T > kGemvMaxTokens)
+    throw std::invalid_argument("gemma3::cuda::gemv_blocks_many: " + std::to_string(T) + " tokens (1 to " +
+                                std::to_string(kGemvMaxTokens) + ")");
+  GemvTable tab{};
+  tab.n = n;
+  long long ctas = 0;
+  for (int j = 0; j < n; ++j) {
+    check_readable(jobs[j].type, cols, "gemv_blocks_many");
+    if (jobs[j].rows < 0)
+      throw std::invalid_argument("gemma3::cuda::gemv_blocks_many: weight " + std::to_string(j) + " has " +
+                                  std::to_string(jobs[j].rows) + " rows");
+    tab.W[j] = static_cast<const std::uint8_t*>(jobs[j].W);
+    tab.y[j] = jobs[j].y;
+    tab.rows[j] = jobs[j].rows;
+    tab.type[j] = jobs[j].type;
+    tab.first_cta[j] = int(ctas);
+    ctas += (jobs[j].rows + kGemvWarps - 1) / kGemvWarps;
+    if (ctas > 0x7fffffffLL) throw std::invalid_argument("gemma3::cuda::gemv_blocks_many: too many rows");
+  }
+  tab.first_cta[n] = int(ctas);
+  if (ctas == 0) return;
+  const bool vec = aligned16(x);
+  for (int t0 = 0; t0 < T; t0 += kGemvChunk) {
+    const int m = T - t0 < kGemvChunk ? T - t0 : kGemvChunk;
+    GemvTable chunk = tab;
+    for (int j = 0; j < n; ++j) chunk.y[j] = tab.y[j] + std::size_t(t0) * std::size_t(tab.rows[j]);
+    const float* xt = x + std::size_t(t0) * std::size_t(cols);
+    if (vec) gemv_many_kernel<true><<<unsigned(ctas), 32 * kGemvWarps, 0, stream>>>(chunk, cols, xt, m);
+    else gemv_many_kernel<false><<<unsigned(ctas), 32 * kGemvWarps, 0, stream>>>(chunk, cols, xt, m);
+    check_launch("gemv_blocks_many");
   }
 }
 

@@ -9,6 +9,9 @@
 //                     the dot with every token's x (float32 FMAs), then the warp sums.
 //                     The weights are read once for up to 4 tokens, at their stored size
 //                     (4.5 to 8.5 bits a value instead of bf16's 16).
+//   gemv_blocks_many  the same for up to kGemvMaxJobs weights that read one x (q, k and
+//                     v; gate and up), each of its own block type, in one launch: each
+//                     y the bits gemv_blocks gives it
 //   dequantize_bf16   out [n, cols] bf16 = rows [row0, row0 + n) of W, widened exactly
 //                     and rounded to bf16 (the bits of f32_to_bf16(dequantize_row)):
 //                     for more tokens than the GEMV takes, cuBLAS then multiplies
@@ -40,6 +43,18 @@ bool is_block_type(DType t);
 // y [T, rows] (row-major) = x [T, cols] . W^T; W: rows * (cols / block values) blocks,
 // row after row. 1 <= T <= kGemvMaxTokens.
 void gemv_blocks(DType t, const void* W, int rows, int cols, const float* x, int T, float* y, cudaStream_t stream);
+
+// y_j [T, rows_j] = x [T, cols] . W_j^T for each of n (1 .. kGemvMaxJobs) jobs, in one
+// launch per 4 tokens (as gemv_blocks launches). Every W_j has rows of `cols` values;
+// the y_j must not overlap x. 1 <= T <= kGemvMaxTokens.
+constexpr int kGemvMaxJobs = 4;
+struct GemvJob {
+  DType type;
+  const void* W;
+  int rows;
+  float* y;
+};
+void gemv_blocks_many(const GemvJob* jobs, int n, int cols, const float* x, int T, cudaStream_t stream);
 
 // out [n, cols] bf16 = W's rows [row0, row0 + n) widened and rounded to bf16.
 void dequantize_bf16(DType t, const void* W, std::int64_t row0, int n, int cols, std::uint16_t* out,

@@ -79,6 +79,51 @@ TEST_CASE("blocks: the GEMV of every block type is the CPU's dot within float32 
   }
 }
 
+TEST_CASE("blocks: gemv_blocks_many gives each weight gemv_blocks' bits, in one launch", "[cuda][ops][blocks]") {
+  // q / k / v shaped: rows of other counts (one not a whole CTA of 4 warps), each weight
+  // of its own block type; every block type takes every place in turn.
+  quant_test::Rng rng(12);
+  const std::vector<DType> types = quant_test::block_types();
+  const int cols = 512;
+  const std::vector<int> rows = {40, 9, 16, 3};
+  for (std::size_t first = 0; first < types.size(); ++first)
+    for (int n : {2, 3, 4}) {
+      std::vector<DeviceBuffer<unsigned char>> wd;
+      std::vector<DType> ts;
+      for (int j = 0; j < n; ++j) {
+        ts.push_back(types[(first + std::size_t(j) * 3) % types.size()]);
+        wd.push_back(on_device(random_rows(ts.back(), rows[std::size_t(j)], cols, rng)));
+      }
+      for (int T : {1, 4, 6}) {
+        for (bool aligned : {true, false}) {
+          INFO(n << " weights from " << gemma3::dtype_name(ts[0]) << ", " << T << " tokens, x "
+                 << (aligned ? "16-byte aligned" : "4 bytes off"));
+          const std::vector<float> x = quant_test::random_floats(std::size_t(T) * cols, rng);
+          std::vector<float> padded(x.size() + 1, 0.f);
+          std::memcpy(padded.data() + (aligned ? 0 : 1), x.data(), x.size() * sizeof(float));
+          const DeviceBuffer<float> xd(padded);
+          const float* xp = xd.get() + (aligned ? 0 : 1);
+          std::vector<DeviceBuffer<float>> alone, together;
+          std::vector<gemma3::cuda::GemvJob> jobs;
+          for (int j = 0; j < n; ++j) {
+            const int r = rows[std::size_t(j)];
+            alone.emplace_back(std::size_t(T) * r);
+            together.emplace_back(std::size_t(T) * r);
+            gemma3::cuda::gemv_blocks(ts[std::size_t(j)], wd[std::size_t(j)].get(), r, cols, xp, T,
+                                      alone.back().get(), nullptr);
+            jobs.push_back({ts[std::size_t(j)], wd[std::size_t(j)].get(), r, together.back().get()});
+          }
+          gemma3::cuda::gemv_blocks_many(jobs.data(), n, cols, xp, T, nullptr);
+          cuda_test::sync();
+          for (int j = 0; j < n; ++j) {
+            const std::vector<float> a = alone[std::size_t(j)].download(), b = together[std::size_t(j)].download();
+            CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+          }
+        }
+      }
+    }
+}
+
 TEST_CASE("blocks: dequantize_bf16 gives f32_to_bf16 of dequantize_row, bit for bit", "[cuda][ops][blocks]") {
   quant_test::Rng rng(12);
   const int rows = 21, row0 = 5, n = 13, cols = 512;
@@ -140,6 +185,17 @@ TEST_CASE("blocks: the launchers refuse what they cannot read, before any CUDA c
                     Contains("rows of 48 values are not whole Q5_0 blocks"));
   CHECK_THROWS_WITH(gemma3::cuda::embed_blocks(DType::F32, nullptr, 64, nullptr, 1, 1.f, &y, nullptr),
                     Contains("F32 is not a GGUF block type"));
+  gemma3::cuda::GemvJob jobs[5] = {{DType::Q8_0, nullptr, 4, &y}, {DType::Q4_K, nullptr, 4, &y},
+                                    {DType::Q8_0, nullptr, 4, &y}, {DType::Q8_0, nullptr, 4, &y},
+                                    {DType::Q8_0, nullptr, 4, &y}};
+  CHECK_THROWS_WITH(gemma3::cuda::gemv_blocks_many(jobs, 2, 640, nullptr, 1, nullptr),
+                    Contains("rows of 640 values are not whole Q4_K blocks"));
+  CHECK_THROWS_WITH(gemma3::cuda::gemv_blocks_many(jobs, 5, 256, nullptr, 1, nullptr), Contains("5 weights (1 to 4)"));
+  CHECK_THROWS_WITH(gemma3::cuda::gemv_blocks_many(jobs, 0, 256, nullptr, 1, nullptr), Contains("0 weights (1 to 4)"));
+  CHECK_THROWS_WITH(gemma3::cuda::gemv_blocks_many(jobs, 2, 256, nullptr, 9, nullptr), Contains("9 tokens (1 to 8)"));
+  jobs[0].type = DType::BF16;
+  CHECK_THROWS_WITH(gemma3::cuda::gemv_blocks_many(jobs, 1, 256, nullptr, 1, nullptr),
+                    Contains("BF16 is not a GGUF block type"));
   CHECK(gemma3::cuda::is_block_type(DType::Q6_K));
   CHECK_FALSE(gemma3::cuda::is_block_type(DType::F16));
 }
