@@ -75,6 +75,25 @@ TEST_CASE("cuda blocks: every part of every block type is dequantize_row's, bit 
       }
       CHECK(checked == rows * cols);
       CHECK(mismatches == 0);
+      // The same blocks 2 bytes past a 4-byte boundary (the span loads' other path; in a
+      // row of 2-byte aligned blocks every other block starts so).
+      std::vector<std::uint32_t> shifted_words(bytes.size() / 4 + 2);
+      auto* shifted = reinterpret_cast<std::uint8_t*>(shifted_words.data()) + 2;
+      std::memcpy(shifted, bytes.data(), bytes.size());
+      int shifted_mismatches = 0;
+      const std::size_t row_bytes = std::size_t(cols / blocks::block_values(t)) * std::size_t(blocks::block_bytes(t));
+      for (std::int64_t r = 0; r < rows; ++r) {
+        gemma3::dequantize_row(w, r, expected.data());
+        for (int p = 0; p < int(cols / blocks::kPart); ++p) {
+          float y[blocks::kPart];
+          const std::uint8_t* block = shifted + std::size_t(r) * row_bytes +
+                                      std::size_t(p / blocks::parts_per_block(t)) * std::size_t(blocks::block_bytes(t));
+          REQUIRE(blocks::dequantize_part(t, block, p % blocks::parts_per_block(t), y));
+          for (int j = 0; j < blocks::kPart; ++j)
+            if (bits_of(y[j]) != bits_of(expected[std::size_t(p * blocks::kPart + j)])) ++shifted_mismatches;
+        }
+      }
+      CHECK(shifted_mismatches == 0);
     }
   }
 }

@@ -33,6 +33,13 @@
 // Rounding: every product and sum is one float32 operation, never contracted into an
 // FMA (on the device the explicitly rounded intrinsics __fmul_rn, __fadd_rn), so the
 // device's values are those of the formulas above.
+//
+// Loads: every block size is even and rows start where their allocation does, so a
+// block starts 2-byte aligned (4-byte aligned for Q4_1, Q5_1 and the K-quants). The
+// bytes a part needs are read as spans (load_span): 4-byte loads at 4-byte aligned
+// addresses, and at an address 2 mod 4 a 2-byte load, then 4-byte loads whose halves
+// are shifted into place; no byte outside the span is read. A byte-at-a-time load
+// would take four times the load instructions, and the GEMV reads every byte of W.
 #pragma once
 
 #if defined(__CUDACC__)
@@ -111,9 +118,53 @@ GEMMA3_BLOCKS_HD float float_of_bits(std::uint32_t b) {
 #endif
 }
 
-// Little-endian loads from any byte address (blocks are only 2-byte aligned).
-GEMMA3_BLOCKS_HD std::uint32_t load_u16(const std::uint8_t* p) { return std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8; }
-GEMMA3_BLOCKS_HD std::uint32_t load_u32(const std::uint8_t* p) { return load_u16(p) | load_u16(p + 2) << 16; }
+// Little-endian loads at addresses aligned to their size (GGUF, x86 and the GPU are
+// little-endian).
+GEMMA3_BLOCKS_HD std::uint32_t load_u16(const std::uint8_t* p) {
+  std::uint16_t v;
+  std::memcpy(&v, __builtin_assume_aligned(p, 2), 2);
+  return v;
+}
+GEMMA3_BLOCKS_HD std::uint32_t load_u32(const std::uint8_t* p) {
+  std::uint32_t v;
+  std::memcpy(&v, __builtin_assume_aligned(p, 4), 4);
+  return v;
+}
+
+// N bytes (N even) that start 2-byte aligned, held as little-endian words: byte i is
+// bits 8 (i % 4) .. of w[i / 4].
+template <int N>
+struct Span {
+  static_assert(N % 2 == 0, "a span of whole 2-byte units");
+  std::uint32_t w[(N + 3) / 4];
+  GEMMA3_BLOCKS_HD std::uint32_t byte(int i) const { return (w[i / 4] >> (8 * (i % 4))) & 0xffu; }
+  GEMMA3_BLOCKS_HD std::uint32_t u16(int i) const { return byte(i) | byte(i + 1) << 8; }  // i even
+  GEMMA3_BLOCKS_HD std::uint32_t u32(int i) const { return u16(i) | u16(i + 2) << 16; }   // i even
+};
+
+// The N bytes at p (2-byte aligned), with the widest aligned loads, reading only them.
+template <int N>
+GEMMA3_BLOCKS_HD Span<N> load_span(const std::uint8_t* p) {
+  constexpr int W = (N + 3) / 4;
+  Span<N> s;
+  if ((reinterpret_cast<std::uintptr_t>(p) & 2u) == 0) {
+GEMMA3_BLOCKS_UNROLL
+    for (int i = 0; i < N / 4; ++i) s.w[i] = load_u32(p + 4 * i);
+    if constexpr (N % 4 != 0) s.w[W - 1] = load_u16(p + N - 2);
+  } else {
+    // p = 2 mod 4: bytes 0, 1 by a 2-byte load; then the aligned words at p + 2, p + 6,
+    // ..., each giving its low half to this word and its high half to the next.
+    std::uint32_t low = load_u16(p);
+GEMMA3_BLOCKS_UNROLL
+    for (int i = 0; i < W; ++i) {
+      const int next = 4 * i + 2;  // where the aligned word with bytes 4 i + 2, 4 i + 3 starts
+      const std::uint32_t high = next + 4 <= N ? load_u32(p + next) : next + 2 <= N ? load_u16(p + next) : 0u;
+      s.w[i] = low | high << 16;
+      low = high >> 16;
+    }
+  }
+  return s;
+}
 
 // IEEE binary16 bits -> float32, exact (dtype.hpp's f16_to_f32): a subnormal is
 // mant * 2^-24, exact in float32.
@@ -142,77 +193,84 @@ GEMMA3_BLOCKS_HD void k4_scale_min(const std::uint8_t* s, int j, int& sc, int& m
 }
 }  // namespace detail
 
-// y [32] = values [32 part, 32 part + 32) of the block at b (part < parts_per_block(T)).
+// y [32] = values [32 part, 32 part + 32) of the block at b (part < parts_per_block(T);
+// b 2-byte aligned, as every block is).
 template <DType T>
 GEMMA3_BLOCKS_HD void dequantize_part(const std::uint8_t* b, int part, float* y) {
   static_assert(block_values(T) > 0, "dequantize_part: a GGUF block type");
   if constexpr (T == DType::Q8_0) {
     (void)part;
-    const float d = half_to_float(load_u16(b));
+    const Span<34> s = load_span<34>(b);  // d | 32 int8
+    const float d = half_to_float(s.u16(0));
 GEMMA3_BLOCKS_UNROLL
-    for (int j = 0; j < 32; ++j) y[j] = mul(float(static_cast<std::int8_t>(b[2 + j])), d);
+    for (int j = 0; j < 32; ++j) y[j] = mul(float(static_cast<std::int8_t>(s.byte(2 + j))), d);
   } else if constexpr (T == DType::Q4_0 || T == DType::Q4_1) {
     (void)part;
-    const float d = half_to_float(load_u16(b));
-    const std::uint8_t* qs = b + (T == DType::Q4_0 ? 2 : 4);
+    constexpr int qs = T == DType::Q4_0 ? 2 : 4;
+    const Span<qs + 16> s = load_span<qs + 16>(b);  // d [, m] | 16 bytes
+    const float d = half_to_float(s.u16(0));
 GEMMA3_BLOCKS_UNROLL
     for (int j = 0; j < 16; ++j) {
+      const int q = int(s.byte(qs + j));
       if constexpr (T == DType::Q4_0) {
-        y[j] = mul(d, float((qs[j] & 0x0f) - 8));
-        y[j + 16] = mul(d, float((qs[j] >> 4) - 8));
+        y[j] = mul(d, float((q & 0x0f) - 8));
+        y[j + 16] = mul(d, float((q >> 4) - 8));
       } else {
-        const float m = half_to_float(load_u16(b + 2));
-        y[j] = add(mul(d, float(qs[j] & 0x0f)), m);
-        y[j + 16] = add(mul(d, float(qs[j] >> 4)), m);
+        const float m = half_to_float(s.u16(2));
+        y[j] = add(mul(d, float(q & 0x0f)), m);
+        y[j + 16] = add(mul(d, float(q >> 4)), m);
       }
     }
   } else if constexpr (T == DType::Q5_0 || T == DType::Q5_1) {
     (void)part;
-    const float d = half_to_float(load_u16(b));
-    const std::uint8_t* qh = b + (T == DType::Q5_0 ? 2 : 4);
-    const std::uint8_t* qs = qh + 4;
-    const std::uint32_t h = load_u32(qh);
+    constexpr int qh = T == DType::Q5_0 ? 2 : 4, qs = qh + 4;
+    const Span<qs + 16> s = load_span<qs + 16>(b);  // d [, m] | qh u32 | 16 bytes
+    const float d = half_to_float(s.u16(0));
+    const std::uint32_t h = s.u32(qh);
 GEMMA3_BLOCKS_UNROLL
     for (int j = 0; j < 16; ++j) {
-      const int lo = (qs[j] & 0x0f) | int((h >> j) & 1u) << 4;
-      const int hi = (qs[j] >> 4) | int((h >> (j + 16)) & 1u) << 4;
+      const int q = int(s.byte(qs + j));
+      const int lo = (q & 0x0f) | int((h >> j) & 1u) << 4;
+      const int hi = (q >> 4) | int((h >> (j + 16)) & 1u) << 4;
       if constexpr (T == DType::Q5_0) {
         y[j] = mul(d, float(lo - 16));
         y[j + 16] = mul(d, float(hi - 16));
       } else {
-        const float m = half_to_float(load_u16(b + 2));
+        const float m = half_to_float(s.u16(2));
         y[j] = add(mul(d, float(lo)), m);
         y[j + 16] = add(mul(d, float(hi)), m);
       }
     }
   } else if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
+    const std::uint32_t dm = load_u32(b);  // d, dmin (a K-quant block is 4-byte aligned)
     int sc, m;
-    detail::k4_scale_min(b + 4, part, sc, m);
-    const float d1 = mul(half_to_float(load_u16(b)), float(sc));
-    const float m1 = mul(half_to_float(load_u16(b + 2)), float(m));
-    const std::uint8_t* qh = b + 16;                                   // Q5_K only
-    const std::uint8_t* qs = b + (T == DType::Q4_K ? 16 : 48) + 32 * (part / 2);
+    detail::k4_scale_min(b + 4, part, sc, m);  // the part's bytes, picked at run time
+    const float d1 = mul(half_to_float(dm & 0xffffu), float(sc));
+    const float m1 = mul(half_to_float(dm >> 16), float(m));
+    const Span<32> qs = load_span<32>(b + (T == DType::Q4_K ? 16 : 48) + 32 * (part / 2));
+    Span<32> qh{};  // Q5_K only
+    if constexpr (T == DType::Q5_K) qh = load_span<32>(b + 16);
     const int shift = 4 * (part & 1);
 GEMMA3_BLOCKS_UNROLL
     for (int l = 0; l < 32; ++l) {
-      int q = (qs[l] >> shift) & 0x0f;
-      if constexpr (T == DType::Q5_K) q |= ((qh[l] >> part) & 1) << 4;
+      int q = int(qs.byte(l) >> shift) & 0x0f;
+      if constexpr (T == DType::Q5_K) q |= int((qh.byte(l) >> part) & 1u) << 4;
       y[l] = sub(mul(d1, float(q)), m1);
     }
   } else {  // Q6_K
     const int h = part / 4, k = part % 4;
-    const std::uint8_t* ql = b + 64 * h + 32 * (k & 1);
-    const std::uint8_t* qh = b + 128 + 32 * h;
-    const std::uint8_t* scales = b + 192;
+    const Span<32> ql = load_span<32>(b + 64 * h + 32 * (k & 1));
+    const Span<32> qh = load_span<32>(b + 128 + 32 * h);
+    const std::uint32_t scales = load_u16(b + 192 + 8 * h + 2 * k);  // this part's two int8 scales
     const float d = half_to_float(load_u16(b + 208));
     const int nibble = k < 2 ? 0 : 4;
 GEMMA3_BLOCKS_UNROLL
     for (int half16 = 0; half16 < 2; ++half16) {
-      const float dg = mul(d, float(static_cast<std::int8_t>(scales[8 * h + 2 * k + half16])));
+      const float dg = mul(d, float(static_cast<std::int8_t>((scales >> (8 * half16)) & 0xffu)));
 GEMMA3_BLOCKS_UNROLL
       for (int i = 0; i < 16; ++i) {
         const int l = 16 * half16 + i;
-        const int q = ((ql[l] >> nibble) & 0x0f) | ((qh[l] >> (2 * k)) & 3) << 4;
+        const int q = int((ql.byte(l) >> nibble) & 0x0fu) | int((qh.byte(l) >> (2 * k)) & 3u) << 4;
         y[l] = mul(dg, float(q - 32));
       }
     }
