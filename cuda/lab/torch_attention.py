@@ -14,6 +14,8 @@ of prefill_lab's table (same shapes, same columns).
   P2  the same, sliding window W = 512
   P3  4B-shaped  (num_heads 8, num_kv_heads 4, head_dim 256)  S = 32768  global
   P4  the same, sliding window W = 1024                          (P3, P4: not with --quick)
+  P5  4B-shaped                                               S = 8192   global
+  P6  the same, sliding window W = 1024 (the 4B+ window: the issue's 8K local row)
 
 Time: CUDA events around each call, the median of 20 after 3 warm-up calls. Useful
 TFLOP/s = 4 head_dim num_heads pairs / time, pairs = S (S + 1) / 2 causal, W S - W (W - 1) / 2
@@ -34,6 +36,8 @@ SHAPES = [
     ("P2", "1B", 4, 1, 256, 8192, 512),
     ("P3", "4B", 8, 4, 256, 32768, 0),
     ("P4", "4B", 8, 4, 256, 32768, 1024),
+    ("P5", "4B", 8, 4, 256, 8192, 0),
+    ("P6", "4B", 8, 4, 256, 8192, 1024),
 ]
 SCALE = 1.0 / 16.0  # query_pre_attn_scalar 256
 
@@ -98,7 +102,7 @@ def flex_call(torch, q, k, v, window):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="P1 and P2 only")
+    parser.add_argument("--quick", action="store_true", help="the S = 8192 rows only (P1, P2, P5, P6)")
     parser.add_argument("--csv", metavar="FILE", help="write the rows as CSV")
     args = parser.parse_args()
 
