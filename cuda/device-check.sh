@@ -89,7 +89,7 @@ if [[ -f $model ]]; then
   run model_decode_270m 90 "$lab/model_decode" "$model" --steps 64 --csv "$out/model_decode_270m.csv"
 fi
 if python3 -c "import torch" > /dev/null 2>&1; then
-  run torch_attention 150 python3 cuda/lab/torch_attention.py --csv "$out/torch_attention.csv"
+  run torch_attention 240 python3 cuda/lab/torch_attention.py --csv "$out/torch_attention.csv"
 else
   note "torch_attention: no PyTorch here, skipped"
 fi
