@@ -384,7 +384,9 @@ int run(const Options& opt) {
   for (const Row& r : rows)
     if ((r.id == "D1" || r.id == "S1") && r.version == name(Version::split))
       (r.context == (opt.smoke ? 256 : 4096) ? d1_4k : d1_32k) = r.us;
-  if (d1_4k > 0 && d1_32k > 0) std::printf("D1 split-K time at 32K / at 4K: %.2f (flat: ~1)\n", d1_32k / d1_4k);
+  if (d1_4k > 0 && d1_32k > 0)
+    std::printf("D1 split-K time at %s / at %s: %.2f (flat: ~1)\n", opt.smoke ? "2048" : "32K", opt.smoke ? "256" : "4K",
+                d1_32k / d1_4k);
 
   if (!opt.csv.empty()) {
     FILE* f = std::fopen(opt.csv.c_str(), "w");
