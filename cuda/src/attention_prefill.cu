@@ -539,11 +539,13 @@ void run_prefill(const AttentionArgs& a, cudaStream_t stream, const char* who) {
     throw std::invalid_argument(std::string(who) + ": workspace must be 16-byte aligned device memory of at least " +
                                 std::to_string(staged) + " bytes (attention_prefill_workspace), got " +
                                 std::to_string(a.workspace ? a.workspace_bytes : 0));
+  auto* k_fresh = static_cast<__nv_bfloat16*>(a.workspace);  // [T, num_kv_heads * D], then v's
+  __nv_bfloat16* v_fresh = k_fresh + staged / 2 / sizeof(__nv_bfloat16);
   Params p{};
   p.q = a.q;
   p.out = a.out;
-  p.k_fresh = static_cast<const __nv_bfloat16*>(a.workspace);
-  p.v_fresh = p.k_fresh + staged / 2 / sizeof(__nv_bfloat16);
+  p.k_fresh = k_fresh;
+  p.v_fresh = v_fresh;
   p.k_cache = a.k_cache;
   p.v_cache = a.v_cache;
   p.group = a.group;
@@ -565,8 +567,6 @@ void run_prefill(const AttentionArgs& a, cudaStream_t stream, const char* who) {
   const long long chunks = (long long)a.T * a.num_kv_heads * a.head_dim / 8;
   constexpr int kStageThreads = 256;
   const unsigned stage_blocks = unsigned((chunks + kStageThreads - 1) / kStageThreads);
-  auto* k_fresh = static_cast<__nv_bfloat16*>(a.workspace);
-  __nv_bfloat16* v_fresh = k_fresh + staged / 2 / sizeof(__nv_bfloat16);
   if (bf16) stage_fresh_kernel<KvType::bf16><<<stage_blocks, kStageThreads, 0, stream>>>(a.k_new, a.v_new, k_fresh, v_fresh, chunks);
   else stage_fresh_kernel<KvType::f16><<<stage_blocks, kStageThreads, 0, stream>>>(a.k_new, a.v_new, k_fresh, v_fresh, chunks);
   check_launch("attention_prefill: stage_fresh_kernel");

@@ -732,8 +732,9 @@ class CudaBackend final : public Backend {
                                     ", " + std::to_string(in) + "]");
     std::vector<Activations> outs;
     outs.reserve(jobs.size());
-    const bool all_blocks = std::all_of(jobs.begin(), jobs.end(), [&](const auto& j) { return as_blocks(*j.first); });
-    if (all_blocks && T <= kGemvMaxTokens && jobs.size() > 1 && jobs.size() <= std::size_t(kGemvMaxJobs)) {
+    const std::size_t block_weights = std::size_t(
+        std::count_if(jobs.begin(), jobs.end(), [&](const auto& j) { return as_blocks(*j.first); }));
+    if (block_weights == jobs.size() && T <= kGemvMaxTokens && jobs.size() > 1 && jobs.size() <= std::size_t(kGemvMaxJobs)) {
       // Options::keep_quantized, a few tokens: every W's GEMV in one launch
       std::vector<GemvJob> gemv;
       const float* x = read_ptr(X);
@@ -743,7 +744,7 @@ class CudaBackend final : public Backend {
                                ptr(outs.back())});
       }
       gemv_blocks_many(gemv.data(), int(gemv.size()), in, x, T, s_->stream);
-    } else if (std::any_of(jobs.begin(), jobs.end(), [&](const auto& j) { return as_blocks(*j.first); })) {
+    } else if (block_weights > 0) {
       // Options::keep_quantized: each W on its own (the GEMV, or the GEMM on a bf16 copy)
       for (const auto& j : jobs) {
         Activations y = make(T, j.first->rows);  // [T, out]
