@@ -177,7 +177,8 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
   __shared__ float s_m[kWalkers][G];     // [walkers, G] each walker's max
   __shared__ float s_l[kWalkers][G];     // [walkers, G] each walker's sum
   __shared__ float s_w[kWalkers][G];     // [walkers, G] merge weights 2^(m_w - m)
-  __shared__ float s_m_all[G], s_l_all[G];
+  __shared__ float s_m_all[G];          // [G] the split's max, all walkers merged
+  __shared__ float s_l_all[G];          // [G] the split's sum, all walkers merged
 
   const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
   const int walker = threadIdx.x / kLanes, lane = threadIdx.x % kLanes, d0 = lane * 8;

@@ -56,7 +56,8 @@ template <int kPer, KvType KT>
 __global__ void __launch_bounds__(kV1Warps * 32, 1) decode_v1_kernel(const V1Params p) {
   using Elem = typename KvTraits<KT>::T;
   __shared__ float s_o[kV1Warps][32 * kPer];  // [warps, head_dim (padded)]
-  __shared__ float s_m[kV1Warps], s_l[kV1Warps];
+  __shared__ float s_m[kV1Warps];
+  __shared__ float s_l[kV1Warps];
 
   const int D = p.head_dim;
   const int h = blockIdx.x, b = blockIdx.y;

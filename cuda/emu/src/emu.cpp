@@ -31,6 +31,13 @@ extern "C" void __tsan_read2(void* addr);
 extern "C" void __tsan_read16(void* addr);
 extern "C" void __tsan_write16(void* addr);
 #endif
+// GEMMA3_EMU_ASAN: linked into code built with -fsanitize=address (this file is built
+// without it): the fibers' stack switches are announced to AddressSanitizer, and the
+// bytes around each piece of device and shared memory are poisoned (map_guarded below).
+#ifdef GEMMA3_EMU_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 namespace gemma3_emu {
 namespace {
@@ -119,15 +126,29 @@ struct Context {
 #ifdef GEMMA3_EMU_TSAN
   void* tsan = nullptr;  // the fiber's ThreadSanitizer state
 #endif
+#ifdef GEMMA3_EMU_ASAN
+  const void* stack_bottom = nullptr;  // the context's stack, for AddressSanitizer
+  std::size_t stack_bytes = 0;
+  void* fake_stack = nullptr;  // its fake stack while another context runs
+#endif
 };
-void switch_context(Context* from, Context* to) {
+// `last`: `from` is never resumed (a fiber that exited or failed).
+void switch_context(Context* from, Context* to, bool last = false) {
 #ifdef GEMMA3_EMU_TSAN
   __tsan_switch_to_fiber(to->tsan, __tsan_switch_to_fiber_no_sync);
+#endif
+#ifdef GEMMA3_EMU_ASAN
+  __sanitizer_start_switch_fiber(last ? nullptr : &from->fake_stack, to->stack_bottom, to->stack_bytes);
+#else
+  (void)last;
 #endif
 #ifdef GEMMA3_EMU_FAST_SWITCH
   gemma3_emu_switch(&from->sp, to->sp);
 #else
   swapcontext(&from->uc, &to->uc);
+#endif
+#ifdef GEMMA3_EMU_ASAN
+  __sanitizer_finish_switch_fiber(from->fake_stack, nullptr, nullptr);
 #endif
 }
 
@@ -199,7 +220,7 @@ Block& block() {
   return *g_block;
 }
 
-void yield(Block& b, Fiber& f) { switch_context(&f.ctx, &b.main); }
+void yield(Block& b, Fiber& f, bool last = false) { switch_context(&f.ctx, &b.main, last); }
 
 void release(Block& b, State waiting, int warp) {
   for (Fiber& f : b.fibers)
@@ -230,26 +251,43 @@ void wait_at(Block& b, Fiber& f, Barrier& bar, State waiting, int warp) {
 
 void warp_wait(Block& b, Fiber& f, Warp& w) { wait_at(b, f, w.bar, State::at_warp_barrier, f.warp); }
 
+// Stops the kernel: the block's launcher reports `what`. The calling fiber is never
+// resumed, so it holds nothing that needs freeing (the message is moved out of it).
+[[noreturn]] void fail_with(std::string what) {
+  if (!g_block || !g_block->cur) throw std::logic_error("gemma3_emu: " + what);
+  Block& b = *g_block;
+  b.error = std::move(what);
+  yield(b, *b.cur, true);
+  std::abort();  // never resumed
+}
+
 [[noreturn]] void fiber_entry() {
+#ifdef GEMMA3_EMU_ASAN
+  // the switch from the block's launcher ends here, on this fiber's stack; its stack is
+  // the launcher's, where the fibers return to
+  __sanitizer_finish_switch_fiber(nullptr, &g_block->main.stack_bottom, &g_block->main.stack_bytes);
+#endif
   Block& b = *g_block;
   Fiber& f = *b.cur;
   hb_acquire(&b.start_sync);
+  std::string thrown;  // the exception is freed before the fiber stops
   try {
     (*b.body)();
   } catch (const std::exception& e) {
-    fail(e.what());
+    thrown = e.what();
   } catch (...) {
-    fail("an exception");
+    thrown = "an exception";
   }
-  if (!f.copies.empty()) fail("a thread exited with cp.async copies it never waited for (cp.async.wait_group)");
+  if (!thrown.empty()) fail_with(std::move(thrown));
+  if (!f.copies.empty()) fail_with("a thread exited with cp.async copies it never waited for (cp.async.wait_group)");
   f.state = State::done;
   --b.bar.live;
   Warp& w = b.warps[std::size_t(f.warp)];
   --w.bar.live;
-  if (w.bar.arrived > 0) fail((std::string("lane exited while its warp waits at ") + w.op).c_str());
+  if (w.bar.arrived > 0) fail_with(std::string("lane exited while its warp waits at ") + w.op);
   try_open(b, b.bar, State::at_block_barrier, -1);  // the others may wait only for this one
   hb_release(&b.end_sync);
-  yield(b, f);  // never resumed
+  yield(b, f, true);  // never resumed
   std::abort();
 }
 
@@ -275,6 +313,15 @@ void start_context(Context& c, char* stack) {
   c.uc.uc_link = nullptr;
   makecontext(&c.uc, fiber_entry, 0);
 #endif
+#ifdef GEMMA3_EMU_ASAN
+  // The stack may hold the poisoned frames of a fiber that never returned (one that
+  // failed); the new fiber starts on clean bytes.
+  const std::size_t page = std::size_t(sysconf(_SC_PAGESIZE));
+  c.stack_bottom = stack + page;
+  c.stack_bytes = kStackBytes - page;
+  __asan_unpoison_memory_region(stack + page, kStackBytes - page);
+  c.fake_stack = nullptr;
+#endif
 }
 
 std::string describe(const Block& b) {
@@ -287,11 +334,13 @@ std::string describe(const Block& b) {
          " at a warp instruction, " + std::to_string(b.bar.live) + " not exited";
 }
 
-// The order threads run in: GEMMA3_EMU_SCHEDULE = forward (the default: thread 0 first,
-// each to its next barrier or warp instruction), reverse (the last thread first), or
-// shuffle (any thread that can run, at random, at every step; seed GEMMA3_EMU_SEED). A
-// kernel that reads memory another thread wrote without a barrier between can give other
-// results under reverse or shuffle.
+// The order threads and blocks run in: GEMMA3_EMU_SCHEDULE = forward (the default:
+// thread 0 first, each to its next barrier or warp instruction; block (0, 0, 0) first, x
+// fastest), reverse (the last thread first, the last block first), or shuffle (any
+// thread that can run, at random, at every step; the blocks in a random order; seed
+// GEMMA3_EMU_SEED). A kernel that reads memory another thread wrote without a barrier
+// between, or that counts on one block running before another, can give other results
+// under reverse or shuffle.
 enum class Schedule { forward, reverse, shuffle };
 Schedule schedule() {
   static const Schedule s = [] {
@@ -310,6 +359,18 @@ std::mt19937& schedule_rng() {
     return e ? unsigned(std::strtoul(e, nullptr, 10)) : 1u;
   }());
   return rng;
+}
+
+// A grid's blocks in the order the schedule says.
+std::vector<uint3> block_order(const dim3& grid) {
+  std::vector<uint3> order;
+  order.reserve(std::size_t(grid.x) * grid.y * grid.z);
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) order.push_back(uint3{x, y, z});
+  if (schedule() == Schedule::reverse) std::reverse(order.begin(), order.end());
+  if (schedule() == Schedule::shuffle) std::shuffle(order.begin(), order.end(), schedule_rng());
+  return order;
 }
 
 void run_block(const dim3& grid, const dim3& bdim, uint3 bidx, unsigned char* smem, std::size_t smem_bytes,
@@ -380,11 +441,51 @@ void run_block(const dim3& grid, const dim3& bdim, uint3 bidx, unsigned char* sm
                       std::to_string(bidx.z) + "): " + b.error);
 }
 
+// ---- guarded memory ----------------------------------------------------------------------
+// Memory a kernel addresses (a cudaMalloc block, shared memory) has a mapping of its own:
+// an unmapped page, then the data pages, then another unmapped page. The `bytes`, rounded
+// up to `granule`, end where the second unmapped page begins, so an access past the
+// rounded end faults, and one far enough before the start meets the first page.
+// All bytes are 0xFF at first (NaN as float, bf16 and f16: a value never written shows).
+// Built with AddressSanitizer (GEMMA3_EMU_ASAN), the mapping's bytes outside
+// [data, data + bytes) are poisoned as well, so any access outside is reported, however
+// near.
+struct Guarded {
+  unsigned char* map = nullptr;  // nullptr: the mapping failed
+  std::size_t map_bytes = 0;
+  unsigned char* data = nullptr;
+};
+Guarded map_guarded(std::size_t bytes, std::size_t granule, int extra_flags) {
+  const std::size_t page = std::size_t(sysconf(_SC_PAGESIZE));
+  const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + granule - 1) / granule * granule;
+  const std::size_t data_pages = (rounded + page - 1) / page * page;
+  Guarded g;
+  g.map_bytes = data_pages + 2 * page;
+  void* m = mmap(nullptr, g.map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+  if (m == MAP_FAILED) return Guarded{};
+  g.map = static_cast<unsigned char*>(m);
+  mprotect(g.map, page, PROT_NONE);
+  mprotect(g.map + page + data_pages, page, PROT_NONE);
+  g.data = g.map + page + data_pages - rounded;
+  std::memset(g.data, 0xff, rounded);
+#ifdef GEMMA3_EMU_ASAN
+  __asan_poison_memory_region(g.map + page, std::size_t(g.data - (g.map + page)));
+  __asan_poison_memory_region(g.data + bytes, rounded - bytes);
+#endif
+  return g;
+}
+void unmap_guarded(const Guarded& g) {
+#ifdef GEMMA3_EMU_ASAN
+  __asan_unpoison_memory_region(g.map, g.map_bytes);  // the next mapping there starts clean
+#endif
+  munmap(g.map, g.map_bytes);
+}
+
 // ---- memory ------------------------------------------------------------------------------
 
 struct Allocation {
-  void* map;
-  std::size_t map_bytes, bytes;
+  Guarded mapping;
+  std::size_t bytes;
 };
 std::map<std::uintptr_t, Allocation>& device_allocations() {
   static std::map<std::uintptr_t, Allocation> m;
@@ -526,13 +627,21 @@ dim3 grid_dim() { return block().gdim; }
 int lane_id() { return block().cur->lane; }
 unsigned char* dynamic_shared() { return block().smem; }
 
-void fail(const char* what) {
-  if (!g_block || !g_block->cur) throw std::logic_error(std::string("gemma3_emu: ") + what);
-  Block& b = *g_block;
-  b.error = what;
-  yield(b, *b.cur);
-  std::abort();  // never resumed
+void* static_shared_bytes(std::size_t bytes, std::size_t align) {
+#ifdef GEMMA3_EMU_ASAN
+  const std::size_t granule = std::max<std::size_t>(align, 8);  // AddressSanitizer's: the tail is poisoned
+#else
+  const std::size_t granule = align;  // the end meets the unmapped page
+#endif
+  const Guarded g = map_guarded(bytes, granule, 0);
+  if (!g.map) {
+    std::fprintf(stderr, "gemma3_emu: cannot map %zu bytes of static shared memory\n", bytes);
+    std::abort();
+  }
+  return g.data;  // lives as long as the program, as a static does
 }
+
+void fail(const char* what) { fail_with(what); }
 
 void syncthreads() {
   Block& b = block();
@@ -544,12 +653,12 @@ WarpSlots warp_enter(const char* op, unsigned mask, const void* mine, std::size_
   Block& b = block();
   Fiber& f = *b.cur;
   Warp& w = b.warps[std::size_t(f.warp)];
-  if (mask != 0xffffffffu) fail((std::string(op) + ": the emulator takes only the full mask 0xffffffff").c_str());
-  if (bytes > sizeof(w.slots[0])) fail((std::string(op) + ": more than 32 bytes per lane").c_str());
-  if (w.bar.live != 32) fail((std::string(op) + ": a warp without all 32 lanes (some exited, or the block is not whole warps)").c_str());
+  if (mask != 0xffffffffu) fail_with(std::string(op) + ": the emulator takes only the full mask 0xffffffff");
+  if (bytes > sizeof(w.slots[0])) fail_with(std::string(op) + ": more than 32 bytes per lane");
+  if (w.bar.live != 32) fail_with(std::string(op) + ": a warp without all 32 lanes (some exited, or the block is not whole warps)");
   if (w.bar.arrived == 0) w.op = op;
   else if (std::strcmp(w.op, op) != 0)
-    fail((std::string("lanes of one warp at different warp instructions: ") + op + " and " + w.op).c_str());
+    fail_with(std::string("lanes of one warp at different warp instructions: ") + op + " and " + w.op);
   std::memcpy(w.slots[f.lane], mine, bytes);
   warp_wait(b, f, w);
   return WarpSlots{&w.slots[0][0]};
@@ -680,33 +789,22 @@ float half_bits_to_float(std::uint16_t h) {
   return sign * std::ldexp(float(1024 + m), e - 25);
 }
 
-// `bytes` (rounded up to 16) that end where an unmapped page begins, 16-byte aligned: a
-// kernel's dynamic shared memory, so a read or write past its end faults, as one past a
-// cudaMalloc block does.
+// A kernel's dynamic shared memory: `bytes`, 16-byte aligned, guarded as above.
 class GuardedBytes {
  public:
-  explicit GuardedBytes(std::size_t bytes) {
-    const std::size_t page = std::size_t(sysconf(_SC_PAGESIZE));
-    const std::size_t rounded = (std::max<std::size_t>(bytes, 16) + 15) & ~std::size_t(15);
-    map_bytes_ = (rounded + page - 1) / page * page + page;
-    map_ = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (map_ == MAP_FAILED) {
-      std::fprintf(stderr, "gemma3_emu: cannot map %zu bytes of shared memory\n", map_bytes_);
+  explicit GuardedBytes(std::size_t bytes) : g_(map_guarded(bytes, 16, 0)) {
+    if (!g_.map) {
+      std::fprintf(stderr, "gemma3_emu: cannot map %zu bytes of shared memory\n", bytes);
       std::abort();
     }
-    unsigned char* end = static_cast<unsigned char*>(map_) + map_bytes_ - page;
-    mprotect(end, page, PROT_NONE);
-    data_ = end - rounded;
   }
   GuardedBytes(const GuardedBytes&) = delete;
   GuardedBytes& operator=(const GuardedBytes&) = delete;
-  ~GuardedBytes() { munmap(map_, map_bytes_); }
-  unsigned char* data() const { return data_; }
+  ~GuardedBytes() { unmap_guarded(g_); }
+  unsigned char* data() const { return g_.data; }
 
  private:
-  void* map_ = nullptr;
-  std::size_t map_bytes_ = 0;
-  unsigned char* data_ = nullptr;
+  Guarded g_;
 };
 
 void launch(const void* fn, const LaunchConfig& c, std::function<void()> body) {
@@ -727,12 +825,10 @@ void launch(const void* fn, const LaunchConfig& c, std::function<void()> body) {
   submit(c.stream, Op{OpKind::kernel, fn, [cfg, shared_body] {
                         const GuardedBytes smem(cfg.smem);
                         unsigned char* base = smem.data();
-                        for (unsigned z = 0; z < cfg.grid.z; ++z)
-                          for (unsigned y = 0; y < cfg.grid.y; ++y)
-                            for (unsigned x = 0; x < cfg.grid.x; ++x) {
-                              std::memset(base, 0xff, cfg.smem);  // NaN bytes: a value never written shows
-                              run_block(cfg.grid, cfg.block, uint3{x, y, z}, base, cfg.smem, *shared_body);
-                            }
+                        for (const uint3& bidx : block_order(cfg.grid)) {
+                          std::memset(base, 0xff, cfg.smem);  // NaN bytes: a value never written shows
+                          run_block(cfg.grid, cfg.block, bidx, base, cfg.smem, *shared_body);
+                        }
                       }});
 }
 
@@ -836,19 +932,12 @@ cudaError_t cudaMalloc(void** out, std::size_t bytes) {
   for (const auto& a : device_allocations()) used += a.second.bytes;
   if (bytes > g_device_bytes || used > g_device_bytes - bytes) return set_last(cudaErrorMemoryAllocation);
   // The block starts 16-byte aligned (what vector loads need; cudaMalloc gives 256) and
-  // ends, rounded up to 16 bytes, where an unmapped page begins; it is filled with 0xFF
-  // bytes (NaN as float, bf16 and f16), as a GPU's memory holds whatever was there.
-  const std::size_t page = std::size_t(sysconf(_SC_PAGESIZE));
-  const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + 15) & ~std::size_t(15);
-  const std::size_t data_pages = (rounded + page - 1) / page * page;
-  const std::size_t map_bytes = data_pages + page;
-  void* m = mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (m == MAP_FAILED) return set_last(cudaErrorMemoryAllocation);
-  unsigned char* base = static_cast<unsigned char*>(m);
-  mprotect(base + data_pages, page, PROT_NONE);
-  unsigned char* p = base + data_pages - rounded;
-  std::memset(p, 0xff, rounded);
-  device_allocations()[reinterpret_cast<std::uintptr_t>(p)] = Allocation{m, map_bytes, bytes};
+  // ends, rounded up to 16 bytes, where an unmapped page begins (map_guarded); it is
+  // filled with 0xFF bytes, as a GPU's memory holds whatever was there.
+  const Guarded g = map_guarded(bytes, 16, MAP_NORESERVE);
+  if (!g.map) return set_last(cudaErrorMemoryAllocation);
+  unsigned char* p = g.data;
+  device_allocations()[reinterpret_cast<std::uintptr_t>(p)] = Allocation{g, bytes};
   *out = p;
   return cudaSuccess;
 }
@@ -858,7 +947,7 @@ cudaError_t cudaFree(void* p) {
   auto it = m.find(reinterpret_cast<std::uintptr_t>(p));
   if (it == m.end()) return set_last(cudaErrorInvalidValue);
   flush_all();  // cudaFree waits for the device
-  munmap(it->second.map, it->second.map_bytes);
+  unmap_guarded(it->second.mapping);
   m.erase(it);
   return cudaSuccess;
 }

@@ -2,22 +2,28 @@
 // that it runs kernels as the CUDA model says (barriers, warp shuffles, the tensor-core
 // fragments composing into a matrix product, streams that run only when waited for,
 // capture and graphs), and that it stops, with a message, the kernels a GPU would hang
-// on, and faults where a GPU would (a read past an allocation or past the dynamic shared
-// memory). Written in CUDA; the emulator's build rewrites the launches.
+// on, and faults where a GPU would (a read past an allocation or past the shared
+// memory). Written in CUDA; the emulator's build rewrites the launches and the
+// __shared__ declarations. Run in the AddressSanitizer build too (ctest
+// cuda_emu_asan_self), where the hidden [asan_bait_*] cases are the reads just outside
+// memory that only its poisoning sees.
 #include "catch.hpp"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace {
@@ -67,7 +73,8 @@ __global__ void shuffle_against_barrier(float* out) {
 // C (16 x 8, float) = A (16 x 16, bf16, row-major) B (16 x 8: stored as B^T, 8 x 16 row-major)
 // through ldmatrix and mma.m16n8k16, the prefill kernel's way.
 __global__ void mma_tile(const __nv_bfloat16* a, const __nv_bfloat16* bt, float* c) {
-  __shared__ __align__(16) __nv_bfloat16 as[16 * 16], bs[8 * 16];
+  __shared__ __align__(16) __nv_bfloat16 as[16 * 16];
+  __shared__ __align__(16) __nv_bfloat16 bs[8 * 16];
   const int lane = threadIdx.x;
   for (int i = lane; i < 256; i += 32) as[i] = a[i];
   for (int i = lane; i < 128; i += 32) bs[i] = bt[i];
@@ -84,6 +91,28 @@ __global__ void mma_tile(const __nv_bfloat16* a, const __nv_bfloat16* bt, float*
   c[g * 8 + 2 * t + 1] = acc[1];
   c[(g + 8) * 8 + 2 * t] = acc[2];
   c[(g + 8) * 8 + 2 * t + 1] = acc[3];
+}
+
+// Thread 0 reads s[i] of a static shared array of 8 floats; through a pointer, so that
+// only the memory's guards can see a bad i (not UBSan's check of the array's bounds).
+__global__ void read_static_shared(float* out, int i) {
+  __shared__ float s[8];
+  if (threadIdx.x < 8) s[threadIdx.x] = float(threadIdx.x);
+  __syncthreads();
+  const float* q = s;
+  if (threadIdx.x == 0) *out = q[i];
+}
+
+// Thread 0 reads x[i] of device memory.
+__global__ void read_device(const float* x, long long i, float* out) {
+  if (threadIdx.x == 0) *out = x[i];
+}
+
+// Each thread reads a[i] of an array of its own (registers or local memory on a GPU).
+__global__ void read_thread_array(float* out, int i) {
+  float a[4] = {1.f, 2.f, 3.f, float(threadIdx.x)};
+  const float* q = a;
+  out[threadIdx.x] = q[i];
 }
 
 // Thread 0 reads x[i] of the dynamic shared memory (`n` floats given at the launch).
@@ -137,6 +166,13 @@ __global__ void copy_async_without_barrier(const float* src, float* out) {
     gemma3_emu::cp_async_wait(0);
   }
   out[threadIdx.x] = buf[threadIdx.x % 4];
+}
+
+// Each thread takes the next slot of `order` (an atomic count) and writes its id there:
+// (block, x fastest) x 4 + thread, for blocks of 4 threads.
+__global__ void record_order(int* count, int* order) {
+  const int block = int(blockIdx.y * gridDim.x + blockIdx.x);
+  order[atomicAdd(count, 1)] = block * 4 + int(threadIdx.x);
 }
 
 __global__ void add_one(float* x, int n) {
@@ -203,16 +239,23 @@ TEST_CASE("emulator: a shuffle missing a lane, and barriers a GPU would hang on,
 
 namespace {
 // Whether `f`, run in a child process, dies of SIGSEGV (the child exits 0 otherwise).
+// Built with AddressSanitizer, the child reports the fault (or the access to poisoned
+// bytes) and exits with status 1 instead. The child's report goes nowhere.
 template <class F>
 bool faults(F f) {
   std::fflush(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
+    const int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, 2);
     f();
     std::_Exit(0);
   }
   int status = 0;
   waitpid(pid, &status, 0);
+#if defined(__SANITIZE_ADDRESS__)
+  if (WIFEXITED(status) && WEXITSTATUS(status) != 0) return true;
+#endif
   return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
 }
 }  // namespace
@@ -237,6 +280,95 @@ TEST_CASE("emulator: a read past a device allocation, or past the dynamic shared
     add_one<<<1, 32>>>(d, 17);
     (void)cudaDeviceSynchronize();
   }));
+  ok(cudaFree(d));
+}
+
+TEST_CASE("emulator: a read past a static __shared__ array, or just before a page-sized allocation, faults",
+          "[emu]") {
+  float* out = nullptr;
+  float* page = nullptr;
+  ok(cudaMalloc(&out, sizeof(float)));
+  ok(cudaMalloc(&page, 4096));  // whole pages: the unmapped page before it is right there
+  CHECK_FALSE(faults([&] {
+    read_static_shared<<<1, 32>>>(out, 7);
+    read_device<<<1, 32>>>(page, 1023, out);
+    (void)cudaDeviceSynchronize();
+  }));
+  float seen = 0.f;
+  read_static_shared<<<1, 32>>>(out, 7);
+  ok(cudaMemcpy(&seen, out, sizeof(float), cudaMemcpyDeviceToHost));
+  CHECK(seen == 7.f);
+  CHECK(faults([&] {
+    read_static_shared<<<1, 32>>>(out, 8);
+    (void)cudaDeviceSynchronize();
+  }));
+  CHECK(faults([&] {
+    read_device<<<1, 32>>>(page, -1, out);
+    (void)cudaDeviceSynchronize();
+  }));
+  ok(cudaFree(page));
+  ok(cudaFree(out));
+}
+
+// Hidden (run only by name): each ctest cuda_emu_asan_bait_* runs one in the
+// AddressSanitizer build and passes when it reports the access. None of these reads
+// reaches an unmapped page, so only the poisoned bytes around the memory show them.
+namespace {
+void asan_bait(void (*launch)(float* out, float* d3, float* d16)) {
+  float *out = nullptr, *d3 = nullptr, *d16 = nullptr;
+  ok(cudaMalloc(&out, 64 * sizeof(float)));
+  ok(cudaMalloc(&d3, 3 * sizeof(float)));  // 12 bytes: 4 bytes of rounding after them
+  ok(cudaMalloc(&d16, 16 * sizeof(float)));
+  launch(out, d3, d16);
+  ok(cudaDeviceSynchronize());
+}
+}  // namespace
+TEST_CASE("emulator: AddressSanitizer reports a read just before a static __shared__ array",
+          "[.][asan_bait_static_shared_before]") {
+  asan_bait([](float* out, float*, float*) { read_static_shared<<<1, 32>>>(out, -1); });
+}
+TEST_CASE("emulator: AddressSanitizer reports a read just before a device allocation", "[.][asan_bait_device_before]") {
+  asan_bait([](float* out, float*, float* d16) { read_device<<<1, 32>>>(d16, -1, out); });
+}
+TEST_CASE("emulator: AddressSanitizer reports a read in a device allocation's rounding",
+          "[.][asan_bait_device_tail]") {
+  asan_bait([](float* out, float* d3, float*) { read_device<<<1, 32>>>(d3, 3, out); });
+}
+TEST_CASE("emulator: AddressSanitizer reports a read past a thread's own array", "[.][asan_bait_thread_array]") {
+  asan_bait([](float* out, float*, float*) { read_thread_array<<<1, 32>>>(out, 4); });
+}
+
+// ctest runs this with each GEMMA3_EMU_SCHEDULE (cuda_emu_self: forward, the default;
+// cuda_emu_schedule_reverse, cuda_emu_schedule_shuffle).
+TEST_CASE("emulator: GEMMA3_EMU_SCHEDULE orders the threads of a block and the blocks of a grid",
+          "[emu][schedule]") {
+  const char* e = std::getenv("GEMMA3_EMU_SCHEDULE");
+  const std::string schedule = e && *e ? e : "forward";
+  int* d = nullptr;
+  ok(cudaMalloc(&d, 25 * sizeof(int)));
+  ok(cudaMemset(d, 0, 25 * sizeof(int)));
+  record_order<<<dim3(3, 2), 4>>>(d, d + 1);  // 6 blocks of 4 threads
+  const std::vector<int> order = host(d + 1, 24);
+  INFO("GEMMA3_EMU_SCHEDULE=" << schedule);
+  std::vector<int> sorted = order;
+  std::sort(sorted.begin(), sorted.end());
+  for (int i = 0; i < 24; ++i) REQUIRE(sorted[std::size_t(i)] == i);  // every thread once
+  for (int i = 0; i < 24; i += 4)  // blocks never overlap: a block's 4 threads run together
+    for (int k = 1; k < 4; ++k) CHECK(order[std::size_t(i + k)] / 4 == order[std::size_t(i)] / 4);
+  bool forward = true, reverse = true;
+  for (int i = 0; i < 24; ++i) {
+    forward = forward && order[std::size_t(i)] == i;
+    reverse = reverse && order[std::size_t(i)] == 23 - i;
+  }
+  if (schedule == "forward") CHECK(forward);
+  if (schedule == "reverse") CHECK(reverse);
+  if (schedule == "shuffle") {
+    CHECK_FALSE(forward);
+    CHECK_FALSE(reverse);
+    int blocks_in_order = 0;  // the blocks' order is not (0, 0), (1, 0), ... either
+    for (int i = 4; i < 24; i += 4) blocks_in_order += order[std::size_t(i)] / 4 == order[std::size_t(i - 4)] / 4 + 1;
+    CHECK(blocks_in_order < 5);
+  }
   ok(cudaFree(d));
 }
 

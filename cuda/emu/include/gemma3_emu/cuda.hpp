@@ -5,23 +5,30 @@
 // GPU (cuda/emu/CMakeLists.txt builds cuda/src and cuda/tests against it).
 //
 // The model of execution:
-//   - A launch runs its blocks one after another. Every thread of a block is a fiber
-//     (its own stack) on one CPU thread; a fiber runs until it reaches __syncthreads or a
-//     warp-wide instruction (__shfl_*_sync, ldmatrix, mma), then the next fiber runs. A
-//     barrier opens when every thread still running has reached it, as on the device.
-//   - __shared__ memory is one copy per kernel (blocks never overlap in time). The
-//     dynamic part (extern __shared__) ends at an unmapped page, as device memory does.
+//   - A launch runs its blocks one after another (in the order GEMMA3_EMU_SCHEDULE
+//     says: src/emu.cpp). Every thread of a block is a fiber (its own stack) on one CPU
+//     thread; a fiber runs until it reaches __syncthreads or a warp-wide instruction
+//     (__shfl_*_sync, ldmatrix, mma), then the next fiber runs. A barrier opens when
+//     every thread still running has reached it, as on the device.
+//   - __shared__ memory is one copy per kernel (blocks never overlap in time). Each static
+//     __shared__ array, and the dynamic part (extern __shared__), ends at an unmapped
+//     page, as device memory does (static_shared below).
 //   - Streams are queues: work runs when the host waits for it (a stream or device
 //     synchronize, a copy to pageable memory, an event wait), in stream order, so a host
 //     read that does not wait sees stale data, as it would on a GPU. Streams run in the
 //     order they were made; nothing runs concurrently.
 //   - Stream capture records the calls into a graph; launching the graph replays them.
 //     A graph update fails unless the new graph has the same nodes (kinds and kernels).
-//   - Device memory is host memory. Each cudaMalloc block is filled with NaN bytes (0xFF)
-//     and ends (rounded up to 16 bytes) at an unmapped page, so a read past its end
-//     faults; copies and cuBLAS calls must stay inside one allocation. The device holds
-//     16 GiB (gemma3_emu::set_device_memory changes it): a cudaMalloc past that fails
-//     with cudaErrorMemoryAllocation, which cudaGetLastError then returns, as on a GPU.
+//   - Device memory is host memory. Each cudaMalloc block is filled with NaN bytes (0xFF),
+//     ends (rounded up to 16 bytes) at an unmapped page and has another before it, so a
+//     read past its end faults; copies and cuBLAS calls must stay inside one allocation.
+//     The device holds 16 GiB (gemma3_emu::set_device_memory changes it): a cudaMalloc
+//     past that fails with cudaErrorMemoryAllocation, which cudaGetLastError then
+//     returns, as on a GPU.
+//   - Built with AddressSanitizer (the gemma3_cuda_emu_asan_* programs), every byte around
+//     device memory and shared memory that the kernel was not given is poisoned, so a
+//     read or write just before or just past it is reported, and the fibers' stacks are
+//     announced at each switch, so an overrun of a thread's own arrays is reported too.
 //   - Warp-wide instructions need all 32 lanes with a full mask; a lane that exits while
 //     its warp waits, lanes that reach different warp instructions, or threads waiting at
 //     different barriers stop the kernel with a message (cudaErrorLaunchFailure).
@@ -58,7 +65,7 @@
 #define __noinline__
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
-#define __shared__ static
+#define __shared__ static  // code cuda/emu/CMakeLists.txt does not rewrite (none in cuda/src)
 #define __constant__ static
 
 struct uint3 { unsigned x, y, z; };
@@ -87,6 +94,19 @@ dim3 block_dim();
 dim3 grid_dim();
 void syncthreads();
 unsigned char* dynamic_shared();
+// A static __shared__ declaration in a kernel source, `__shared__ [__align__(A)] T name[N];`,
+// is rewritten by cuda/emu/CMakeLists.txt into
+//   static auto& name = ::gemma3_emu::static_shared<T[N], A (or 0)>();
+// memory of its own, made at the first call, whose end meets an unmapped page (and, in the
+// AddressSanitizer build, whose every byte outside is poisoned), so an access past the
+// array faults, as one past the dynamic part does. One copy per declaration (and template
+// instance), as a static has.
+void* static_shared_bytes(std::size_t bytes, std::size_t align);
+template <class T, std::size_t Align>
+T& static_shared() {
+  constexpr std::size_t align = Align > alignof(T) ? Align : alignof(T);
+  return *static_cast<T*>(static_shared_bytes(sizeof(T), align));
+}
 [[noreturn]] void fail(const char* what);
 // A warp-wide exchange: each lane puts `bytes` (<= 32) bytes in, then reads any lane's
 // (slot(l) = lane l's bytes) until it leaves. All 32 lanes must take part.
